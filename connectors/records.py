@@ -1,0 +1,112 @@
+"""The records every connector yields and accepts, and the interface a connector implements.
+
+A connector speaks to one outside system (Label Studio, or files); the store and the rounds only ever see
+these records, so the scoring never knows where the labels came from.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Item:
+    """One task of the source project: its data as the labelling tool holds it, and the text to model."""
+
+    item_id: str
+    data: dict
+    text: str | None
+    updated_at: str | None = None
+
+
+@dataclass(frozen=True)
+class AnnotationRecord:
+    """One annotation. ``label`` is None when the annotation was skipped or carries no choice.
+
+    ``valid`` is False when the choice is not a class of the labeling config: stored, never scored.
+    ``kind`` is "annotation" (source project) or "review" (an answer to a relabel review task).
+    """
+
+    annotation_id: str
+    item_id: str
+    annotator_id: str
+    label: str | None
+    created_at: str | None
+    updated_at: str | None
+    kind: str = "annotation"
+    skipped: bool = False
+    valid: bool = True
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    """What `relabel init` prints and what scoring needs to know about the project."""
+
+    project_id: int
+    title: str
+    classes: tuple[str, ...]
+    label_tag: str
+    text_field: str | None
+    n_tasks: int
+    n_annotations: int
+    label_config: str = ""
+
+
+@dataclass(frozen=True)
+class Pull:
+    """What one pull brought back. ``all_annotation_ids`` is set on a full reconcile, to detect deletions."""
+
+    items: list[Item]
+    annotations: list[AnnotationRecord]
+    all_annotation_ids: set[str] | None = None
+    cursor: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReviewRequest:
+    """An item relabel wants a person to look at in a round."""
+
+    item_id: str
+    round: int
+    data: dict
+    quality: float
+    reason: str
+    suggested_label: str
+
+
+@dataclass(frozen=True)
+class PushedTask:
+    """Where a review request landed: the project and task id in the labelling tool."""
+
+    item_id: str
+    round: int
+    target_project: int
+    task_id: int
+    mode: str
+
+
+@dataclass(frozen=True)
+class ReviewAnswer:
+    """A reviewer's answer to a pushed task. ``label`` is None when the reviewer skipped it."""
+
+    item_id: str
+    round: int
+    task_id: int
+    reviewer: str
+    label: str | None
+    answered_at: str | None
+    annotation_id: str | None = None
+
+
+class Connector(Protocol):
+    """What relabel needs from a labelling tool. Every write is idempotent: calling it twice creates nothing new."""
+
+    def describe(self) -> ProjectInfo: ...
+
+    def pull(self, since: str | None = None, reconcile: bool = False) -> Pull: ...
+
+    def push(self, requests: list[ReviewRequest], *, mode: str = "project",
+             show_suggestion: bool = True) -> list[PushedTask]: ...
+
+    def collect(self, pushed: list[PushedTask]) -> list[ReviewAnswer]: ...
