@@ -1,0 +1,443 @@
+"""The SQLite store: the only module that touches SQLite (through sqlite-utils, in WAL mode).
+
+It holds what relabel pulled (items, annotations), what each round computed (scores, annotator_scores,
+annotation_scores, selections), what it pushed (review_tasks), what reviewers answered (decisions), the embedding
+cache, an audit log (events) and a little metadata (project id, classes, pull cursor, schema version).
+
+Every multi-row write runs inside one transaction (``Database.atomic``), so a failure half way leaves nothing
+half-written. Secrets (API keys) are never written here.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import sqlite_utils
+
+from connectors.records import AnnotationRecord, ProjectInfo, Pull, PushedTask, ReviewAnswer
+from .annotations import Annotations
+from .errors import InputError, StoreError, preview
+
+SCHEMA_VERSION = 1
+# SQLite's default limit on bound parameters in one statement is 32766 since 3.32 but 999 before; chunk
+# lookups so the store works on either.
+_MAX_SQL_PARAMS = 900
+# Another process (a second `relabel` command, a test) may hold the write lock for a moment: wait this many
+# milliseconds before giving up with "database is locked".
+_BUSY_TIMEOUT_MS = 10_000
+
+_TABLES: dict[str, tuple[dict, object]] = {
+    "meta": ({"key": str, "value": str}, "key"),
+    "items": ({"item_id": str, "data": str, "text": str, "updated_at": str, "deleted": int}, "item_id"),
+    "annotations": ({"annotation_id": str, "item_id": str, "annotator_id": str, "label": str,
+                     "created_at": str, "updated_at": str, "kind": str, "skipped": int, "valid": int,
+                     "deleted": int}, "annotation_id"),
+    "rounds": ({"round": int, "status": str, "method": str, "note": str, "items": int, "labelled_items": int,
+                "annotations": int, "annotators": int, "expected_remaining_errors": float,
+                "label_issues": int, "model_weight": float, "budget": int, "mode": str,
+                "scored_at": str, "selected_at": str, "pushed_at": str}, "round"),
+    "scores": ({"round": int, "item_id": str, "labelled": int, "consensus_label": str, "quality": float,
+                "agreement": float, "num_annotations": int, "posterior": float, "model_label": str,
+                "model_prob": float, "label_issue": int, "active_score": float, "reviewed": int,
+                "final_label": str}, ("round", "item_id")),
+    "annotator_scores": ({"round": int, "annotator_id": str, "quality": float, "agreement": float,
+                          "worst_class": str, "num_labels": int, "weight": float}, ("round", "annotator_id")),
+    "annotation_scores": ({"round": int, "annotation_id": str, "quality": float}, ("round", "annotation_id")),
+    "selections": ({"round": int, "item_id": str, "rank": int, "quality": float, "reason": str,
+                    "suggested": str}, ("round", "item_id")),
+    "review_tasks": ({"round": int, "item_id": str, "mode": str, "target_project": int, "task_id": int,
+                      "reason": str, "quality": float, "suggested": str, "pushed_at": str}, ("round", "item_id")),
+    "decisions": ({"task_id": int, "reviewer": str, "round": int, "item_id": str, "label": str,
+                   "previous_label": str, "outcome": str, "answered_at": str, "annotation_id": str,
+                   "collected_at": str}, ("task_id", "reviewer")),
+    "embeddings": ({"model_id": str, "text_hash": str, "dim": int, "vector": bytes}, ("model_id", "text_hash")),
+    "events": ({"id": int, "at": str, "round": int, "step": str, "message": str, "details": str}, "id"),
+}
+_INDEXES = [
+    ("annotations", ["item_id"]),
+    ("annotations", ["annotator_id"]),
+    ("review_tasks", ["item_id"]),
+    ("decisions", ["item_id"]),
+]
+
+
+def now() -> str:
+    """The current UTC time as ISO 8601, the one timestamp format in the store."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class PullSummary:
+    """What a pull changed in the store."""
+
+    items: int
+    new: int
+    changed: int
+    unchanged: int
+    deleted: int
+    warnings: tuple[str, ...] = ()
+
+
+class Store:
+    """A relabel store for one Label Studio project.
+
+    >>> store = Store("relabel.db")            # doctest: +SKIP
+    >>> store.bind_project(info)               # refuses a store made for another project
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            if self.path.parent and not self.path.parent.exists():
+                raise StoreError(f"The folder {str(self.path.parent)!r} of the store does not exist; "
+                                 "create it or point the 'store' setting elsewhere.")
+            self.db = sqlite_utils.Database(self.path)
+            self.db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            if str(self.path) != ":memory:":
+                self.db.enable_wal()
+            self._create_schema()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"Cannot open the store {str(self.path)!r} ({exc}); is it a relabel store? "
+                             "Point the 'store' setting at a new file or fix the file.") from exc
+
+    # ---- lifecycle --------------------------------------------------------------------------------------
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _create_schema(self) -> None:
+        with self.db.atomic():
+            for name, (columns, pk) in _TABLES.items():
+                if not self.db[name].exists():
+                    self.db[name].create(columns, pk=pk, not_null=None)
+            for table, cols in _INDEXES:
+                self.db[table].create_index(cols, if_not_exists=True)
+        version = self.get_meta("schema_version")
+        if version is None:
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+        elif int(version) > SCHEMA_VERSION:
+            raise StoreError(f"The store {str(self.path)!r} has schema version {version}, newer than this relabel "
+                             f"({SCHEMA_VERSION}); upgrade relabel.")
+
+    # ---- meta ---------------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("select value from meta where key = ?", [key]).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        with self.db.atomic():
+            self.db["meta"].upsert({"key": key, "value": value}, pk="key")
+
+    @property
+    def project_id(self) -> int | None:
+        value = self.get_meta("project_id")
+        return None if value is None else int(value)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        value = self.get_meta("classes")
+        return tuple(json.loads(value)) if value else ()
+
+    def check_project(self, project_id: int) -> None:
+        """Raise StoreError when this store was made for another project."""
+        mine = self.project_id
+        if mine is not None and int(project_id) != mine:
+            raise StoreError(f"The store {str(self.path)!r} belongs to project {mine}, not project {project_id}; "
+                             "use another 'store' path for this project.")
+
+    def bind_project(self, info: ProjectInfo) -> None:
+        """Record the project this store is for (its id, classes, label tag); refuse a different project."""
+        self.check_project(info.project_id)
+        with self.db.atomic():
+            for key, value in (("project_id", str(info.project_id)), ("project_title", info.title),
+                               ("classes", json.dumps(list(info.classes))), ("label_tag", info.label_tag),
+                               ("text_field", info.text_field)):
+                self.db["meta"].upsert({"key": key, "value": value}, pk="key")
+
+    # ---- events (audit log) -----------------------------------------------------------------------------
+    def log_event(self, step: str, message: str, round: int | None = None, details: dict | None = None) -> None:
+        """Append one line to the audit log. Never pass secrets in ``details``."""
+        with self.db.atomic():
+            self.db["events"].insert({"at": now(), "round": round, "step": step, "message": message,
+                                      "details": json.dumps(details) if details else None})
+
+    def events(self, step: str | None = None) -> list[dict]:
+        where, params = ("where step = ?", [step]) if step else ("", [])
+        return list(self.db.query(f"select * from events {where} order by id", params))
+
+    # ---- pull -------------------------------------------------------------------------------------------
+    def apply_pull(self, pull: Pull) -> PullSummary:
+        """Upsert the pulled items and annotations (by id) in one transaction; mark deletions on a reconcile."""
+        records = list(pull.annotations)
+        ids = [r.annotation_id for r in records]
+        if len(set(ids)) != len(ids):
+            dup = sorted({i for i in ids if ids.count(i) > 1})
+            raise InputError(f"The pull returned annotation ids {preview(dup)} more than once; "
+                             "the connector must return each annotation once.")
+        before = self._annotation_fingerprints(ids)
+        rows = [_annotation_row(r) for r in records]
+        new = sum(1 for r in rows if r["annotation_id"] not in before)
+        changed = sum(1 for r in rows if r["annotation_id"] in before
+                      and before[r["annotation_id"]] != _fingerprint(r))
+        deleted = 0
+        with self.db.atomic():
+            if pull.items:
+                self.db["items"].upsert_all(
+                    [{"item_id": str(it.item_id), "data": json.dumps(it.data, sort_keys=True), "text": it.text,
+                      "updated_at": it.updated_at, "deleted": 0} for it in pull.items], pk="item_id")
+            if rows:
+                self.db["annotations"].upsert_all(rows, pk="annotation_id")
+            if pull.all_annotation_ids is not None:
+                keep = {str(i) for i in pull.all_annotation_ids}
+                live = [r[0] for r in self.db.execute(
+                    "select annotation_id from annotations where deleted = 0 and kind = 'annotation'").fetchall()]
+                gone = [a for a in live if a not in keep]
+                for chunk in _chunks(gone):
+                    self.db.execute(f"update annotations set deleted = 1 where annotation_id in "
+                                    f"({','.join('?' * len(chunk))})", chunk)
+                deleted = len(gone)
+            if pull.cursor is not None:
+                self.db["meta"].upsert({"key": "pull_cursor", "value": pull.cursor}, pk="key")
+        return PullSummary(items=len(pull.items), new=new, changed=changed,
+                           unchanged=len(rows) - new - changed, deleted=deleted, warnings=tuple(pull.warnings))
+
+    def _annotation_fingerprints(self, ids: list[str]) -> dict[str, tuple]:
+        out: dict[str, tuple] = {}
+        for chunk in _chunks([str(i) for i in ids]):
+            for row in self.db.query(f"select * from annotations where annotation_id in "
+                                     f"({','.join('?' * len(chunk))})", chunk):
+                out[row["annotation_id"]] = _fingerprint(row)
+        return out
+
+    # ---- reading items and annotations -----------------------------------------------------------------
+    def items(self) -> list[dict]:
+        """Every live item in the order it was first pulled: item_id, text, data (dict)."""
+        return [{"item_id": r["item_id"], "text": r["text"], "data": json.loads(r["data"] or "{}")}
+                for r in self.db.query("select item_id, text, data from items where deleted = 0 order by rowid")]
+
+    def item_data(self, item_ids: Iterable[str]) -> dict[str, dict]:
+        out = {}
+        for chunk in _chunks([str(i) for i in item_ids]):
+            for r in self.db.query(f"select item_id, data from items where item_id in "
+                                   f"({','.join('?' * len(chunk))})", chunk):
+                out[r["item_id"]] = json.loads(r["data"] or "{}")
+        return out
+
+    def _scorable_rows(self) -> list[tuple]:
+        # Only labels that count: a source-project annotation, with a valid choice, not skipped, not deleted,
+        # and not an answer to a review task (in-place reviews land in the source project too).
+        return self.db.execute(
+            "select a.annotation_id, a.item_id, a.annotator_id, a.label from annotations a "
+            "join items i on i.item_id = a.item_id "
+            "where a.kind = 'annotation' and a.deleted = 0 and a.skipped = 0 and a.valid = 1 "
+            "and a.label is not null and i.deleted = 0 "
+            "and a.annotation_id not in (select annotation_id from decisions where annotation_id is not null) "
+            "order by i.rowid, a.rowid").fetchall()
+
+    def annotations_table(self) -> Annotations:
+        """The labels that count, encoded once: valid, non-skipped, non-deleted; classes from the project."""
+        return self.scoring_table()[0]
+
+    def scoring_table(self) -> tuple[Annotations, np.ndarray]:
+        """``annotations_table()`` plus the annotation id of each row (for per-annotation scores)."""
+        rows = self._scorable_rows()
+        classes = self.classes
+        if not classes:
+            raise StoreError(f"The store {str(self.path)!r} does not know the project's classes yet; "
+                             "run `relabel init` (or `relabel pull`) first.")
+        ann_ids = np.array([r[0] for r in rows], dtype=object)
+        table = Annotations.from_records([r[1] for r in rows], [r[2] for r in rows],
+                                         np.array([r[3] for r in rows], dtype=object), classes=classes)
+        return table, ann_ids
+
+    def annotation_counts(self) -> dict[str, int]:
+        """Number of counted labels per annotator (what Label Studio's own counts should match)."""
+        return {r[0]: r[1] for r in self.db.execute(
+            "select a.annotator_id, count(*) from annotations a join items i on i.item_id = a.item_id "
+            "where a.kind = 'annotation' and a.deleted = 0 and a.skipped = 0 and i.deleted = 0 "
+            "group by a.annotator_id order by a.annotator_id").fetchall()}
+
+    def count(self, table: str, where: str = "", params: list | None = None) -> int:
+        if table not in _TABLES:
+            raise StoreError(f"No table {table!r} in the store.")
+        sql = f"select count(*) from {table}" + (f" where {where}" if where else "")
+        return int(self.db.execute(sql, params or []).fetchone()[0])
+
+    # ---- rounds and scores ------------------------------------------------------------------------------
+    def rounds(self) -> list[dict]:
+        return list(self.db.query("select * from rounds order by round"))
+
+    def latest_round(self) -> dict | None:
+        rows = list(self.db.query("select * from rounds order by round desc limit 1"))
+        return rows[0] if rows else None
+
+    def save_scores(self, round_row: dict, item_rows: list[dict], annotator_rows: list[dict],
+                    annotation_rows: list[dict]) -> None:
+        """Write a round and all its scores in one transaction, replacing an earlier unpushed scoring of it."""
+        rnd = int(round_row["round"])
+        existing = self.db.execute("select status from rounds where round = ?", [rnd]).fetchone()
+        if existing is not None and existing[0] == "pushed":
+            raise StoreError(f"Round {rnd} was already pushed; its scores are final. Start a new round.")
+        with self.db.atomic():
+            for table in ("scores", "annotator_scores", "annotation_scores", "selections"):
+                self.db.execute(f"delete from {table} where round = ?", [rnd])
+            self.db["rounds"].upsert(round_row, pk="round")
+            _insert(self.db, "scores", [{**r, "round": rnd} for r in item_rows])
+            _insert(self.db, "annotator_scores", [{**r, "round": rnd} for r in annotator_rows])
+            _insert(self.db, "annotation_scores", [{**r, "round": rnd} for r in annotation_rows])
+
+    def scores(self, round: int) -> list[dict]:
+        return list(self.db.query("select s.* from scores s join items i on i.item_id = s.item_id "
+                                  "where s.round = ? order by i.rowid", [round]))
+
+    def annotator_scores(self, round: int) -> list[dict]:
+        return list(self.db.query("select * from annotator_scores where round = ? "
+                                  "order by quality is null, quality, agreement, annotator_id", [round]))
+
+    def annotation_scores(self, round: int) -> dict[str, float]:
+        return {r["annotation_id"]: r["quality"]
+                for r in self.db.query("select * from annotation_scores where round = ?", [round])}
+
+    def save_selection(self, round: int, rows: list[dict], budget: int, mode: str) -> None:
+        """Record which items a round sends to review (fixed once made, so pushing again adds nothing)."""
+        with self.db.atomic():
+            self.db.execute("delete from selections where round = ?", [round])
+            _insert(self.db, "selections", [{**r, "round": round} for r in rows])
+            self.db.execute("update rounds set status = 'selected', selected_at = ?, budget = ?, mode = ? "
+                            "where round = ?", [now(), budget, mode, round])
+
+    def selection(self, round: int) -> list[dict]:
+        return list(self.db.query("select * from selections where round = ? order by rank", [round]))
+
+    # ---- review tasks and decisions ---------------------------------------------------------------------
+    def record_pushed(self, round: int, tasks: list[PushedTask], selection: list[dict],
+                      mark_pushed: bool) -> int:
+        """Record review tasks the connector created (only after it returned); returns how many were new."""
+        by_item = {r["item_id"]: r for r in selection}
+        stamp = now()
+        rows = []
+        for t in tasks:
+            sel = by_item.get(str(t.item_id), {})
+            rows.append({"round": int(t.round), "item_id": str(t.item_id), "mode": t.mode,
+                         "target_project": int(t.target_project), "task_id": int(t.task_id),
+                         "reason": sel.get("reason"), "quality": sel.get("quality"),
+                         "suggested": sel.get("suggested"), "pushed_at": stamp})
+        known = {(r["round"], r["item_id"]) for r in self.review_tasks()}
+        new = sum(1 for r in rows if (r["round"], r["item_id"]) not in known)
+        with self.db.atomic():
+            if rows:
+                self.db["review_tasks"].upsert_all(rows, pk=("round", "item_id"))
+            if mark_pushed:
+                self.db.execute("update rounds set status = 'pushed', pushed_at = ? where round = ?", [stamp, round])
+        return new
+
+    def review_tasks(self, round: int | None = None) -> list[dict]:
+        where, params = ("where round = ?", [round]) if round is not None else ("", [])
+        return list(self.db.query(f"select * from review_tasks {where} order by round, rowid", params))
+
+    def record_decisions(self, answers: list[ReviewAnswer]) -> list[dict]:
+        """Turn reviewers' answers into decisions (upsert by task and reviewer); returns the rows written."""
+        tasks = {(r["task_id"]): r for r in self.review_tasks()}
+        previous = {}
+        for r in self.db.query("select round, item_id, consensus_label from scores where item_id in "
+                               "(select item_id from review_tasks)"):
+            previous[(r["round"], r["item_id"])] = r["consensus_label"]
+        stamp = now()
+        rows = []
+        for a in answers:
+            task = tasks.get(int(a.task_id))
+            if task is None:
+                raise StoreError(f"Review task {a.task_id} (item {a.item_id!r}) was never recorded as pushed; "
+                                 "run `relabel push` to record it before collecting.")
+            prev = task["suggested"] or previous.get((task["round"], task["item_id"]))
+            if a.label is None:
+                outcome = "skipped"
+            elif a.label == prev:
+                outcome = "confirmed"
+            else:
+                outcome = "corrected"
+            rows.append({"task_id": int(a.task_id), "reviewer": str(a.reviewer), "round": int(task["round"]),
+                         "item_id": task["item_id"], "label": a.label, "previous_label": prev,
+                         "outcome": outcome, "answered_at": a.answered_at, "annotation_id": a.annotation_id,
+                         "collected_at": stamp})
+        if rows:
+            with self.db.atomic():
+                self.db["decisions"].upsert_all(rows, pk=("task_id", "reviewer"))
+        return rows
+
+    def decisions(self) -> list[dict]:
+        return list(self.db.query("select * from decisions order by round, answered_at, rowid"))
+
+    def final_labels(self) -> dict[str, str]:
+        """Each reviewed item's reviewer label: the latest non-skipped decision wins."""
+        out: dict[str, str] = {}
+        for r in self.db.query("select item_id, label from decisions where label is not null "
+                               "order by answered_at, rowid"):
+            out[r["item_id"]] = r["label"]
+        return out
+
+    def waiting_item_ids(self) -> set[str]:
+        """Items with a pushed review task that nobody has answered yet."""
+        return {r[0] for r in self.db.execute(
+            "select t.item_id from review_tasks t where not exists "
+            "(select 1 from decisions d where d.task_id = t.task_id)").fetchall()}
+
+    # ---- embedding cache (used by relabel.model) ---------------------------------------------------------
+    def cached_embeddings(self, model_id: str, text_hashes: list[str]) -> dict[str, np.ndarray]:
+        """The cached vectors among ``text_hashes`` for ``model_id`` (float32), keyed by text hash."""
+        out: dict[str, np.ndarray] = {}
+        for chunk in _chunks(list(dict.fromkeys(text_hashes))):
+            sql = (f"select text_hash, dim, vector from embeddings where model_id = ? and text_hash in "
+                   f"({','.join('?' * len(chunk))})")
+            for h, dim, blob in self.db.execute(sql, [model_id, *chunk]).fetchall():
+                out[h] = np.frombuffer(blob, dtype=np.float32, count=dim).copy()
+        return out
+
+    def save_embeddings(self, model_id: str, text_hashes: list[str], vectors: np.ndarray) -> None:
+        """Cache one float32 vector per text hash for ``model_id`` (replacing any earlier vector)."""
+        vectors = np.asarray(vectors)
+        if vectors.ndim != 2 or vectors.shape[0] != len(text_hashes):
+            raise InputError(f"save_embeddings needs one row of vectors per text hash; got {len(text_hashes)} "
+                             f"hashes and an array of shape {vectors.shape}.")
+        if not np.isfinite(vectors).all():
+            bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+            raise InputError(f"Embeddings for text hashes {preview([text_hashes[i] for i in bad])} contain NaN or "
+                             "infinite values; fix the featurizer before caching.")
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        dim = int(vectors.shape[1])
+        rows = [(model_id, str(h), dim, vectors[i].tobytes()) for i, h in enumerate(text_hashes)]
+        with self.db.atomic():
+            self.db.conn.executemany("insert or replace into embeddings (model_id, text_hash, dim, vector) "
+                                     "values (?, ?, ?, ?)", rows)
+
+
+# ---- helpers ------------------------------------------------------------------------------------------------
+def _annotation_row(r: AnnotationRecord) -> dict:
+    return {"annotation_id": str(r.annotation_id), "item_id": str(r.item_id), "annotator_id": str(r.annotator_id),
+            "label": r.label, "created_at": r.created_at, "updated_at": r.updated_at, "kind": r.kind,
+            "skipped": int(bool(r.skipped)), "valid": int(bool(r.valid)), "deleted": 0}
+
+
+def _fingerprint(row: dict) -> tuple:
+    return (row["item_id"], row["annotator_id"], row["label"], row["updated_at"], row["kind"],
+            int(row["skipped"]), int(row["valid"]), int(row["deleted"]))
+
+
+def _insert(db: sqlite_utils.Database, table: str, rows: list[dict]) -> None:
+    if rows:
+        db[table].insert_all(rows, pk=_TABLES[table][1])
+
+
+def _chunks(values: list, size: int = _MAX_SQL_PARAMS) -> Iterator[list]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
