@@ -1,0 +1,254 @@
+"""relabel.toml: where the Label Studio project is, how to model, how to review, where the store lives.
+
+The API key is never read from the TOML: it comes from the LABEL_STUDIO_API_KEY environment variable or from
+a key file named in the TOML, read at call time (never in class bodies or default arguments), and is never
+stored or logged. Every setting is validated here, with messages like
+"The 'budget' setting must be a positive integer. Got -3."
+"""
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import AuthError, ConfigError
+
+DEFAULT_CONFIG = "relabel.toml"
+DEFAULT_STORE = "relabel.db"
+API_KEY_ENV = "LABEL_STUDIO_API_KEY"
+REVIEW_MODES = ("project", "in_place")
+DEFAULT_BUDGET = 50
+# The featurizer written by `relabel init`; the tests use "tfidf" (fast), users get the stronger default.
+DEFAULT_FEATURIZER = "sentence-transformers"
+
+_SECTIONS = {
+    "label_studio": {"url", "project", "label_tag", "text_field", "api_key_file"},
+    "model": None,  # validated by relabel.model.ModelSettings.from_dict
+    "review": {"mode", "budget", "show_suggestion"},
+    "store": {"path"},
+}
+
+
+@dataclass(frozen=True)
+class LabelStudioSettings:
+    """Where the source project lives. ``label_tag``/``text_field`` choose among several Choices tags / fields."""
+
+    url: str
+    project: int
+    label_tag: str | None = None
+    text_field: str | None = None
+    api_key_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class ReviewSettings:
+    """How review tasks are pushed: a separate review project or in place, and how many per round."""
+
+    mode: str = "project"
+    budget: int = DEFAULT_BUDGET
+    show_suggestion: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated relabel.toml. Relative paths in it are relative to the file's folder."""
+
+    label_studio: LabelStudioSettings
+    review: ReviewSettings = field(default_factory=ReviewSettings)
+    model: dict = field(default_factory=dict)
+    store_path: Path = Path(DEFAULT_STORE)
+    path: Path | None = None
+
+    def api_key(self) -> str:
+        """The API key, read now from the environment or the key file (never cached, never logged)."""
+        key = os.environ.get(API_KEY_ENV, "").strip()
+        if key:
+            return key
+        key_file = self.label_studio.api_key_file
+        if key_file is not None:
+            try:
+                key = key_file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"The 'api_key_file' setting points at {str(key_file)!r}, which cannot be read "
+                                  f"({exc.strerror}); fix the path or set {API_KEY_ENV}.") from exc
+            if not key:
+                raise AuthError(f"The API key file {str(key_file)!r} is empty; put your Label Studio access token "
+                                f"in it or set {API_KEY_ENV}.")
+            return key
+        raise AuthError(f"No Label Studio API key: set the {API_KEY_ENV} environment variable or name a file "
+                        "holding it with 'api_key_file' in [label_studio].")
+
+    def api_key_source(self) -> str:
+        """Where :meth:`api_key` reads the key from, for error messages (names the variable, never the key)."""
+        if os.environ.get(API_KEY_ENV, "").strip():
+            return f"the {API_KEY_ENV} environment variable"
+        if self.label_studio.api_key_file is not None:
+            return f"the key file {str(self.label_studio.api_key_file)!r} ('api_key_file')"
+        return f"the {API_KEY_ENV} environment variable (not set)"
+
+    def model_settings(self):
+        """The [model] table as relabel.model.ModelSettings (raises ConfigError on unknown keys)."""
+        from .model import ModelSettings  # imported here: the model stack is heavy and only scoring needs it
+        return ModelSettings.from_dict(dict(self.model))
+
+
+def config_path(path: str | os.PathLike | None = None) -> Path:
+    """The config file to use: the one given, else ./relabel.toml."""
+    return Path(path) if path is not None else Path(DEFAULT_CONFIG)
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    """Read and validate a relabel.toml (default ./relabel.toml)."""
+    file = config_path(path)
+    if not file.exists():
+        raise ConfigError(f"No config file at {str(file)!r}; run `relabel init --url URL --project ID` first "
+                          "or pass --config PATH.")
+    try:
+        raw = tomllib.loads(file.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"The config file {str(file)!r} is not valid TOML ({exc}); fix that line.") from exc
+    except OSError as exc:
+        raise ConfigError(f"The config file {str(file)!r} cannot be read ({exc.strerror}).") from exc
+    return parse_config(raw, base=file.resolve().parent, path=file)
+
+
+def parse_config(raw: dict, base: Path | None = None, path: Path | None = None) -> Config:
+    """Validate a parsed TOML mapping into a Config; relative paths are taken from ``base``."""
+    base = base or Path.cwd()
+    _refuse_secrets(raw)
+    unknown = sorted(set(raw) - set(_SECTIONS))
+    if unknown:
+        raise ConfigError(f"Unknown section {unknown[0]!r} in the config; the sections are "
+                          f"{', '.join(repr(s) for s in _SECTIONS)}.")
+    for section, allowed in _SECTIONS.items():
+        value = raw.get(section, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"'{section}' must be a table ([{section}]) in the config. Got {value!r}.")
+        if allowed is not None:
+            extra = sorted(set(value) - allowed)
+            if extra:
+                raise ConfigError(f"Unknown setting {extra[0]!r} in [{section}]; the settings there are "
+                                  f"{', '.join(repr(s) for s in sorted(allowed))}.")
+    ls = raw.get("label_studio", {})
+    if "url" not in ls or "project" not in ls:
+        missing = "url" if "url" not in ls else "project"
+        raise ConfigError(f"The '{missing}' setting in [label_studio] is missing; run `relabel init --url URL "
+                          "--project ID` or add it to the config.")
+    key_file = _optional_str(ls, "api_key_file")
+    label_studio = LabelStudioSettings(
+        url=_url(ls["url"]),
+        project=_positive_int("project", ls["project"]),
+        label_tag=_optional_str(ls, "label_tag"),
+        text_field=_optional_str(ls, "text_field"),
+        api_key_file=_resolve(key_file, base) if key_file else None,
+    )
+    rv = raw.get("review", {})
+    review = ReviewSettings(
+        mode=review_mode(rv.get("mode", "project")),
+        budget=positive_budget(rv.get("budget", DEFAULT_BUDGET)),
+        show_suggestion=_bool("show_suggestion", rv.get("show_suggestion", True)),
+    )
+    store = raw.get("store", {}).get("path", DEFAULT_STORE)
+    if not isinstance(store, str) or not store.strip():
+        raise ConfigError(f"The 'path' setting in [store] must be a file path. Got {store!r}.")
+    return Config(label_studio=label_studio, review=review, model=dict(raw.get("model", {})),
+                  store_path=_resolve(store, base), path=path)
+
+
+def positive_budget(value) -> int:
+    """Validate a review budget (config or --budget)."""
+    return _positive_int("budget", value)
+
+
+def review_mode(value) -> str:
+    """Validate the review mode."""
+    if value not in REVIEW_MODES:
+        raise ConfigError(f"The 'mode' setting must be one of {', '.join(repr(m) for m in REVIEW_MODES)}. "
+                          f"Got {value!r}.")
+    return value
+
+
+def write_config(path: str | os.PathLike | None, *, url: str, project: int, label_tag: str | None = None,
+                 text_field: str | None = None, api_key_file: str | None = None, mode: str = "project",
+                 budget: int = DEFAULT_BUDGET, show_suggestion: bool = True, store: str = DEFAULT_STORE,
+                 model: dict | None = None, overwrite: bool = False) -> Path:
+    """Write a commented relabel.toml (validated first, so a bad value writes nothing). Never writes a key."""
+    file = config_path(path)
+    if file.exists() and not overwrite:
+        raise ConfigError(f"The config file {str(file)!r} already exists; pass --force to overwrite it "
+                          "or --config to write another file.")
+    model = dict(model) if model is not None else {"featurizer": DEFAULT_FEATURIZER}
+    lines = [
+        "# relabel configuration, written by `relabel init`. The API key is NOT stored here: set",
+        f"# {API_KEY_ENV} or name a file holding it with api_key_file.",
+        "",
+        "[label_studio]",
+        f"url = {_toml(url)}",
+        f"project = {int(project)}",
+    ]
+    for key, value in (("label_tag", label_tag), ("text_field", text_field), ("api_key_file", api_key_file)):
+        lines.append(f"{key} = {_toml(value)}" if value else f"# {key} = \"...\"")
+    lines += ["", "[model]"] + [f"{k} = {_toml(v)}" for k, v in model.items()]
+    lines += ["", "[review]", f"mode = {_toml(mode)}  # \"project\" (a separate review project) or \"in_place\"",
+              f"budget = {int(budget)}  # review tasks per round",
+              f"show_suggestion = {'true' if show_suggestion else 'false'}",
+              "", "[store]", f"path = {_toml(store)}", ""]
+    text = "\n".join(lines)
+    parse_config(tomllib.loads(text), base=file.resolve().parent)  # refuse to write what we could not read
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(text)
+    return file
+
+
+# ---- validation helpers -------------------------------------------------------------------------------------
+def _refuse_secrets(raw: dict) -> None:
+    for section, value in raw.items():
+        if section in ("api_key", "token") or (isinstance(value, dict) and ({"api_key", "token"} & set(value))):
+            raise ConfigError(f"The config must not hold the API key; remove it and set the {API_KEY_ENV} "
+                              "environment variable or name a key file with 'api_key_file'.")
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"The '{name}' setting must be a positive integer. Got {value!r}.")
+    return value
+
+
+def _bool(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"The '{name}' setting must be true or false. Got {value!r}.")
+    return value
+
+
+def _optional_str(section: dict, name: str) -> str | None:
+    value = section.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"The '{name}' setting must be a non-empty string. Got {value!r}.")
+    return value
+
+
+def _url(value) -> str:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ConfigError(f"The 'url' setting must be an http(s) URL such as 'http://localhost:8080'. Got {value!r}.")
+    return value.rstrip("/")
+
+
+def _resolve(value: str, base: Path) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    raise ConfigError(f"Cannot write the value {value!r} to the config; use a string, number, boolean or list.")
