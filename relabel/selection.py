@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ConfigError, InputError, preview
-from .validation import check_pred_probs
 
 
 @dataclass(frozen=True)
@@ -29,15 +28,15 @@ class Selection:
         return int(self.index.shape[0])
 
 
-def select_for_review(quality, consensus, vote_counts, pred_probs, classes, budget: int, *,
+def select_for_review(quality, consensus, vote_counts, model_label, model_prob, classes, budget: int, *,
                       reviewed=None, waiting=None, label_issue=None) -> Selection:
     """Pick up to ``budget`` items to review, lowest quality first.
 
     ``quality``, ``consensus`` (class index, -1 = unlabelled), ``vote_counts`` (N x K annotator votes),
-    ``pred_probs`` (N x K model probabilities) describe the N scored items; ``reviewed``, ``waiting`` and
+    ``model_label`` and ``model_prob`` (the model's top class and its probability) describe the N scored items; ``reviewed``, ``waiting`` and
     ``label_issue`` are optional boolean masks. Items with consensus -1 (no label) are never selected.
 
-    >>> s = select_for_review([0.9, 0.2], [0, 1], [[2, 0], [1, 1]], [[0.9, 0.1], [0.7, 0.3]], ("a", "b"), 5)
+    >>> s = select_for_review([0.9, 0.2], [0, 1], [[2, 0], [1, 1]], [0, 0], [0.9, 0.7], ("a", "b"), 5)
     >>> s.index.tolist(), s.reasons[0]
     ([1, 0], "annotators split 1-1 (a, b); model says 'a' 0.70; quality 0.20")
     """
@@ -46,8 +45,12 @@ def select_for_review(quality, consensus, vote_counts, pred_probs, classes, budg
     classes = tuple(classes)
     consensus = np.asarray(consensus)
     n = consensus.shape[0]
-    p = check_pred_probs(pred_probs, n_rows=n, n_classes=len(classes))
     quality = _vector("quality", quality, n, float)
+    model_label = _vector("model_label", model_label, n, np.intp)
+    model_prob = _vector("model_prob", model_prob, n, float)
+    if n and (model_label.min() < 0 or model_label.max() >= len(classes)):
+        raise InputError(f"model_label must be class indices 0..{len(classes) - 1}; got "
+                         f"{preview(np.unique(model_label[(model_label < 0) | (model_label >= len(classes))]))}.")
     votes = np.asarray(vote_counts)
     if votes.shape != (n, len(classes)):
         raise InputError(f"vote_counts must have shape ({n}, {len(classes)}) (items x classes); got {votes.shape}.")
@@ -61,19 +64,21 @@ def select_for_review(quality, consensus, vote_counts, pred_probs, classes, budg
                          "score every labelled item before selecting.")
     masks = [_vector(name, m, n, bool) if m is not None else np.zeros(n, bool)
              for name, m in (("reviewed", reviewed), ("waiting", waiting), ("label_issue", label_issue))]
-    return _compute_selection(quality, consensus, votes, p, classes, int(budget), *masks)
+    return _compute_selection(quality, consensus, votes, model_label, model_prob, classes, int(budget), *masks)
 
 
-def _compute_selection(quality, consensus, votes, p, classes, budget, reviewed, waiting, label_issue) -> Selection:
+def _compute_selection(quality, consensus, votes, model_label, model_prob, classes, budget,
+                       reviewed, waiting, label_issue) -> Selection:
     candidates = np.flatnonzero((consensus >= 0) & ~reviewed & ~waiting)
     # Stable sort over candidates already in item order: equal qualities keep item order, so a round that
     # is re-run on the same scores picks exactly the same items (push relies on that to stay idempotent).
     order = candidates[np.argsort(quality[candidates], kind="stable")][:budget]
-    reasons = tuple(_reason(votes[i], p[i], quality[i], bool(label_issue[i]), classes) for i in order)
+    reasons = tuple(_reason(votes[i], model_label[i], model_prob[i], quality[i], bool(label_issue[i]), classes)
+                    for i in order)
     return Selection(index=order, quality=quality[order], suggested=consensus[order], reasons=reasons)
 
 
-def _reason(votes: np.ndarray, probs: np.ndarray, quality: float, issue: bool, classes) -> str:
+def _reason(votes: np.ndarray, model_label: int, model_prob: float, quality: float, issue: bool, classes) -> str:
     """'annotators split 2-1 (sport, politics); model says 'sport' 0.91; quality 0.23'."""
     given = np.flatnonzero(votes)
     # Most-voted classes first; equal votes in class order (stable).
@@ -86,8 +91,7 @@ def _reason(votes: np.ndarray, probs: np.ndarray, quality: float, issue: bool, c
     else:
         crowd = ("annotators split " + "-".join(str(int(votes[k])) for k in given)
                  + " (" + ", ".join(classes[k] for k in given) + ")")
-    top = int(np.argmax(probs))
-    parts = [crowd, f"model says '{classes[top]}' {probs[top]:.2f}"]
+    parts = [crowd, f"model says '{classes[model_label]}' {model_prob:.2f}"]
     if issue:
         parts.append("flagged by confident learning")
     parts.append(f"quality {quality:.2f}")

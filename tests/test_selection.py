@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from relabel.errors import ConfigError, InputError, PredProbsError
+from relabel.errors import ConfigError, InputError
 from relabel.selection import select_for_review
 
 CLASSES = ("sport", "politics", "tech")
@@ -13,8 +13,9 @@ def toy():
     quality = [0.90, 0.23, 0.50, 0.23, 0.10, np.nan]
     consensus = [0, 0, 1, 2, 1, -1]           # item 5 is unlabelled
     votes = [[3, 0, 0], [2, 1, 0], [0, 2, 1], [0, 0, 1], [1, 1, 1], [0, 0, 0]]
-    probs = [[0.8, 0.1, 0.1], [0.91, 0.05, 0.04], [0.2, 0.7, 0.1], [0.3, 0.3, 0.4], [0.1, 0.3, 0.6], [0.2, 0.2, 0.6]]
-    return quality, consensus, votes, probs
+    probs = np.array([[0.8, 0.1, 0.1], [0.91, 0.05, 0.04], [0.2, 0.7, 0.1], [0.3, 0.3, 0.4], [0.1, 0.3, 0.6],
+                      [0.2, 0.2, 0.6]])
+    return quality, consensus, votes, probs.argmax(1), probs.max(1)
 
 
 def test_lowest_quality_first_with_stable_ties_and_readable_reasons():
@@ -49,17 +50,19 @@ def test_budget_must_be_positive_integer(budget):
 
 
 def test_bad_inputs_are_named():
-    q, c, v, p = toy()
+    q, c, v, ml, mp = toy()
     with pytest.raises(InputError, match="quality is NaN or infinite for labelled items at positions 0"):
-        select_for_review([np.nan] + q[1:], c, v, p, CLASSES, 3)
-    with pytest.raises(PredProbsError):
-        select_for_review(q, c, v, [r[:2] for r in p], CLASSES, 3)
+        select_for_review([np.nan] + q[1:], c, v, ml, mp, CLASSES, 3)
+    with pytest.raises(InputError, match="model_label must be class indices 0..2; got 5"):
+        select_for_review(q, c, v, [5] * 6, mp, CLASSES, 3)
+    with pytest.raises(InputError, match="model_prob must have one entry per item"):
+        select_for_review(q, c, v, ml, mp[:2], CLASSES, 3)
     with pytest.raises(InputError, match="vote_counts must have shape"):
-        select_for_review(q, c, v[:3], p, CLASSES, 3)
+        select_for_review(q, c, v[:3], ml, mp, CLASSES, 3)
     with pytest.raises(InputError, match="consensus must be class indices"):
-        select_for_review(q, [0, 0, 1, 3, 1, -1], v, p, CLASSES, 3)
+        select_for_review(q, [0, 0, 1, 3, 1, -1], v, ml, mp, CLASSES, 3)
     with pytest.raises(InputError, match="reviewed must have one entry per item"):
-        select_for_review(q, c, v, p, CLASSES, 3, reviewed=[True])
+        select_for_review(q, c, v, ml, mp, CLASSES, 3, reviewed=[True])
 
 
 @settings(max_examples=60, deadline=None)
@@ -72,7 +75,8 @@ def test_selection_properties(n, budget, seed):
     probs = rng.dirichlet(np.ones(3), size=n)
     reviewed = rng.random(n) < 0.2
     waiting = rng.random(n) < 0.2
-    s = select_for_review(quality, consensus, votes, probs, CLASSES, budget, reviewed=reviewed, waiting=waiting)
+    s = select_for_review(quality, consensus, votes, probs.argmax(1), probs.max(1), CLASSES, budget,
+                          reviewed=reviewed, waiting=waiting)
     eligible = np.flatnonzero((consensus >= 0) & ~reviewed & ~waiting)
     assert len(s) == min(budget, eligible.size)
     assert set(s.index) <= set(eligible)
