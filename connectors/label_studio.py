@@ -1,0 +1,555 @@
+"""Label Studio connector: pull annotations, push review tasks, collect reviewers' answers.
+
+Works with Label Studio Community and Enterprise through label-studio-sdk 2.x, with a legacy token or a personal
+access token (JWT refresh token; the SDK exchanges it for short-lived access tokens itself). The API key is
+given by the caller and never stored or logged.
+
+Why it looks the way it does (see docs/LABEL_STUDIO.md):
+- HTTP keep-alive is off: the Django dev server stalls ~40 ms on every kept-alive request, which dominates
+  when a push or a collect makes many small calls.
+- Writes are sent with the SDK's retries off, so a timed-out POST is never sent twice; every write is instead
+  idempotent at our level: before importing, the target is searched for what a previous (possibly killed) push
+  already created, and that is returned instead of created again.
+- Reads go through the SDK's authenticated HTTP client but are decoded as plain JSON: a pull of 10,000 tasks
+  would otherwise build 40,000 pydantic objects only to read five fields of each.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Callable, Iterable
+
+import httpx
+from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
+
+from relabel.errors import AuthError, ConfigError, ConnectorError, InputError, preview
+
+from .label_config import LabelConfig, parse_label_config
+from .records import AnnotationRecord, Item, ProjectInfo, Pull, PushedTask, ReviewAnswer, ReviewRequest
+
+log = logging.getLogger(__name__)
+
+API_KEY_VARIABLE = "LABEL_STUDIO_API_KEY"
+MODES = ("project", "in_place")
+# Tasks per page when listing. Larger pages mean fewer requests; 1,000 keeps one response at a few MB.
+PAGE_SIZE = 1000
+# The review project's description carries this marker, so it is found again whatever its title became.
+REVIEW_MARKER = "relabel:review-of-project="
+NO_RETRY = {"max_retries": 0}
+DEFAULT_TIMEOUT = 300.0
+
+
+def model_version(round_number: int) -> str:
+    """The model_version of a round's predictions.
+
+    The trailing ';' keeps a substring match for round 3 ("contains" is the only model-version filter Label
+    Studio offers) from also matching round 30.
+    """
+    return f"relabel-round-{round_number};"
+
+
+def view_title(round_number: int) -> str:
+    return f"relabel round {round_number}"
+
+
+class LabelStudioConnector:
+    """One Label Studio project, seen through the Connector protocol of connectors/records.py.
+
+    ``after_import`` is a fault-injection hook for tests: when set, it is called right after a push's import
+    request returned and before anything else, so a test can simulate a process killed at that moment.
+    """
+
+    def __init__(self, url: str, api_key: str, project_id: int, *, label_tag: str | None = None,
+                 text_field: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 httpx_client: httpx.Client | None = None, after_import: Callable[[], None] | None = None):
+        if not url or not url.startswith(("http://", "https://")):
+            raise ConfigError(f"The Label Studio URL must start with http:// or https://. Got {url!r}.")
+        if not api_key:
+            raise AuthError(f"No Label Studio API key was given; set {API_KEY_VARIABLE} to a personal access token "
+                            f"or legacy token from Account & Settings.")
+        if not isinstance(project_id, int) or isinstance(project_id, bool) or project_id < 1:
+            raise ConfigError(f"The 'project_id' setting must be a positive integer. Got {project_id!r}.")
+        self.url = url.rstrip("/")
+        self.project_id = project_id
+        self.after_import = after_import
+        self._label_tag = label_tag
+        self._text_field = text_field
+        self._http = httpx_client or httpx.Client(
+            timeout=timeout, limits=httpx.Limits(max_keepalive_connections=0))
+        with self._translate("connect"):
+            self.client = LabelStudio(base_url=self.url, api_key=api_key, httpx_client=self._http)
+        self._raw = self.client._client_wrapper.httpx_client  # the SDK's authenticated client (JWT refresh included)
+        self._config: LabelConfig | None = None
+        self._project: dict | None = None
+        self._users: dict[int, str] | None = None
+
+    def __repr__(self) -> str:  # never show the key
+        return f"LabelStudioConnector(url={self.url!r}, project_id={self.project_id})"
+
+    # ----------------------------------------------------------------------------------------------- plumbing
+    def _translate(self, what: str, project: int | None = None):
+        return _Translate(self, what, project)
+
+    def _request(self, method: str, path: str, *, params: dict | None = None, json_body=None,
+                 write: bool = False, project: int | None = None, missing_ok: bool = False):
+        """One API call, decoded as JSON, with Label Studio's failures turned into relabel errors.
+
+        ``missing_ok`` returns None for a 404 instead of raising (a page past the end of a listing).
+        """
+        with self._translate(f"{method} /{path}", project):
+            response = self._raw.request(path, method=method, params=params, json=json_body,
+                                         request_options=NO_RETRY if write else None)
+        if response.status_code == 404 and missing_ok:
+            return None
+        if response.status_code >= 400:
+            _raise_for_status(self, response.status_code, response.text, f"{method} /{path}", project)
+        if not response.content:
+            return None
+        return response.json()
+
+    def _project_json(self, project_id: int | None = None, refresh: bool = False) -> dict:
+        project_id = project_id or self.project_id
+        if project_id == self.project_id and self._project is not None and not refresh:
+            return self._project
+        body = self._request("GET", f"api/projects/{project_id}", project=project_id)
+        if project_id == self.project_id:
+            self._project = body
+        return body
+
+    def _label_config(self) -> LabelConfig:
+        if self._config is None:
+            xml = self._project_json().get("label_config") or ""
+            self._config = parse_label_config(xml, label_tag=self._label_tag, text_field=self._text_field)
+        return self._config
+
+    def _user_names(self) -> dict[int, str]:
+        """User id -> email, fetched once: annotations carry only the id."""
+        if self._users is None:
+            body = self._request("GET", "api/users/")
+            users = body.get("results", body) if isinstance(body, dict) else body
+            self._users = {u["id"]: (u.get("email") or u.get("username") or str(u["id"])) for u in users}
+        return self._users
+
+    def _annotator(self, completed_by) -> str:
+        """completed_by is an id in lists and exports but a dict from a single-task GET; accept both."""
+        if isinstance(completed_by, dict):
+            if completed_by.get("email"):
+                return completed_by["email"]
+            completed_by = completed_by.get("id")
+        if completed_by is None:
+            return "unknown"
+        return self._user_names().get(completed_by) or str(completed_by)
+
+    def _iter_tasks(self, project_id: int, *, fields: str = "all", filters: dict | None = None,
+                    task_ids: list[int] | None = None) -> Iterable[dict]:
+        """Every task of a project, page by page, in id order (stable while others write)."""
+        query: dict = {"ordering": ["tasks:id"]}
+        if filters is not None:
+            query["filters"] = filters
+        if task_ids is not None:
+            query["selectedItems"] = {"all": False, "included": task_ids}
+        page = 1
+        while True:
+            params = {"project": project_id, "fields": fields, "page": page, "page_size": PAGE_SIZE,
+                      "query": json.dumps(query)}
+            # Label Studio answers 404 for a page past the end, which happens when the last page was full.
+            body = self._request("GET", "api/tasks/", params=params, project=project_id, missing_ok=page > 1)
+            if body is None:
+                return
+            tasks = body.get("tasks", []) if isinstance(body, dict) else body
+            yield from tasks
+            if len(tasks) < PAGE_SIZE:
+                return
+            page += 1
+
+    # ----------------------------------------------------------------------------------------------- describe
+    def describe(self) -> ProjectInfo:
+        """Title, counts, classes (config order), label tag and text field of the source project."""
+        project = self._project_json(refresh=True)
+        self._config = None
+        config = self._label_config()
+        return ProjectInfo(project_id=self.project_id, title=project.get("title") or "", classes=config.classes,
+                           label_tag=config.label_tag, text_field=config.text_field,
+                           n_tasks=int(project.get("task_number") or 0),
+                           n_annotations=int(project.get("total_annotations_number") or 0),
+                           label_config=project.get("label_config") or "")
+
+    # ----------------------------------------------------------------------------------------------- pull
+    def pull(self, since: str | None = None, reconcile: bool = False) -> Pull:
+        """Tasks and annotations of the source project; only tasks updated after ``since`` when it is given.
+
+        Label Studio bumps a task's ``updated_at`` whenever one of its annotations is created, changed or
+        deleted, so the incremental pull filters tasks on it and returns all their annotations. ``reconcile``
+        lists the whole project (whatever ``since``) and fills ``all_annotation_ids`` so the caller can delete
+        what is gone. ``cursor`` is the newest task ``updated_at`` seen; pass it as the next ``since``.
+        """
+        self._project_json(refresh=True)
+        config = self._label_config()
+        list_everything = since is None or reconcile
+        filters = None if list_everything else {"conjunction": "and", "items": [
+            {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since}]}
+        items: list[Item] = []
+        records: list[AnnotationRecord] = []
+        warnings: list[str] = []
+        all_ids: set[str] | None = set() if reconcile else None
+        authors: set[int] = set()
+        cursor = since
+        for task in self._iter_tasks(self.project_id, filters=filters):
+            updated = task.get("updated_at")
+            if updated is not None and (cursor is None or updated > cursor):
+                cursor = updated
+            annotations = task.get("annotations") or []
+            if all_ids is not None:
+                all_ids.update(str(a["id"]) for a in annotations)
+            # A reconcile lists every task but returns only those changed since the cursor.
+            if since is not None and updated is not None and updated <= since:
+                continue
+            data = task.get("data") or {}
+            text = data.get(config.text_field) if config.text_field else None
+            items.append(Item(item_id=str(task["id"]), data=data, text=None if text is None else str(text),
+                              updated_at=updated))
+            for annotation in annotations:
+                records.append(self._annotation_record(annotation, task["id"], config, warnings))
+                if not annotation.get("was_cancelled"):
+                    authors.add(_user_id(annotation.get("completed_by")))
+        if since is None:
+            self._check_visibility(sum(not r.skipped for r in records), authors)
+        return Pull(items=items, annotations=records, all_annotation_ids=all_ids, cursor=cursor, warnings=warnings)
+
+    def _annotation_record(self, annotation: dict, task_id: int, config: LabelConfig,
+                           warnings: list[str], kind: str = "annotation") -> AnnotationRecord:
+        label, valid, problem = _choice_of(annotation, config)
+        if problem:
+            warnings.append(f"Annotation {annotation['id']} on task {task_id} {problem}; "
+                            f"it is stored but not scored until the choice is fixed in Label Studio.")
+        return AnnotationRecord(
+            annotation_id=str(annotation["id"]), item_id=str(task_id),
+            annotator_id=self._annotator(annotation.get("completed_by")), label=label,
+            created_at=annotation.get("created_at"), updated_at=annotation.get("updated_at"), kind=kind,
+            skipped=bool(annotation.get("was_cancelled")), valid=valid)
+
+    def _check_visibility(self, n_visible: int, authors: set[int]) -> None:
+        """Refuse a key that sees only its own annotations: consensus would silently see one annotator.
+
+        Label Studio Enterprise filters tasks.list by the key owner's role; an annotator's key returns its own
+        annotations only. The project endpoint still counts them all, which gives the mismatch away.
+        """
+        total = int(self._project_json().get("total_annotations_number") or 0)
+        if n_visible >= total:
+            return
+        me = self._request("GET", "api/current-user/whoami")
+        if authors <= {me.get("id")}:
+            raise AuthError(
+                f"The API key of {me.get('email') or me.get('id')} sees {n_visible} of the {total} annotations in "
+                f"project {self.project_id} (only its own); set {API_KEY_VARIABLE} to an owner's or administrator's key."
+            )
+
+    # ----------------------------------------------------------------------------------------------- push
+    def push(self, requests: list[ReviewRequest], *, mode: str = "project",
+             show_suggestion: bool = True) -> list[PushedTask]:
+        """Put review requests into Label Studio with one bulk import; return where each landed.
+
+        ``mode="project"``: tasks in a review project next to the source (created on first use, same labeling
+        config), each carrying the item's data plus relabel_* fields, and the suggested label as a prediction
+        scored with the quality so the Data Manager can sort lowest quality first.
+        ``mode="in_place"``: a prediction on the item's own task, one more requested annotation (overlap) and a
+        saved view "relabel round N". Idempotent: what an earlier push of the same (item, round) created is
+        found and returned, never created twice.
+        """
+        if mode not in MODES:
+            raise ConfigError(f"The push mode must be one of {', '.join(MODES)}. Got {mode!r}.")
+        requests = list(requests)
+        if not requests:
+            return []
+        config = self._label_config()
+        _check_requests(requests, config, mode)
+        if mode == "project":
+            return self._push_project(requests, config, show_suggestion)
+        return self._push_in_place(requests, config, show_suggestion)
+
+    def review_project_id(self, create: bool = False) -> int | None:
+        """The review project of this source project, found by the marker in its description."""
+        marker = f"{REVIEW_MARKER}{self.project_id}"
+        page = 1
+        while True:
+            body = self._request("GET", "api/projects/", params={"page": page, "page_size": 100,
+                                                                 "include": "id,title,description"})
+            projects = body.get("results", []) if isinstance(body, dict) else body
+            for project in projects:
+                if marker in (project.get("description") or "").split():
+                    return project["id"]
+            if not isinstance(body, dict) or not body.get("next"):
+                break
+            page += 1
+        if not create:
+            return None
+        source = self._project_json()
+        created = self._request("POST", "api/projects/", write=True, json_body={
+            "title": f"relabel review: {source.get('title') or self.project_id}"[:50],
+            "description": f"Items relabel sent for review. {marker}",
+            "label_config": source.get("label_config"),
+            # One careful answer per review task is the point; the next round can ask again.
+            "maximum_annotations": 1,
+        })
+        return created["id"]
+
+    def _push_project(self, requests: list[ReviewRequest], config: LabelConfig,
+                      show_suggestion: bool) -> list[PushedTask]:
+        target = self.review_project_id(create=True)
+        existing = {}
+        for task in self._iter_tasks(target, fields="task_only"):
+            data = task.get("data") or {}
+            if "relabel_item" in data and "relabel_round" in data:
+                existing[(str(data["relabel_item"]), int(data["relabel_round"]))] = task["id"]
+        new = [r for r in requests if (r.item_id, r.round) not in existing]
+        if new:
+            tasks = [self._review_task(r, config, show_suggestion) for r in new]
+            body = self._request("POST", f"api/projects/{target}/import", params={"return_task_ids": "true"},
+                                 json_body=tasks, write=True, project=target)
+            if self.after_import is not None:
+                self.after_import()
+            task_ids = body.get("task_ids") or []
+            if len(task_ids) != len(new):
+                raise ConnectorError(f"Label Studio imported {len(task_ids)} of {len(new)} review tasks into "
+                                     f"project {target}; push again to complete the round.")
+            # The community edition creates tasks in request order and returns their ids in that order.
+            existing.update({(r.item_id, r.round): tid for r, tid in zip(new, task_ids)})
+            if show_suggestion:
+                self._set_model_version(target, max(r.round for r in new))
+        return [PushedTask(item_id=r.item_id, round=r.round, target_project=target,
+                           task_id=existing[(r.item_id, r.round)], mode="project") for r in requests]
+
+    def _review_task(self, request: ReviewRequest, config: LabelConfig, show_suggestion: bool) -> dict:
+        data = dict(request.data)
+        data.update({"relabel_item": request.item_id, "relabel_round": request.round,
+                     "relabel_quality": float(request.quality), "relabel_reason": request.reason})
+        task: dict = {"data": data}
+        if show_suggestion:
+            data["relabel_suggested"] = request.suggested_label
+            task["predictions"] = [self._prediction(request, config)]
+        return task
+
+    def _prediction(self, request: ReviewRequest, config: LabelConfig, task_id: int | None = None) -> dict:
+        prediction = {"model_version": model_version(request.round), "score": float(request.quality),
+                      "result": [_choice_result(config, request.suggested_label)]}
+        if task_id is not None:
+            prediction["task"] = task_id
+        return prediction
+
+    def _set_model_version(self, project_id: int, round_number: int) -> None:
+        # predictions_score only counts predictions whose model_version is the project's: without this the
+        # Data Manager cannot sort the round by quality.
+        self._request("PATCH", f"api/projects/{project_id}", json_body={"model_version": model_version(round_number)},
+                      write=True, project=project_id)
+
+    def _push_in_place(self, requests: list[ReviewRequest], config: LabelConfig,
+                       show_suggestion: bool) -> list[PushedTask]:
+        by_task = {int(r.item_id): r for r in requests}
+        tasks = {t["id"]: t for t in self._iter_tasks(self.project_id, task_ids=sorted(by_task))}
+        missing = sorted(set(by_task) - set(tasks))
+        if missing:
+            raise InputError(f"Tasks {preview(missing)} are not in project {self.project_id} at {self.url}; "
+                             f"pull again and select from the current tasks.")
+        new = [r for r in requests if _round_prediction(tasks[int(r.item_id)], r.round) is None]
+        if new:
+            predictions = [self._prediction(r, config, int(r.item_id)) for r in new]
+            self._request("POST", f"api/projects/{self.project_id}/import/predictions", json_body=predictions,
+                          write=True)
+            if self.after_import is not None:
+                self.after_import()
+            # Re-read so the overlap step below sees the predictions' timestamps, also on a resumed push.
+            tasks = {t["id"]: t for t in self._iter_tasks(self.project_id, task_ids=sorted(by_task))}
+        self._raise_overlap(tasks, requests)
+        rounds = sorted({r.round for r in requests})
+        for round_number in rounds:
+            self._save_view(round_number)
+        self._set_model_version(self.project_id, rounds[-1])
+        return [PushedTask(item_id=r.item_id, round=r.round, target_project=self.project_id,
+                           task_id=int(r.item_id), mode="in_place") for r in requests]
+
+    def _raise_overlap(self, tasks: dict[int, dict], requests: list[ReviewRequest]) -> None:
+        """Ask Label Studio for one more annotator on each task than it had when the round's prediction came.
+
+        Label Studio counts a task as done when the distinct authors of its finished (not skipped) annotations
+        reach its overlap. The target is computed from the annotations older than the prediction, not as
+        "current + 1", so a repeated or resumed push sets the same value instead of raising it again.
+        ``is_labeled`` is sent too: a PATCH of overlap alone leaves it stale, and a task still marked labelled
+        is never handed out for the extra annotation.
+        """
+        for request in requests:
+            task = tasks[int(request.item_id)]
+            prediction = _round_prediction(task, request.round)
+            pushed_at = prediction.get("created_at") if prediction else None
+            finished = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
+            before = {_user_id(a.get("completed_by")) for a in finished
+                      if pushed_at is None or (a.get("created_at") or "") < pushed_at}
+            wanted = max(int(task.get("overlap") or 1), len(before) + 1)
+            labelled = len({_user_id(a.get("completed_by")) for a in finished}) >= wanted
+            if int(task.get("overlap") or 1) != wanted or bool(task.get("is_labeled")) != labelled:
+                self._request("PATCH", f"api/tasks/{task['id']}", write=True,
+                              json_body={"overlap": wanted, "is_labeled": labelled})
+
+    def _save_view(self, round_number: int) -> None:
+        """A Data Manager tab listing the round's tasks, lowest quality (prediction score) first."""
+        title = view_title(round_number)
+        data = {"title": title,
+                "filters": {"conjunction": "and", "items": [{
+                    "filter": "filter:tasks:predictions_model_versions", "operator": "contains", "type": "List",
+                    "value": [model_version(round_number)]}]},
+                "ordering": ["tasks:predictions_score"]}
+        views = self._request("GET", "api/dm/views/", params={"project": self.project_id})
+        for view in views or []:
+            if (view.get("data") or {}).get("title") == title:
+                self._request("PATCH", f"api/dm/views/{view['id']}", write=True,
+                              json_body={"project": self.project_id, "data": data})
+                return
+        self._request("POST", "api/dm/views/", write=True, json_body={"project": self.project_id, "data": data})
+
+    # ----------------------------------------------------------------------------------------------- collect
+    def collect(self, pushed: list[PushedTask]) -> list[ReviewAnswer]:
+        """The newest answer on each answered review task; a skipped answer has label None.
+
+        In a review project every annotation is an answer. In place, an answer is an annotation created after
+        the round's prediction by someone who had not annotated the task before.
+        """
+        config = self._label_config()
+        answers: list[ReviewAnswer] = []
+        by_project: dict[int, list[PushedTask]] = {}
+        for p in pushed:
+            by_project.setdefault(p.target_project, []).append(p)
+        for project_id, group in by_project.items():
+            ids = sorted({p.task_id for p in group})
+            tasks = {t["id"]: t for t in self._iter_tasks(project_id, task_ids=ids)}
+            for p in group:
+                task = tasks.get(p.task_id)
+                if task is None:
+                    log.warning("Review task %s of project %s is gone; its answer cannot be collected.",
+                                p.task_id, project_id)
+                    continue
+                annotation = self._answer_of(task, p)
+                if annotation is None:
+                    continue
+                warnings: list[str] = []
+                record = self._annotation_record(annotation, p.task_id, config, warnings, kind="review")
+                for message in warnings:
+                    log.warning(message)
+                if not record.valid:
+                    continue
+                answers.append(ReviewAnswer(item_id=p.item_id, round=p.round, task_id=p.task_id,
+                                            reviewer=record.annotator_id, label=record.label,
+                                            answered_at=record.updated_at or record.created_at,
+                                            annotation_id=record.annotation_id))
+        return answers
+
+    def _answer_of(self, task: dict, pushed: PushedTask) -> dict | None:
+        annotations = sorted(task.get("annotations") or [], key=lambda a: (a.get("created_at") or "", a["id"]))
+        if pushed.mode == "in_place":
+            prediction = _round_prediction(task, pushed.round)
+            if prediction is None:
+                return None
+            pushed_at = prediction.get("created_at") or ""
+            earlier = {_user_id(a.get("completed_by")) for a in annotations if (a.get("created_at") or "") < pushed_at}
+            annotations = [a for a in annotations if (a.get("created_at") or "") >= pushed_at
+                           and _user_id(a.get("completed_by")) not in earlier]
+        return annotations[-1] if annotations else None
+
+
+# --------------------------------------------------------------------------------------------------- helpers
+class _Translate:
+    """Turn transport failures and SDK ApiErrors inside a block into one-sentence relabel errors."""
+
+    def __init__(self, connector: LabelStudioConnector, what: str, project: int | None):
+        self.connector, self.what, self.project = connector, what, project
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None:
+            return False
+        url = self.connector.url
+        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+            raise ConnectorError(f"Cannot reach Label Studio at {url} ({type(exc).__name__}); check the URL and "
+                                 f"that the server is running.") from None
+        if isinstance(exc, httpx.TimeoutException):
+            raise ConnectorError(f"Label Studio at {url} did not answer {self.what} in time; retry, or raise the "
+                                 f"connector timeout for big projects.") from None
+        if isinstance(exc, httpx.HTTPError):
+            raise ConnectorError(f"The request {self.what} to Label Studio at {url} failed ({exc}); check the "
+                                 f"URL and the server log.") from None
+        if isinstance(exc, ApiError):
+            _raise_for_status(self.connector, exc.status_code or 0, str(exc.body), self.what, self.project)
+        return False
+
+
+def _raise_for_status(connector: LabelStudioConnector, status: int, body: str, what: str,
+                      project: int | None) -> None:
+    url = connector.url
+    if status == 401:
+        raise AuthError(f"Label Studio at {url} rejected the API key (401); check {API_KEY_VARIABLE}: legacy "
+                        f"tokens may be disabled on this server, so use a personal access token.")
+    if status == 403:
+        raise AuthError(f"Label Studio at {url} refused {what} (403); set {API_KEY_VARIABLE} to the key of a "
+                        f"user who may read and write project {project or connector.project_id}.")
+    if status == 404 and project is not None:
+        raise ConnectorError(f"There is no project {project} at {url}; check the project id in the project's URL.")
+    short = " ".join(body.split())[:200]
+    raise ConnectorError(f"Label Studio at {url} answered {status} to {what}: {short}; check the server log.")
+
+
+def _user_id(completed_by) -> int | None:
+    if isinstance(completed_by, dict):
+        return completed_by.get("id")
+    return completed_by
+
+
+def _choice_of(annotation: dict, config: LabelConfig) -> tuple[str | None, bool, str | None]:
+    """(label, valid, problem) of one annotation: its single choice in the scored Choices tag."""
+    if annotation.get("was_cancelled"):
+        return None, True, None
+    chosen: list[str] = []
+    for result in annotation.get("result") or []:
+        if result.get("from_name") == config.label_tag:
+            chosen.extend((result.get("value") or {}).get("choices") or [])
+    if not chosen:
+        return None, True, None
+    if len(chosen) > 1:
+        return None, False, f"chose {len(chosen)} classes ({preview(chosen)}) where relabel scores one"
+    if chosen[0] not in config.classes:
+        return chosen[0], False, f"chose {chosen[0]!r}, which is not a class of the labeling config"
+    return chosen[0], True, None
+
+
+def _choice_result(config: LabelConfig, label: str) -> dict:
+    return {"from_name": config.label_tag, "to_name": config.to_name, "type": "choices", "value": {"choices": [label]}}
+
+
+def _round_prediction(task: dict, round_number: int) -> dict | None:
+    version = model_version(round_number)
+    for prediction in task.get("predictions") or []:
+        if isinstance(prediction, dict) and prediction.get("model_version") == version:
+            return prediction
+    return None
+
+
+def _check_requests(requests: list[ReviewRequest], config: LabelConfig, mode: str) -> None:
+    unknown = [r.item_id for r in requests if r.suggested_label not in config.classes]
+    if unknown:
+        raise InputError(f"Review requests for items {preview(unknown)} suggest a label that is not a class of the "
+                         f"labeling config ({preview(config.classes)}); suggest one of the classes.")
+    keys = [(r.item_id, r.round) for r in requests]
+    if len(set(keys)) != len(keys):
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        raise InputError(f"Items {preview(dupes)} are requested twice in the same round; push each item once per round.")
+    if mode == "in_place":
+        bad = [r.item_id for r in requests if not str(r.item_id).isdigit()]
+        if bad:
+            raise InputError(f"In-place review needs Label Studio task ids as item ids; items {preview(bad)} are not; "
+                             f"use mode='project'.")
+        by_task: dict[str, int] = {}
+        for r in requests:
+            by_task[r.item_id] = by_task.get(r.item_id, 0) + 1
+        twice = [i for i, n in by_task.items() if n > 1]
+        if twice:
+            raise InputError(f"In place, a task can be in one round per push; items {preview(twice)} are in several.")
