@@ -14,9 +14,11 @@ Public functions validate their inputs and raise :mod:`relabel.errors` exception
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from .errors import ConfigError, LabelError, preview
+from .errors import ConfigError, InputError, LabelError, preview
 from .validation import check_labels, check_pred_probs
 
 # Fuzzy comparison: an item clears a class threshold when p >= t - FUZZY_EPS, and de-flagging adds it to
@@ -81,6 +83,10 @@ def _compute_confident_thresholds(labels: np.ndarray, pred_probs: np.ndarray,
             # np.mean of the gathered values (index order) sums exactly as cleanlab's boolean-mask mean does,
             # so thresholds agree to the last bit and "p >= t - eps" never flips between the two.
             thresholds[k] = np.mean(pred_probs[order[bounds[k]:bounds[k + 1]], k])
+    # Keep the dtype cleanlab ends up with (float32 pred_probs with every class given -> float32 thresholds),
+    # so comparisons and the adjusted pred_probs round exactly as cleanlab's do.
+    if np.all(bounds[1:] > bounds[:-1]):
+        thresholds = thresholds.astype(pred_probs.dtype)
     return np.maximum(thresholds, THRESHOLD_FLOOR)
 
 
@@ -166,3 +172,504 @@ def get_label_quality_scores(labels, pred_probs, method: str = "self_confidence"
     check_quality_method(method, adjust_pred_probs)
     y, p = _check_inputs(labels, pred_probs, allow_one_class=True)
     return _compute_label_quality_scores(y, p, method, adjust_pred_probs)
+
+
+# ---- sorting helpers (deliberate difference 3: stable ties) ---------------------------------------------
+def _smallest(keys: np.ndarray, m: int) -> np.ndarray:
+    """Positions of the m smallest keys, ties broken towards the lower position (= stable argsort[:m]).
+
+    A partition finds the m-th smallest key in O(n); only keys equal to it need the index tie-break, so
+    this costs O(n) instead of a full O(n log n) sort. Positions are returned in no particular order.
+    """
+    n = keys.shape[0]
+    if m <= 0:
+        return np.empty(0, dtype=np.intp)
+    if m >= n:
+        return np.arange(n)
+    cutoff = np.partition(keys, m - 1)[m - 1]
+    below = np.flatnonzero(keys < cutoff)
+    at_cutoff = np.flatnonzero(keys == cutoff)[: m - below.size]
+    return np.concatenate([below, at_cutoff])
+
+
+def _round_preserving_sum(values: np.ndarray) -> np.ndarray:
+    """Round half-to-even, then move the fewest entries by one so the integers keep the rounded total.
+
+    Entries furthest from their rounding absorb the difference (largest residual x - round(x) go up,
+    smallest go down). Ties in the residual are resolved as a stable ascending sort read from the end
+    when going up and from the start when going down, which is what cleanlab does when its sort is stable.
+    A row with a non-finite entry (0/0 in num_to_remove_per_class) is rounded entry-wise with non-finite
+    entries counting as 0, which flags exactly what cleanlab flags.
+    """
+    ints = np.round(values)
+    if not np.all(np.isfinite(values)):
+        return np.where(np.isfinite(ints), ints, 0).astype(np.int64)
+    target = np.round(np.sum(values))
+    int_sum = np.round(np.sum(ints))
+    while abs(int_sum - target) > FUZZY_EPS:
+        diff = np.round(target - int_sum)
+        step = -1 if diff < 0 else 1
+        changes = min(int(abs(diff)), values.shape[0])
+        by_residual = np.argsort(values - ints, kind="stable")
+        chosen = by_residual[::-1][:changes] if step > 0 else by_residual[:changes]
+        ints[chosen] += step
+        int_sum = np.round(np.sum(ints))
+    return ints.astype(np.int64)
+
+
+def _round_preserving_row_totals(matrix: np.ndarray) -> np.ndarray:
+    """Round each row of a K x K matrix to integers that keep the row's rounded total (a K-loop on K x K)."""
+    return np.array([_round_preserving_sum(row) for row in matrix], dtype=np.int64).reshape(matrix.shape)
+
+
+# ---- 1.2 confident joint -----------------------------------------------------------------------------------
+def _count_per_row(flags: np.ndarray) -> np.ndarray:
+    """Number of True per row of an N x K boolean matrix."""
+    n_classes = flags.shape[1]
+    if n_classes < 256:
+        # A uint8 mat-vec counts without the slow per-row reduction over a short axis (4x faster).
+        return flags.view(np.uint8) @ np.ones(n_classes, dtype=np.uint8)
+    return np.count_nonzero(flags, axis=1)
+
+
+def _compute_confident_joint(labels: np.ndarray, pred_probs: np.ndarray, thresholds: np.ndarray,
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """Uncalibrated confident joint (diagonal raised to >= 1) and the off-diagonal item indices.
+
+    C[a, b] counts items given a whose guessed true label is b. An item is confident for class k when
+    p[i, k] >= t_k - eps; with one confident class that is the guess, with several the argmax of the whole
+    row, with none the item is not counted. One bincount over a*K + b fills the matrix.
+    """
+    n_classes = pred_probs.shape[1]
+    confident = pred_probs >= thresholds - FUZZY_EPS
+    n_confident = _count_per_row(confident)
+    guess = confident.argmax(axis=1)  # the confident class when there is exactly one
+    several = np.flatnonzero(n_confident > 1)
+    if several.size:
+        guess[several] = pred_probs[several].argmax(axis=1)
+    counted = np.flatnonzero(n_confident > 0)
+    given, guess = labels[counted], guess[counted]
+    joint = np.bincount(given * n_classes + guess, minlength=n_classes * n_classes)
+    joint = joint.reshape(n_classes, n_classes).astype(np.int64)
+    off_diagonal = counted[given != guess]
+    # Every class keeps at least one item it is confidently right about, so no row or column is empty.
+    np.fill_diagonal(joint, np.maximum(joint.diagonal(), 1))
+    return joint, off_diagonal
+
+
+def _calibrate_confident_joint(confident_joint: np.ndarray, label_counts: np.ndarray) -> np.ndarray:
+    """Rescale rows to the given-label counts, the total to N, and round rows keeping their totals."""
+    row_sums = np.maximum(confident_joint.sum(axis=1), TINY)
+    # Same operations in the same order as cleanlab, so half-way cases round identically.
+    calibrated = confident_joint / row_sums[:, None] * label_counts[:, None]
+    calibrated = calibrated / max(np.sum(calibrated), TINY) * int(label_counts.sum())
+    return _round_preserving_row_totals(calibrated)
+
+
+def _label_counts(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    return np.bincount(labels, minlength=n_classes).astype(np.int64)
+
+
+def _check_thresholds(thresholds, n_classes: int) -> np.ndarray:
+    t = np.asarray(thresholds, dtype=np.float64) if not isinstance(thresholds, np.ndarray) else thresholds
+    if t.shape != (n_classes,) or not np.issubdtype(t.dtype, np.number) or not np.all(np.isfinite(t)):
+        raise ConfigError(f"thresholds must be {n_classes} finite numbers, one per class (columns of pred_probs); "
+                          f"got {preview(np.ravel(t))}. Leave thresholds=None to use the per-class mean confidences.")
+    return t
+
+
+def compute_confident_joint(labels, pred_probs, *, thresholds=None, calibrate: bool = True,
+                            return_indices_of_off_diagonals: bool = False):
+    """The K x K confident joint: C[a, b] = items given label a whose confidently guessed true label is b.
+
+    ``thresholds`` default to :func:`get_confident_thresholds`. Every diagonal entry is at least 1. With
+    ``calibrate`` (default) rows are rescaled to the given-label counts and the total to N, then rounded
+    row-wise keeping totals. With ``return_indices_of_off_diagonals`` also returns the indices (ascending)
+    of counted items whose guess differs from their label, as ``(joint, indices)``. Same as
+    ``cleanlab.count.compute_confident_joint`` (single-label).
+    """
+    y, p = _check_inputs(labels, pred_probs)
+    n_classes = p.shape[1]
+    t = _compute_confident_thresholds(y, p) if thresholds is None else _check_thresholds(thresholds, n_classes)
+    joint, off_diagonal = _compute_confident_joint(y, p, t)
+    if calibrate:
+        joint = _calibrate_confident_joint(joint, _label_counts(y, n_classes))
+    return (joint, off_diagonal) if return_indices_of_off_diagonals else joint
+
+
+def _check_confident_joint(confident_joint, n_classes: int | None = None) -> np.ndarray:
+    c = np.asarray(confident_joint)
+    k = c.shape[0] if c.ndim == 2 else -1
+    if (c.ndim != 2 or c.shape[1] != k or (n_classes is not None and k != n_classes)
+            or not np.issubdtype(c.dtype, np.number) or not np.all(np.isfinite(c)) or np.any(c < 0)):
+        want = f"{n_classes} x {n_classes}" if n_classes is not None else "square K x K"
+        raise ConfigError(f"confident_joint must be a {want} matrix of non-negative counts; got shape {c.shape}. "
+                          "Pass the output of compute_confident_joint, or None to compute it.")
+    return c
+
+
+def calibrate_confident_joint(confident_joint, labels) -> np.ndarray:
+    """Calibrate a confident joint so row a sums to the number of items given a and the total is N.
+
+    Same as ``cleanlab.count.calibrate_confident_joint`` (single-label).
+    """
+    c = _check_confident_joint(confident_joint)
+    y = check_labels(labels, n_classes=c.shape[0])
+    return _calibrate_confident_joint(c, _label_counts(y, c.shape[0]))
+
+
+def estimate_joint(labels, pred_probs, *, confident_joint=None) -> np.ndarray:
+    """The estimated joint distribution of (given label, true label): the calibrated confident joint / N.
+
+    With ``confident_joint`` given it is calibrated to ``labels`` (``pred_probs`` is then unused and may be
+    None). Same as ``cleanlab.count.estimate_joint`` (single-label).
+    """
+    if confident_joint is None:
+        calibrated = compute_confident_joint(labels, pred_probs, calibrate=True)
+    else:
+        calibrated = calibrate_confident_joint(confident_joint, labels)
+    return calibrated / max(float(np.sum(calibrated)), TINY)
+
+
+# ---- 1.3 noise matrices ----------------------------------------------------------------------------------
+PY_METHODS = ("cnt", "eqn", "marginal", "marginal_ps")
+# py is clipped to [PY_FLOOR, 1] and renormalised; after convergence the looser CONVERGED_PY_FLOOR applies.
+PY_FLOOR = 1e-6
+CONVERGED_PY_FLOOR = 1e-5
+# Off-diagonal noise rates are capped just below 1 so no class is modelled as entirely flipped.
+MAX_NOISE_RATE = 0.9999
+# Fixed iteration counts of the convergence loop (outer x inner), as in the JAIR paper's implementation.
+CONVERGE_OUTER, CONVERGE_INNER = 3, 5
+
+
+def _clip_values(x: np.ndarray, low: float, high: float, new_sum: float) -> np.ndarray:
+    """Clip into [low, high], then rescale to sum to new_sum."""
+    x = np.clip(x, low, high)
+    return x * new_sum / max(np.sum(x), TINY)
+
+
+def _clip_noise_rates(matrix: np.ndarray) -> np.ndarray:
+    """Off-diagonal rates into [0, MAX_NOISE_RATE], diagonal kept, then every column rescaled to sum 1."""
+    clipped = np.clip(matrix, 0, MAX_NOISE_RATE)
+    np.fill_diagonal(clipped, np.diagonal(matrix))
+    return clipped / np.maximum(clipped.sum(axis=0), TINY)
+
+
+def _compute_py(ps, noise_matrix, inverse_noise_matrix, py_method, true_label_counts) -> np.ndarray:
+    """The latent prior p(true label) by one of PY_METHODS, clipped to [1e-6, 1] and summing to 1."""
+    if py_method == "cnt":
+        py = inverse_noise_matrix.diagonal() / np.maximum(noise_matrix.diagonal(), TINY) * ps
+    elif py_method == "eqn":
+        try:
+            py = np.linalg.inv(noise_matrix).dot(ps)
+        except np.linalg.LinAlgError:
+            raise InputError("py_method='eqn' needs an invertible noise matrix but this one is singular; "
+                             "use py_method='cnt' (the default).") from None
+    elif py_method == "marginal":
+        py = true_label_counts / max(float(np.sum(true_label_counts)), TINY)
+    else:  # marginal_ps
+        py = np.dot(inverse_noise_matrix, ps)
+    return _clip_values(py, PY_FLOOR, 1.0, 1.0)
+
+
+def _converge_estimates(ps, py, noise_matrix, inverse_noise_matrix):
+    """Alternate py, the inverse noise matrix and the noise matrix so they satisfy their algebraic relations."""
+    for _ in range(CONVERGE_OUTER):
+        for _ in range(CONVERGE_INNER):
+            joint = noise_matrix * py  # p(given s, true y) = p(s | y) p(y), arranged [s, y]
+            inverse_noise_matrix = _clip_noise_rates(joint.T / np.maximum(ps, TINY))
+            py = _compute_py(ps, noise_matrix, inverse_noise_matrix, "cnt", None)
+        joint = (inverse_noise_matrix * ps).T  # p(y | s) p(s), arranged [s, y]
+        noise_matrix = _clip_noise_rates(joint / np.maximum(py, TINY))
+    return py, noise_matrix, inverse_noise_matrix
+
+
+def _check_py_method(py_method: str) -> None:
+    if py_method not in PY_METHODS:
+        raise ConfigError(f"Unknown py_method {py_method!r}; choose one of {', '.join(PY_METHODS)}.")
+
+
+def _compute_latent(confident_joint: np.ndarray, label_counts: np.ndarray, py_method: str,
+                    converge_latent_estimates: bool):
+    ps = label_counts / float(label_counts.sum())
+    given_counts = confident_joint.sum(axis=1).astype(float)
+    true_counts = confident_joint.sum(axis=0).astype(float)
+    noise_matrix = confident_joint / np.maximum(true_counts, TINY)           # p(given s | true y), [s, y]
+    inverse_noise_matrix = confident_joint.T / np.maximum(given_counts, TINY)  # p(true y | given s), [y, s]
+    py = _compute_py(ps, noise_matrix, inverse_noise_matrix, py_method, true_counts)
+    noise_matrix = _clip_noise_rates(noise_matrix)
+    inverse_noise_matrix = _clip_noise_rates(inverse_noise_matrix)
+    if converge_latent_estimates:
+        py, noise_matrix, inverse_noise_matrix = _converge_estimates(ps, py, noise_matrix, inverse_noise_matrix)
+        py = _clip_values(py, CONVERGED_PY_FLOOR, 1.0, 1.0)
+        noise_matrix = _clip_noise_rates(noise_matrix)
+        inverse_noise_matrix = _clip_noise_rates(inverse_noise_matrix)
+    return py, noise_matrix, inverse_noise_matrix
+
+
+def estimate_latent(confident_joint, labels, *, py_method: str = "cnt", converge_latent_estimates: bool = False):
+    """(py, noise_matrix, inverse_noise_matrix) from a confident joint and the given labels.
+
+    ``noise_matrix[s, y]`` = p(given s | true y) and ``inverse_noise_matrix[y, s]`` = p(true y | given s),
+    both with columns summing to 1; ``py`` = p(true y) by ``py_method`` (cnt, eqn, marginal, marginal_ps).
+    Same as ``cleanlab.count.estimate_latent``.
+    """
+    _check_py_method(py_method)
+    c = _check_confident_joint(confident_joint)
+    y = check_labels(labels, n_classes=c.shape[0])
+    if y.size == 0:
+        raise LabelError("labels is empty; give at least one labelled item.")
+    return _compute_latent(c, _label_counts(y, c.shape[0]), py_method, converge_latent_estimates)
+
+
+def estimate_py_and_noise_matrices_from_probabilities(labels, pred_probs, *, thresholds=None,
+                                                      converge_latent_estimates: bool = True,
+                                                      py_method: str = "cnt", calibrate: bool = True):
+    """(py, noise_matrix, inverse_noise_matrix, confident_joint) estimated from labels and pred_probs.
+
+    Same as ``cleanlab.count.estimate_py_and_noise_matrices_from_probabilities``.
+    """
+    _check_py_method(py_method)
+    joint = compute_confident_joint(labels, pred_probs, thresholds=thresholds, calibrate=calibrate)
+    y = check_labels(labels)
+    py, nm, inv = _compute_latent(joint, _label_counts(y, joint.shape[0]), py_method, converge_latent_estimates)
+    return py, nm, inv, joint
+
+
+# ---- 1.4 / 1.5 label issues ---------------------------------------------------------------------------------
+FILTER_BY = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given",
+             "low_normalized_margin", "low_self_confidence")
+_PRUNING_FILTERS = ("prune_by_noise_rate", "prune_by_class", "both")
+_SCORE_FILTERS = ("low_normalized_margin", "low_self_confidence")
+NUM_ISSUES_METHODS = ("off_diagonal", "off_diagonal_calibrated", "off_diagonal_custom")
+
+
+def _confident_guess_agrees(labels: np.ndarray, pred_probs: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """For the given rows: is the given label the argmax once it gets FUZZY_EPS extra probability?
+
+    Items the model only narrowly disagrees with are not called label issues. Works on the rows asked
+    about only (a copy of those rows, in pred_probs' dtype so the addition rounds as cleanlab's does).
+    """
+    sub = pred_probs[rows]
+    given = labels[rows]
+    sub[np.arange(rows.size), given] += FUZZY_EPS
+    return sub.argmax(axis=1) == given
+
+
+def _unflag_near_agreement(mask: np.ndarray, labels: np.ndarray, pred_probs: np.ndarray) -> None:
+    rows = np.flatnonzero(mask)
+    mask[rows[_confident_guess_agrees(labels, pred_probs, rows)]] = False
+
+
+def _num_off_diagonal_issues(labels, pred_probs, off_diagonal: np.ndarray) -> int:
+    """Size of the off-diagonal set after un-flagging items the model nearly agrees with."""
+    return int(np.count_nonzero(~_confident_guess_agrees(labels, pred_probs, off_diagonal)))
+
+
+def _keep_at_least_n_per_class(prune_counts: np.ndarray, n: int, frac_noise: float) -> np.ndarray:
+    """Prune matrix P (rows true j, columns given k) so each column keeps >= n items, then scaled by frac_noise."""
+    diagonal = np.diagonal(prune_counts)
+    kept = np.maximum(diagonal, n)
+    # The items a column must keep are taken evenly from its non-zero noise entries.
+    n_noise_entries = np.maximum(np.count_nonzero(prune_counts, axis=0) - 1.0, 1.0)
+    reduced = prune_counts - (kept - diagonal) / n_noise_entries
+    reduced[reduced < 0] = 0
+    np.fill_diagonal(reduced, kept)
+    # frac_noise removes only that fraction of each noise entry; the diagonal takes what is not removed,
+    # so column totals stay the same. Truncating to int (not rounding) is the reference behaviour.
+    scaled = reduced * frac_noise
+    np.fill_diagonal(scaled, reduced.diagonal())
+    np.fill_diagonal(scaled, reduced.diagonal() + np.sum(reduced - scaled, axis=0))
+    return scaled.astype(np.int64)
+
+
+def _prune_counts_for_removal(prune_counts: np.ndarray, num_to_remove: np.ndarray,
+                              label_counts: np.ndarray) -> np.ndarray:
+    """Prune matrix that removes num_to_remove[j] items of each class, split as the noise in P suggests."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # Broadcasting divides column k by the sum of row k: the reference's (odd but exact) normalisation.
+        shares = prune_counts / np.sum(prune_counts, axis=1)
+        noise_per_class = shares.sum(axis=1) - shares.diagonal()
+        target = shares * (num_to_remove / noise_per_class)[:, None]
+    np.fill_diagonal(target, label_counts - num_to_remove)
+    return _round_preserving_row_totals(target)
+
+
+def _prune_by_class(labels, pred_probs, prune_counts, order, bounds, prunable) -> np.ndarray:
+    """Flag, in each given class k, the n_k - P[k, k] items with the lowest p[i, k]."""
+    mask = np.zeros(labels.shape[0], dtype=bool)
+    for k in np.flatnonzero(prunable):
+        items = order[bounds[k]:bounds[k + 1]]
+        m = items.size - int(prune_counts[k, k])
+        if m >= 1:
+            mask[items[_smallest(pred_probs[items, k], m)]] = True
+    return mask
+
+
+def _prune_by_noise_rate(labels, pred_probs, prune_counts, order, bounds, prunable) -> np.ndarray:
+    """Flag, for each given class k and true class j != k, the P[j, k] items of k with the largest p_j - p_k."""
+    mask = np.zeros(labels.shape[0], dtype=bool)
+    for k in np.flatnonzero(prunable):  # K iterations; the work inside is vectorised over class k's items
+        to_flag = prune_counts[:, k].copy()
+        to_flag[k] = 0
+        true_classes = np.flatnonzero(to_flag > 0)
+        if not true_classes.size:
+            continue
+        items = order[bounds[k]:bounds[k + 1]]
+        rows = pred_probs[items]  # class k's rows once, in item order
+        given = rows[:, k]
+        for j in true_classes:
+            # Largest margin first = smallest negated margin (negation is exact, so ties stay ties).
+            mask[items[_smallest(given - rows[:, j], int(to_flag[j]))]] = True
+    return mask
+
+
+def _check_filter_options(filter_by, frac_noise, num_to_remove_per_class, min_examples_per_class,
+                          return_indices_ranked_by, rank_by_kwargs) -> dict:
+    if filter_by not in FILTER_BY:
+        raise ConfigError(f"Unknown filter_by {filter_by!r}; choose one of {', '.join(FILTER_BY)}.")
+    if not isinstance(frac_noise, (int, float, np.number)) or not 0 <= frac_noise <= 1:
+        raise ConfigError(f"frac_noise must be a number between 0 and 1; got {frac_noise!r}. "
+                          "Use 1 to remove every estimated issue.")
+    if (isinstance(min_examples_per_class, (bool, np.bool_)) or not isinstance(min_examples_per_class, (int, np.integer))
+            or min_examples_per_class < 0):
+        raise ConfigError(f"min_examples_per_class must be a non-negative integer; got {min_examples_per_class!r}.")
+    if num_to_remove_per_class is not None and filter_by not in _PRUNING_FILTERS:
+        raise ConfigError(f"num_to_remove_per_class works only with filter_by {', '.join(_PRUNING_FILTERS)}; "
+                          f"got filter_by={filter_by!r}. Drop num_to_remove_per_class or change filter_by.")
+    kwargs = dict(rank_by_kwargs or {})
+    unknown = sorted(set(kwargs) - {"adjust_pred_probs"})
+    if unknown:
+        raise ConfigError(f"rank_by_kwargs accepts only 'adjust_pred_probs'; got {preview(unknown)}.")
+    if return_indices_ranked_by is not None:
+        check_quality_method(return_indices_ranked_by, bool(kwargs.get("adjust_pred_probs", False)))
+    return kwargs
+
+
+def _check_num_to_remove(num_to_remove_per_class, label_counts: np.ndarray) -> np.ndarray:
+    r = np.asarray(num_to_remove_per_class)
+    n_classes = label_counts.shape[0]
+    if (r.shape != (n_classes,) or not np.issubdtype(r.dtype, np.number) or not np.all(np.isfinite(r))
+            or np.any(r != np.round(r)) or np.any(r < 0)):
+        raise ConfigError(f"num_to_remove_per_class must be {n_classes} non-negative integers, one per class; "
+                          f"got {preview(np.ravel(r))}.")
+    too_many = np.flatnonzero(r > label_counts)
+    if too_many.size:
+        k = too_many[0]
+        raise ConfigError(f"num_to_remove_per_class asks to remove {int(r[k])} items of class {k} but only "
+                          f"{int(label_counts[k])} are given that label; lower it for classes {preview(too_many)}.")
+    return r.astype(np.int64)
+
+
+def find_label_issues(labels, pred_probs, *, return_indices_ranked_by: str | None = None,
+                      rank_by_kwargs: dict | None = None, filter_by: str = "prune_by_noise_rate",
+                      frac_noise: float = 1.0, num_to_remove_per_class=None, min_examples_per_class: int = 1,
+                      confident_joint=None) -> np.ndarray:
+    """Which items are likely mislabelled: a boolean mask, or their indices ranked most-likely-wrong first.
+
+    ``filter_by`` chooses how many and which items of each given class are flagged:
+    ``prune_by_noise_rate`` (default): for each pair (true j, given k) the P[j, k] items of class k with the
+    largest margin p_j - p_k, where P is the calibrated confident joint transposed; ``prune_by_class``: the
+    n_k - P[k, k] items of class k with the lowest p_k; ``both``: items flagged by both;
+    ``confident_learning``: the off-diagonal items of the confident joint; ``predicted_neq_given``: argmax
+    differs from the label; ``low_self_confidence`` / ``low_normalized_margin``: the num_label_issues()
+    items with the lowest score. All but the two ``low_*`` filters then un-flag items whose argmax becomes
+    the given label when it gets 1e-6 more probability.
+
+    ``frac_noise`` flags only that fraction of each estimated noise count; ``num_to_remove_per_class`` (K
+    counts) fixes how many items of each class are flagged; a class with at most ``min_examples_per_class``
+    items is not pruned (a warning names it), and a class of one item is never flagged. With
+    ``return_indices_ranked_by`` (a quality method; ``rank_by_kwargs`` may set ``adjust_pred_probs``) the
+    flagged indices are returned in ascending score order, ties in index order (stable sort: cleanlab's
+    unstable sort may order exactly equal scores differently, and may pick differently among items tied at
+    a cut-off). ``confident_joint`` (uncalibrated or calibrated counts) replaces the computed one for the
+    pruning filters. Same as ``cleanlab.filter.find_label_issues`` (single-label; no n_jobs: vectorised).
+    """
+    kwargs = _check_filter_options(filter_by, frac_noise, num_to_remove_per_class, min_examples_per_class,
+                                   return_indices_ranked_by, rank_by_kwargs)
+    y, p = _check_inputs(labels, pred_probs)
+    n_classes = p.shape[1]
+    label_counts = _label_counts(y, n_classes)
+    removal = None if num_to_remove_per_class is None else _check_num_to_remove(num_to_remove_per_class, label_counts)
+    members = _class_members(y, n_classes)
+    if confident_joint is not None and filter_by != "confident_learning":
+        joint = _check_confident_joint(confident_joint, n_classes)
+        off_diagonal = None
+    else:
+        thresholds = _compute_confident_thresholds(y, p, members)
+        joint, off_diagonal = _compute_confident_joint(y, p, thresholds)
+        joint = _calibrate_confident_joint(joint, label_counts)
+
+    if filter_by in _SCORE_FILTERS:
+        scores = _compute_label_quality_scores(y, p, filter_by[4:], adjust_pred_probs=False)
+        if off_diagonal is None:
+            _, off_diagonal = _compute_confident_joint(y, p, _compute_confident_thresholds(y, p, members))
+        n_issues = _num_off_diagonal_issues(y, p, off_diagonal)
+        mask = np.zeros(y.shape[0], dtype=bool)
+        mask[_smallest(scores, n_issues)] = True
+    elif filter_by in _PRUNING_FILTERS:
+        order, bounds = members
+        prune_counts = _keep_at_least_n_per_class(joint.T, min_examples_per_class, frac_noise)
+        if removal is not None:
+            prune_counts = _prune_counts_for_removal(prune_counts, removal, label_counts)
+        # A class at or below min_examples_per_class is left alone; a single item is never flagged.
+        prunable = (label_counts > min_examples_per_class) & (label_counts > 1)
+        small = np.flatnonzero((label_counts > 0) & (label_counts <= min_examples_per_class))
+        if small.size:
+            warnings.warn(f"Classes {preview(small)} have at most min_examples_per_class={min_examples_per_class} "
+                          "items and were not searched for label issues; lower min_examples_per_class to include them.",
+                          stacklevel=2)
+        if filter_by == "prune_by_class":
+            mask = _prune_by_class(y, p, prune_counts, order, bounds, prunable)
+        else:
+            mask = _prune_by_noise_rate(y, p, prune_counts, order, bounds, prunable)
+            if filter_by == "both":
+                mask &= _prune_by_class(y, p, prune_counts, order, bounds, prunable)
+    elif filter_by == "confident_learning":
+        mask = np.zeros(y.shape[0], dtype=bool)
+        mask[off_diagonal] = True
+    else:  # predicted_neq_given
+        mask = p.argmax(axis=1) != y
+    if filter_by not in _SCORE_FILTERS:
+        _unflag_near_agreement(mask, y, p)
+
+    if return_indices_ranked_by is None:
+        return mask
+    flagged = np.flatnonzero(mask)
+    adjust = bool(kwargs.get("adjust_pred_probs", False))
+    # Scores depend only on each row (and, when adjusting, on thresholds from all items), so score just the
+    # flagged rows.
+    t = _compute_confident_thresholds(y, p, members) if adjust else None
+    scores = _compute_label_quality_scores(y[flagged], p[flagged], return_indices_ranked_by, adjust, t)
+    return flagged[np.argsort(scores, kind="stable")]
+
+
+def num_label_issues(labels, pred_probs, *, confident_joint=None, estimation_method: str = "off_diagonal") -> int:
+    """Estimated number of label issues.
+
+    ``off_diagonal`` (default): items off the diagonal of the (uncalibrated) confident joint, minus those the
+    model nearly agrees with; ``off_diagonal_calibrated``: round((1 - trace(estimate_joint)) * N);
+    ``off_diagonal_custom``: the same from the ``confident_joint`` you pass (ignored by the other two
+    methods, with a warning). Same as ``cleanlab.count.num_label_issues`` (single-label).
+    """
+    if estimation_method not in NUM_ISSUES_METHODS:
+        raise ConfigError(f"Unknown estimation_method {estimation_method!r}; choose one of "
+                          f"{', '.join(NUM_ISSUES_METHODS)}.")
+    if estimation_method == "off_diagonal_custom":
+        if confident_joint is None:
+            raise ConfigError("estimation_method='off_diagonal_custom' needs a confident_joint; pass one, or use "
+                              "estimation_method='off_diagonal'.")
+        y, p = _check_inputs(labels, pred_probs)
+        joint = estimate_joint(y, p, confident_joint=_check_confident_joint(confident_joint, p.shape[1]))
+        return int(np.rint((1.0 - joint.trace()) * y.shape[0]))
+    if confident_joint is not None:
+        warnings.warn("confident_joint is ignored unless estimation_method='off_diagonal_custom'; it is "
+                      "recomputed from labels and pred_probs.", stacklevel=2)
+    y, p = _check_inputs(labels, pred_probs)
+    thresholds = _compute_confident_thresholds(y, p)
+    joint, off_diagonal = _compute_confident_joint(y, p, thresholds)
+    if estimation_method == "off_diagonal":
+        return _num_off_diagonal_issues(y, p, off_diagonal)
+    calibrated = _calibrate_confident_joint(joint, _label_counts(y, p.shape[1]))
+    frac_issues = 1.0 - (calibrated / max(float(np.sum(calibrated)), TINY)).trace()
+    return int(np.rint(frac_issues * y.shape[0]))
