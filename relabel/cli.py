@@ -1,0 +1,263 @@
+"""The `relabel` command line: thin commands, each calling one library function.
+
+A RelabelError becomes a one-line message and exit code 1; bad usage is click's exit code 2. ``cli`` is a
+click group, so more commands (e.g. ``demo``) are added with ``cli.add_command``.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+
+import click
+
+from . import __version__
+from .config import API_KEY_ENV, DEFAULT_BUDGET, DEFAULT_CONFIG, REVIEW_MODES, load_config
+from .errors import RelabelError
+from .rounds import EXPORT_FORMATS, Loop, initialise
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+def _errors_to_exit_1(command):
+    """Turn relabel's own errors into a one-line `Error: ...` and exit code 1 (never a traceback)."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except RelabelError as exc:
+            raise click.ClickException(_one_line(exc)) from exc
+    return wrapper
+
+
+def _loop(ctx: click.Context) -> Loop:
+    obj = ctx.obj
+    config = load_config(obj["config_path"])
+    loop = Loop.from_config(config, connector=obj.get("connector"))
+    ctx.call_on_close(loop.close)
+    return loop
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="relabel")
+@click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True, envvar="RELABEL_CONFIG",
+              type=click.Path(dir_okay=False), help="The relabel.toml to use.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str):
+    """Find and fix label errors in a Label Studio project, in relabel rounds.
+
+    \b
+    export LABEL_STUDIO_API_KEY=...          # an owner/admin token (never stored)
+    relabel init --url http://localhost:8080 --project 3
+    relabel round --budget 20                # score, push the 20 worst items to review
+    relabel round --budget 20                # collect the reviews, rescore, push the next 20
+    relabel status
+    """
+    ctx.ensure_object(dict)
+    ctx.obj.setdefault("config_path", config_path)
+
+
+@cli.command()
+@click.option("--url", required=True, help="The Label Studio server, e.g. http://localhost:8080.")
+@click.option("--project", required=True, type=int, help="The source project id (the number in /projects/<id>/).")
+@click.option("--label-tag", default=None, help="The <Choices name=...> to score, if the config has several.")
+@click.option("--text-field", default=None, help="The task data field holding the text, if ambiguous.")
+@click.option("--api-key-file", default=None, help=f"A file holding the API key (else ${API_KEY_ENV}).")
+@click.option("--mode", type=click.Choice(REVIEW_MODES), default="project", show_default=True,
+              help="Review in a separate project or in place.")
+@click.option("--budget", type=int, default=DEFAULT_BUDGET, show_default=True, help="Review tasks per round.")
+@click.option("--store", "store_path", default="relabel.db", show_default=True, help="The SQLite store.")
+@click.option("--featurizer", default=None, help="The model's featurizer ('sentence-transformers' or 'tfidf').")
+@click.option("--force", is_flag=True, help="Overwrite an existing config file.")
+@click.pass_context
+@_errors_to_exit_1
+def init(ctx, url, project, label_tag, text_field, api_key_file, mode, budget, store_path, featurizer, force):
+    """Write relabel.toml and check the connection to the project.
+
+    Prints the project's title, task and annotation counts and classes. Nothing is written if the
+    server, the key or the project is wrong.
+
+    \b
+    export LABEL_STUDIO_API_KEY=...
+    relabel init --url http://localhost:8080 --project 3 --budget 20
+    """
+    info = initialise(ctx.obj["config_path"], url=url, project=project, label_tag=label_tag,
+                      text_field=text_field, api_key_file=api_key_file, mode=mode, budget=budget,
+                      store=store_path, featurizer=featurizer, overwrite=force, connector=ctx.obj.get("connector"))
+    click.echo(f"Project {info.project_id}: {info.title}")
+    click.echo(f"  tasks: {info.n_tasks}  annotations: {info.n_annotations}")
+    click.echo(f"  classes ({info.label_tag}): {', '.join(info.classes)}")
+    click.echo(f"Wrote {ctx.obj['config_path']}; next: relabel round --budget {budget}")
+
+
+@cli.command()
+@click.pass_context
+@_errors_to_exit_1
+def pull(ctx):
+    """Pull new, changed and deleted annotations from Label Studio into the store.
+
+    \b
+    relabel pull
+    """
+    s = _loop(ctx).pull()
+    click.echo(f"Pulled {s.items} items: {s.new} new, {s.changed} changed, {s.unchanged} unchanged, "
+               f"{s.deleted} deleted annotations.")
+    for w in s.warnings:
+        click.echo(f"warning: {w}", err=True)
+
+
+@cli.command()
+@click.pass_context
+@_errors_to_exit_1
+def score(ctx):
+    """Score every item: model, CROWDLAB consensus and quality, label issues, ActiveLab.
+
+    \b
+    relabel pull && relabel score
+    """
+    _echo_score(_loop(ctx).score())
+
+
+@cli.command()
+@click.option("--budget", type=int, default=None, help="Items to send to review (default: the config's budget).")
+@click.pass_context
+@_errors_to_exit_1
+def push(ctx, budget):
+    """Push the latest round's lowest-quality items to review; running it again creates nothing new.
+
+    \b
+    relabel push --budget 20
+    """
+    _echo_push(_loop(ctx).push(budget))
+
+
+@cli.command()
+@click.pass_context
+@_errors_to_exit_1
+def collect(ctx):
+    """Record reviewers' answers to pushed review tasks as decisions.
+
+    \b
+    relabel collect
+    """
+    s = _loop(ctx).collect()
+    click.echo(f"Collected {s.decisions} decisions: {s.confirmed} confirmed, {s.corrected} corrected, "
+               f"{s.skipped} skipped.")
+
+
+@cli.command("round")
+@click.option("--budget", type=int, default=None, help="Items to send to review (default: the config's budget).")
+@click.pass_context
+@_errors_to_exit_1
+def round_(ctx, budget):
+    """Run a relabel round: collect -> pull -> score -> select -> push (resumes a round that died).
+
+    \b
+    relabel round --budget 20
+    """
+    s = _loop(ctx).round(budget)
+    if s.resumed:
+        click.echo(f"Resumed round {s.round}.")
+    if s.collect is not None:
+        click.echo(f"Collected {s.collect.decisions} decisions ({s.collect.corrected} corrected).")
+    if s.pull is not None:
+        click.echo(f"Pulled {s.pull.items} items: {s.pull.new} new, {s.pull.changed} changed, "
+                   f"{s.pull.deleted} deleted annotations.")
+    if s.score is not None:
+        _echo_score(s.score)
+    if s.push is not None:
+        _echo_push(s.push)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@_errors_to_exit_1
+def status(ctx, as_json):
+    """Show every round: items, annotations, review tasks pushed, reviewed, corrected, expected errors left.
+
+    \b
+    relabel status --json
+    """
+    report = _loop(ctx).status()
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    if not report["rounds"]:
+        click.echo("No rounds yet; run `relabel round`.")
+        return
+    header = ["round", "status", "items", "annotations", "pushed", "reviewed", "corrected",
+              "expected_remaining_errors"]
+    click.echo(_table(header, [[r[h] for h in header] for r in report["rounds"]]))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@_errors_to_exit_1
+def annotators(ctx, as_json):
+    """Per-annotator quality, agreement with consensus, worst class and number of labels (latest round).
+
+    \b
+    relabel annotators --json
+    """
+    rows = _loop(ctx).annotators()
+    if as_json:
+        click.echo(json.dumps({"annotators": rows}))
+        return
+    header = ["annotator", "quality", "agreement", "worst_class", "labels"]
+    click.echo(_table(header, [[r[h] for h in header] for r in rows]))
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), required=True, help="Output format.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True), help="Output file.")
+@click.pass_context
+@_errors_to_exit_1
+def export(ctx, fmt, out):
+    """Export every item with its final label (reviewer's where reviewed, consensus elsewhere).
+
+    \b
+    relabel export --format csv --out labels.csv
+    """
+    n = _loop(ctx).export(fmt, out)
+    click.echo(f"Wrote {n} items to {out}.")
+
+
+# ---- output helpers ----------------------------------------------------------------------------------------
+def _echo_score(s) -> None:
+    click.echo(f"Round {s.round} scored ({s.method}): {s.labelled_items} labelled of {s.items} items, "
+               f"{s.annotations} annotations by {s.annotators} annotators; {s.label_issues} label issues; "
+               f"expected wrong labels left {s.expected_remaining_errors:.1f}.")
+    for note in s.notes:
+        click.echo(f"note: {note}")
+
+
+def _echo_push(s) -> None:
+    click.echo(f"Round {s.round}: {s.new} new review tasks ({s.mode}), {s.total} in total.")
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    """An aligned plain-text table: text left, numbers right."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
+    numeric = [all(isinstance(row[i], (int, float)) or row[i] is None for row in rows) for i in range(len(header))]
+
+    def line(values):
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def main() -> None:
+    """The `relabel` console script."""
+    cli(obj={})

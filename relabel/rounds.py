@@ -1,0 +1,521 @@
+"""One relabel round: collect -> pull -> score -> select -> push, each step recorded in the store.
+
+A round that died half way resumes where it stopped: collect and pull are idempotent upserts; scoring writes the
+round row and all its scores in one transaction; the selection is fixed once recorded, so pushing again asks
+the connector (idempotent itself) only for what is not yet recorded, and review tasks are recorded only after the
+connector returned them.
+
+    loop = Loop(store, connector, model={"featurizer": "tfidf"})
+    loop.round(budget=20)        # what `relabel round --budget 20` does
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from connectors.records import Connector, ProjectInfo, PushedTask, ReviewRequest
+from . import active, confident, consensus
+from .annotations import Annotations
+from .config import (DEFAULT_BUDGET, DEFAULT_FEATURIZER, DEFAULT_STORE, Config, ReviewSettings, config_path,
+                     parse_config, positive_budget, review_mode, write_config)
+from .errors import AnnotationError, ConfigError, ConnectorError, InputError, LabelError, StoreError, preview
+from .selection import select_for_review
+from .store import PullSummary, Store, now
+
+# A round is "open" (resumable) until its review tasks are all recorded.
+OPEN_STATUSES = ("scored", "selected")
+EXPORT_FORMATS = ("csv", "jsonl")
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    """What scoring a round computed."""
+
+    round: int
+    method: str                 # "crowdlab" or "single-label" (the fallback)
+    items: int
+    labelled_items: int
+    annotations: int
+    annotators: int
+    label_issues: int
+    expected_remaining_errors: float
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PushSummary:
+    """What a push did: review tasks created now and the round's total."""
+
+    round: int
+    mode: str
+    selected: int
+    new: int
+    total: int
+
+
+@dataclass(frozen=True)
+class CollectSummary:
+    """Reviewers' answers turned into decisions."""
+
+    decisions: int
+    confirmed: int
+    corrected: int
+    skipped: int
+
+
+@dataclass(frozen=True)
+class RoundSummary:
+    """Everything one `relabel round` did, step by step."""
+
+    round: int
+    resumed: bool
+    collect: CollectSummary | None = None
+    pull: PullSummary | None = None
+    score: ScoreSummary | None = None
+    push: PushSummary | None = None
+    steps: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Loop:
+    """The relabel loop over one store and one connector.
+
+    ``connector`` may be a Connector or a zero-argument callable making one, so commands that never talk to
+    Label Studio (status, annotators, export) never need a key or a server.
+    """
+
+    def __init__(self, store: Store, connector: Connector | Callable[[], Connector] | None = None, *,
+                 model: dict | object | None = None, review: ReviewSettings | None = None):
+        self.store = store
+        self._connector = connector
+        self.model = model
+        self.review = review or ReviewSettings()
+
+    @classmethod
+    def from_config(cls, config: Config, connector: Connector | Callable[[], Connector] | None = None) -> "Loop":
+        """A Loop for a config: its store, its review settings, its model table, and a lazily made connector."""
+        store = Store(config.store_path)
+        store.check_project(config.label_studio.project)
+        return cls(store, connector if connector is not None else (lambda: make_connector(config)),
+                   model=config.model, review=config.review)
+
+    @property
+    def connector(self) -> Connector:
+        if self._connector is None:
+            raise ConfigError("This command needs Label Studio but no connector was configured; "
+                              "run it with a relabel.toml (see `relabel init`).")
+        if callable(self._connector) and not hasattr(self._connector, "pull"):
+            self._connector = self._connector()
+        return self._connector
+
+    def close(self) -> None:
+        self.store.close()
+
+    # ---- collect ----------------------------------------------------------------------------------------
+    def collect(self) -> CollectSummary:
+        """Read reviewers' answers on pushed tasks that have none yet and record them as decisions."""
+        answered = {r["task_id"] for r in self.store.decisions()}
+        pending = [PushedTask(item_id=r["item_id"], round=r["round"], target_project=r["target_project"],
+                              task_id=r["task_id"], mode=r["mode"])
+                   for r in self.store.review_tasks() if r["task_id"] not in answered]
+        rows = self.store.record_decisions(self.connector.collect(pending)) if pending else []
+        outcomes = [r["outcome"] for r in rows]
+        summary = CollectSummary(decisions=len(rows), confirmed=outcomes.count("confirmed"),
+                                 corrected=outcomes.count("corrected"), skipped=outcomes.count("skipped"))
+        self.store.log_event("collect", f"{len(rows)} decisions from {len(pending)} open review tasks",
+                             details=summary.__dict__)
+        return summary
+
+    # ---- pull -------------------------------------------------------------------------------------------
+    def pull(self) -> PullSummary:
+        """Bring the store up to date with the source project (incremental, reconciling deletions)."""
+        info = self.connector.describe()
+        self.store.check_project(info.project_id)
+        pulled = self.connector.pull(since=self.store.get_meta("pull_cursor"), reconcile=True)
+        self.store.bind_project(info)
+        summary = self.store.apply_pull(pulled)
+        self.store.log_event("pull", f"{summary.new} new, {summary.changed} changed, {summary.deleted} deleted "
+                                     f"annotations; {summary.items} items", details=summary.__dict__)
+        return summary
+
+    # ---- score ------------------------------------------------------------------------------------------
+    def score(self) -> ScoreSummary:
+        """Score every item: model pred_probs, CROWDLAB consensus and qualities, label issues, ActiveLab."""
+        latest = self.store.latest_round()
+        if latest is not None and latest["status"] in OPEN_STATUSES and not self.store.review_tasks(latest["round"]):
+            rnd = latest["round"]       # re-score an open round nobody has seen yet
+        else:
+            rnd = (latest["round"] + 1) if latest else 1
+        table, annotation_ids = self.store.scoring_table()
+        items = self.store.items()
+        _check_scorable(self.store, table, items)
+        result = _compute_round_scores(table, annotation_ids, items, self.store.final_labels(), self.model,
+                                       cache=self.store)
+        round_row = {"round": rnd, "status": "scored", "method": result.method, "note": " ".join(result.notes),
+                     "items": len(items), "labelled_items": table.n_items, "annotations": len(table),
+                     "annotators": table.n_annotators, "expected_remaining_errors": result.expected_errors,
+                     "label_issues": result.n_issues, "model_weight": result.model_weight, "scored_at": now(),
+                     "selected_at": None, "pushed_at": None, "budget": None, "mode": None}
+        self.store.save_scores(round_row, result.item_rows, result.annotator_rows, result.annotation_rows)
+        self.store.log_event("score", f"round {rnd} scored with {result.method}", round=rnd,
+                             details={"notes": list(result.notes)})
+        return ScoreSummary(round=rnd, method=result.method, items=len(items), labelled_items=table.n_items,
+                            annotations=len(table), annotators=table.n_annotators, label_issues=result.n_issues,
+                            expected_remaining_errors=result.expected_errors, notes=result.notes)
+
+    # ---- select + push ----------------------------------------------------------------------------------
+    def push(self, budget: int | None = None) -> PushSummary:
+        """Push the latest round's review tasks; pushing again creates nothing new."""
+        latest = self.store.latest_round()
+        if latest is None:
+            raise StoreError("No scored round yet; run `relabel score` (or `relabel round`) first.")
+        rnd = latest["round"]
+        if latest["status"] == "scored":
+            self._select(rnd, positive_budget(budget if budget is not None else self.review.budget))
+            latest = self.store.latest_round()
+        selection = self.store.selection(rnd)
+        mode = latest["mode"] or self.review.mode
+        done = {r["item_id"] for r in self.store.review_tasks(rnd)}
+        todo = [r for r in selection if r["item_id"] not in done]
+        new = 0
+        if todo:
+            data = self.store.item_data(r["item_id"] for r in todo)
+            requests = [ReviewRequest(item_id=r["item_id"], round=rnd, data=data.get(r["item_id"], {}),
+                                      quality=float(r["quality"]), reason=r["reason"], suggested_label=r["suggested"])
+                        for r in todo]
+            # One bulk call; nothing is recorded until it returned, and the connector finds what an earlier,
+            # killed push already created, so recording afterwards never duplicates.
+            pushed = self.connector.push(requests, mode=mode, show_suggestion=self.review.show_suggestion)
+            missing = sorted({r.item_id for r in requests} - {str(t.item_id) for t in pushed})
+            new = self.store.record_pushed(rnd, pushed, selection, mark_pushed=not missing)
+            if missing:
+                raise ConnectorError(f"Label Studio did not return review tasks for items {preview(missing)} of "
+                                     f"round {rnd}; run `relabel push` again to finish the round.")
+        elif latest["status"] != "pushed":
+            self.store.record_pushed(rnd, [], selection, mark_pushed=True)
+        total = len(self.store.review_tasks(rnd))
+        self.store.log_event("push", f"round {rnd}: {new} new review tasks, {total} in total ({mode})", round=rnd)
+        return PushSummary(round=rnd, mode=mode, selected=len(selection), new=new, total=total)
+
+    def _select(self, rnd: int, budget: int) -> None:
+        classes = self.store.classes
+        position = {c: k for k, c in enumerate(classes)}
+        scores = self.store.scores(rnd)
+        ids = [r["item_id"] for r in scores]
+        table = self.store.annotations_table()
+        votes = np.zeros((len(ids), len(classes)), dtype=np.int64)
+        where = {item: n for n, item in enumerate(ids)}
+        rows = np.array([where.get(str(i), -1) for i in table.item_ids], dtype=np.intp)
+        counts = table.vote_counts()
+        votes[rows[rows >= 0]] = counts[rows >= 0]
+        consensus_idx = np.array([position.get(r["consensus_label"], -1) if r["labelled"] else -1 for r in scores],
+                                 dtype=np.intp)
+        model_label = np.array([position[r["model_label"]] for r in scores], dtype=np.intp)
+        quality = np.array([np.nan if r["quality"] is None else r["quality"] for r in scores], dtype=float)
+        reviewed = np.array([bool(r["reviewed"]) for r in scores])
+        waiting_ids = self.store.waiting_item_ids()
+        waiting = np.array([i in waiting_ids for i in ids])
+        sel = select_for_review(quality, consensus_idx, votes, model_label,
+                                np.array([r["model_prob"] for r in scores], dtype=float), classes, budget,
+                                reviewed=reviewed, waiting=waiting,
+                                label_issue=np.array([bool(r["label_issue"]) for r in scores]))
+        rows_out = [{"item_id": ids[i], "rank": n, "quality": float(q), "reason": reason,
+                     "suggested": classes[int(s)]}
+                    for n, (i, q, s, reason) in enumerate(zip(sel.index, sel.quality, sel.suggested, sel.reasons))]
+        self.store.save_selection(rnd, rows_out, budget=budget, mode=review_mode(self.review.mode))
+        self.store.log_event("select", f"round {rnd}: {len(rows_out)} items selected (budget {budget})", round=rnd)
+
+    # ---- a whole round ----------------------------------------------------------------------------------
+    def round(self, budget: int | None = None) -> RoundSummary:
+        """collect -> pull -> score -> select -> push; an open round is resumed instead of started again."""
+        if budget is not None:
+            positive_budget(budget)
+        latest = self.store.latest_round()
+        if latest is not None and latest["status"] in OPEN_STATUSES:
+            pushed = self.push(budget)
+            return RoundSummary(round=latest["round"], resumed=True, push=pushed, steps=("push",))
+        collected = self.collect() if self.store.review_tasks() else None
+        pulled = self.pull()
+        scored = self.score()
+        pushed = self.push(budget)
+        steps = (("collect",) if collected else ()) + ("pull", "score", "select", "push")
+        return RoundSummary(round=scored.round, resumed=False, collect=collected, pull=pulled, score=scored,
+                            push=pushed, steps=steps)
+
+    # ---- reports ------------------------------------------------------------------------------------------
+    def status(self) -> dict:
+        """{"rounds": [{round, status, items, annotations, pushed, reviewed, corrected, expected_remaining_errors}]}"""
+        decisions = self.store.decisions()
+        out = []
+        for r in self.store.rounds():
+            mine = [d for d in decisions if d["round"] == r["round"]]
+            out.append({"round": r["round"], "status": r["status"], "items": r["items"],
+                        "annotations": r["annotations"], "pushed": len(self.store.review_tasks(r["round"])),
+                        "reviewed": sum(d["outcome"] != "skipped" for d in mine),
+                        "corrected": sum(d["outcome"] == "corrected" for d in mine),
+                        "expected_remaining_errors": r["expected_remaining_errors"]})
+        return {"rounds": out}
+
+    def annotators(self) -> list[dict]:
+        """Per-annotator quality, agreement, worst class and number of labels in the latest round."""
+        latest = self._latest_scored()
+        return [{"annotator": r["annotator_id"], "quality": r["quality"], "agreement": r["agreement"],
+                 "worst_class": r["worst_class"], "labels": r["num_labels"]}
+                for r in self.store.annotator_scores(latest["round"])]
+
+    def export_rows(self) -> list[dict]:
+        """Every item with its final label: the reviewer's where reviewed, the consensus elsewhere."""
+        latest = self._latest_scored()
+        scores = {r["item_id"]: r for r in self.store.scores(latest["round"])}
+        reviewer = self.store.final_labels()
+        counts = self.store.annotations_table().num_annotations()
+        n_by_item = dict(zip((str(i) for i in self.store.annotations_table().item_ids), counts.tolist()))
+        rows = []
+        for item in self.store.items():
+            iid = item["item_id"]
+            s = scores.get(iid, {})
+            reviewed = iid in reviewer
+            rows.append({"item_id": iid, "final_label": reviewer[iid] if reviewed else s.get("consensus_label"),
+                         "source": "reviewer" if reviewed else ("consensus" if s.get("consensus_label") else None),
+                         "consensus_label": s.get("consensus_label"), "quality": s.get("quality"),
+                         "num_annotations": int(n_by_item.get(iid, 0)), "reviewed": reviewed,
+                         "label_issue": bool(s.get("label_issue")), "round": latest["round"],
+                         "text": item["text"]})
+        return rows
+
+    def export(self, fmt: str, out: str | Path) -> int:
+        """Write export_rows() as CSV or JSON Lines; returns the number of items written."""
+        if fmt not in EXPORT_FORMATS:
+            raise ConfigError(f"The export format must be one of {', '.join(EXPORT_FORMATS)}. Got {fmt!r}.")
+        rows = self.export_rows()
+        path = Path(out)
+        tmp = path.with_name(path.name + ".partial")
+        # Written aside then renamed, so a failure never leaves a half-written export under the real name.
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            if fmt == "csv":
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["item_id"])
+                writer.writeheader()
+                writer.writerows(rows)
+            else:
+                for r in rows:
+                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        tmp.replace(path)
+        return len(rows)
+
+    def _latest_scored(self) -> dict:
+        latest = self.store.latest_round()
+        if latest is None:
+            raise StoreError("No round has been scored yet; run `relabel round` first.")
+        return latest
+
+
+def initialise(path=None, *, url: str, project: int, label_tag: str | None = None, text_field: str | None = None,
+               api_key_file: str | None = None, mode: str = "project", budget: int = DEFAULT_BUDGET,
+               store: str = DEFAULT_STORE, featurizer: str | None = None, overwrite: bool = False,
+               connector: Connector | Callable[[], Connector] | None = None) -> ProjectInfo:
+    """`relabel init`: check the settings and the connection, then write the config and bind the store.
+
+    Order matters for "nothing half-written": everything that can fail (settings, server, key, project,
+    labeling config, a store made for another project) is checked before the config file is written.
+    """
+    file = config_path(path)
+    if file.exists() and not overwrite:
+        raise ConfigError(f"The config file {str(file)!r} already exists; pass --force to overwrite it "
+                          "or --config to write another file.")
+    settings = dict(url=url, project=project, label_tag=label_tag, text_field=text_field,
+                    api_key_file=api_key_file, mode=mode, budget=budget, show_suggestion=True, store=store,
+                    model={"featurizer": featurizer or DEFAULT_FEATURIZER})
+    ls = {k: v for k, v in (("url", url), ("project", project), ("label_tag", label_tag),
+                            ("text_field", text_field), ("api_key_file", api_key_file)) if v is not None}
+    config = parse_config({"label_studio": ls, "review": {"mode": mode, "budget": budget},
+                           "store": {"path": store}, "model": settings["model"]},
+                          base=file.resolve().parent, path=file)
+    if connector is None:
+        conn = make_connector(config)
+    else:
+        conn = connector() if callable(connector) and not hasattr(connector, "describe") else connector
+    info = conn.describe()
+    with Store(config.store_path) as st:
+        st.check_project(info.project_id)
+        write_config(file, overwrite=overwrite, **settings)
+        st.bind_project(info)
+        st.log_event("init", f"project {info.project_id} {info.title!r}: {info.n_tasks} tasks, "
+                             f"{info.n_annotations} annotations, classes {', '.join(info.classes)}")
+    return info
+
+
+def make_connector(config: Config) -> Connector:
+    """The Label Studio connector for a config (the key is read now, from the environment or the key file)."""
+    from connectors.label_studio import LabelStudioConnector  # the SDK is heavy; only commands that talk need it
+    ls = config.label_studio
+    return LabelStudioConnector(ls.url, config.api_key(), ls.project, label_tag=ls.label_tag,
+                                text_field=ls.text_field)
+
+
+# ---- scoring ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Scores:
+    method: str
+    item_rows: list
+    annotator_rows: list
+    annotation_rows: list
+    expected_errors: float
+    n_issues: int
+    model_weight: float | None
+    notes: tuple
+
+
+def _check_scorable(store: Store, table: Annotations, items: list[dict]) -> None:
+    if len(table) == 0:
+        title = store.get_meta("project_title") or ""
+        raise AnnotationError(f"Project {store.project_id} {title!r} has no labelled tasks ({len(items)} tasks, "
+                              "0 annotations); annotate some tasks in Label Studio, then run relabel again.")
+    present = np.unique(table.label)
+    if present.size < 2:
+        raise AnnotationError(f"Every annotation in project {store.project_id} is '{table.classes[present[0]]}'; "
+                              "the model needs at least two classes among the labels, so annotate items of "
+                              "another class first.")
+
+
+def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items: list[dict],
+                          reviewer_labels: dict[str, str], model, cache) -> _Scores:
+    """All of a round's numbers, as rows for the store. Inputs come from the store, so they are trusted."""
+    from .model import predict_probs  # the model stack (scikit-learn, maybe torch) loads only when scoring
+
+    classes = table.classes
+    k = len(classes)
+    position = {c: i for i, c in enumerate(classes)}
+    item_ids = [it["item_id"] for it in items]
+    where = {iid: n for n, iid in enumerate(item_ids)}
+    rows = np.array([where[str(i)] for i in table.item_ids], dtype=np.intp)  # labelled item -> row in items
+    n = len(items)
+    notes: list[str] = []
+
+    reviewed = np.zeros(n, dtype=bool)
+    final = np.full(n, -1, dtype=np.intp)
+    for iid, label in reviewer_labels.items():
+        if iid in where and label in position:
+            reviewed[where[iid]] = True
+            final[where[iid]] = position[label]
+
+    # The model learns from the majority vote (cheap, no pred_probs needed), overridden by reviewers' labels.
+    train = np.full(n, -1, dtype=np.intp)
+    train[rows] = consensus.get_majority_vote_label(table)
+    train[reviewed] = final[reviewed]
+    texts = [it["text"] if it["text"] is not None else "" for it in items]
+    pred_probs = predict_probs(item_ids, texts, train, k, model, cache=cache)
+    p_lab = pred_probs[rows]
+
+    single = table.n_annotators < 2 or int(table.num_annotations().max()) < 2
+    if single:
+        method = "single-label"
+        why = ("only one annotator has labelled" if table.n_annotators < 2 else "every item has a single label")
+        notes.append(f"CROWDLAB needs two or more annotators on some items but {why}; quality is the model's "
+                     "confidence in the given label (self-confidence) and annotator stats compare with that label.")
+        res = _single_label_scores(table, p_lab)
+    else:
+        method = "crowdlab"
+        res = _crowdlab_scores(table, p_lab)
+    cons, quality, agreement, posterior, ann_quality, annotator_rows, model_weight = res
+
+    try:
+        issues = np.asarray(confident.find_label_issues(cons, p_lab), dtype=bool)
+    except (LabelError, InputError) as exc:
+        issues = np.zeros(table.n_items, dtype=bool)
+        notes.append(f"Confident learning was skipped ({exc}).")
+
+    unl = np.setdiff1d(np.arange(n), rows)
+    active_lab = np.full(n, np.nan)
+    try:
+        scores_l, scores_u = active.get_active_learning_scores(table, p_lab, pred_probs[unl] if unl.size else None)
+        active_lab[rows] = scores_l
+        if unl.size and scores_u is not None:
+            active_lab[unl] = scores_u
+    except InputError as exc:
+        notes.append(f"ActiveLab scores were skipped ({exc}).")
+
+    post_of_consensus = posterior[np.arange(table.n_items), cons]
+    # Expected wrong labels left: each unreviewed labelled item is wrong with probability 1 - P(consensus).
+    unreviewed = ~reviewed[rows]
+    expected = float(np.sum(1.0 - post_of_consensus[unreviewed]))
+
+    model_top = pred_probs.argmax(axis=1)
+    counts = table.num_annotations()
+    item_rows = []
+    lab_pos = np.full(n, -1, dtype=np.intp)
+    lab_pos[rows] = np.arange(table.n_items)
+    for i, iid in enumerate(item_ids):
+        j = lab_pos[i]
+        labelled = j >= 0
+        final_label = classes[final[i]] if reviewed[i] else (classes[cons[j]] if labelled else None)
+        item_rows.append({
+            "item_id": iid, "labelled": int(labelled),
+            "consensus_label": classes[cons[j]] if labelled else None,
+            "quality": float(quality[j]) if labelled else None,
+            "agreement": float(agreement[j]) if labelled else None,
+            "num_annotations": int(counts[j]) if labelled else 0,
+            "posterior": float(post_of_consensus[j]) if labelled else None,
+            "model_label": classes[model_top[i]], "model_prob": float(pred_probs[i, model_top[i]]),
+            "label_issue": int(bool(issues[j])) if labelled else 0,
+            "active_score": None if np.isnan(active_lab[i]) else float(active_lab[i]),
+            "reviewed": int(reviewed[i]), "final_label": final_label})
+    annotation_rows = [{"annotation_id": str(a), "quality": float(q)} for a, q in zip(annotation_ids, ann_quality)]
+    return _Scores(method, item_rows, annotator_rows, annotation_rows, expected, int(issues.sum()),
+                   model_weight, tuple(notes))
+
+
+def _crowdlab_scores(table: Annotations, p_lab: np.ndarray):
+    res = consensus.crowdlab(table, p_lab)
+    cons = np.asarray(res.consensus_label, dtype=np.intp)
+    annotator_rows = _annotator_rows(table, res.annotator_quality, res.agreement_with_consensus,
+                                     res.worst_class, res.num_examples_labeled, res.annotator_weight)
+    return (cons, np.asarray(res.consensus_quality_score, float), np.asarray(res.annotator_agreement, float),
+            np.asarray(res.posterior, float), np.asarray(res.annotation_quality, float), annotator_rows,
+            float(res.model_weight))
+
+
+def _single_label_scores(table: Annotations, p_lab: np.ndarray):
+    """Without a crowd to compare, the model judges each label: quality = P(model) of the label given."""
+    k = table.n_classes
+    cons = np.asarray(consensus.get_majority_vote_label(table, p_lab), dtype=np.intp)
+    quality = confident.get_label_quality_scores(cons, p_lab)
+    votes = table.vote_counts()
+    n_i = votes.sum(axis=1)
+    agreement = votes[np.arange(table.n_items), cons] / n_i
+    ann_quality = p_lab[table.item, table.label]
+    m = table.n_annotators
+    n_labels = np.bincount(table.annotator, minlength=m)
+    agree = table.label == cons[table.item]
+    mean_quality = np.bincount(table.annotator, weights=ann_quality, minlength=m) / n_labels
+    agreement_a = np.bincount(table.annotator, weights=agree, minlength=m) / n_labels
+    # Worst class: among classes the annotator used, the one whose labels least often match the consensus
+    # (ties: the most used, then the smallest index) - one bincount over (annotator, class) pairs.
+    used = np.bincount(table.annotator * k + table.label, minlength=m * k).reshape(m, k)
+    hits = np.bincount(table.annotator * k + table.label, weights=agree, minlength=m * k).reshape(m, k)
+    rate = np.where(used > 0, hits / np.maximum(used, 1), np.inf)
+    annotator_of = np.repeat(np.arange(m), k)
+    class_of = np.tile(np.arange(k), m)
+    order = np.lexsort((class_of, -used.ravel(), rate.ravel(), annotator_of))  # last key sorts first
+    worst = order.reshape(m, k)[:, 0] - np.arange(m) * k
+    annotator_rows = _annotator_rows(table, mean_quality, agreement_a, worst, n_labels, np.full(m, np.nan))
+    return cons, quality, agreement, p_lab, ann_quality, annotator_rows, None
+
+
+def _annotator_rows(table: Annotations, quality, agreement, worst, n_labels, weight) -> list[dict]:
+    quality, agreement, weight = (np.asarray(x, dtype=float) for x in (quality, agreement, weight))
+    rows = []
+    for a, aid in enumerate(table.annotator_ids):
+        w = worst[a]
+        worst_name = table.classes[int(w)] if isinstance(w, (int, np.integer)) and int(w) >= 0 else \
+            (None if w is None or (isinstance(w, float) and np.isnan(w)) else str(w))
+        rows.append({"annotator_id": str(aid), "quality": _num(quality[a]), "agreement": _num(agreement[a]),
+                     "worst_class": worst_name, "num_labels": int(n_labels[a]), "weight": _num(weight[a])})
+    return rows
+
+
+def _num(x) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
