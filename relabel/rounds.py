@@ -339,6 +339,7 @@ def initialise(path=None, *, url: str, project: int, label_tag: str | None = Non
     else:
         conn = connector() if callable(connector) and not hasattr(connector, "describe") else connector
     info = conn.describe()
+    config.store_path.parent.mkdir(parents=True, exist_ok=True)
     with Store(config.store_path) as st:
         st.check_project(info.project_id)
         write_config(file, overwrite=overwrite, **settings)

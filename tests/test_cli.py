@@ -1,0 +1,160 @@
+"""The CLI through click's CliRunner, against the in-memory fake Label Studio of test_rounds."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from relabel.cli import cli
+from relabel.config import API_KEY_ENV
+from relabel.errors import AuthError, ConnectorError
+from relabel.store import Store
+from test_rounds import ANNOTATORS, FakeLabelStudio
+
+
+@pytest.fixture
+def runner(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(API_KEY_ENV, "test-key-not-secret")
+    return CliRunner()
+
+
+def run(runner, fake, *args):
+    return runner.invoke(cli, list(args), obj={"connector": fake}, catch_exceptions=False)
+
+
+def init(runner, fake, *extra):
+    return run(runner, fake, "init", "--url", "http://ls.example:8080", "--project", str(fake.project_id),
+               "--featurizer", "tfidf", *extra)
+
+
+def test_every_command_has_help_with_a_worked_example(runner):
+    for name, command in cli.commands.items():
+        result = runner.invoke(cli, [name, "--help"])
+        assert result.exit_code == 0, name
+        assert f"relabel {name}" in result.output, f"{name} help lacks a worked example"
+
+
+def test_init_writes_config_and_prints_the_project(runner, tmp_path):
+    fake = FakeLabelStudio()
+    result = init(runner, fake, "--budget", "12")
+    assert result.exit_code == 0, result.output
+    assert "Project 7: News" in result.output
+    assert "tasks: 60  annotations: 180" in result.output
+    assert "classes (topic): sport, politics, tech" in result.output
+    text = (tmp_path / "relabel.toml").read_text()
+    assert "test-key-not-secret" not in text and 'featurizer = "tfidf"' in text and "budget = 12" in text
+    with Store(tmp_path / "relabel.db") as s:
+        assert s.project_id == 7 and s.classes == ("sport", "politics", "tech")
+    again = init(runner, fake)
+    assert again.exit_code == 1 and "already exists" in again.output
+
+
+@pytest.mark.parametrize("error", [
+    ConnectorError("Cannot reach Label Studio at http://ls.example:8080 (connection refused); start it or fix --url."),
+    AuthError(f"Label Studio rejected the API key (401); check {API_KEY_ENV}."),
+])
+def test_init_failure_is_one_line_exit_1_and_writes_nothing(runner, tmp_path, error):
+    class Broken(FakeLabelStudio):
+        def describe(self):
+            raise error
+    result = init(runner, Broken())
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {error}"
+    assert not (tmp_path / "relabel.toml").exists() and not (tmp_path / "relabel.db").exists()
+
+
+def test_bad_usage_is_exit_2(runner):
+    assert runner.invoke(cli, ["init", "--url", "http://x"]).exit_code == 2            # --project missing
+    assert runner.invoke(cli, ["export", "--format", "xml", "--out", "x"]).exit_code == 2
+    assert runner.invoke(cli, ["nosuchcommand"]).exit_code == 2
+
+
+def test_bad_budget_is_a_one_line_error(runner):
+    fake = FakeLabelStudio()
+    init(runner, fake)
+    result = run(runner, fake, "round", "--budget", "-3")
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: The 'budget' setting must be a positive integer. Got -3."
+    assert fake.push_calls == []
+
+
+def test_commands_without_a_config_say_how_to_start(runner):
+    result = runner.invoke(cli, ["status"])
+    assert result.exit_code == 1 and "relabel init" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_round_status_push_collect_annotators_export(runner, tmp_path):
+    fake = FakeLabelStudio()
+    init(runner, fake)
+    result = run(runner, fake, "round", "--budget", "10")
+    assert result.exit_code == 0, result.output
+    assert "Round 1 scored (crowdlab)" in result.output and "10 new review tasks (project), 10 in total" in result.output
+
+    again = run(runner, fake, "push")
+    assert again.exit_code == 0 and "0 new review tasks" in again.output and "10 in total" in again.output
+    assert len(fake.review_tasks) == 10
+
+    status = json.loads(run(runner, fake, "status", "--json").output)
+    assert list(status) == ["rounds"] and len(status["rounds"]) == 1
+    r1 = status["rounds"][0]
+    assert list(r1) == ["round", "status", "items", "annotations", "pushed", "reviewed", "corrected",
+                        "expected_remaining_errors"]
+    assert (r1["round"], r1["status"], r1["items"], r1["annotations"], r1["pushed"]) == (1, "pushed", 60, 180, 10)
+
+    task_ids = sorted(fake.review_tasks.values())
+    fake.answer(task_ids[0], "eve@x", "tech")
+    fake.answer(task_ids[1], "eve@x", None)
+    collected = run(runner, fake, "collect")
+    assert collected.exit_code == 0 and "Collected 2 decisions" in collected.output and "1 skipped" in collected.output
+
+    table = run(runner, fake, "status").output.splitlines()
+    assert table[0].split() == ["round", "status", "items", "annotations", "pushed", "reviewed", "corrected",
+                                "expected_remaining_errors"]
+    assert table[2].split()[:5] == ["1", "pushed", "60", "180", "10"]
+
+    ann = json.loads(run(runner, fake, "annotators", "--json").output)["annotators"]
+    assert {a["annotator"] for a in ann} == set(ANNOTATORS)
+    text = run(runner, fake, "annotators").output.splitlines()
+    assert text[0].split() == ["annotator", "quality", "agreement", "worst_class", "labels"]
+    assert len(text) == 2 + len(ANNOTATORS)
+    assert len({line.index(line.split()[1]) for line in text[2:]}) == 1   # columns aligned
+
+    out = tmp_path / "labels.csv"
+    exported = run(runner, fake, "export", "--format", "csv", "--out", str(out))
+    assert exported.exit_code == 0 and "Wrote 60 items" in exported.output
+    rows = {r["item_id"]: r for r in csv.DictReader(out.open())}
+    reviewed_item = next(item for (rnd, item), tid in fake.review_tasks.items() if tid == task_ids[0])
+    assert rows[reviewed_item]["final_label"] == "tech" and rows[reviewed_item]["reviewed"] == "True"
+    assert sum(r["reviewed"] == "True" for r in rows.values()) == 1
+
+
+def test_empty_project_round_fails_cleanly(runner, tmp_path):
+    fake = FakeLabelStudio(n_items=0, n_unlabelled=4)
+    assert init(runner, fake).exit_code == 0
+    result = run(runner, fake, "round")
+    assert result.exit_code == 1 and "has no labelled tasks" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    with Store(tmp_path / "relabel.db") as s:
+        assert s.rounds() == [] and s.count("scores") == 0
+
+
+def test_pull_and_score_commands(runner):
+    fake = FakeLabelStudio(annotators=("solo@x",), per_item=1)
+    init(runner, fake)
+    pulled = run(runner, fake, "pull")
+    assert pulled.exit_code == 0 and "60 new" in pulled.output
+    assert "0 new" in run(runner, fake, "pull").output
+    scored = run(runner, fake, "score")
+    assert scored.exit_code == 0 and "(single-label)" in scored.output and "note: CROWDLAB needs" in scored.output
+
+
+def test_config_option_chooses_the_file(runner, tmp_path):
+    fake = FakeLabelStudio()
+    result = run(runner, fake, "--config", "team/relabel.toml", "init", "--url", "http://x:1", "--project", "7",
+                 "--featurizer", "tfidf")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "team" / "relabel.toml").exists() and (tmp_path / "team" / "relabel.db").exists()
+    assert run(runner, fake, "--config", "team/relabel.toml", "status").output.startswith("No rounds yet")
