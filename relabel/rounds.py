@@ -118,10 +118,10 @@ class Loop:
     # ---- collect ----------------------------------------------------------------------------------------
     def collect(self) -> CollectSummary:
         """Read reviewers' answers on pushed tasks that have none yet and record them as decisions."""
-        answered = {r["task_id"] for r in self.store.decisions()}
+        answered = {(r["round"], r["task_id"]) for r in self.store.decisions()}
         pending = [PushedTask(item_id=r["item_id"], round=r["round"], target_project=r["target_project"],
                               task_id=r["task_id"], mode=r["mode"])
-                   for r in self.store.review_tasks() if r["task_id"] not in answered]
+                   for r in self.store.review_tasks() if (r["round"], r["task_id"]) not in answered]
         rows = self.store.record_decisions(self.connector.collect(pending)) if pending else []
         outcomes = [r["outcome"] for r in rows]
         summary = CollectSummary(decisions=len(rows), confirmed=outcomes.count("confirmed"),

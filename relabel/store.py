@@ -54,7 +54,7 @@ _TABLES: dict[str, tuple[dict, object]] = {
                       "reason": str, "quality": float, "suggested": str, "pushed_at": str}, ("round", "item_id")),
     "decisions": ({"task_id": int, "reviewer": str, "round": int, "item_id": str, "label": str,
                    "previous_label": str, "outcome": str, "answered_at": str, "annotation_id": str,
-                   "collected_at": str}, ("task_id", "reviewer")),
+                   "collected_at": str}, ("round", "task_id", "reviewer")),
     "embeddings": ({"model_id": str, "text_hash": str, "dim": int, "vector": bytes}, ("model_id", "text_hash")),
     "events": ({"id": int, "at": str, "round": int, "step": str, "message": str, "details": str}, "id"),
 }
@@ -347,7 +347,7 @@ class Store:
 
     def record_decisions(self, answers: list[ReviewAnswer]) -> list[dict]:
         """Turn reviewers' answers into decisions (upsert by task and reviewer); returns the rows written."""
-        tasks = {(r["task_id"]): r for r in self.review_tasks()}
+        tasks = {(r["round"], r["task_id"]): r for r in self.review_tasks()}
         previous = {}
         for r in self.db.query("select round, item_id, consensus_label from scores where item_id in "
                                "(select item_id from review_tasks)"):
@@ -355,10 +355,10 @@ class Store:
         stamp = now()
         rows = []
         for a in answers:
-            task = tasks.get(int(a.task_id))
+            task = tasks.get((int(a.round), int(a.task_id)))
             if task is None:
-                raise StoreError(f"Review task {a.task_id} (item {a.item_id!r}) was never recorded as pushed; "
-                                 "run `relabel push` to record it before collecting.")
+                raise StoreError(f"Review task {a.task_id} (item {a.item_id!r}, round {a.round}) was never recorded "
+                                 "as pushed; run `relabel push` to record it before collecting.")
             prev = task["suggested"] or previous.get((task["round"], task["item_id"]))
             if a.label is None:
                 outcome = "skipped"
@@ -372,7 +372,7 @@ class Store:
                          "collected_at": stamp})
         if rows:
             with self.db.atomic():
-                self.db["decisions"].upsert_all(rows, pk=("task_id", "reviewer"))
+                self.db["decisions"].upsert_all(rows, pk=("round", "task_id", "reviewer"))
         return rows
 
     def decisions(self) -> list[dict]:
@@ -390,7 +390,7 @@ class Store:
         """Items with a pushed review task that nobody has answered yet."""
         return {r[0] for r in self.db.execute(
             "select t.item_id from review_tasks t where not exists "
-            "(select 1 from decisions d where d.task_id = t.task_id)").fetchall()}
+            "(select 1 from decisions d where d.task_id = t.task_id and d.round = t.round)").fetchall()}
 
     # ---- embedding cache (used by relabel.model) ---------------------------------------------------------
     def cached_embeddings(self, model_id: str, text_hashes: list[str]) -> dict[str, np.ndarray]:
