@@ -72,17 +72,33 @@ def _class_members(labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.n
     return order, bounds
 
 
+def _sort_by_class(labels: np.ndarray, pred_probs: np.ndarray):
+    """(order, bounds, sorted_probs): pred_probs rows grouped by given class, class k in rows bounds[k]:bounds[k+1].
+
+    One gather of all rows (np.take is ~2x faster than fancy indexing) makes every later per-class step work
+    on a contiguous block instead of gathering class k's rows again.
+    """
+    order, bounds = _class_members(labels, pred_probs.shape[1])
+    return order, bounds, np.take(pred_probs, order, axis=0)
+
+
 def _compute_confident_thresholds(labels: np.ndarray, pred_probs: np.ndarray,
-                                  members: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-    """t_k = mean of p[i, k] over items given class k; absent classes get an unreachable threshold."""
+                                  members: tuple[np.ndarray, np.ndarray] | None = None,
+                                  sorted_probs: np.ndarray | None = None) -> np.ndarray:
+    """t_k = mean of p[i, k] over items given class k; absent classes get an unreachable threshold.
+
+    ``members`` (from _class_members) and ``sorted_probs`` (from _sort_by_class) reuse work already done.
+    """
     n_classes = pred_probs.shape[1]
     order, bounds = members if members is not None else _class_members(labels, n_classes)
     thresholds = np.full(n_classes, UNREACHABLE_THRESHOLD, dtype=np.float64)
     for k in range(n_classes):  # one mean per class over its own items: O(N) in total
-        if bounds[k + 1] > bounds[k]:
-            # np.mean of the gathered values (index order) sums exactly as cleanlab's boolean-mask mean does,
+        start, stop = bounds[k], bounds[k + 1]
+        if stop > start:
+            # np.mean of the class's values in index order sums exactly as cleanlab's boolean-mask mean does,
             # so thresholds agree to the last bit and "p >= t - eps" never flips between the two.
-            thresholds[k] = np.mean(pred_probs[order[bounds[k]:bounds[k + 1]], k])
+            own = sorted_probs[start:stop, k] if sorted_probs is not None else pred_probs[order[start:stop], k]
+            thresholds[k] = np.mean(own)
     # Keep the dtype cleanlab ends up with (float32 pred_probs with every class given -> float32 thresholds),
     # so comparisons and the adjusted pred_probs round exactly as cleanlab's do.
     if np.all(bounds[1:] > bounds[:-1]):
@@ -495,32 +511,32 @@ def _prune_counts_for_removal(prune_counts: np.ndarray, num_to_remove: np.ndarra
     return _round_preserving_row_totals(target)
 
 
-def _prune_by_class(labels, pred_probs, prune_counts, order, bounds, prunable) -> np.ndarray:
-    """Flag, in each given class k, the n_k - P[k, k] items with the lowest p[i, k]."""
-    mask = np.zeros(labels.shape[0], dtype=bool)
+def _prune_by_class(sorted_probs, bounds, prune_counts, prunable) -> np.ndarray:
+    """Flag, in each given class k, the n_k - P[k, k] items with the lowest p[i, k] (mask over sorted rows)."""
+    mask = np.zeros(sorted_probs.shape[0], dtype=bool)
     for k in np.flatnonzero(prunable):
-        items = order[bounds[k]:bounds[k + 1]]
-        m = items.size - int(prune_counts[k, k])
+        start, stop = bounds[k], bounds[k + 1]
+        m = (stop - start) - int(prune_counts[k, k])
         if m >= 1:
-            mask[items[_smallest(pred_probs[items, k], m)]] = True
+            mask[start + _smallest(sorted_probs[start:stop, k], m)] = True
     return mask
 
 
-def _prune_by_noise_rate(labels, pred_probs, prune_counts, order, bounds, prunable) -> np.ndarray:
-    """Flag, for each given class k and true class j != k, the P[j, k] items of k with the largest p_j - p_k."""
-    mask = np.zeros(labels.shape[0], dtype=bool)
+def _prune_by_noise_rate(sorted_probs, bounds, prune_counts, prunable) -> np.ndarray:
+    """Flag, for each given class k and true class j != k, the P[j, k] items of k with the largest p_j - p_k.
+
+    Returns a mask over the rows of sorted_probs (grouped by class, index order inside each class).
+    """
+    mask = np.zeros(sorted_probs.shape[0], dtype=bool)
     for k in np.flatnonzero(prunable):  # K iterations; the work inside is vectorised over class k's items
         to_flag = prune_counts[:, k].copy()
         to_flag[k] = 0
-        true_classes = np.flatnonzero(to_flag > 0)
-        if not true_classes.size:
-            continue
-        items = order[bounds[k]:bounds[k + 1]]
-        rows = pred_probs[items]  # class k's rows once, in item order
-        given = rows[:, k]
-        for j in true_classes:
+        start, stop = bounds[k], bounds[k + 1]
+        block = sorted_probs[start:stop]
+        given = block[:, k]
+        for j in np.flatnonzero(to_flag > 0):
             # Largest margin first = smallest negated margin (negation is exact, so ties stay ties).
-            mask[items[_smallest(given - rows[:, j], int(to_flag[j]))]] = True
+            mask[start + _smallest(given - block[:, j], int(to_flag[j]))] = True
     return mask
 
 
@@ -591,24 +607,24 @@ def find_label_issues(labels, pred_probs, *, return_indices_ranked_by: str | Non
     n_classes = p.shape[1]
     label_counts = _label_counts(y, n_classes)
     removal = None if num_to_remove_per_class is None else _check_num_to_remove(num_to_remove_per_class, label_counts)
-    members = _class_members(y, n_classes)
+    order, bounds, sorted_probs = _sort_by_class(y, p)
+    members = order, bounds
+    thresholds = _compute_confident_thresholds(y, p, members, sorted_probs)
+    # The joint on the class-sorted rows: rows of class k are a block, so the given labels are a repeat.
+    joint, off_diagonal = _compute_confident_joint(np.repeat(np.arange(n_classes), label_counts), sorted_probs,
+                                                   thresholds)
+    off_diagonal = np.sort(order[off_diagonal])
     if confident_joint is not None and filter_by != "confident_learning":
         joint = _check_confident_joint(confident_joint, n_classes)
-        off_diagonal = None
     else:
-        thresholds = _compute_confident_thresholds(y, p, members)
-        joint, off_diagonal = _compute_confident_joint(y, p, thresholds)
         joint = _calibrate_confident_joint(joint, label_counts)
 
     if filter_by in _SCORE_FILTERS:
         scores = _compute_label_quality_scores(y, p, filter_by[4:], adjust_pred_probs=False)
-        if off_diagonal is None:
-            _, off_diagonal = _compute_confident_joint(y, p, _compute_confident_thresholds(y, p, members))
         n_issues = _num_off_diagonal_issues(y, p, off_diagonal)
         mask = np.zeros(y.shape[0], dtype=bool)
         mask[_smallest(scores, n_issues)] = True
     elif filter_by in _PRUNING_FILTERS:
-        order, bounds = members
         prune_counts = _keep_at_least_n_per_class(joint.T, min_examples_per_class, frac_noise)
         if removal is not None:
             prune_counts = _prune_counts_for_removal(prune_counts, removal, label_counts)
@@ -620,16 +636,19 @@ def find_label_issues(labels, pred_probs, *, return_indices_ranked_by: str | Non
                           "items and were not searched for label issues; lower min_examples_per_class to include them.",
                           stacklevel=2)
         if filter_by == "prune_by_class":
-            mask = _prune_by_class(y, p, prune_counts, order, bounds, prunable)
+            sorted_mask = _prune_by_class(sorted_probs, bounds, prune_counts, prunable)
         else:
-            mask = _prune_by_noise_rate(y, p, prune_counts, order, bounds, prunable)
+            sorted_mask = _prune_by_noise_rate(sorted_probs, bounds, prune_counts, prunable)
             if filter_by == "both":
-                mask &= _prune_by_class(y, p, prune_counts, order, bounds, prunable)
+                sorted_mask &= _prune_by_class(sorted_probs, bounds, prune_counts, prunable)
+        mask = np.empty(y.shape[0], dtype=bool)
+        mask[order] = sorted_mask
     elif filter_by == "confident_learning":
         mask = np.zeros(y.shape[0], dtype=bool)
         mask[off_diagonal] = True
     else:  # predicted_neq_given
         mask = p.argmax(axis=1) != y
+    del sorted_probs  # the N x K copy is not needed for de-flagging and ranking
     if filter_by not in _SCORE_FILTERS:
         _unflag_near_agreement(mask, y, p)
 
