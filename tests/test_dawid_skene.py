@@ -57,3 +57,40 @@ def test_snow_rte_matches_published_dawid_skene_accuracy():
     accuracy = (dawid_skene(a).consensus_label == gold).mean()
     # crowd-kit 1.4.2's Dawid-Skene reaches 0.9275 on RTE (shared/data/README.md)
     assert accuracy >= 0.9275 - 1e-9
+
+
+def _model(truth, k, accuracy, seed):
+    """Out-of-sample-like pred_probs: mass `accuracy` on the truth for most items, on a wrong class otherwise."""
+    rng = np.random.default_rng(seed)
+    guess = np.where(rng.random(truth.size) < accuracy, truth, (truth + rng.integers(1, k, truth.size)) % k)
+    p = rng.dirichlet(np.ones(k), truth.size) * 0.3
+    p[np.arange(truth.size), guess] += 0.7
+    return p
+
+
+def test_model_dawid_skene_uses_model_and_annotators():
+    from relabel.dawid_skene import model_dawid_skene
+    a, truth = _planted(3)
+    p = _model(truth, 3, 0.8, 3)
+    result = model_dawid_skene(a, p)
+    accuracy = (result.consensus_label == truth).mean()
+    assert accuracy > (p.argmax(axis=1) == truth).mean()
+    assert accuracy > (dawid_skene(a).consensus_label == truth).mean() - 0.01
+    np.testing.assert_allclose(result.posterior.sum(axis=1), 1.0)
+
+
+def test_model_dawid_skene_clamps_reviewed_items():
+    from relabel.dawid_skene import model_dawid_skene
+    a, truth = _planted(4, n_items=50)
+    known = np.full(a.n_items, -1)
+    known[:5] = (truth[:5] + 1) % 3          # a reviewer overrules everyone on five items
+    result = model_dawid_skene(a, _model(truth, 3, 0.8, 4), known_labels=known)
+    assert result.consensus_label[:5].tolist() == known[:5].tolist()
+    np.testing.assert_allclose(result.posterior[:5].max(axis=1), 1.0)
+
+
+def test_model_dawid_skene_rejects_bad_discount():
+    from relabel.dawid_skene import model_dawid_skene
+    a, truth = _planted(5, n_items=20)
+    with pytest.raises(ConfigError, match="'annotator_discount'"):
+        model_dawid_skene(a, _model(truth, 3, 0.8, 5), annotator_discount=0)
