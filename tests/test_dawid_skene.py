@@ -75,7 +75,7 @@ def test_model_dawid_skene_uses_model_and_annotators():
     result = model_dawid_skene(a, p)
     accuracy = (result.consensus_label == truth).mean()
     assert accuracy > (p.argmax(axis=1) == truth).mean()
-    assert accuracy > (dawid_skene(a).consensus_label == truth).mean() - 0.01
+    assert accuracy > (a.vote_counts().argmax(axis=1) == truth).mean()
     np.testing.assert_allclose(result.posterior.sum(axis=1), 1.0)
 
 
