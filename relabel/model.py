@@ -348,6 +348,6 @@ def _user_pred_probs(settings: ModelSettings, item_ids: list[str], y: np.ndarray
         raise PredProbsError(f"The pred_probs file {str(path)!r} has {probs.shape[1]} columns but the labeling "
                              f"config has {n_classes} classes; give one column per class, in the config's class order.")
     probs = check_pred_probs(probs, n_rows=len(item_ids), n_classes=n_classes,
-                             name=f"The pred_probs in {str(path)!r}")
+                             name=f"The pred_probs file {str(path)!r}")
     check_in_sample(probs, y, source=f"pred_probs in {str(path)!r}")
     return probs
