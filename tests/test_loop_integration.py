@@ -1,0 +1,221 @@
+"""The relabel loop end to end: the CLI against a real private Label Studio (issue 4 acceptance).
+
+Uses the tfidf featurizer (fast). The session's acceptance project is only read (review tasks go to its review
+project); tests that write to a source project build their own.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from label_studio_helpers import (CLASSES, answer_task, build_acceptance_project, choices_config, make_members)
+from relabel.cli import cli
+from relabel.config import API_KEY_ENV
+from relabel.server import free_port
+from relabel.store import Store
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch, label_studio):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(API_KEY_ENV, label_studio.api_key)
+    return tmp_path
+
+
+def relabel(*args, obj=None):
+    result = CliRunner().invoke(cli, list(args), obj=obj if obj is not None else {}, catch_exceptions=False)
+    return result
+
+
+def init(url, project_id, *extra):
+    result = relabel("init", "--url", url, "--project", str(project_id), "--featurizer", "tfidf", *extra)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def review_project_tasks(ls_admin, source_project_id):
+    from connectors.label_studio import REVIEW_MARKER
+    marker = f"{REVIEW_MARKER}{source_project_id}"
+    projects = [p for p in ls_admin.projects.list() if marker in (p.description or "")]
+    assert len(projects) == 1
+    return projects[0].id, list(ls_admin.tasks.list(project=projects[0].id, fields="all"))
+
+
+def test_acceptance_two_rounds_in_a_review_project(workdir, label_studio, ls_admin, acceptance_project):
+    proj = acceptance_project
+    out = init(label_studio.url, proj.project_id).output
+    assert f"tasks: {len(proj.task_ids)}" in out and "classes (topic): sport, politics, tech" in out
+
+    # 1. first round: the store holds exactly Label Studio's annotations; 20 review tasks with fields and predictions
+    r1 = relabel("round", "--budget", "20")
+    assert r1.exit_code == 0, r1.output
+    with Store(workdir / "relabel.db") as store:
+        assert store.annotation_counts() == proj.counts_per_annotator()
+        assert len(store.rounds()) == 1
+        # labelled = at least one non-skipped label (some tasks have only skipped annotations)
+        labelled = {str(t) for t, pairs in proj.labels.items() if pairs}
+        scores = store.scores(1)
+        assert {r["item_id"] for r in scores if r["labelled"]} == labelled
+        assert all(r["quality"] is not None for r in scores if r["labelled"])
+        assert {r["annotator_id"] for r in store.annotator_scores(1)} == set(proj.annotators)
+        pushed = store.review_tasks(1)
+    review_id, tasks = review_project_tasks(ls_admin, proj.project_id)
+    assert len(tasks) == 20 == len(pushed)
+    for t in tasks:
+        assert {"text", "relabel_item", "relabel_round", "relabel_quality", "relabel_reason",
+                "relabel_suggested"} <= set(t.data)
+        assert t.predictions and t.data["relabel_item"] in labelled
+    again = relabel("push")
+    assert again.exit_code == 0 and "0 new review tasks" in again.output
+    assert len(review_project_tasks(ls_admin, proj.project_id)[1]) == 20
+
+    # 2. a fifth user answers 10 review tasks, half agreeing with the suggestion
+    ((reviewer_id, reviewer_email),) = make_members(ls_admin, f"reviewer-{os.getpid()}-", 1)
+    answered = {}
+    for n, t in enumerate(sorted(tasks, key=lambda t: t.id)[:10]):
+        suggested = t.data["relabel_suggested"]
+        label = suggested if n % 2 == 0 else next(c for c in CLASSES if c != suggested)
+        answer_task(ls_admin, t.id, label, reviewer_id)
+        answered[t.data["relabel_item"]] = (suggested, label)
+    r2 = relabel("round", "--budget", "20")
+    assert r2.exit_code == 0, r2.output
+    with Store(workdir / "relabel.db") as store:
+        decisions = store.decisions()
+        assert len(decisions) == 10
+        assert {d["item_id"]: (d["previous_label"], d["label"]) for d in decisions} == answered
+        assert all(d["reviewer"] == reviewer_email for d in decisions)
+        assert [r["round"] for r in store.rounds()] == [1, 2]
+        round2 = {t["item_id"] for t in store.review_tasks(2)}
+        assert len(round2) == 20 and not round2 & {t["item_id"] for t in pushed}
+    status = json.loads(relabel("status", "--json").output)["rounds"]
+    assert [(r["round"], r["pushed"], r["reviewed"], r["corrected"]) for r in status] == [(1, 20, 10, 5), (2, 20, 0, 0)]
+    assert status[1]["expected_remaining_errors"] < status[0]["expected_remaining_errors"]
+
+    exported = relabel("export", "--format", "jsonl", "--out", "labels.jsonl")
+    assert exported.exit_code == 0
+    rows = {r["item_id"]: r for r in map(json.loads, (workdir / "labels.jsonl").read_text().splitlines())}
+    assert len(rows) == len(proj.task_ids)
+    for item, (_, label) in answered.items():
+        assert rows[item]["final_label"] == label and rows[item]["reviewed"] is True
+    annotators = json.loads(relabel("annotators", "--json").output)["annotators"]
+    assert {a["annotator"] for a in annotators} == set(proj.annotators)
+    # the careless annotator (planted accuracy 0.55) is ranked lowest
+    worst = min(proj.accuracy, key=proj.accuracy.get)
+    assert annotators[0]["annotator"] == worst
+
+
+def test_in_place_mode_prediction_overlap_view_idempotent(workdir, label_studio, ls_admin):
+    proj = build_acceptance_project(ls_admin, title="relabel in place", n_tasks=60, n_unlabelled=3, seed=11)
+    init(label_studio.url, proj.project_id, "--mode", "in_place")
+    before = {t.id: t.overlap for t in ls_admin.tasks.list(project=proj.project_id, fields="all")}
+    r1 = relabel("round", "--budget", "8")
+    assert r1.exit_code == 0, r1.output
+
+    def state():
+        tasks = {t.id: t for t in ls_admin.tasks.list(project=proj.project_id, fields="all")}
+        views = [v for v in ls_admin.views.list(project=proj.project_id) if v.data.get("title") == "relabel round 1"]
+        return tasks, views
+    tasks, views = state()
+    with Store(workdir / "relabel.db") as store:
+        pushed = {int(t["item_id"]) for t in store.review_tasks(1)}
+    assert len(pushed) == 8 and len(views) == 1
+    for tid in pushed:
+        task = tasks[tid]
+        assert [p for p in task.predictions if (p.model_version if hasattr(p, "model_version") else p["model_version"])
+                == "relabel-round-1;"]
+        # one more annotator than the distinct authors of its finished (non-skipped) annotations
+        assert task.overlap == max(before[tid], len({who for who, _ in proj.labels[tid]}) + 1)
+        assert task.overlap > before[tid] or before[tid] > len(proj.labels[tid])
+    again = relabel("push")
+    assert again.exit_code == 0 and "0 new review tasks" in again.output
+    tasks2, views2 = state()
+    assert len(views2) == 1
+    assert {tid: (len(tasks2[tid].predictions), tasks2[tid].overlap) for tid in pushed} == \
+        {tid: (len(tasks[tid].predictions), tasks[tid].overlap) for tid in pushed}
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    from connectors.label_studio import LabelStudioConnector
+    from relabel.cli import cli
+    url, key, project = sys.argv[1], os.environ["LABEL_STUDIO_API_KEY"], int(sys.argv[2])
+    # The process dies right after Label Studio imported the review tasks, before relabel recorded them.
+    connector = LabelStudioConnector(url, key, project, after_import=lambda: os.kill(os.getpid(), signal.SIGKILL))
+    cli(["round", "--budget", "10"], obj={"connector": connector})
+""")
+
+
+def test_killed_after_import_then_push_does_not_duplicate(workdir, label_studio, ls_admin):
+    proj = build_acceptance_project(ls_admin, title="relabel kill", n_tasks=60, n_unlabelled=0, seed=12)
+    init(label_studio.url, proj.project_id)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    died = subprocess.run([sys.executable, "-c", KILL_SCRIPT, label_studio.url, str(proj.project_id)],
+                          cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    assert died.returncode == -9, died.stderr
+    assert len(review_project_tasks(ls_admin, proj.project_id)[1]) == 10
+    with Store(workdir / "relabel.db") as store:
+        assert store.review_tasks() == [] and store.latest_round()["status"] == "selected"
+    resumed = relabel("push")
+    assert resumed.exit_code == 0, resumed.output
+    assert "10 in total" in resumed.output
+    assert len(review_project_tasks(ls_admin, proj.project_id)[1]) == 10
+    with Store(workdir / "relabel.db") as store:
+        assert len(store.review_tasks(1)) == 10 and store.latest_round()["status"] == "pushed"
+
+
+def _assert_clean_failure(result, *needles, workdir):
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert not (workdir / "relabel.toml").exists() and not (workdir / "relabel.db").exists()
+
+
+def test_init_errors_are_one_line_and_write_nothing(workdir, label_studio, ls_admin, monkeypatch):
+    dead = f"http://127.0.0.1:{free_port()}"
+    _assert_clean_failure(relabel("init", "--url", dead, "--project", "1"), dead, workdir=workdir)
+
+    proj_id = ls_admin.projects.create(title="relabel errors", label_config=choices_config()).id
+    monkeypatch.setenv(API_KEY_ENV, "0" * 40)
+    _assert_clean_failure(relabel("init", "--url", label_studio.url, "--project", str(proj_id)), API_KEY_ENV,
+                          workdir=workdir)
+    monkeypatch.setenv(API_KEY_ENV, label_studio.api_key)
+
+    _assert_clean_failure(relabel("init", "--url", label_studio.url, "--project", "987654"), "987654",
+                          workdir=workdir)
+
+    no_choices = ls_admin.projects.create(
+        title="no choices", label_config='<View><Text name="body" value="$text"/>'
+                                         '<TextArea name="note" toName="body"/></View>').id
+    _assert_clean_failure(relabel("init", "--url", label_studio.url, "--project", str(no_choices)), "no <Choices> tag",
+                          workdir=workdir)
+
+    two = ls_admin.projects.create(title="two choices", label_config=choices_config(
+        extra='<Choices name="sentiment" toName="body"><Choice value="pos"/><Choice value="neg"/></Choices>')).id
+    _assert_clean_failure(relabel("init", "--url", label_studio.url, "--project", str(two)), "'topic'", "'sentiment'",
+                          "label_tag",
+                          workdir=workdir)
+    ok = relabel("init", "--url", label_studio.url, "--project", str(two), "--label-tag", "sentiment",
+                 "--featurizer", "tfidf")
+    assert ok.exit_code == 0 and "pos, neg" in ok.output
+
+
+def test_empty_project_round_is_a_clear_error(workdir, label_studio, ls_admin):
+    empty = ls_admin.projects.create(title="relabel empty", label_config=choices_config()).id
+    init(label_studio.url, empty)
+    result = relabel("round", "--budget", "5")
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1 and "has no labelled tasks" in result.output
+    with Store(workdir / "relabel.db") as store:
+        assert store.rounds() == [] and store.count("scores") == 0 and store.review_tasks() == []
