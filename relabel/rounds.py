@@ -272,8 +272,8 @@ class Loop:
         latest = self._latest_scored()
         scores = {r["item_id"]: r for r in self.store.scores(latest["round"])}
         reviewer = self.store.final_labels()
-        counts = self.store.annotations_table().num_annotations()
-        n_by_item = dict(zip((str(i) for i in self.store.annotations_table().item_ids), counts.tolist()))
+        table = self.store.annotations_table()
+        n_by_item = dict(zip((str(i) for i in table.item_ids), table.num_annotations().tolist()))
         rows = []
         for item in self.store.items():
             iid = item["item_id"]
