@@ -653,10 +653,12 @@ def find_label_issues(labels, pred_probs, *, return_indices_ranked_by: str | Non
             prune_counts = _prune_counts_for_removal(prune_counts, removal, label_counts)
         # A class at or below min_examples_per_class is left alone; a single item is never flagged.
         prunable = (label_counts > min_examples_per_class) & (label_counts > 1)
-        small = np.flatnonzero((label_counts > 0) & (label_counts <= min_examples_per_class))
+        small = np.flatnonzero((label_counts > 0) & ~prunable)
         if small.size:
-            warnings.warn(f"Classes {preview(small)} have at most min_examples_per_class={min_examples_per_class} "
-                          "items and were not searched for label issues; lower min_examples_per_class to include them.",
+            fix = ("lower min_examples_per_class to include them" if np.any(label_counts[small] > 1)
+                   else "a class with a single item is never searched")
+            warnings.warn(f"Classes {preview(small)} have at most max(min_examples_per_class, 1) = "
+                          f"{max(min_examples_per_class, 1)} items and were not searched for label issues; {fix}.",
                           stacklevel=2)
         if filter_by == "prune_by_class":
             sorted_mask = _prune_by_class(own, bounds, prune_counts, prunable)
