@@ -127,6 +127,11 @@ class _Table:
         return out
 
 
+def _plain(value):
+    """numpy scalar -> Python scalar, so messages read 'item 3', not 'item np.int64(3)'."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _is_dataframe(obj) -> bool:
     return hasattr(obj, "columns") and hasattr(obj, "to_numpy")
 
@@ -152,7 +157,7 @@ def _to_annotations(labels_multiannotator, n_classes: int) -> tuple[Annotations,
             items, annotators = np.nonzero(too_big)
             item_ids = np.asarray(labels_multiannotator.index) if frame else np.arange(dense.shape[0])
             annotator_ids = np.asarray(labels_multiannotator.columns) if frame else np.arange(dense.shape[1])
-            where = [f"item {item_ids[i]!r} by annotator {annotator_ids[a]!r}: {dense[i, a]:g}"
+            where = [f"item {_plain(item_ids[i])!r} by annotator {_plain(annotator_ids[a])!r}: {dense[i, a]:g}"
                      for i, a in zip(items[:5], annotators[:5])]
             raise LabelError(f"Labels outside the {n_classes} classes 0..{n_classes - 1} of pred_probs ("
                              + "; ".join(where) + "); pred_probs needs one column per class, or fix those labels.")
@@ -212,8 +217,8 @@ def _prepare(labels_multiannotator, pred_probs, *, allow_single_label: bool = Fa
         item, annotator, label = item[order], annotator[order], label[order]
     duplicate = np.flatnonzero(key[1:] == key[:-1]) if key.size > 1 else np.zeros(0, np.intp)
     if duplicate.size:
-        pairs = [f"{annotations.annotator_ids[annotator[r]]!r} on item {annotations.item_ids[item[r]]!r}"
-                 for r in duplicate[:5]]
+        ids = annotations.annotator_ids, annotations.item_ids
+        pairs = [f"{_plain(ids[0][annotator[r]])!r} on item {_plain(ids[1][item[r]])!r}" for r in duplicate[:5]]
         raise AnnotationError(f"Some annotators labelled the same item more than once ({'; '.join(pairs)}); "
                               "keep one annotation per annotator and item (e.g. the latest).")
 
@@ -535,7 +540,8 @@ def _compute_worst_class(table: _Table, consensus: np.ndarray, consensus_quality
     key = table.annotator * k + table.label
     size = table.n_annotators * k
     used = np.bincount(key, minlength=size).reshape(table.n_annotators, k)
-    correct = np.bincount(key, weights=(table.label == consensus[table.item]).astype(float), minlength=size).reshape(-1, k)
+    agrees = (table.label == consensus[table.item]).astype(float)
+    correct = np.bincount(key, weights=agrees, minlength=size).reshape(-1, k)
     quality = np.bincount(key, weights=consensus_quality[table.item], minlength=size).reshape(-1, k)
     has = used > 0
     accuracy = np.divide(correct, used, out=np.zeros(used.shape), where=has)
