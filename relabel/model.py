@@ -199,8 +199,12 @@ def cross_val_pred_probs(X, labels, *, n_folds: int = 5, classifier=None, seed: 
     Classes with fewer items than folds are predicted anyway (warning); classes no item has get a column held at
     PROBABILITY_FLOOR. ``classifier`` is as in ``make_classifier``.
     """
-    n_rows = X.shape[0] if hasattr(X, "shape") else len(X)
-    y = check_labels(labels, n_rows=n_rows, n_classes=n_classes)
+    import scipy.sparse
+    if not scipy.sparse.issparse(X):
+        X = np.asarray(X)
+        if X.ndim != 2:
+            raise InputError(f"X must be a 2-D feature matrix (one row per item); got shape {X.shape}.")
+    y = check_labels(labels, n_rows=X.shape[0], n_classes=n_classes)
     if n_classes is None:
         n_classes = int(y.max()) + 1 if y.size else 0
     _check_int("n_folds", n_folds, minimum=2)

@@ -343,3 +343,12 @@ def test_predict_probs_with_sentence_transformers_and_the_real_store(tiny_model,
     memory = MemoryEmbeddingCache()
     np.testing.assert_allclose(predict_probs(ids, texts, labels, 2, settings, cache=memory), first, rtol=1e-5)
     assert len(memory) == 16
+
+
+def test_cv_accepts_lists_and_sparse_and_rejects_1d():
+    import scipy.sparse as sp
+    X, y = blobs(n_per_class=10, k=2)
+    dense = cross_val_pred_probs(X.tolist(), y)
+    np.testing.assert_allclose(cross_val_pred_probs(sp.csr_matrix(X), y), dense, atol=1e-6)
+    with pytest.raises(InputError, match="2-D feature matrix"):
+        cross_val_pred_probs(np.ones(20), y)
