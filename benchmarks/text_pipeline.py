@@ -71,7 +71,11 @@ def score(name, labels, pred_probs, checked, validated, featurize_s=None, cv_s=N
 def run_featurizer(name, texts, labels, args) -> tuple[np.ndarray, float, float]:
     settings = ModelSettings(featurizer=name, n_folds=args.n_folds, seed=args.seed, threads=args.threads,
                              batch_size=args.batch_size, classifier_options=dict(args.classifier_option))
-    features = settings.make_featurizer(progress=True)
+    cache = None
+    if args.cache is not None and name == "sentence-transformers":
+        from relabel.store import Store
+        cache = Store(args.cache)
+    features = settings.make_featurizer(cache=cache, progress=True)
     start = time.perf_counter()
     X = features.fit_transform(texts, [str(i) for i in range(len(texts))])  # once, not per fold
     featurize_s = time.perf_counter() - start
@@ -96,6 +100,9 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--classifier-option", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                         type=str, help="e.g. --classifier-option C 10 (values parsed as JSON)")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="a SQLite store file to cache embeddings in (a re-run then skips embedding; the "
+                             "printed embed time is then the cached time)")
     parser.add_argument("--save-pred-probs", type=Path, default=None,
                         help="folder to save each featurizer's out-of-fold pred_probs (.npy) for later analysis")
     args = parser.parse_args(argv)

@@ -92,6 +92,8 @@ def check_texts(texts, item_ids: Sequence | None = None) -> list[str]:
         raise InputError("No texts were given; the text featurizers need one text per item "
                          "(set text_field to the data field that holds it, or use featurizer = 'precomputed').")
     texts = list(texts)
+    if not texts:
+        raise InputError("There are no texts to featurize; pull the project's items before scoring.")
     names = list(item_ids) if item_ids is not None else list(range(len(texts)))
     if len(names) != len(texts):
         raise InputError(f"Got {len(texts)} texts but {len(names)} item ids; give one text per item.")

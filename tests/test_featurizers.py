@@ -57,6 +57,8 @@ def test_missing_and_non_string_texts_name_the_items():
         check_texts(["x", None, "y", 7], ["a", "b", "c", "d"])
     with pytest.raises(InputError, match="No texts"):
         check_texts(None, ["a"])
+    with pytest.raises(InputError, match="no texts to featurize"):
+        check_texts([], [])
     with pytest.raises(InputError, match="2 texts but 3 item ids"):
         check_texts(["a", "b"], ["1", "2", "3"])
 

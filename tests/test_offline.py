@@ -1,7 +1,8 @@
 """relabel embeds with no network: the packaged all-MiniLM-L6-v2 loads and embeds with every socket refused.
 
 The guard runs in a fresh interpreter, so nothing imported earlier in the test session can hide a network call
-made at import time, and the Hugging Face offline variables are removed first, so it is relabel that sets them.
+made at import time; the Hugging Face offline variables are removed and the Hugging Face libraries imported before
+relabel, so it is relabel's own loading (by local path, local files only) that keeps the network untouched.
 Connection attempts are recorded as well as refused: a library that swallowed the error would still be caught.
 """
 import json
@@ -26,6 +27,9 @@ GUARDED_EMBED = textwrap.dedent("""
     socket.create_connection = refuse
     socket.getaddrinfo = refuse
 
+    # The hard case: the Hugging Face stack is imported before relabel could set HF_HUB_OFFLINE, so only
+    # relabel's loading by local path with local_files_only keeps it off the network.
+    import sentence_transformers, huggingface_hub
     from relabel.model import featurizer
     f = featurizer("sentence-transformers", threads=1)
     X = f.transform(["A man is playing a guitar.", "Someone plays an instrument.",
@@ -65,7 +69,7 @@ def test_packaged_minilm_puts_related_sentences_closer_than_unrelated():
 
 def test_guard_would_catch_a_connection():
     """The guard itself works: the same patching makes a plain connection attempt fail and be recorded."""
-    code = GUARDED_EMBED.split("from relabel.model")[0] + textwrap.dedent("""
+    code = GUARDED_EMBED.split("# The hard case")[0] + textwrap.dedent("""
         try:
             socket.create_connection(("example.com", 80), timeout=1)
         except OSError:
