@@ -352,3 +352,46 @@ def test_cv_accepts_lists_and_sparse_and_rejects_1d():
     np.testing.assert_allclose(cross_val_pred_probs(sp.csr_matrix(X), y), dense, atol=1e-6)
     with pytest.raises(InputError, match="2-D feature matrix"):
         cross_val_pred_probs(np.ones(20), y)
+
+
+from hypothesis import given, settings as hyp_settings, strategies as st  # noqa: E402
+
+
+@hyp_settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=2, max_size=80), st.integers(2, 10), st.integers(0, 2**31))
+def test_folds_property_every_row_once_balanced_per_class(labels, n_folds, seed):
+    y = np.asarray(labels)
+    folds = _stratified_folds(y, n_folds, seed)
+    assert folds.shape == y.shape and folds.min() >= 0 and folds.max() < n_folds
+    sizes = np.bincount(folds, minlength=n_folds)
+    assert sizes.max() - sizes.min() <= 1
+    for k in np.unique(y):
+        per_fold = np.bincount(folds[y == k], minlength=n_folds)
+        assert per_fold.max() - per_fold.min() <= 1
+
+
+class PriorClassifier(ClassifierMixin, BaseEstimator):
+    """Predicts the training class frequencies: fast enough for property tests."""
+
+    def fit(self, X, y):
+        self.classes_, counts = np.unique(y, return_counts=True)
+        self.prior_ = counts / counts.sum()
+        return self
+
+    def predict_proba(self, X):
+        return np.tile(self.prior_, (X.shape[0], 1))
+
+
+@hyp_settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 4), min_size=2, max_size=60).filter(lambda v: len(set(v)) >= 2),
+       st.integers(0, 3), st.integers(2, 6))
+def test_cv_property_rows_are_probabilities_over_all_classes(labels, extra_classes, n_folds):
+    y = np.asarray(labels)
+    k = int(y.max()) + 1 + extra_classes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ModelWarning)
+        probs = cross_val_pred_probs(np.zeros((y.size, 1)), y, n_folds=n_folds, classifier=PriorClassifier(),
+                                     n_classes=k)
+    assert probs.shape == (y.size, k)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-12)
+    assert (probs > 0).all()
