@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime, timezone
 from typing import Callable, Iterable
 
 import httpx
@@ -143,7 +144,13 @@ class LabelStudioConnector:
 
     def _iter_tasks(self, project_id: int, *, fields: str = "all", filters: dict | None = None,
                     task_ids: list[int] | None = None) -> Iterable[dict]:
-        """Every task of a project, page by page, in id order (stable while others write)."""
+        """Every task of a project (or of ``task_ids``), page by page, in id order (stable while others write)."""
+        if task_ids is not None and len(task_ids) > PAGE_SIZE:
+            # The ids travel in the query string: keep it far below the server's 64 KB request-line limit.
+            for start in range(0, len(task_ids), PAGE_SIZE):
+                yield from self._iter_tasks(project_id, fields=fields, filters=filters,
+                                            task_ids=task_ids[start:start + PAGE_SIZE])
+            return
         query: dict = {"ordering": ["tasks:id"]}
         if filters is not None:
             query["filters"] = filters
@@ -192,6 +199,8 @@ class LabelStudioConnector:
         lists the whole project (whatever ``since``) and fills ``all_annotation_ids`` so the caller can delete
         what is gone. ``cursor`` is the newest task ``updated_at`` seen; pass it as the next ``since``.
         """
+        if since is not None:
+            since = _normalise_time(since)
         self._project_json(refresh=True)
         config = self._label_config()
         list_everything = since is None or reconcile
@@ -507,6 +516,22 @@ def _raise_for_status(connector: LabelStudioConnector, status: int, body: str, w
         raise ConnectorError(f"There is no project {project} at {url}; check the project id in the project's URL.")
     short = " ".join(body.split())[:200]
     raise ConnectorError(f"Label Studio at {url} answered {status} to {what}: {short}; check the server log.")
+
+
+def _normalise_time(value: str) -> str:
+    """An ISO 8601 time as Label Studio writes and filters it: UTC with microseconds and a Z.
+
+    The Data Manager's datetime filter answers 500 to any other format, and the same form lets the cursor be
+    compared with updated_at values as plain strings.
+    """
+    try:
+        moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"The pull cursor must be an ISO 8601 time like 2024-05-01T12:00:00.000000Z. "
+                         f"Got {value!r}.") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)  # Label Studio's times are UTC
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _user_id(completed_by) -> int | None:

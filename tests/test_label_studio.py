@@ -171,6 +171,11 @@ def test_incremental_pull_returns_only_changed_tasks(small_project, ls_admin):
     assert by_id[first.annotations[0].annotation_id].label == "politics"
     assert second.cursor > first.cursor
     assert connector.pull(since=second.cursor).items == []
+    # Any ISO 8601 form is accepted (Label Studio's filter takes only one); a bad cursor is named.
+    assert len(connector.pull(since="2000-01-01T00:00:00Z").items) == 6
+    assert len(connector.pull(since="2000-01-01 00:00:00").items) == 6
+    with pytest.raises(InputError, match="cursor must be an ISO 8601 time.*Got 'yesterday'"):
+        connector.pull(since="yesterday")
 
 
 @pytest.mark.integration
