@@ -272,11 +272,13 @@ def _compute_confident_joint(labels: np.ndarray, pred_probs: np.ndarray, thresho
     guess = confident.argmax(axis=1)  # the confident class when there is exactly one
     several = np.flatnonzero(n_confident > 1)
     if several.size:
-        guess[several] = pred_probs[several].argmax(axis=1)
+        guess[several] = np.take(pred_probs, several, axis=0).argmax(axis=1)
     counted = np.flatnonzero(n_confident > 0)
     given, guess = labels[counted], guess[counted]
-    joint = np.bincount(given * n_classes + guess, minlength=n_classes * n_classes)
-    joint = joint.reshape(n_classes, n_classes).astype(np.int64)
+    # Counted as [guess, given] and transposed, so the matrix is column-major like cleanlab's (a transposed
+    # confusion matrix): calibration sums it in memory order, and the same order gives the same last bit.
+    joint = np.bincount(guess * n_classes + given, minlength=n_classes * n_classes)
+    joint = joint.reshape(n_classes, n_classes).astype(np.int64).T
     off_diagonal = counted[given != guess]
     # Every class keeps at least one item it is confidently right about, so no row or column is empty.
     np.fill_diagonal(joint, np.maximum(joint.diagonal(), 1))
@@ -286,8 +288,9 @@ def _compute_confident_joint(labels: np.ndarray, pred_probs: np.ndarray, thresho
 def _calibrate_confident_joint(confident_joint: np.ndarray, label_counts: np.ndarray) -> np.ndarray:
     """Rescale rows to the given-label counts, the total to N, and round rows keeping their totals."""
     row_sums = np.maximum(confident_joint.sum(axis=1), TINY)
-    # Same operations in the same order as cleanlab, so half-way cases round identically.
-    calibrated = confident_joint / row_sums[:, None] * label_counts[:, None]
+    # Scaling the transpose keeps cleanlab's memory layout (the input's, flipped twice), so the total below
+    # is summed in the same order and half-way cases round identically; the layout of the joint matters.
+    calibrated = (confident_joint.T / row_sums * label_counts).T
     calibrated = calibrated / max(np.sum(calibrated), TINY) * int(label_counts.sum())
     return _round_preserving_row_totals(calibrated)
 
@@ -477,7 +480,7 @@ def _confident_guess_agrees(labels: np.ndarray, pred_probs: np.ndarray, rows: np
     Items the model only narrowly disagrees with are not called label issues. Works on the rows asked
     about only (a copy of those rows, in pred_probs' dtype so the addition rounds as cleanlab's does).
     """
-    sub = pred_probs[rows]
+    sub = np.take(pred_probs, rows, axis=0)  # np.take gathers rows ~1.6x faster than fancy indexing
     given = labels[rows]
     sub[np.arange(rows.size), given] += FUZZY_EPS
     return sub.argmax(axis=1) == given
@@ -507,7 +510,8 @@ def _keep_at_least_n_per_class(prune_counts: np.ndarray, n: int, frac_noise: flo
     scaled = reduced * frac_noise
     np.fill_diagonal(scaled, reduced.diagonal())
     np.fill_diagonal(scaled, reduced.diagonal() + np.sum(reduced - scaled, axis=0))
-    return scaled.astype(np.int64)
+    # row-major, as the reference's row-wise rounding returns it: later row sums then add in the same order
+    return np.ascontiguousarray(scaled.astype(np.int64))
 
 
 def _prune_counts_for_removal(prune_counts: np.ndarray, num_to_remove: np.ndarray,
@@ -562,7 +566,7 @@ def _prune_by_noise_rate(pred_probs, order, bounds, sorted_self_confidence, prun
         rest = np.flatnonzero(own >= CANDIDATE_SELF_CONFIDENCE)
         # the largest margin any non-candidate could have
         rest_bound = 1 + slack - 2 * own[rest].min() if rest.size else -np.inf
-        rows = pred_probs[order[start + candidates]]
+        rows = np.take(pred_probs, order[start + candidates], axis=0)
         all_rows = None
         for j in true_classes:
             m = int(to_flag[j])
@@ -573,7 +577,7 @@ def _prune_by_noise_rate(pred_probs, order, bounds, sorted_self_confidence, prun
                     mask[start + candidates[chosen]] = True
                     continue
             if all_rows is None:
-                all_rows = pred_probs[order[start:stop]]
+                all_rows = np.take(pred_probs, order[start:stop], axis=0)
             mask[start + _smallest(all_rows[:, k] - all_rows[:, j], m)] = True
     return mask
 
@@ -725,6 +729,9 @@ def num_label_issues(labels, pred_probs, *, confident_joint=None, estimation_met
     joint, off_diagonal = _compute_confident_joint(y, p, thresholds)
     if estimation_method == "off_diagonal":
         return _num_off_diagonal_issues(y, p, off_diagonal)
-    calibrated = _calibrate_confident_joint(joint, _label_counts(y, p.shape[1]))
+    counts = _label_counts(y, p.shape[1])
+    # cleanlab calibrates here twice (estimate_joint re-calibrates the calibrated joint); the second pass is
+    # nearly always a no-op, but mirroring it keeps the count identical when float rounding says otherwise.
+    calibrated = _calibrate_confident_joint(_calibrate_confident_joint(joint, counts), counts)
     frac_issues = 1.0 - (calibrated / max(float(np.sum(calibrated)), TINY)).trace()
     return int(np.rint(frac_issues * y.shape[0]))
