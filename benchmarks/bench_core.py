@@ -12,8 +12,8 @@ masks exactly, floats: the max abs difference is printed), and the script prints
   before it (numpy reports its buffers to tracemalloc, so this is the call's own temporary and result memory;
   the inputs are not counted);
 * for the 1,000,000 x 10,000 case, which cleanlab cannot run (its dense matrix would be 80 GB): the peak RSS
-  of a fresh child process (resource.getrusage ru_maxrss) that builds the inputs and runs relabel once, and
-  the RSS before the call.
+  (VmHWM) of a fresh child process that loads the saved inputs and runs relabel once, and its RSS (VmRSS)
+  just before the call; "peak extra" is the difference.
 
 numpy/BLAS are limited to one thread before numpy is imported, so the numbers are for one core. The machine
 is shared: expect some timing noise, and read ratios rather than absolute times.
@@ -31,7 +31,6 @@ import contextlib  # noqa: E402
 import gc  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
-import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -149,7 +148,9 @@ def find_label_issues_case(n_items: int, n_classes: int, repeats: int, cleanlab_
     logits[np.arange(n_items), truth] += 2.0
     np.exp(logits, out=logits)
     logits /= logits.sum(axis=1, keepdims=True)
-    theirs, t_cl, m_cl = measure(lambda: cleanlab_find_label_issues(labels, logits), cleanlab_repeats)
+    # n_jobs=1: cleanlab otherwise forks one worker per core, which breaks "one core" and hides the workers'
+    # memory from tracemalloc.
+    theirs, t_cl, m_cl = measure(lambda: cleanlab_find_label_issues(labels, logits, n_jobs=1), cleanlab_repeats)
     ours, t_rl, m_rl = measure(lambda: find_label_issues(labels, logits), repeats)
     return {"case": "find_label_issues (default)", "size": f"{n_items:,} items x {n_classes} classes",
             "cleanlab_s": t_cl, "relabel_s": t_rl, "cleanlab_mb": m_cl, "relabel_mb": m_rl,
@@ -158,6 +159,19 @@ def find_label_issues_case(n_items: int, n_classes: int, repeats: int, cleanlab_
 
 
 # ---- the large case, in a fresh process ---------------------------------------------------------------------
+def _proc_status_mb(field: str) -> float:
+    """VmRSS (current) or VmHWM (peak) of this process in MiB, from /proc/self/status (Linux).
+
+    Not resource.getrusage: Linux carries ru_maxrss across execve, so a child would report the RSS its parent
+    had when it forked. VmHWM belongs to the child's own address space.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
 def child_large(folder: str) -> None:
     """Runs in a fresh process: load the saved inputs, record RSS, run crowdlab once, print JSON.
 
@@ -171,11 +185,11 @@ def child_large(folder: str) -> None:
     annotations = Annotations(item, annotator, label, np.arange(n_items), np.arange(n_annotators),
                               tuple(range(n_classes)))
     gc.collect()
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB -> MiB
+    rss_before = _proc_status_mb("VmRSS")
     start = time.perf_counter()
     result = crowdlab(annotations, pred_probs)
     seconds = time.perf_counter() - start
-    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_peak = _proc_status_mb("VmHWM")
     ok = bool(np.allclose(result.posterior.sum(axis=1), 1.0) and result.consensus_label.shape == (n_items,))
     print(json.dumps({"seconds": seconds, "rss_before_mb": rss_before, "rss_peak_mb": rss_peak, "ok": ok,
                       "labels": len(annotations)}))
@@ -270,7 +284,8 @@ def main(argv=None) -> int:
             annotations = Annotations(annotations.item, remap[annotations.annotator], annotations.label,
                                       annotations.item_ids, annotations.annotator_ids[used], annotations.classes)
             p = p[:10_000]
-        rows.append(crowdlab_case("CROWDLAB on CIFAR-10N (resnet18)", annotations, p, args.repeats, cleanlab_repeats))
+        # cleanlab needs about a minute and a half per run here: one timed run (plus the memory run) is enough.
+        rows.append(crowdlab_case("CROWDLAB on CIFAR-10N (resnet18)", annotations, p, args.repeats, 1))
         print_row(rows[-1])
     if "find_label_issues" in args.only:
         rows.append(find_label_issues_case(1_000_000 // scale, 10, args.repeats, cleanlab_repeats))
