@@ -1,7 +1,7 @@
 """The relabel loop end to end: the CLI against a real private Label Studio (issue 4 acceptance).
 
-Uses the tfidf featurizer (fast). The session's acceptance project is only read (review tasks go to its review
-project); tests that write to a source project build their own.
+Uses the tfidf featurizer (fast). Each test builds its own project (the acceptance
+scenario of label_studio_helpers), because other tests push review tasks for the session's shared one.
 """
 from __future__ import annotations
 
@@ -46,13 +46,14 @@ def init(url, project_id, *extra):
 def review_project_tasks(ls_admin, source_project_id):
     from connectors.label_studio import REVIEW_MARKER
     marker = f"{REVIEW_MARKER}{source_project_id}"
-    projects = [p for p in ls_admin.projects.list() if marker in (p.description or "")]
+    projects = [p for p in ls_admin.projects.list() if marker in (p.description or "").split()]
     assert len(projects) == 1
     return projects[0].id, list(ls_admin.tasks.list(project=projects[0].id, fields="all"))
 
 
-def test_acceptance_two_rounds_in_a_review_project(workdir, label_studio, ls_admin, acceptance_project):
-    proj = acceptance_project
+def test_acceptance_two_rounds_in_a_review_project(workdir, label_studio, ls_admin):
+    # The acceptance scenario, built fresh: the session's shared copy gets review tasks from other tests.
+    proj = build_acceptance_project(ls_admin, title="relabel loop acceptance", seed=4, email_prefix="loop-acc-")
     out = init(label_studio.url, proj.project_id).output
     assert f"tasks: {len(proj.task_ids)}" in out and "classes (topic): sport, politics, tech" in out
 
