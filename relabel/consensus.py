@@ -101,8 +101,9 @@ class _Table:
     """Validated annotations, rows sorted by (item, annotator), plus the counts every step needs.
 
     Sorting by (item, annotator) makes every per-item sum add annotators in the order cleanlab's dense loop
-    does, so sums over an item's annotators round identically; ``order`` maps sorted rows back to the
-    caller's rows (None when the caller's rows were already sorted, as ``Annotations.from_dense`` makes them).
+    does; that keeps the majority-vote credibility means bit-identical to cleanlab's, and those are compared
+    for exact ties. ``order`` maps sorted rows back to the caller's rows (None when the caller's rows were
+    already sorted, as ``Annotations.from_dense`` makes them).
     """
 
     item: np.ndarray
@@ -317,9 +318,13 @@ def find_best_temperature(labels_multiannotator, pred_probs) -> float:
 def temperature_scale(pred_probs, temperature: float) -> np.ndarray:
     """pred_probs rescaled by a temperature: softmax(log p / T) per row (T < 1 sharpens, T > 1 softens)."""
     p = check_pred_probs(pred_probs)
-    if not np.isfinite(temperature) or temperature <= 0:
+    try:
+        value = float(temperature)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not np.isfinite(value) or value <= 0:
         raise ConfigError(f"temperature must be a positive number; got {temperature!r}.")
-    return _compute_temperature_scale(p.astype(np.float64), float(temperature))
+    return _compute_temperature_scale(p.astype(np.float64), value)
 
 
 # ---- 2.1 majority vote ------------------------------------------------------------------------------------
@@ -636,7 +641,7 @@ def get_label_quality_multiannotator(labels_multiannotator, pred_probs, *, conse
                                      label_quality_score_kwargs: dict | None = None) -> dict:
     """cleanlab 2.9's ``get_label_quality_multiannotator``: the same dict, keys, DataFrame columns and dtypes.
 
-    A thin wrapper over :func:`crowdlab`. Returns ``label_quality`` (consensus_label, consensus_quality_score,
+    A thin wrapper over the computation of :func:`crowdlab` (same internals, any input form). Returns ``label_quality`` (consensus_label, consensus_quality_score,
     annotator_agreement, num_annotations per item), ``detailed_label_quality`` (items x annotators,
     ``quality_annotator_<id>``, NaN where not labelled; only this output is dense),
     ``annotator_stats`` (annotator_quality, agreement_with_consensus, worst_class, num_examples_labeled; lowest
@@ -667,7 +672,8 @@ def get_label_quality_multiannotator(labels_multiannotator, pred_probs, *, conse
         p = _compute_temperature_scale(p, temperature)
     all_stats = _compute_consensus(table, p, methods, quality_method, method, adjust)
     main = all_stats[methods[0]]
-    annotation_quality = _compute_annotation_quality(table, main.posterior, method, adjust)
+    if return_detailed_quality or return_annotator_stats:
+        annotation_quality = _compute_annotation_quality(table, main.posterior, method, adjust)
 
     label_quality = pd.DataFrame({
         "consensus_label": main.consensus.astype(np.int64),
