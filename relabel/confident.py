@@ -249,13 +249,19 @@ def _round_preserving_row_totals(matrix: np.ndarray) -> np.ndarray:
 
 
 # ---- 1.2 confident joint -----------------------------------------------------------------------------------
-def _count_per_row(flags: np.ndarray) -> np.ndarray:
-    """Number of True per row of an N x K boolean matrix."""
+def _count_and_first_per_row(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Number of True per row of an N x K boolean matrix, and the column of the True where there is exactly one.
+
+    Two uint8 mat-vecs avoid numpy's slow per-row reductions over a short axis (2-4x faster than
+    count_nonzero / argmax along axis 1). The index sum wraps modulo 256 on rows with several True, which
+    callers do not use; it is exact on rows with one.
+    """
     n_classes = flags.shape[1]
     if n_classes < 256:
-        # A uint8 mat-vec counts without the slow per-row reduction over a short axis (4x faster).
-        return flags.view(np.uint8) @ np.ones(n_classes, dtype=np.uint8)
-    return np.count_nonzero(flags, axis=1)
+        as_bytes = flags.view(np.uint8)
+        return (as_bytes @ np.ones(n_classes, dtype=np.uint8),
+                (as_bytes @ np.arange(n_classes, dtype=np.uint8)).astype(np.intp))
+    return np.count_nonzero(flags, axis=1), flags.argmax(axis=1)
 
 
 def _compute_confident_joint(labels: np.ndarray, pred_probs: np.ndarray, thresholds: np.ndarray,
@@ -268,8 +274,8 @@ def _compute_confident_joint(labels: np.ndarray, pred_probs: np.ndarray, thresho
     """
     n_classes = pred_probs.shape[1]
     confident = pred_probs >= thresholds - FUZZY_EPS
-    n_confident = _count_per_row(confident)
-    guess = confident.argmax(axis=1)  # the confident class when there is exactly one
+    n_confident, guess = _count_and_first_per_row(confident)  # guess: the confident class when there is one
+    del confident
     several = np.flatnonzero(n_confident > 1)
     if several.size:
         guess[several] = np.take(pred_probs, several, axis=0).argmax(axis=1)

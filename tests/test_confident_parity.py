@@ -272,3 +272,35 @@ def test_real_data_counts_match_unmodified_cleanlab(name, quiet):
     for filter_by in set(cl.FILTER_BY) - {"both"}:
         assert cl.find_label_issues(y, p, filter_by=filter_by).sum() == \
             cleanlab_filter.find_label_issues(y, p, filter_by=filter_by, n_jobs=1).sum(), filter_by
+
+
+def _softmax_case(n_items, n_classes, seed):
+    """A weak model (true logit + 2 over N(0, 1) noise) and 15% random labels, as in bench_core."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, n_classes, n_items)
+    labels = np.where(rng.random(n_items) < 0.85, truth, rng.integers(0, n_classes, n_items))
+    logits = rng.normal(0.0, 1.0, (n_items, n_classes))
+    logits[np.arange(n_items), truth] += 2.0
+    probs = np.exp(logits)
+    return labels, probs / probs.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.slow
+def test_a_million_scale_input_matches_unmodified_cleanlab(quiet):
+    """At large N the calibration total is summed in cleanlab's memory order, or its last bit (and then a
+    rounded count) differs; no sort override is needed here because no rounding residuals tie."""
+    y, p = _softmax_case(300_000, 10, seed=10)
+    np.testing.assert_array_equal(cl.compute_confident_joint(y, p), cleanlab_count.compute_confident_joint(y, p))
+    np.testing.assert_array_equal(cl.find_label_issues(y, p), cleanlab_filter.find_label_issues(y, p, n_jobs=1))
+    assert cl.num_label_issues(y, p, estimation_method="off_diagonal_calibrated") == \
+        cleanlab_count.num_label_issues(y, p, estimation_method="off_diagonal_calibrated")
+
+
+def test_many_classes_match_cleanlab(stable_cleanlab):
+    """K = 300 takes the generic row-count path (the uint8 one needs K < 256); rows of a 300-class joint are
+    full of equal rounding residuals, hence the stable-sort oracle."""
+    y, p = _softmax_case(3_000, 300, seed=300)
+    np.testing.assert_array_equal(cl.compute_confident_joint(y, p), cleanlab_count.compute_confident_joint(y, p))
+    for filter_by in cl.FILTER_BY:
+        np.testing.assert_array_equal(cl.find_label_issues(y, p, filter_by=filter_by),
+                                      cleanlab_filter.find_label_issues(y, p, filter_by=filter_by, n_jobs=1))
