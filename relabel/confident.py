@@ -662,6 +662,9 @@ def find_label_issues(labels, pred_probs, *, return_indices_ranked_by: str | Non
     if confident_joint is not None and filter_by != "confident_learning":
         joint = _check_confident_joint(confident_joint, n_classes)
     else:
+        if confident_joint is not None:
+            warnings.warn("confident_joint is ignored with filter_by='confident_learning', which needs the items "
+                          "behind the joint; it is recomputed from labels and pred_probs.", stacklevel=2)
         joint = _calibrate_confident_joint(joint, label_counts)
 
     if filter_by in _SCORE_FILTERS:
@@ -704,7 +707,7 @@ def find_label_issues(labels, pred_probs, *, return_indices_ranked_by: str | Non
     adjust = bool(kwargs.get("adjust_pred_probs", False))
     # Scores depend only on each row (and, when adjusting, on thresholds from all items), so score just the
     # flagged rows.
-    t = _compute_confident_thresholds(y, p, members) if adjust else None
+    t = _compute_confident_thresholds(y, p, members, own) if adjust else None
     scores = _compute_label_quality_scores(y[flagged], p[flagged], return_indices_ranked_by, adjust, t)
     return flagged[np.argsort(scores, kind="stable")]
 

@@ -332,3 +332,10 @@ def test_noise_matrices_are_column_stochastic(case, py_method, converge):
         sums = matrix.sum(axis=0)
         assert np.all(np.isclose(sums, 1, atol=1e-9) | (sums == 0))
     assert py.sum() == pytest.approx(1) and np.all(py > 0)
+
+
+def test_confident_learning_ignores_a_given_joint_with_a_warning():
+    joint = cl.compute_confident_joint(TOY_Y, TOY_P)
+    with pytest.warns(UserWarning, match="confident_joint is ignored with filter_by='confident_learning'"):
+        mask = cl.find_label_issues(TOY_Y, TOY_P, filter_by="confident_learning", confident_joint=joint)
+    assert np.flatnonzero(mask).tolist() == [5]
