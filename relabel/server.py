@@ -164,9 +164,8 @@ def start_label_studio(data_dir, *, port: int | None = None, username: str, pass
     log_path = Path(log_path) if log_path is not None else data_dir / "label_studio.log"
     log_file = open(log_path, "ab")
     cmd = [str(label_studio_executable()), "start", "--no-browser", "--internal-host", "127.0.0.1",
-           "--port", str(port), "--data-dir", str(data_dir),
-           "--username", username, "--password", password, "--user-token", token,
-           "--enable-legacy-api-token"]
+           "--port", str(port), "--data-dir", str(data_dir)]
+    # The admin's email, password and token go through the environment, not argv, which `ps` shows to everyone.
     process = subprocess.Popen(cmd, env=_server_env(data_dir, username, password, token), cwd=data_dir,
                                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                start_new_session=True)
