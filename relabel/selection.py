@@ -33,8 +33,8 @@ def select_for_review(quality, consensus, vote_counts, model_label, model_prob, 
     """Pick up to ``budget`` items to review, lowest quality first.
 
     ``quality``, ``consensus`` (class index, -1 = unlabelled), ``vote_counts`` (N x K annotator votes),
-    ``model_label`` and ``model_prob`` (the model's top class and its probability) describe the N scored items; ``reviewed``, ``waiting`` and
-    ``label_issue`` are optional boolean masks. Items with consensus -1 (no label) are never selected.
+    ``model_label`` and ``model_prob`` (the model's top class and its probability) describe the N scored
+    items; ``reviewed``, ``waiting`` and ``label_issue`` are optional boolean masks. Items with consensus -1 (no label) are never selected.
 
     >>> s = select_for_review([0.9, 0.2], [0, 1], [[2, 0], [1, 1]], [0, 0], [0.9, 0.7], ("a", "b"), 5)
     >>> s.index.tolist(), s.reasons[0]

@@ -91,7 +91,8 @@ def test_round_status_push_collect_annotators_export(runner, tmp_path):
     init(runner, fake)
     result = run(runner, fake, "round", "--budget", "10")
     assert result.exit_code == 0, result.output
-    assert "Round 1 scored (crowdlab)" in result.output and "10 new review tasks (project), 10 in total" in result.output
+    assert "Round 1 scored (crowdlab)" in result.output
+    assert "10 new review tasks (project), 10 in total" in result.output
 
     again = run(runner, fake, "push")
     assert again.exit_code == 0 and "0 new review tasks" in again.output and "10 in total" in again.output
