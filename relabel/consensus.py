@@ -704,3 +704,8 @@ def get_label_quality_multiannotator(labels_multiannotator, pred_probs, *, conse
         info["model_weight"] = np.float64(last.model_weight)
         info["annotator_weight"] = last.annotator_weight
     return info
+
+
+# relabel's own default (model-aware Dawid-Skene), beside the cleanlab-compatible functions above; imported
+# last because it builds on ConsensusResult.
+from .consensus_em import EMConsensusResult, consensus  # noqa: E402,F401

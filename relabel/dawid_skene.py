@@ -54,10 +54,11 @@ class DawidSkeneResult:
 
 def dawid_skene(annotations: Annotations, *, max_iter: int = 100, tol: float = 1e-6,
                 smoothing: float = CONFUSION_SMOOTHING, init_posterior: np.ndarray | None = None,
-                seed: int = 0) -> DawidSkeneResult:
+                seed: int = 0, known_labels: np.ndarray | None = None) -> DawidSkeneResult:
     """Run EM from vote fractions (or ``init_posterior``) until the posterior moves less than ``tol``.
 
     ``seed`` only breaks exact ties in the initial vote fractions, so the result is reproducible.
+    ``known_labels`` (one class index per item, -1 = unknown) clamps items a reviewer decided.
     """
     if not isinstance(annotations, Annotations):
         raise AnnotationError("dawid_skene takes an Annotations table; build one with Annotations.from_records "
@@ -76,12 +77,25 @@ def dawid_skene(annotations: Annotations, *, max_iter: int = 100, tol: float = 1
         jitter = np.random.default_rng(seed).uniform(0, 1e-9, size=votes.shape)
         posterior = (votes + jitter) / (votes + jitter).sum(axis=1, keepdims=True)
     else:
-        posterior = np.asarray(init_posterior, dtype=float)
-    return _compute_dawid_skene(annotations, posterior, max_iter, tol, smoothing)
+        posterior = np.array(init_posterior, dtype=float)  # a copy: reviewed rows are clamped in place
+    clamp = _clamp_known(posterior, known_labels)
+    return _compute_dawid_skene(annotations, posterior, max_iter, tol, smoothing, clamp)
+
+
+def _clamp_known(posterior: np.ndarray, known_labels) -> np.ndarray | None:
+    """Set reviewed items' rows to their one-hot label (in place); return their indices, or None."""
+    if known_labels is None:
+        return None
+    known = np.asarray(known_labels, dtype=np.intp)
+    if known.shape != (posterior.shape[0],) or known.max(initial=-1) >= posterior.shape[1]:
+        raise ConfigError("known_labels must hold one class index (or -1) per item of the annotations.")
+    clamp = np.flatnonzero(known >= 0)
+    posterior[clamp] = np.eye(posterior.shape[1])[known[clamp]]
+    return clamp if clamp.size else None
 
 
 def _compute_dawid_skene(a: Annotations, posterior: np.ndarray, max_iter: int, tol: float,
-                         smoothing: float) -> DawidSkeneResult:
+                         smoothing: float, clamp: np.ndarray | None = None) -> DawidSkeneResult:
     k = a.n_classes
     classes = np.arange(k)
     # Flat indices reused every iteration: cell (annotator, true k, given label) and cell (item, k).
@@ -102,6 +116,8 @@ def _compute_dawid_skene(a: Annotations, posterior: np.ndarray, max_iter: int, t
         log_t -= log_t.max(axis=1, keepdims=True)
         new = np.exp(log_t)
         new /= new.sum(axis=1, keepdims=True)
+        if clamp is not None:
+            new[clamp] = posterior[clamp]
         change = np.abs(new - posterior).max()
         posterior = new
         if change < tol:
@@ -112,7 +128,7 @@ def _compute_dawid_skene(a: Annotations, posterior: np.ndarray, max_iter: int, t
 
 # Defaults of the model-aware EM, chosen on CIFAR-10N (benchmarks/quality.py prints the comparison).
 ANNOTATOR_DISCOUNT = 0.7
-POOL_STRENGTH_PER_CLASS = 2.0
+POOL_STRENGTH_PER_CLASS = 1.0      # pseudo-labels per confusion row = K: one per cell on average
 TEMPERATURES = tuple(np.exp(np.linspace(np.log(0.2), np.log(5.0), 25)))
 # Floor for probabilities before the log, so a model that gives exactly 0 to a class does not veto it forever.
 PROB_FLOOR = 1e-30
@@ -136,13 +152,8 @@ def model_dawid_skene(annotations: Annotations, pred_probs: np.ndarray, *, max_i
     strength = POOL_STRENGTH_PER_CLASS * k if pool_strength is None else float(pool_strength)
     if strength < 0:
         raise ConfigError(f"The 'pool_strength' setting must be >= 0. Got {pool_strength}.")
-    known = None
-    if known_labels is not None:
-        known = np.asarray(known_labels, dtype=np.intp)
-        if known.shape != (annotations.n_items,) or known.max(initial=-1) >= k:
-            raise ConfigError("known_labels must hold one class index (or -1) per item of the annotations.")
     return _compute_model_dawid_skene(annotations, np.asarray(pred_probs, dtype=float), max_iter, tol,
-                                      annotator_discount, strength, known)
+                                      annotator_discount, strength, known_labels)
 
 
 def _log_temperature_scale(log_p: np.ndarray, temperature: float) -> np.ndarray:
@@ -153,7 +164,7 @@ def _log_temperature_scale(log_p: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def _compute_model_dawid_skene(a: Annotations, p: np.ndarray, max_iter: int, tol: float, discount: float,
-                               strength: float, known: np.ndarray | None) -> DawidSkeneResult:
+                               strength: float, known_labels) -> DawidSkeneResult:
     k, n_items = a.n_classes, a.n_items
     classes = np.arange(k)
     confusion_index = ((a.annotator[:, None] * k + classes[None, :]) * k + a.label[:, None]).ravel()
@@ -164,10 +175,7 @@ def _compute_model_dawid_skene(a: Annotations, p: np.ndarray, max_iter: int, tol
     n_votes = votes.sum(axis=1, keepdims=True)
     # Start halfway between the vote fractions and the model: neither source alone decides the first M-step.
     posterior = 0.5 * (np.divide(votes, n_votes, out=np.full_like(votes, 1.0 / k), where=n_votes > 0) + p)
-    clamp = None
-    if known is not None and (known >= 0).any():
-        clamp = np.flatnonzero(known >= 0)
-        posterior[clamp] = np.eye(k)[known[clamp]]
+    clamp = _clamp_known(posterior, known_labels)
     converged, temperature = False, 1.0
     for n_iter in range(1, max_iter + 1):
         # M-step: confusion counts, shrunk towards the pooled confusion of all annotators.
@@ -175,6 +183,7 @@ def _compute_model_dawid_skene(a: Annotations, p: np.ndarray, max_iter: int, tol
                              minlength=a.n_annotators * k * k).reshape(a.n_annotators, k, k)
         pooled = counts.sum(axis=0) + CONFUSION_SMOOTHING
         pooled /= pooled.sum(axis=1, keepdims=True)
+        counts += CONFUSION_SMOOTHING                      # keeps log() finite even with pool_strength=0
         confusion = (counts + strength * pooled) / (counts.sum(axis=2, keepdims=True) + strength)
         # ... and the temperature maximising the expected log-likelihood of the posterior under the model.
         temperature = max(TEMPERATURES, key=lambda t: float(np.einsum("ik,ik->", posterior, scaled[t])))
