@@ -37,7 +37,7 @@ class ScoreSummary:
     """What scoring a round computed."""
 
     round: int
-    method: str                 # "crowdlab" or "single-label" (the fallback)
+    method: str                 # "model-dawid-skene" (relabel's default consensus, see relabel/consensus_em.py)
     items: int
     labelled_items: int
     annotations: int
@@ -405,23 +405,22 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
 
     # The model learns from the majority vote (cheap, no pred_probs needed), overridden by reviewers' labels.
     train = np.full(n, -1, dtype=np.intp)
-    train[rows] = consensus.get_majority_vote_label(table)
+    majority = consensus.get_majority_vote_label(table)
+    train[rows] = majority
     train[reviewed] = final[reviewed]
     texts = [it["text"] if it["text"] is not None else "" for it in items]
     pred_probs = predict_probs(item_ids, texts, train, k, model, cache=cache)
     p_lab = pred_probs[rows]
 
-    single = table.n_annotators < 2 or int(table.num_annotations().max()) < 2
-    if single:
-        method = "single-label"
-        why = ("only one annotator has labelled" if table.n_annotators < 2 else "every item has a single label")
-        notes.append(f"CROWDLAB needs two or more annotators on some items but {why}; quality is the model's "
-                     "confidence in the given label (self-confidence) and annotator stats compare with that label.")
-        res = _single_label_scores(table, p_lab)
-    else:
-        method = "crowdlab"
-        res = _crowdlab_scores(table, p_lab)
-    cons, quality, agreement, posterior, ann_quality, annotator_rows, model_weight = res
+    # relabel's default consensus: the model as each item's prior, a confusion matrix per annotator, and the
+    # reviewers' decisions as gold. It needs no second annotator, so there is no single-label special case.
+    res = consensus.consensus(table, p_lab, known_labels=final[rows])
+    method = res.method
+    annotator_rows = _annotator_rows(table, res.annotator_quality, res.agreement_with_consensus,
+                                     res.worst_class, res.num_examples_labeled, res.annotator_weight)
+    cons = np.asarray(res.consensus_label, dtype=np.intp)
+    quality, agreement, posterior = res.consensus_quality_score, res.annotator_agreement, res.posterior
+    ann_quality, model_weight = res.annotation_quality, None
 
     try:
         issues = np.asarray(confident.find_label_issues(cons, p_lab), dtype=bool)
@@ -456,6 +455,7 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
         item_rows.append({
             "item_id": iid, "labelled": int(labelled),
             "consensus_label": classes[cons[j]] if labelled else None,
+            "majority_label": classes[majority[j]] if labelled else None,
             "quality": float(quality[j]) if labelled else None,
             "agreement": float(agreement[j]) if labelled else None,
             "num_annotations": int(counts[j]) if labelled else 0,
@@ -467,43 +467,6 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
     annotation_rows = [{"annotation_id": str(a), "quality": float(q)} for a, q in zip(annotation_ids, ann_quality)]
     return _Scores(method, item_rows, annotator_rows, annotation_rows, expected, int(issues.sum()),
                    model_weight, tuple(notes))
-
-
-def _crowdlab_scores(table: Annotations, p_lab: np.ndarray):
-    res = consensus.crowdlab(table, p_lab)
-    cons = np.asarray(res.consensus_label, dtype=np.intp)
-    annotator_rows = _annotator_rows(table, res.annotator_quality, res.agreement_with_consensus,
-                                     res.worst_class, res.num_examples_labeled, res.annotator_weight)
-    return (cons, np.asarray(res.consensus_quality_score, float), np.asarray(res.annotator_agreement, float),
-            np.asarray(res.posterior, float), np.asarray(res.annotation_quality, float), annotator_rows,
-            float(res.model_weight))
-
-
-def _single_label_scores(table: Annotations, p_lab: np.ndarray):
-    """Without a crowd to compare, the model judges each label: quality = P(model) of the label given."""
-    k = table.n_classes
-    cons = np.asarray(consensus.get_majority_vote_label(table, p_lab), dtype=np.intp)
-    quality = confident.get_label_quality_scores(cons, p_lab)
-    votes = table.vote_counts()
-    n_i = votes.sum(axis=1)
-    agreement = votes[np.arange(table.n_items), cons] / n_i
-    ann_quality = p_lab[table.item, table.label]
-    m = table.n_annotators
-    n_labels = np.bincount(table.annotator, minlength=m)
-    agree = table.label == cons[table.item]
-    mean_quality = np.bincount(table.annotator, weights=ann_quality, minlength=m) / n_labels
-    agreement_a = np.bincount(table.annotator, weights=agree, minlength=m) / n_labels
-    # Worst class: among classes the annotator used, the one whose labels least often match the consensus
-    # (ties: the most used, then the smallest index) - one bincount over (annotator, class) pairs.
-    used = np.bincount(table.annotator * k + table.label, minlength=m * k).reshape(m, k)
-    hits = np.bincount(table.annotator * k + table.label, weights=agree, minlength=m * k).reshape(m, k)
-    rate = np.where(used > 0, hits / np.maximum(used, 1), np.inf)
-    annotator_of = np.repeat(np.arange(m), k)
-    class_of = np.tile(np.arange(k), m)
-    order = np.lexsort((class_of, -used.ravel(), rate.ravel(), annotator_of))  # last key sorts first
-    worst = order.reshape(m, k)[:, 0] - np.arange(m) * k
-    annotator_rows = _annotator_rows(table, mean_quality, agreement_a, worst, n_labels, np.full(m, np.nan))
-    return cons, quality, agreement, p_lab, ann_quality, annotator_rows, None
 
 
 def _annotator_rows(table: Annotations, quality, agreement, worst, n_labels, weight) -> list[dict]:

@@ -91,7 +91,7 @@ def test_round_status_push_collect_annotators_export(runner, tmp_path):
     init(runner, fake)
     result = run(runner, fake, "round", "--budget", "10")
     assert result.exit_code == 0, result.output
-    assert "Round 1 scored (crowdlab)" in result.output
+    assert "Round 1 scored (model-dawid-skene)" in result.output
     assert "10 new review tasks (project), 10 in total" in result.output
 
     again = run(runner, fake, "push")
@@ -149,7 +149,7 @@ def test_pull_and_score_commands(runner):
     assert pulled.exit_code == 0 and "60 new" in pulled.output
     assert "0 new" in run(runner, fake, "pull").output
     scored = run(runner, fake, "score")
-    assert scored.exit_code == 0 and "(single-label)" in scored.output and "note: CROWDLAB needs" in scored.output
+    assert scored.exit_code == 0 and "Round 1 scored (model-dawid-skene)" in scored.output
 
 
 def test_config_option_chooses_the_file(runner, tmp_path):

@@ -117,7 +117,7 @@ def test_first_round_scores_everything_and_pushes_the_budget(tmp_path, fake):
     loop = make_loop(tmp_path, fake)
     summary = loop.round(budget=12)
     store = loop.store
-    assert summary.round == 1 and summary.score.method == "crowdlab"
+    assert summary.round == 1 and summary.score.method == "model-dawid-skene"
     assert store.annotation_counts() == fake.counts_per_annotator()
     assert len(store.rounds()) == 1 and store.latest_round()["status"] == "pushed"
     scores = store.scores(1)
@@ -233,24 +233,26 @@ def test_unlabelled_items_get_active_scores_and_are_never_reviewed(tmp_path):
     assert {t["item_id"] for t in loop.store.review_tasks(1)} == {r["item_id"] for r in rows if r["labelled"]}
 
 
-def test_single_annotator_falls_back_and_says_so(tmp_path):
+def test_single_annotator_is_scored_by_the_model_and_the_label(tmp_path):
     fake = FakeLabelStudio(annotators=("solo@x",), per_item=1)
     loop = make_loop(tmp_path, fake)
     s = loop.round(budget=5).score
-    assert s.method == "single-label" and "only one annotator" in s.notes[0]
+    assert s.method == "model-dawid-skene" and s.labelled_items == 60
     rows = loop.store.scores(1)
     assert all(0 <= r["quality"] <= 1 for r in rows)
-    # quality is the model's probability of the given label
+    # quality is the posterior probability of the consensus label
     assert all(r["quality"] == pytest.approx(r["posterior"]) for r in rows)
     (solo,) = loop.store.annotator_scores(1)
-    assert solo["num_labels"] == 60 and solo["agreement"] == 1.0
+    assert solo["num_labels"] == 60 and 0 < solo["agreement"] <= 1.0
     assert len(loop.store.review_tasks(1)) == 5
 
 
-def test_every_item_single_label_falls_back(tmp_path):
+def test_every_item_single_label_is_scored(tmp_path):
     fake = FakeLabelStudio(per_item=1)
-    s = make_loop(tmp_path, fake).round(budget=5).score
-    assert s.method == "single-label" and "every item has a single label" in s.notes[0]
+    loop = make_loop(tmp_path, fake)
+    s = loop.round(budget=5).score
+    assert s.method == "model-dawid-skene" and s.labelled_items == 60
+    assert all(r["quality"] is not None for r in loop.store.scores(1) if r["labelled"])
 
 
 def test_empty_project_is_a_clear_error_and_writes_no_round(tmp_path):
