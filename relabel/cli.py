@@ -112,7 +112,7 @@ def pull(ctx):
 @click.pass_context
 @_errors_to_exit_1
 def score(ctx):
-    """Score every item: model, CROWDLAB consensus and quality, label issues, ActiveLab.
+    """Score every item: model, consensus (model-aware Dawid-Skene) and quality, label issues, ActiveLab.
 
     \b
     relabel pull && relabel score

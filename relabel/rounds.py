@@ -144,7 +144,7 @@ class Loop:
 
     # ---- score ------------------------------------------------------------------------------------------
     def score(self) -> ScoreSummary:
-        """Score every item: model pred_probs, CROWDLAB consensus and qualities, label issues, ActiveLab."""
+        """Score every item: model pred_probs, consensus (relabel.consensus.consensus) and qualities, label issues, ActiveLab."""
         latest = self.store.latest_round()
         if latest is not None and latest["status"] in OPEN_STATUSES and not self.store.review_tasks(latest["round"]):
             rnd = latest["round"]       # re-score an open round nobody has seen yet
