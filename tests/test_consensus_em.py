@@ -1,0 +1,98 @@
+"""relabel's default consensus (relabel.consensus.consensus): the contract every consensus result keeps."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from relabel.annotations import Annotations
+from relabel.consensus import ConsensusResult, consensus, crowdlab
+from relabel.errors import AnnotationError, ConfigError, PredProbsError
+
+
+def _dataset(seed, n_items=120, k=4, n_annotators=6, per_item=(1, 3)):
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n_items)
+    accuracy = rng.uniform(0.5, 0.95, n_annotators)
+    items, annotators, labels = [], [], []
+    for i in range(n_items):
+        for j in rng.choice(n_annotators, size=rng.integers(per_item[0], per_item[1] + 1), replace=False):
+            items.append(i); annotators.append(f"a{j}")
+            labels.append(truth[i] if rng.random() < accuracy[j] else (truth[i] + rng.integers(1, k)) % k)
+    p = rng.dirichlet(np.ones(k) * 0.5, n_items) * 0.5
+    p[np.arange(n_items), truth] += 0.5
+    return Annotations.from_records(items, annotators, labels, classes=list(range(k))), p, truth
+
+
+METHODS = {
+    "default with model": lambda a, p: consensus(a, p),
+    "default annotations only": lambda a, p: consensus(a),
+    "crowdlab": lambda a, p: crowdlab(a, p),
+}
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("seed", range(3))
+def test_contract(method, seed):
+    a, p, truth = _dataset(seed, per_item=(2, 3))
+    r = METHODS[method](a, p)
+    assert isinstance(r, ConsensusResult)
+    n, m, k = a.n_items, a.n_annotators, a.n_classes
+    assert r.posterior.shape == (n, k) and np.allclose(r.posterior.sum(axis=1), 1)
+    for per_item in (r.consensus_label, r.consensus_quality_score, r.annotator_agreement, r.num_annotations):
+        assert per_item.shape == (n,)
+    assert r.annotation_quality.shape == (len(a),)
+    for per_annotator in (r.annotator_quality, r.agreement_with_consensus, r.worst_class, r.num_examples_labeled):
+        assert per_annotator.shape == (m,)
+    for score in (r.consensus_quality_score, r.annotator_agreement, r.annotation_quality, r.annotator_quality):
+        assert ((score >= 0) & (score <= 1)).all()
+    np.testing.assert_array_equal(r.num_annotations, a.num_annotations())
+    np.testing.assert_array_equal(r.num_examples_labeled, np.bincount(a.annotator, minlength=m))
+    # far above chance (0.25); how each method compares with the others is measured in benchmarks/quality.py
+    assert (r.consensus_label == truth).mean() > 0.5
+
+
+def test_default_posterior_is_the_quality_of_its_argmax():
+    a, p, _ = _dataset(7)
+    r = consensus(a, p)
+    np.testing.assert_array_equal(r.consensus_label, r.posterior.argmax(axis=1))
+    np.testing.assert_allclose(r.consensus_quality_score, r.posterior.max(axis=1))
+    np.testing.assert_allclose(r.annotation_quality, r.posterior[a.item, a.label])
+
+
+def test_single_annotator_and_single_labels_are_fine():
+    a, p, truth = _dataset(8, n_annotators=1, per_item=(1, 1))
+    r = consensus(a, p)
+    assert (r.consensus_label == truth).mean() >= (a.label == truth[a.item]).mean() - 0.05
+
+
+def test_reviewer_decisions_are_final_and_teach_the_annotators():
+    a, p, truth = _dataset(9)
+    known = np.full(a.n_items, -1)
+    known[:30] = truth[:30]
+    before, after = consensus(a, p), consensus(a, p, known_labels=known)
+    np.testing.assert_array_equal(after.consensus_label[:30], truth[:30])
+    assert (after.consensus_label == truth).sum() >= (before.consensus_label == truth).sum()
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), with_model=st.booleans())
+def test_renaming_and_permuting_annotators_changes_nothing(seed, with_model):
+    a, p, _ = _dataset(seed, n_items=40)
+    rng = np.random.default_rng(seed)
+    rows = rng.permutation(len(a))
+    names = np.array([f"z{x}" for x in a.annotator_ids])[a.annotator]
+    b = Annotations.from_records(a.item_ids[a.item][rows], names[rows], a.label[rows], classes=a.classes)
+    where_in_b = np.array([list(b.item_ids).index(i) for i in a.item_ids])   # a's item i is b's item where_in_b[i]
+    p_b = p[np.argsort(where_in_b)]
+    ra, rb = (consensus(a, p), consensus(b, p_b)) if with_model else (consensus(a), consensus(b))
+    np.testing.assert_allclose(ra.posterior, rb.posterior[where_in_b], atol=1e-9)
+
+
+def test_bad_input_is_named():
+    a, p, _ = _dataset(10, n_items=20)
+    with pytest.raises(PredProbsError, match="rows"):
+        consensus(a, p[:-1])
+    with pytest.raises(ConfigError, match="known_labels"):
+        consensus(a, p, known_labels=np.full(a.n_items, 9))
+    empty = Annotations(a.item, a.annotator, a.label, np.append(a.item_ids, [999]), a.annotator_ids, a.classes)
+    with pytest.raises(AnnotationError, match="999"):
+        consensus(empty, np.vstack([p, p[:1]]))
