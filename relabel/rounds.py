@@ -19,7 +19,9 @@ from typing import Callable
 import numpy as np
 
 from connectors.records import Connector, ProjectInfo, PushedTask, ReviewRequest
-from . import active, confident, consensus
+from . import active, confident
+# Imported by name: relabel/__init__.py exports the function `consensus`, which shadows the submodule attribute.
+from .consensus import consensus as consensus_of, get_majority_vote_label
 from .annotations import Annotations
 from .config import (DEFAULT_BUDGET, DEFAULT_FEATURIZER, DEFAULT_STORE, Config, ReviewSettings, config_path,
                      parse_config, positive_budget, review_mode, write_config)
@@ -159,7 +161,8 @@ class Loop:
                      "items": len(items), "labelled_items": table.n_items, "annotations": len(table),
                      "annotators": table.n_annotators, "expected_remaining_errors": result.expected_errors,
                      "label_issues": result.n_issues, "model_weight": result.model_weight, "scored_at": now(),
-                     "selected_at": None, "pushed_at": None, "budget": None, "mode": None}
+                     "selected_at": None, "pushed_at": None, "budget": None, "mode": None,
+                     "class_stats": json.dumps(result.class_stats)}
         self.store.save_scores(round_row, result.item_rows, result.annotator_rows, result.annotation_rows)
         self.store.log_event("score", f"round {rnd} scored with {result.method}", round=rnd,
                              details={"notes": list(result.notes)})
@@ -344,6 +347,8 @@ def initialise(path=None, *, url: str, project: int, label_tag: str | None = Non
         st.check_project(info.project_id)
         write_config(file, overwrite=overwrite, **settings)
         st.bind_project(info)
+        # Reports link each item to its task in Label Studio; the URL is not a secret, the key never goes here.
+        st.set_meta("label_studio_url", url.rstrip("/"))
         st.log_event("init", f"project {info.project_id} {info.title!r}: {info.n_tasks} tasks, "
                              f"{info.n_annotations} annotations, classes {', '.join(info.classes)}")
     return info
@@ -368,6 +373,7 @@ class _Scores:
     n_issues: int
     model_weight: float | None
     notes: tuple
+    class_stats: dict = field(default_factory=dict)
 
 
 def _check_scorable(store: Store, table: Annotations, items: list[dict]) -> None:
@@ -405,7 +411,7 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
 
     # The model learns from the majority vote (cheap, no pred_probs needed), overridden by reviewers' labels.
     train = np.full(n, -1, dtype=np.intp)
-    majority = consensus.get_majority_vote_label(table)
+    majority = get_majority_vote_label(table)
     train[rows] = majority
     train[reviewed] = final[reviewed]
     texts = [it["text"] if it["text"] is not None else "" for it in items]
@@ -414,7 +420,7 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
 
     # relabel's default consensus: the model as each item's prior, a confusion matrix per annotator, and the
     # reviewers' decisions as gold. It needs no second annotator, so there is no single-label special case.
-    res = consensus.consensus(table, p_lab, known_labels=final[rows])
+    res = consensus_of(table, p_lab, known_labels=final[rows])
     method = res.method
     annotator_rows = _annotator_rows(table, res.annotator_quality, res.agreement_with_consensus,
                                      res.worst_class, res.num_examples_labeled, res.annotator_weight)
@@ -427,6 +433,7 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
     except (LabelError, InputError) as exc:
         issues = np.zeros(table.n_items, dtype=bool)
         notes.append(f"Confident learning was skipped ({exc}).")
+    class_stats = _class_stats(table, cons, p_lab)
 
     unl = np.setdiff1d(np.arange(n), rows)
     active_lab = np.full(n, np.nan)
@@ -466,7 +473,27 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
             "reviewed": int(reviewed[i]), "final_label": final_label})
     annotation_rows = [{"annotation_id": str(a), "quality": float(q)} for a, q in zip(annotation_ids, ann_quality)]
     return _Scores(method, item_rows, annotator_rows, annotation_rows, expected, int(issues.sum()),
-                   model_weight, tuple(notes))
+                   model_weight, tuple(notes), class_stats)
+
+
+def _class_stats(table: Annotations, cons: np.ndarray, p_lab: np.ndarray) -> dict:
+    """K x K matrices the round report draws, kept in the round row as JSON (a few KB even for many classes),
+    because the store keeps only the model's top class per item, not the full pred_probs they need.
+
+    ``annotator_confusion[c][g]``: annotations labelled g on items whose consensus is c (one bincount).
+    ``confident_joint[g][t]``, ``noise_matrix[g][t]`` = P(given g | true t), ``py``: confident learning on the
+    consensus labels and the model's out-of-sample probabilities (absent when it cannot run, e.g. one class).
+    """
+    k = len(table.classes)
+    pairs = cons[table.item] * k + table.label
+    stats: dict = {"annotator_confusion": np.bincount(pairs, minlength=k * k).reshape(k, k).tolist()}
+    try:
+        py, noise, _, joint = confident.estimate_py_and_noise_matrices_from_probabilities(cons, p_lab)
+    except (LabelError, InputError):
+        return stats
+    stats.update(confident_joint=np.asarray(joint).tolist(), noise_matrix=np.asarray(noise).tolist(),
+                 py=np.asarray(py).tolist())
+    return stats
 
 
 def _annotator_rows(table: Annotations, quality, agreement, worst, n_labels, weight) -> list[dict]:

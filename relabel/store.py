@@ -40,7 +40,7 @@ _TABLES: dict[str, tuple[dict, object]] = {
     "rounds": ({"round": int, "status": str, "method": str, "note": str, "items": int, "labelled_items": int,
                 "annotations": int, "annotators": int, "expected_remaining_errors": float,
                 "label_issues": int, "model_weight": float, "budget": int, "mode": str,
-                "scored_at": str, "selected_at": str, "pushed_at": str}, "round"),
+                "scored_at": str, "selected_at": str, "pushed_at": str, "class_stats": str}, "round"),
     "scores": ({"round": int, "item_id": str, "labelled": int, "consensus_label": str, "majority_label": str,
                 "quality": float,
                 "agreement": float, "num_annotations": int, "posterior": float, "model_label": str,
@@ -121,6 +121,13 @@ class Store:
             for name, (columns, pk) in _TABLES.items():
                 if not self.db[name].exists():
                     self.db[name].create(columns, pk=pk, not_null=None)
+                else:
+                    # A store written by an older relabel lacks columns added since (e.g. rounds.class_stats):
+                    # add them empty, so old rounds read as "not recorded" instead of failing.
+                    have = set(self.db[name].columns_dict)
+                    for column, kind in columns.items():
+                        if column not in have:
+                            self.db[name].add_column(column, kind)
             for table, cols in _INDEXES:
                 self.db[table].create_index(cols, if_not_exists=True)
         version = self.get_meta("schema_version")
@@ -296,6 +303,40 @@ class Store:
             _insert(self.db, "scores", [{**r, "round": rnd} for r in item_rows])
             _insert(self.db, "annotator_scores", [{**r, "round": rnd} for r in annotator_rows])
             _insert(self.db, "annotation_scores", [{**r, "round": rnd} for r in annotation_rows])
+
+    def class_stats(self, round: int) -> dict:
+        """The per-class matrices a round recorded when it was scored ({} for rounds scored before they were)."""
+        row = self.db.execute("select class_stats from rounds where round = ?", [round]).fetchone()
+        return json.loads(row[0]) if row and row[0] else {}
+
+    def score_columns(self, round: int, columns: Iterable[str]) -> dict[str, list]:
+        """Some columns of a round's scores as lists in item order (one query, no per-row dicts: for reports
+        over 100,000 items)."""
+        columns = list(columns)
+        unknown = sorted(set(columns) - set(_TABLES["scores"][0]))
+        if unknown:
+            raise StoreError(f"No score columns {preview(unknown)}; choose from {', '.join(_TABLES['scores'][0])}.")
+        rows = self.db.execute(f"select {', '.join('s.' + c for c in columns)} from scores s join items i "
+                               f"on i.item_id = s.item_id where s.round = ? order by i.rowid", [round]).fetchall()
+        return {c: [r[n] for r in rows] for n, c in enumerate(columns)}
+
+    def lowest_quality(self, round: int, limit: int) -> list[dict]:
+        """The round's ``limit`` labelled, unreviewed items of lowest quality (ties in item order), with text."""
+        return list(self.db.query(
+            "select s.*, i.text from scores s join items i on i.item_id = s.item_id "
+            "where s.round = ? and s.labelled = 1 and s.reviewed = 0 and s.quality is not null "
+            "order by s.quality, i.rowid limit ?", [round, int(limit)]))
+
+    def labels_of(self, item_ids: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+        """The counted labels of some items as (annotator, label) pairs, in the order they were given."""
+        out: dict[str, list[tuple[str, str]]] = {}
+        for chunk in _chunks([str(i) for i in item_ids]):
+            for item, annotator, label in self.db.execute(
+                    "select item_id, annotator_id, label from annotations where kind = 'annotation' "
+                    "and deleted = 0 and skipped = 0 and valid = 1 and label is not null and item_id in "
+                    f"({','.join('?' * len(chunk))}) order by rowid", chunk).fetchall():
+                out.setdefault(item, []).append((annotator, label))
+        return out
 
     def scores(self, round: int) -> list[dict]:
         return list(self.db.query("select s.* from scores s join items i on i.item_id = s.item_id "
