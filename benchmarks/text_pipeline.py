@@ -109,7 +109,7 @@ def fmt(value, spec):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=None, help="the label_errors folder of the shared data")
-    parser.add_argument("--featurizers", default="tfidf,tfidf@C=10,sentence-transformers,sentence-transformers@C=10",
+    parser.add_argument("--featurizers", default="tfidf@C=1,tfidf,sentence-transformers@C=1,sentence-transformers",
                         help="comma-separated featurizers, each optionally with logistic-regression options "
                              "after '@' joined by '+', e.g. tfidf@C=10+class_weight=\"balanced\"")
     parser.add_argument("--n-folds", type=int, default=5)
@@ -134,7 +134,7 @@ def main(argv=None):
             args.save_pred_probs.mkdir(parents=True, exist_ok=True)
             np.save(args.save_pred_probs / f"20news_{spec.replace('@', '_')}_oof.npy", probs)
         name, options = parse_spec(spec)
-        described = ", ".join(f"{k}={v}" for k, v in options.items()) or "defaults"
+        described = ", ".join(f"{k}={v}" for k, v in options.items()) or "defaults: C=10"
         rows.append(score(f"relabel {name} + logistic regression ({described})", labels, probs, checked, validated,
                           featurize_s, cv_s))
         print(f"  {spec}: accuracy {rows[-1]['accuracy']:.4f}, featurize {featurize_s:.1f} s, CV {cv_s:.1f} s",

@@ -156,6 +156,7 @@ def test_classifier_by_dotted_path_class_or_instance():
     est = make_classifier("sklearn.ensemble.RandomForestClassifier", {"n_estimators": 7}, seed=4)
     assert est.n_estimators == 7 and est.random_state == 4
     assert isinstance(make_classifier(LogisticRegression, {"C": 3.0}), LogisticRegression)
+    assert make_classifier().C == 10.0 and make_classifier(None, {"C": 0.5}).C == 0.5
     inst = LogisticRegression(C=2.0)
     assert make_classifier(inst) is not inst and make_classifier(inst).C == 2.0
     with pytest.raises(ConfigError, match="cannot be imported"):
@@ -236,7 +237,7 @@ def test_predict_probs_labelled_rows_are_cross_validated_unlabelled_rows_full_fi
     X = TfidfFeaturizer().fit_transform(texts)
     lab = labels >= 0
     np.testing.assert_allclose(probs[lab], cross_val_pred_probs(X[lab], labels[lab], n_folds=3, seed=7))
-    full = LogisticRegression(max_iter=2000).fit(X[lab], labels[lab]).predict_proba(X[~lab])
+    full = LogisticRegression(C=10, max_iter=2000).fit(X[lab], labels[lab]).predict_proba(X[~lab])
     floored = np.maximum(full, PROBABILITY_FLOOR)
     np.testing.assert_allclose(probs[~lab], floored / floored.sum(axis=1, keepdims=True), rtol=1e-6)
 
