@@ -169,7 +169,7 @@ def make_classifier(classifier=None, options: dict | None = None, seed: int = 0)
         # the 93 lowest-quality items from 25 to 41. lbfgs then needs more than its default 100 iterations.
         options.setdefault("C", DEFAULT_C)
         options.setdefault("max_iter", 2000)
-        estimator = LogisticRegression(**options)
+        estimator = _instantiate(LogisticRegression, options, "LogisticRegression")
     elif isinstance(classifier, str):
         module_name, _, attribute = classifier.rpartition(".")
         try:
@@ -181,13 +181,18 @@ def make_classifier(classifier=None, options: dict | None = None, seed: int = 0)
     elif isinstance(classifier, type):
         estimator = _instantiate(classifier, options, classifier.__name__)
     else:
-        estimator = clone(classifier)
+        try:
+            estimator = clone(classifier)
+        except TypeError as exc:  # every fold fits a fresh copy, so the estimator must be clonable
+            raise ConfigError(f"The classifier {type(classifier).__name__} cannot be copied for each fold ({exc}); "
+                              "give a scikit-learn-style estimator (with get_params/set_params).") from exc
         if options:
             estimator.set_params(**options)
     if not hasattr(estimator, "predict_proba") or not hasattr(estimator, "fit"):
         raise ConfigError(f"The classifier {type(estimator).__name__} has no predict_proba; choose an estimator "
                           "that outputs probabilities (e.g. LogisticRegression, or SVC(probability=True)).")
-    if "random_state" in estimator.get_params() and estimator.get_params()["random_state"] is None:
+    params = estimator.get_params() if hasattr(estimator, "get_params") else {}
+    if "random_state" in params and params["random_state"] is None:
         estimator.set_params(random_state=seed)
     return estimator
 

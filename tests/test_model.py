@@ -165,6 +165,18 @@ def test_classifier_by_dotted_path_class_or_instance():
         make_classifier("sklearn.svm.LinearSVC")
     with pytest.raises(ConfigError, match="rejected classifier_options"):
         make_classifier("sklearn.linear_model.LogisticRegression", {"colour": 1})
+    with pytest.raises(ConfigError, match="LogisticRegression rejected classifier_options"):
+        make_classifier(None, {"colour": 1})
+
+    class NotSklearn:
+        def fit(self, X, y):
+            return self
+
+        def predict_proba(self, X):
+            return np.ones((len(X), 2)) / 2
+
+    with pytest.raises(ConfigError, match="NotSklearn cannot be copied for each fold"):
+        make_classifier(NotSklearn())
 
 
 # --- settings ----------------------------------------------------------------------------------------------------
