@@ -24,6 +24,7 @@ import httpx
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
+from relabel import progress
 from relabel.errors import AuthError, ConfigError, ConnectorError, InputError, preview
 
 from .label_config import LabelConfig, parse_label_config
@@ -215,7 +216,9 @@ class LabelStudioConnector:
         # A full listing comes from the export endpoint: one request, 2.5x faster than paging through the task
         # list (measured by benchmarks/bench_label_studio.py); the task list's filter serves incremental pulls.
         tasks = self._export_tasks() if list_everything else self._iter_tasks(self.project_id, filters=filters)
-        for task in tasks:
+        # The bar advances per task (the task list arrives page by page; the export arrives whole, then is read).
+        bar = progress.bar("Pulling tasks", total=int(self._project_json().get("task_number") or 0) or None)
+        for task in _advancing(tasks, bar):
             updated = task.get("updated_at")
             if updated is not None and (cursor is None or updated > cursor):
                 cursor = updated
@@ -325,8 +328,10 @@ class LabelStudioConnector:
         new = [r for r in requests if (r.item_id, r.round) not in existing]
         if new:
             tasks = [self._review_task(r, config, show_suggestion) for r in new]
-            body = self._request("POST", f"api/projects/{target}/import", params={"return_task_ids": "true"},
-                                 json_body=tasks, write=True, project=target)
+            with progress.bar(f"Pushing {len(new)} review tasks", total=1) as bar:  # one bulk import
+                body = self._request("POST", f"api/projects/{target}/import", params={"return_task_ids": "true"},
+                                     json_body=tasks, write=True, project=target)
+                bar.update()
             if self.after_import is not None:
                 self.after_import()
             task_ids = body.get("task_ids") or []
@@ -397,7 +402,7 @@ class LabelStudioConnector:
         ``is_labeled`` is sent too: a PATCH of overlap alone leaves it stale, and a task still marked labelled
         is never handed out for the extra annotation.
         """
-        for request in requests:
+        for request in _advancing(requests, progress.bar("Requesting one more annotation", total=len(requests))):
             task = tasks[int(request.item_id)]
             prediction = _round_prediction(task, request.round)
             pushed_at = prediction.get("created_at") if prediction else None
@@ -440,7 +445,8 @@ class LabelStudioConnector:
             by_project.setdefault(p.target_project, []).append(p)
         for project_id, group in by_project.items():
             ids = sorted({p.task_id for p in group})
-            tasks = {t["id"]: t for t in self._iter_tasks(project_id, task_ids=ids)}
+            bar = progress.bar(f"Collecting answers (project {project_id})", total=len(ids))
+            tasks = {t["id"]: t for t in _advancing(self._iter_tasks(project_id, task_ids=ids), bar)}
             for p in group:
                 task = tasks.get(p.task_id)
                 if task is None:
@@ -476,6 +482,14 @@ class LabelStudioConnector:
 
 
 # --------------------------------------------------------------------------------------------------- helpers
+def _advancing(values, bar):
+    """Yield ``values``, advancing ``bar`` (a relabel.progress bar, silent off a terminal) once per value."""
+    with bar:
+        for value in values:
+            yield value
+            bar.update()
+
+
 class _Translate:
     """Turn transport failures and SDK ApiErrors inside a block into one-sentence relabel errors."""
 

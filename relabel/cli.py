@@ -11,9 +11,10 @@ import math
 
 import click
 
-from . import __version__
+from . import __version__, progress
 from .config import API_KEY_ENV, DEFAULT_BUDGET, DEFAULT_CONFIG, REVIEW_MODES, load_config
 from .errors import RelabelError
+from .report import DEFAULT_TOP
 from .rounds import EXPORT_FORMATS, Loop, initialise
 
 
@@ -44,8 +45,9 @@ def _loop(ctx: click.Context) -> Loop:
 @click.version_option(__version__, prog_name="relabel")
 @click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True, envvar="RELABEL_CONFIG",
               type=click.Path(dir_okay=False), help="The relabel.toml to use.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars (they show only on a terminal anyway).")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str):
+def cli(ctx: click.Context, config_path: str, quiet: bool):
     """Find and fix label errors in a Label Studio project, in relabel rounds.
 
     \b
@@ -54,9 +56,11 @@ def cli(ctx: click.Context, config_path: str):
     relabel round --budget 20                # score, push the 20 worst items to review
     relabel round --budget 20                # collect the reviews, rescore, push the next 20
     relabel status
+    relabel report --out report.html         # plots, annotators, classes, worst items
     """
     ctx.ensure_object(dict)
     ctx.obj.setdefault("config_path", config_path)
+    progress.set_quiet(quiet)
 
 
 @cli.command()
@@ -190,7 +194,7 @@ def status(ctx, as_json):
         return
     header = ["round", "status", "items", "annotations", "pushed", "reviewed", "corrected",
               "expected_remaining_errors"]
-    click.echo(_table(header, [[r[h] for h in header] for r in report["rounds"]]))
+    click.echo(_table(header, [[r[h] for h in header] for r in report["rounds"]], formats={7: "{:,.1f}"}))
 
 
 @cli.command()
@@ -208,7 +212,33 @@ def annotators(ctx, as_json):
         click.echo(json.dumps({"annotators": rows}))
         return
     header = ["annotator", "quality", "agreement", "worst_class", "labels"]
-    click.echo(_table(header, [[r[h] for h in header] for r in rows]))
+    click.echo(_table(header, [[r[h] for h in header] for r in rows], formats={1: "{:.3f}", 2: "{:.1%}"}))
+
+
+@cli.command()
+@click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True),
+              help="The HTML file to write.")
+@click.option("--round", "round_number", type=int, default=None, help="The round to report (default: the latest).")
+@click.option("--top", type=int, default=DEFAULT_TOP, show_default=True,
+              help="How many of the items most likely mislabelled to list.")
+@click.option("--url", default=None, help="The Label Studio URL for task links (default: the config's).")
+@click.pass_context
+@_errors_to_exit_1
+def report(ctx, out, round_number, top, url):
+    """Write a self-contained HTML report of a round: trend, quality, annotators, classes, worst items.
+
+    One file that opens offline (plots inline, no external scripts or fonts), to share with annotators.
+
+    \b
+    relabel report --out report.html
+    relabel report --round 2 --top 30 --out round2.html
+    """
+    from .report import write_report
+
+    loop = _loop(ctx)
+    config_url = load_config(ctx.obj["config_path"]).label_studio.url
+    s = write_report(loop.store, out, round_number, url=url or config_url, top=top)
+    click.echo(f"Wrote the round {s.round} report to {out} ({s.bytes / 1e6:.1f} MB, {s.items_listed} items listed).")
 
 
 @cli.command()
@@ -276,17 +306,24 @@ def _echo_push(s) -> None:
     click.echo(f"Round {s.round}: {s.new} new review tasks ({s.mode}), {s.total} in total.")
 
 
-def _cell(value) -> str:
+def _cell(value, fmt: str | None = None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    if fmt is not None:
+        return fmt.format(value)
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
     if isinstance(value, float):
         return f"{value:.3f}"
     return str(value)
 
 
-def _table(header: list[str], rows: list[list]) -> str:
-    """An aligned plain-text table: text left, numbers right."""
-    cells = [[_cell(v) for v in row] for row in rows]
+def _table(header: list[str], rows: list[list], formats: dict[int, str] | None = None) -> str:
+    """An aligned plain-text table: text left, numbers right; ``formats`` maps a column to a format string."""
+    formats = formats or {}
+    cells = [[_cell(v, formats.get(i)) for i, v in enumerate(row)] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
     numeric = [all(isinstance(row[i], (int, float)) or row[i] is None for row in rows) for i in range(len(header))]
 

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import progress as progress_bars
 from .errors import ConfigError, InputError, LabelError, PredProbsError, preview
 from .featurizers import (MemoryEmbeddingCache, ModelWarning, check_texts, featurizer, model_fingerprint,
                           resolve_model_path, text_hash)
@@ -257,9 +258,11 @@ def _compute_oof(X, y: np.ndarray, n_classes: int, n_folds: int, estimator, seed
                       "lower n_folds.", ModelWarning, stacklevel=3)
     folds = _stratified_folds(y, n_folds, seed)
     probs = np.empty((y.size, n_classes), dtype=np.float64)
-    for fold in range(n_folds):
-        test = folds == fold
-        probs[test] = _fit_predict(estimator, X[~test], y[~test], X[test], n_classes)
+    with progress_bars.bar("Cross-validating (folds)", total=n_folds) as bar:
+        for fold in range(n_folds):
+            test = folds == fold
+            probs[test] = _fit_predict(estimator, X[~test], y[~test], X[test], n_classes)
+            bar.update()
     return probs
 
 

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from connectors.records import Connector, ProjectInfo, PushedTask, ReviewRequest
-from . import active, confident
+from . import active, confident, progress
 # Imported by name: relabel/__init__.py exports the function `consensus`, which shadows the submodule attribute.
 from .consensus import consensus as consensus_of, get_majority_vote_label
 from .annotations import Annotations
@@ -415,7 +415,7 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
     train[rows] = majority
     train[reviewed] = final[reviewed]
     texts = [it["text"] if it["text"] is not None else "" for it in items]
-    pred_probs = predict_probs(item_ids, texts, train, k, model, cache=cache)
+    pred_probs = predict_probs(item_ids, texts, train, k, model, cache=cache, progress=progress.enabled())
     p_lab = pred_probs[rows]
 
     # relabel's default consensus: the model as each item's prior, a confusion matrix per annotator, and the
