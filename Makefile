@@ -11,11 +11,16 @@ $(INSTALL_STAMP): pyproject.toml
 	$(PY) -m pip install --quiet "torch==2.13.0" -e ".[server,test]"
 	touch $@
 
-.PHONY: install test demo
-install: $(INSTALL_STAMP)
+.PHONY: install browser test demo
+install: $(INSTALL_STAMP) browser
+
+# tests/test_report.py opens the HTML report in headless Chromium: install Debian's when missing and we are root.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && apt-get install -y -qq chromium; fi
 
 # pytest exits 5 when it collected no test: that is a failure here, and says so.
-test: $(INSTALL_STAMP)
+test: $(INSTALL_STAMP) browser
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests - failing" >&2; exit 1; fi; exit $$rc
 
