@@ -37,6 +37,8 @@ QUALITY_BINS = 40
 NAMED_ANNOTATORS = 3
 # Scatter x axis goes logarithmic when the busiest annotator has this many times the labels of the quietest.
 LOG_X_RATIO = 30
+# The quality histogram's y axis goes logarithmic when its tallest bar is this many times the median bar.
+LOG_Y_RATIO = 20
 
 _BLUE, _RED, _GREEN, _AMBER, _GREY = "#2563eb", "#dc2626", "#15803d", "#d97706", "#64748b"
 
@@ -284,7 +286,12 @@ def _quality_plot(quality: np.ndarray, reviewed: np.ndarray, threshold: float | 
         ax.axvline(threshold, color=_RED, linewidth=2, linestyle="--", label=f"review threshold {threshold:.2f}")
     ax.set_xlim(0, 1)
     ax.set_xlabel("consensus quality", fontsize=9)
-    ax.set_ylabel("items", fontsize=9)
+    total = open_counts + done_counts
+    # Most items of a healthy project sit near quality 1; a log axis keeps the few low bars visible beside it.
+    log_y = total.max() > LOG_Y_RATIO * max(np.median(total[total > 0]), 1)
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_ylabel("items (log scale)" if log_y else "items", fontsize=9)
     ax.legend(fontsize=8, frameon=False, loc="upper left")
     _style(ax)
     return _svg(fig)
