@@ -73,7 +73,7 @@ def cli(ctx: click.Context, config_path: str, quiet: bool):
               help="Review in a separate project or in place.")
 @click.option("--budget", type=int, default=DEFAULT_BUDGET, show_default=True, help="Review tasks per round.")
 @click.option("--store", "store_path", default="relabel.db", show_default=True, help="The SQLite store.")
-@click.option("--featurizer", default=None, help="The model's featurizer ('sentence-transformers' or 'tfidf').")
+@click.option("--featurizer", default=None, help="The model's featurizer ('tfidf', the default, or 'sentence-transformers').")
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
 @click.pass_context
 @_errors_to_exit_1

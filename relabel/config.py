@@ -20,8 +20,8 @@ DEFAULT_STORE = "relabel.db"
 API_KEY_ENV = "LABEL_STUDIO_API_KEY"
 REVIEW_MODES = ("project", "in_place")
 DEFAULT_BUDGET = 50
-# The featurizer written by `relabel init`; the tests use "tfidf" (fast), users get the stronger default.
-DEFAULT_FEATURIZER = "sentence-transformers"
+# The featurizer written by `relabel init`: TF-IDF won the 20 Newsgroups benchmark (benchmarks/text_pipeline.py).
+DEFAULT_FEATURIZER = "tfidf"
 
 _SECTIONS = {
     "label_studio": {"url", "project", "label_tag", "text_field", "api_key_file"},
