@@ -97,29 +97,16 @@ def _clamp_known(posterior: np.ndarray, known_labels) -> np.ndarray | None:
 def _compute_dawid_skene(a: Annotations, posterior: np.ndarray, max_iter: int, tol: float,
                          smoothing: float, clamp: np.ndarray | None = None) -> DawidSkeneResult:
     k = a.n_classes
-    classes = np.arange(k)
-    # Flat indices reused every iteration: cell (annotator, true k, given label) and cell (item, k).
-    confusion_index = ((a.annotator[:, None] * k + classes[None, :]) * k + a.label[:, None]).ravel()
-    item_index = (a.item[:, None] * k + classes[None, :]).ravel()
+    confusion_index, item_index = _flat_indices(a)
     converged = False
     for n_iter in range(1, max_iter + 1):
         # M-step
         prior = np.maximum(posterior.mean(axis=0), PRIOR_FLOOR)
-        confusion = np.bincount(confusion_index, weights=posterior[a.item].ravel(),
-                                minlength=a.n_annotators * k * k).reshape(a.n_annotators, k, k) + smoothing
+        confusion = _confusion_counts(a, posterior, confusion_index) + smoothing
         confusion /= confusion.sum(axis=2, keepdims=True)
         # E-step: log T[i,k] = log pi_k + sum over the item's annotations of log CM[j, k, label]
-        log_cm = np.log(confusion)
-        per_annotation = log_cm[a.annotator, :, a.label]                    # (n, K)
-        log_t = np.bincount(item_index, weights=per_annotation.ravel(),
-                            minlength=a.n_items * k).reshape(a.n_items, k) + np.log(prior)
-        log_t -= log_t.max(axis=1, keepdims=True)
-        new = np.exp(log_t)
-        new /= new.sum(axis=1, keepdims=True)
-        if clamp is not None:
-            new[clamp] = posterior[clamp]
-        change = np.abs(new - posterior).max()
-        posterior = new
+        posterior, change = _posterior_step(_log_likelihood(a, confusion, item_index) + np.log(prior),
+                                            posterior, clamp)
         if change < tol:
             converged = True
             break
@@ -165,10 +152,8 @@ def _log_temperature_scale(log_p: np.ndarray, temperature: float) -> np.ndarray:
 
 def _compute_model_dawid_skene(a: Annotations, p: np.ndarray, max_iter: int, tol: float, discount: float,
                                strength: float, known_labels) -> DawidSkeneResult:
-    k, n_items = a.n_classes, a.n_items
-    classes = np.arange(k)
-    confusion_index = ((a.annotator[:, None] * k + classes[None, :]) * k + a.label[:, None]).ravel()
-    item_index = (a.item[:, None] * k + classes[None, :]).ravel()
+    k = a.n_classes
+    confusion_index, item_index = _flat_indices(a)
     log_p = np.log(np.maximum(p, PROB_FLOOR))
     scaled = {t: _log_temperature_scale(log_p, t) for t in TEMPERATURES}
     votes = a.vote_counts().astype(float)
@@ -179,8 +164,7 @@ def _compute_model_dawid_skene(a: Annotations, p: np.ndarray, max_iter: int, tol
     converged, temperature = False, 1.0
     for n_iter in range(1, max_iter + 1):
         # M-step: confusion counts, shrunk towards the pooled confusion of all annotators.
-        counts = np.bincount(confusion_index, weights=posterior[a.item].ravel(),
-                             minlength=a.n_annotators * k * k).reshape(a.n_annotators, k, k)
+        counts = _confusion_counts(a, posterior, confusion_index)
         pooled = counts.sum(axis=0) + CONFUSION_SMOOTHING
         pooled /= pooled.sum(axis=1, keepdims=True)
         counts += CONFUSION_SMOOTHING                      # keeps log() finite even with pool_strength=0
@@ -188,17 +172,42 @@ def _compute_model_dawid_skene(a: Annotations, p: np.ndarray, max_iter: int, tol
         # ... and the temperature maximising the expected log-likelihood of the posterior under the model.
         temperature = max(TEMPERATURES, key=lambda t: float(np.einsum("ik,ik->", posterior, scaled[t])))
         # E-step, in log space.
-        per_annotation = np.log(confusion)[a.annotator, :, a.label]
-        log_t = discount * np.bincount(item_index, weights=per_annotation.ravel(),
-                                       minlength=n_items * k).reshape(n_items, k) + scaled[temperature]
-        log_t -= log_t.max(axis=1, keepdims=True)
-        new = np.exp(log_t)
-        new /= new.sum(axis=1, keepdims=True)
-        if clamp is not None:
-            new[clamp] = posterior[clamp]
-        change = np.abs(new - posterior).max()
-        posterior = new
+        posterior, change = _posterior_step(discount * _log_likelihood(a, confusion, item_index)
+                                            + scaled[temperature], posterior, clamp)
         if change < tol:
             converged = True
             break
     return DawidSkeneResult(posterior, posterior.mean(axis=0), confusion, n_iter, converged, temperature)
+
+
+def _flat_indices(a: Annotations) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices reused every iteration: cell (annotator, true k, given label) and cell (item, k), n x K each."""
+    k = a.n_classes
+    classes = np.arange(k)
+    confusion_index = ((a.annotator[:, None] * k + classes[None, :]) * k + a.label[:, None]).ravel()
+    item_index = (a.item[:, None] * k + classes[None, :]).ravel()
+    return confusion_index, item_index
+
+
+def _confusion_counts(a: Annotations, posterior: np.ndarray, confusion_index: np.ndarray) -> np.ndarray:
+    """Expected (annotator, true, given) counts under the posterior: one bincount over the long table."""
+    k = a.n_classes
+    return np.bincount(confusion_index, weights=posterior[a.item].ravel(),
+                       minlength=a.n_annotators * k * k).reshape(a.n_annotators, k, k)
+
+
+def _log_likelihood(a: Annotations, confusion: np.ndarray, item_index: np.ndarray) -> np.ndarray:
+    """Per item and true class, the sum over its annotations of log CM[annotator, class, label] (items x K)."""
+    per_annotation = np.log(confusion)[a.annotator, :, a.label]                    # (n, K)
+    return np.bincount(item_index, weights=per_annotation.ravel(),
+                       minlength=a.n_items * a.n_classes).reshape(a.n_items, a.n_classes)
+
+
+def _posterior_step(log_t: np.ndarray, previous: np.ndarray, clamp) -> tuple[np.ndarray, float]:
+    """Normalise log scores into a posterior (reviewed rows stay clamped); return it and how far it moved."""
+    log_t -= log_t.max(axis=1, keepdims=True)
+    new = np.exp(log_t)
+    new /= new.sum(axis=1, keepdims=True)
+    if clamp is not None:
+        new[clamp] = previous[clamp]
+    return new, float(np.abs(new - previous).max())
