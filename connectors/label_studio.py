@@ -197,8 +197,8 @@ class LabelStudioConnector:
 
         Label Studio bumps a task's ``updated_at`` whenever one of its annotations is created, changed or
         deleted, so the incremental pull filters tasks on it and returns all their annotations. ``reconcile``
-        lists the whole project (whatever ``since``) and fills ``all_annotation_ids`` so the caller can delete
-        what is gone. ``cursor`` is the newest task ``updated_at`` seen; pass it as the next ``since``.
+        lists the whole project (whatever ``since``) and fills ``all_annotation_ids`` and ``all_item_ids`` so the
+        caller can delete what is gone. ``cursor`` is the newest task ``updated_at`` seen; pass it as the next ``since``.
         """
         if since is not None:
             since = _normalise_time(since)
@@ -211,6 +211,7 @@ class LabelStudioConnector:
         records: list[AnnotationRecord] = []
         warnings: list[str] = []
         all_ids: set[str] | None = set() if reconcile else None
+        all_items: set[str] | None = set() if reconcile else None
         authors: set[int] = set()
         cursor = since
         # A full listing comes from the export endpoint: one request, 2.5x faster than paging through the task
@@ -225,6 +226,7 @@ class LabelStudioConnector:
             annotations = task.get("annotations") or []
             if all_ids is not None:
                 all_ids.update(str(a["id"]) for a in annotations)
+                all_items.add(str(task["id"]))
             # A reconcile lists every task but returns only those changed since the cursor.
             if since is not None and updated is not None and updated <= since:
                 continue
@@ -238,7 +240,8 @@ class LabelStudioConnector:
                     authors.add(_user_id(annotation.get("completed_by")))
         if since is None:
             self._check_visibility(sum(not r.skipped for r in records), authors)
-        return Pull(items=items, annotations=records, all_annotation_ids=all_ids, cursor=cursor, warnings=warnings)
+        return Pull(items=items, annotations=records, all_annotation_ids=all_ids, cursor=cursor, warnings=warnings,
+                    all_item_ids=all_items)
 
     def _annotation_record(self, annotation: dict, task_id: int, config: LabelConfig,
                            warnings: list[str], kind: str = "annotation") -> AnnotationRecord:

@@ -54,13 +54,15 @@ class ProjectInfo:
 
 @dataclass(frozen=True)
 class Pull:
-    """What one pull brought back. ``all_annotation_ids`` is set on a full reconcile, to detect deletions."""
+    """What one pull brought back. ``all_annotation_ids`` and ``all_item_ids`` are set on a full reconcile, to
+    detect deleted annotations and deleted tasks."""
 
     items: list[Item]
     annotations: list[AnnotationRecord]
     all_annotation_ids: set[str] | None = None
     cursor: str | None = None
     warnings: list[str] = field(default_factory=list)
+    all_item_ids: set[str] | None = None
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,7 @@ class PullSummary:
     unchanged: int
     deleted: int
     warnings: tuple[str, ...] = ()
+    deleted_items: int = 0
 
 
 class Store:
@@ -197,7 +198,7 @@ class Store:
         new = sum(1 for r in rows if r["annotation_id"] not in before)
         changed = sum(1 for r in rows if r["annotation_id"] in before
                       and before[r["annotation_id"]] != _fingerprint(r))
-        deleted = 0
+        deleted = deleted_items = 0
         with self.db.atomic():
             if pull.items:
                 self.db["items"].upsert_all(
@@ -214,10 +215,21 @@ class Store:
                     self.db.execute(f"update annotations set deleted = 1 where annotation_id in "
                                     f"({','.join('?' * len(chunk))})", chunk)
                 deleted = len(gone)
+            if pull.all_item_ids is not None:
+                # Tasks deleted in Label Studio: without this they stay live items forever (unlabelled once
+                # their annotations are marked deleted), counted in every round and written by export.
+                keep_items = {str(i) for i in pull.all_item_ids}
+                live_items = [r[0] for r in self.db.execute("select item_id from items where deleted = 0").fetchall()]
+                gone_items = [i for i in live_items if i not in keep_items]
+                for chunk in _chunks(gone_items):
+                    self.db.execute(f"update items set deleted = 1 where item_id in "
+                                    f"({','.join('?' * len(chunk))})", chunk)
+                deleted_items = len(gone_items)
             if pull.cursor is not None:
                 self.db["meta"].upsert({"key": "pull_cursor", "value": pull.cursor}, pk="key")
         return PullSummary(items=len(pull.items), new=new, changed=changed,
-                           unchanged=len(rows) - new - changed, deleted=deleted, warnings=tuple(pull.warnings))
+                           unchanged=len(rows) - new - changed, deleted=deleted, warnings=tuple(pull.warnings),
+                           deleted_items=deleted_items)
 
     def _annotation_fingerprints(self, ids: list[str]) -> dict[str, tuple]:
         out: dict[str, tuple] = {}

@@ -78,7 +78,8 @@ class FakeLabelStudio:
                  or any(a.item_id == it.item_id for a in anns)]
         cursor = max([a.updated_at for a in self.annotations] + [it.updated_at for it in self.items], default=since)
         return Pull(items=items, annotations=anns, cursor=cursor,
-                    all_annotation_ids={a.annotation_id for a in self.annotations} if reconcile else None)
+                    all_annotation_ids={a.annotation_id for a in self.annotations} if reconcile else None,
+                    all_item_ids={it.item_id for it in self.items} if reconcile else None)
 
     def push(self, requests, *, mode="project", show_suggestion=True):
         self.push_calls.append([r.item_id for r in requests])
@@ -277,6 +278,17 @@ def test_deleted_annotations_drop_out_on_the_next_pull(tmp_path, fake):
     loop.pull()
     assert gone.annotation_id not in set(loop.store.scoring_table()[1])
     assert loop.store.annotation_counts() == fake.counts_per_annotator()
+
+
+def test_deleted_tasks_drop_out_of_scores_and_export(tmp_path, fake):
+    loop = make_loop(tmp_path, fake)
+    loop.pull()
+    gone = fake.items.pop(0)
+    fake.annotations = [a for a in fake.annotations if a.item_id != gone.item_id]
+    loop.pull()
+    summary = loop.score()
+    assert summary.items == 59
+    assert gone.item_id not in {r["item_id"] for r in loop.export_rows()}
 
 
 def test_push_before_score_and_bad_budget(tmp_path, fake):

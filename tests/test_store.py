@@ -75,6 +75,15 @@ def test_reconcile_marks_deleted_annotations(store):
     assert store.annotation_counts() == {"ann": 1}
 
 
+def test_reconcile_marks_deleted_tasks(store):
+    store.apply_pull(Pull(items=items("1", "2"), annotations=[ann("a1", "1", "ann", "sport"),
+                                                              ann("a2", "2", "bob", "tech")]))
+    # Task 2 was deleted in Label Studio: its annotation and the task itself are gone from the full listing.
+    summary = store.apply_pull(Pull(items=[], annotations=[], all_annotation_ids={"a1"}, all_item_ids={"1"}))
+    assert (summary.deleted, summary.deleted_items) == (1, 1)
+    assert [it["item_id"] for it in store.items()] == ["1"]
+
+
 def test_store_refuses_another_project(tmp_path):
     path = tmp_path / "r.db"
     with Store(path) as s:
