@@ -298,15 +298,20 @@ class Loop:
         path = Path(out)
         tmp = path.with_name(path.name + ".partial")
         # Written aside then renamed, so a failure never leaves a half-written export under the real name.
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            if fmt == "csv":
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["item_id"])
-                writer.writeheader()
-                writer.writerows(rows)
-            else:
-                for r in rows:
-                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        tmp.replace(path)
+        try:
+            with open(tmp, "w", newline="", encoding="utf-8") as f:
+                if fmt == "csv":
+                    writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["item_id"])
+                    writer.writeheader()
+                    writer.writerows(rows)
+                else:
+                    for r in rows:
+                        f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            tmp.replace(path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise ConfigError(f"Cannot write the export to {str(path)!r} ({exc.strerror or exc}); check that its "
+                              "folder exists and is writable, or choose another --out.") from exc
         return len(rows)
 
     def _latest_scored(self) -> dict:

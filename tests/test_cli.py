@@ -159,3 +159,13 @@ def test_config_option_chooses_the_file(runner, tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "team" / "relabel.toml").exists() and (tmp_path / "team" / "relabel.db").exists()
     assert run(runner, fake, "--config", "team/relabel.toml", "status").output.startswith("No rounds yet")
+
+
+def test_export_to_a_missing_folder_is_one_line_exit_1(runner, tmp_path):
+    fake = FakeLabelStudio()
+    init(runner, fake)
+    assert run(runner, fake, "round", "--budget", "5").exit_code == 0
+    result = runner.invoke(cli, ["export", "--format", "csv", "--out", "no-such-dir/labels.csv"],
+                           obj={"connector": fake})
+    assert result.exit_code == 1 and "Error: Cannot write the export" in result.output, result.output
+    assert not (tmp_path / "no-such-dir").exists()
