@@ -88,6 +88,9 @@ def run_demo(root: str | os.PathLike = DEMO_DIR, *, n_items: int = 300, budget: 
     state = json.loads(paths.state.read_text()) if paths.state.exists() else {}
     if "password" not in state:
         state["password"] = secrets.token_urlsafe(12)
+        # Saved before Label Studio first starts with it: a first run that dies before the project exists would
+        # otherwise lose it, and the next run would print a new password the admin account never had.
+        _write_private(paths.state, json.dumps(state, indent=1))
     first_start = not (paths.label_studio / "label_studio.sqlite3").exists()
     echo(f"Starting Label Studio in {paths.label_studio} "
          + ("(first start: database migrations take about a minute)..." if first_start else "..."))
@@ -100,12 +103,10 @@ def run_demo(root: str | os.PathLike = DEMO_DIR, *, n_items: int = 300, budget: 
                              httpx_client=httpx.Client(timeout=300, limits=httpx.Limits(max_keepalive_connections=0)))
         if "project" not in state:
             state.update(_create_project(client, server, paths, n_items, state["password"]))
-            paths.state.write_text(json.dumps(state, indent=1))
-            paths.state.chmod(0o600)
+            _write_private(paths.state, json.dumps(state, indent=1))
         truth = json.loads(paths.truth.read_text())
         # The key goes to a key file the config names (0600, git-ignored): never into the TOML or the store.
-        paths.api_key.write_text(server.api_key)
-        paths.api_key.chmod(0o600)
+        _write_private(paths.api_key, server.api_key)
         initialise(paths.config, url=server.url, project=state["project"], api_key_file=str(paths.api_key),
                    budget=budget, store=str(paths.store), featurizer=featurizer, overwrite=True)
         config = load_config(paths.config)
@@ -144,6 +145,15 @@ def run_demo(root: str | os.PathLike = DEMO_DIR, *, n_items: int = 300, budget: 
     finally:
         if not keep_running:
             server.stop()
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, from the first byte (write_text then chmod leaves a window in
+    which the password or key is readable by everyone under the usual umask)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)    # an existing file keeps its old mode through os.open
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 def _create_project(client, server, paths: DemoPaths, n_items: int, password: str) -> dict:

@@ -26,3 +26,23 @@ def test_demo_with_simulated_review_lowers_the_measured_error_rate(tmp_path):
     config = paths.config.read_text()
     assert "api_key_file" in config and paths.api_key.read_text() not in config
     assert oct(paths.api_key.stat().st_mode & 0o777) == "0o600"
+
+
+def test_demo_keeps_its_login_when_the_first_start_fails(tmp_path, monkeypatch):
+    import relabel.server
+
+    passwords = []
+
+    def failing_start(data_dir, *, username, password, **kw):
+        passwords.append(password)
+        raise RuntimeError("Label Studio did not start")
+
+    monkeypatch.setattr(relabel.server, "start_label_studio", failing_start)
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            run_demo(tmp_path / "demo", echo=lambda line: None)
+    # the admin account was made with the first password: the second run must print that one, not a new one
+    assert passwords[0] == passwords[1]
+    state = DemoPaths(tmp_path / "demo").state
+    assert json.loads(state.read_text())["password"] == passwords[0]
+    assert oct(state.stat().st_mode & 0o777) == "0o600"
