@@ -342,6 +342,7 @@ def initialise(path=None, *, url: str, project: int, label_tag: str | None = Non
     config = parse_config({"label_studio": ls, "review": {"mode": mode, "budget": budget},
                            "store": {"path": store}, "model": settings["model"]},
                           base=file.resolve().parent, path=file)
+    config.model_settings()  # a bad --featurizer fails here, not at the first scoring after the config is written
     if connector is None:
         conn = make_connector(config)
     else:

@@ -169,3 +169,10 @@ def test_export_to_a_missing_folder_is_one_line_exit_1(runner, tmp_path):
                            obj={"connector": fake})
     assert result.exit_code == 1 and "Error: Cannot write the export" in result.output, result.output
     assert not (tmp_path / "no-such-dir").exists()
+
+
+def test_init_with_an_unknown_featurizer_writes_nothing(runner, tmp_path):
+    fake = FakeLabelStudio()
+    result = run(runner, fake, "init", "--url", "http://ls.example:8080", "--project", "7", "--featurizer", "bogus")
+    assert result.exit_code == 1 and "'featurizer'" in result.output and "bogus" in result.output, result.output
+    assert not (tmp_path / "relabel.toml").exists() and not (tmp_path / "relabel.db").exists()
