@@ -148,7 +148,12 @@ class Loop:
     def score(self) -> ScoreSummary:
         """Score every item: model pred_probs, consensus (relabel.consensus.consensus) and qualities, label issues, ActiveLab."""
         latest = self.store.latest_round()
-        if latest is not None and latest["status"] in OPEN_STATUSES and not self.store.review_tasks(latest["round"]):
+        if latest is not None and latest["status"] == "selected":
+            # A push was started: some of its review tasks may already be in Label Studio. Re-scoring would
+            # replace the selection and orphan them, so the round has to be finished first.
+            raise StoreError(f"Round {latest['round']}'s review tasks were selected and may already be partly in "
+                             "Label Studio; run `relabel push` (or `relabel round`) to finish that round first.")
+        if latest is not None and latest["status"] == "scored":
             rnd = latest["round"]       # re-score an open round nobody has seen yet
         else:
             rnd = (latest["round"] + 1) if latest else 1

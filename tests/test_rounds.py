@@ -307,6 +307,10 @@ def test_connector_that_loses_tasks_leaves_the_round_resumable(tmp_path, fake):
     with pytest.raises(ConnectorError, match="run `relabel push` again"):
         loop.round(budget=5)
     assert loop.store.latest_round()["status"] == "selected" and len(loop.store.review_tasks(1)) == 4
+    # re-scoring now would replace the selection and orphan the tasks already in Label Studio
+    with pytest.raises(StoreError, match="run `relabel push`"):
+        loop.score()
+    assert [r["status"] for r in loop.store.rounds()] == ["selected"]
     fake.push = real_push
     assert loop.push().total == 5 and len(fake.review_tasks) == 5
 
