@@ -207,29 +207,26 @@ class Store:
             if rows:
                 self.db["annotations"].upsert_all(rows, pk="annotation_id")
             if pull.all_annotation_ids is not None:
-                keep = {str(i) for i in pull.all_annotation_ids}
-                live = [r[0] for r in self.db.execute(
-                    "select annotation_id from annotations where deleted = 0 and kind = 'annotation'").fetchall()]
-                gone = [a for a in live if a not in keep]
-                for chunk in _chunks(gone):
-                    self.db.execute(f"update annotations set deleted = 1 where annotation_id in "
-                                    f"({','.join('?' * len(chunk))})", chunk)
-                deleted = len(gone)
+                deleted = self._mark_missing_deleted("annotations", "annotation_id", pull.all_annotation_ids,
+                                                     "kind = 'annotation'")
             if pull.all_item_ids is not None:
                 # Tasks deleted in Label Studio: without this they stay live items forever (unlabelled once
                 # their annotations are marked deleted), counted in every round and written by export.
-                keep_items = {str(i) for i in pull.all_item_ids}
-                live_items = [r[0] for r in self.db.execute("select item_id from items where deleted = 0").fetchall()]
-                gone_items = [i for i in live_items if i not in keep_items]
-                for chunk in _chunks(gone_items):
-                    self.db.execute(f"update items set deleted = 1 where item_id in "
-                                    f"({','.join('?' * len(chunk))})", chunk)
-                deleted_items = len(gone_items)
+                deleted_items = self._mark_missing_deleted("items", "item_id", pull.all_item_ids)
             if pull.cursor is not None:
                 self.db["meta"].upsert({"key": "pull_cursor", "value": pull.cursor}, pk="key")
         return PullSummary(items=len(pull.items), new=new, changed=changed,
                            unchanged=len(rows) - new - changed, deleted=deleted, warnings=tuple(pull.warnings),
                            deleted_items=deleted_items)
+
+    def _mark_missing_deleted(self, table: str, key: str, present, where: str = "1") -> int:
+        """Mark live rows whose id is not in ``present`` (a full reconcile's ids) as deleted; return how many."""
+        keep = {str(i) for i in present}
+        live = [r[0] for r in self.db.execute(f"select {key} from {table} where deleted = 0 and {where}").fetchall()]
+        gone = [i for i in live if i not in keep]
+        for chunk in _chunks(gone):
+            self.db.execute(f"update {table} set deleted = 1 where {key} in ({','.join('?' * len(chunk))})", chunk)
+        return len(gone)
 
     def _annotation_fingerprints(self, ids: list[str]) -> dict[str, tuple]:
         out: dict[str, tuple] = {}
