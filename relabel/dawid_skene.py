@@ -96,7 +96,6 @@ def _clamp_known(posterior: np.ndarray, known_labels) -> np.ndarray | None:
 
 def _compute_dawid_skene(a: Annotations, posterior: np.ndarray, max_iter: int, tol: float,
                          smoothing: float, clamp: np.ndarray | None = None) -> DawidSkeneResult:
-    k = a.n_classes
     confusion_index, item_index = _flat_indices(a)
     converged = False
     for n_iter in range(1, max_iter + 1):

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 
 from .config import load_config
 from .demo_data import PROFILES, bbc_news, simulate_annotations
@@ -238,9 +237,9 @@ def _print_round(echo, loop, summary, measured: dict, show_details: bool) -> Non
         echo(f"  expected wrong labels left: {score.expected_remaining_errors:.1f}; "
              f"confident learning flags {score.label_issues} items")
     if push is not None:
-        sent = [r for r in loop.store.review_tasks(summary.round)]
+        sent = {t["item_id"] for t in loop.store.review_tasks(summary.round)}
         expected_in_queue = sum(1 - (r.get("posterior") or 0) for r in loop.store.scores(summary.round)
-                                if r["item_id"] in {t["item_id"] for t in sent})
+                                if r["item_id"] in sent)
         echo(f"  sent {push.total} items to review ({push.new} new, mode {push.mode}); "
              f"expected errors among them: {expected_in_queue:.1f}")
     echo(f"  measured against the ground truth: {measured['wrong_final_labels']} of "

@@ -14,7 +14,7 @@ import dataclasses
 import importlib
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 

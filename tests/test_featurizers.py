@@ -3,7 +3,6 @@ import gzip
 import hashlib
 import json
 import shutil
-import warnings
 
 import numpy as np
 import pandas as pd

@@ -11,7 +11,7 @@ from collections import Counter
 
 import httpx
 import pytest
-from label_studio_helpers import (CLASSES, LABEL_TAG, TEXT_FIELD, admin_client, annotation, answer_task,
+from label_studio_helpers import (CLASSES, LABEL_TAG, TEXT_FIELD, annotation, answer_task,
                                   choices_config, import_tasks, make_members, make_project, make_text)
 
 from connectors.label_config import parse_label_config

@@ -1,5 +1,4 @@
 """Out-of-sample pred_probs: folds, cross-validation, predict_probs, settings, user pred_probs, the real Store."""
-import json
 import warnings
 
 import numpy as np
