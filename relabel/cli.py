@@ -12,6 +12,7 @@ import math
 import click
 
 from . import __version__, progress
+from .calibration import format_expected
 from .config import API_KEY_ENV, DEFAULT_BUDGET, DEFAULT_CONFIG, REVIEW_MODES, load_config
 from .errors import RelabelError
 from .report import DEFAULT_TOP
@@ -194,7 +195,12 @@ def status(ctx, as_json):
         return
     header = ["round", "status", "items", "annotations", "pushed", "reviewed", "corrected",
               "expected_remaining_errors"]
-    click.echo(_table(header, [[r[h] for h in header] for r in report["rounds"]], formats={7: "{:,.1f}"}))
+    click.echo(_table(header, [[r[h] for h in header[:7]] + [format_expected(r["expected_remaining_errors"],
+                                                                            r["expected_low"], r["expected_high"])]
+                               for r in report["rounds"]]))
+    for r in report["rounds"]:
+        if r["stop_reason"]:
+            click.echo(f"round {r['round']}: {r['stop_reason']}")
 
 
 @cli.command()
@@ -297,12 +303,16 @@ def demo(root, n_items, budget, rounds, simulate_review, featurizer, keep_runnin
 def _echo_score(s) -> None:
     click.echo(f"Round {s.round} scored ({s.method}): {s.labelled_items} labelled of {s.items} items, "
                f"{s.annotations} annotations by {s.annotators} annotators; {s.label_issues} label issues; "
-               f"expected wrong labels left {s.expected_remaining_errors:.1f}.")
+               f"expected wrong labels left {s.expected_text}"
+               + (f"; {s.overrides} overrides (a label no annotator gave)." if s.overrides else "."))
     for note in s.notes:
         click.echo(f"note: {note}")
 
 
 def _echo_push(s) -> None:
+    if s.stop_reason:
+        click.echo(f"Round {s.round}: nothing pushed. {s.stop_reason}")
+        return
     click.echo(f"Round {s.round}: {s.new} new review tasks ({s.mode}), {s.total} in total.")
 
 

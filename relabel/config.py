@@ -20,13 +20,14 @@ DEFAULT_STORE = "relabel.db"
 API_KEY_ENV = "LABEL_STUDIO_API_KEY"
 REVIEW_MODES = ("project", "in_place")
 DEFAULT_BUDGET = 50
+DEFAULT_MIN_EXPECTED_ERRORS = 0.5
 # The featurizer written by `relabel init`: TF-IDF won the 20 Newsgroups benchmark (benchmarks/text_pipeline.py).
 DEFAULT_FEATURIZER = "tfidf"
 
 _SECTIONS = {
     "label_studio": {"url", "project", "label_tag", "text_field", "api_key_file"},
     "model": None,  # validated by relabel.model.ModelSettings.from_dict
-    "review": {"mode", "budget", "show_suggestion"},
+    "review": {"mode", "budget", "show_suggestion", "min_expected_errors"},
     "store": {"path"},
 }
 
@@ -49,6 +50,9 @@ class ReviewSettings:
     mode: str = "project"
     budget: int = DEFAULT_BUDGET
     show_suggestion: bool = True
+    # Stop signal: a round whose selected items hold fewer expected wrong labels than this pushes nothing
+    # (0 turns it off). 0.5: a batch expected to fix less than half a label is not worth a reviewer's time.
+    min_expected_errors: float = DEFAULT_MIN_EXPECTED_ERRORS
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,7 @@ def parse_config(raw: dict, base: Path | None = None, path: Path | None = None) 
         mode=review_mode(rv.get("mode", "project")),
         budget=positive_budget(rv.get("budget", DEFAULT_BUDGET)),
         show_suggestion=_bool("show_suggestion", rv.get("show_suggestion", True)),
+        min_expected_errors=min_expected_errors(rv.get("min_expected_errors", DEFAULT_MIN_EXPECTED_ERRORS)),
     )
     store = raw.get("store", {}).get("path", DEFAULT_STORE)
     if not isinstance(store, str) or not store.strip():
@@ -160,6 +165,14 @@ def parse_config(raw: dict, base: Path | None = None, path: Path | None = None) 
 def positive_budget(value) -> int:
     """Validate a review budget (config or --budget)."""
     return _positive_int("budget", value)
+
+
+def min_expected_errors(value) -> float:
+    """Validate the stop signal's threshold: a number >= 0 (0 turns the stop signal off)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ConfigError(f"The 'min_expected_errors' setting in [review] must be a number >= 0 (0 turns the "
+                          f"stop signal off). Got {value!r}.")
+    return float(value)
 
 
 def review_mode(value) -> str:

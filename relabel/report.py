@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibration import format_expected
+
 from .errors import ConfigError, StoreError
 from .report_assets import SCRIPT, STYLE, content_security_policy
 from .selection import select_for_review
@@ -160,7 +162,8 @@ def _trend(store: Store, upto: int) -> list[dict]:
         out.append({"round": r["round"], "items": r["items"], "annotations": r["annotations"],
                     "annotators": r["annotators"], "expected": r["expected_remaining_errors"],
                     "issues": r["label_issues"], "pushed": store.count("review_tasks", "round <= ?", [r["round"]]),
-                    "reviewed": len(latest), "corrected": sum(o == "corrected" for o in latest.values())})
+                    "reviewed": len(latest), "corrected": sum(o == "corrected" for o in latest.values()),
+                    "overrides": store.count("scores", "round = ? and override = 1", [r["round"]])})
     return out
 
 
@@ -193,8 +196,15 @@ def _summary_section(row: dict, trend: list[dict]) -> str:
     return (f"<section id=\"summary\"><h2>Round {row['round']} at a glance</h2>"
             f"<p class=\"lead\">Reviewed and corrected count distinct items answered in the review queues of rounds "
             f"1–{row['round']}; expected wrong labels left is the sum over unreviewed items of 1 − the posterior "
-            f"of their consensus label.</p><div class=\"cards\">{cards}</div>"
+            f"of their consensus label.</p><p>{_e(_expected_line(row, now_['overrides']))}</p><div class=\"cards\">{cards}</div>"
             f"{_img(_trend_plot(trend), 'Trend across rounds')}{table}</section>")
+
+
+def _expected_line(row: dict, overrides: int) -> str:
+    """Expected wrong labels with their 90% interval, overrides, and the stop signal's reason if it fired."""
+    expected = format_expected(row["expected_remaining_errors"], row.get("expected_low"), row.get("expected_high"))
+    stop = f" {row['stop_reason']}" if row.get("stop_reason") else ""
+    return f"Expected wrong labels left {expected}; {overrides} consensus labels no annotator gave (overrides).{stop}"
 
 
 # ---- plots --------------------------------------------------------------------------------------------------

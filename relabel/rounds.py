@@ -23,6 +23,7 @@ from . import active, confident, progress
 # Imported by name: relabel/__init__.py exports the function `consensus`, which shadows the submodule attribute.
 from .consensus import consensus as consensus_of, get_majority_vote_label
 from .annotations import Annotations
+from .calibration import ExpectedErrors, expected_errors as expected_errors_of, fit_recalibration, format_expected, recalibrate
 from .config import (DEFAULT_BUDGET, DEFAULT_FEATURIZER, DEFAULT_STORE, Config, ReviewSettings, config_path,
                      parse_config, positive_budget, review_mode, write_config)
 from .errors import AnnotationError, ConfigError, ConnectorError, InputError, LabelError, StoreError, preview
@@ -47,6 +48,14 @@ class ScoreSummary:
     label_issues: int
     expected_remaining_errors: float
     notes: tuple[str, ...] = ()
+    expected_low: int | None = None       # the 90% interval of expected_remaining_errors
+    expected_high: int | None = None
+    overrides: int = 0                    # consensus labels that none of the item's annotators gave
+
+    @property
+    def expected_text(self) -> str:
+        """ "≈ N (90% interval a–b)" """
+        return format_expected(self.expected_remaining_errors, self.expected_low, self.expected_high)
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ class PushSummary:
     selected: int
     new: int
     total: int
+    stop_reason: str | None = None        # why nothing was pushed (the stop signal), None when it pushed
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,7 @@ class RoundSummary:
     score: ScoreSummary | None = None
     push: PushSummary | None = None
     steps: tuple[str, ...] = field(default_factory=tuple)
+    stop_reason: str | None = None        # why the round pushed nothing (the stop signal); None when it pushed
 
 
 class Loop:
@@ -161,10 +172,12 @@ class Loop:
         items = self.store.items()
         _check_scorable(self.store, table, items)
         result = _compute_round_scores(table, annotation_ids, items, self.store.final_labels(), self.model,
-                                       cache=self.store)
+                                       cache=self.store, calibration=self._recalibration())
         round_row = {"round": rnd, "status": "scored", "method": result.method, "note": " ".join(result.notes),
                      "items": len(items), "labelled_items": table.n_items, "annotations": len(table),
-                     "annotators": table.n_annotators, "expected_remaining_errors": result.expected_errors,
+                     "annotators": table.n_annotators, "expected_remaining_errors": result.expected_errors.expected,
+                     "expected_low": result.expected_errors.low, "expected_high": result.expected_errors.high,
+                     "stop_reason": None,
                      "label_issues": result.n_issues, "model_weight": result.model_weight, "scored_at": now(),
                      "selected_at": None, "pushed_at": None, "budget": None, "mode": None,
                      "class_stats": json.dumps(result.class_stats)}
@@ -173,7 +186,17 @@ class Loop:
                              details={"notes": list(result.notes)})
         return ScoreSummary(round=rnd, method=result.method, items=len(items), labelled_items=table.n_items,
                             annotations=len(table), annotators=table.n_annotators, label_issues=result.n_issues,
-                            expected_remaining_errors=result.expected_errors, notes=result.notes)
+                            expected_remaining_errors=result.expected_errors.expected, notes=result.notes,
+                            expected_low=result.expected_errors.low, expected_high=result.expected_errors.high,
+                            overrides=sum(r["override"] for r in result.item_rows))
+
+    def _recalibration(self) -> tuple[float, float]:
+        """Platt-scaling parameters from reviewers' decisions: was the consensus with posterior q right?"""
+        pairs = self.store.decision_posteriors()
+        if not pairs:
+            return 1.0, 0.0
+        q, right = zip(*pairs)
+        return fit_recalibration(np.array(q), np.array(right))
 
     # ---- select + push ----------------------------------------------------------------------------------
     def push(self, budget: int | None = None) -> PushSummary:
@@ -182,9 +205,17 @@ class Loop:
         if latest is None:
             raise StoreError("No scored round yet; run `relabel score` (or `relabel round`) first.")
         rnd = latest["round"]
+        if latest["status"] == "stopped":
+            return PushSummary(round=rnd, mode=latest["mode"] or self.review.mode, selected=0, new=0, total=0,
+                               stop_reason=latest["stop_reason"])
         if latest["status"] == "scored":
             self._select(rnd, positive_budget(budget if budget is not None else self.review.budget))
             latest = self.store.latest_round()
+            reason = self._stop_reason(rnd)
+            if reason is not None:
+                self.store.mark_stopped(rnd, reason)
+                self.store.log_event("push", f"round {rnd}: nothing pushed. {reason}", round=rnd)
+                return PushSummary(round=rnd, mode=latest["mode"], selected=0, new=0, total=0, stop_reason=reason)
         selection = self.store.selection(rnd)
         mode = latest["mode"] or self.review.mode
         done = {r["item_id"] for r in self.store.review_tasks(rnd)}
@@ -208,6 +239,20 @@ class Loop:
         total = len(self.store.review_tasks(rnd))
         self.store.log_event("push", f"round {rnd}: {new} new review tasks, {total} in total ({mode})", round=rnd)
         return PushSummary(round=rnd, mode=mode, selected=len(selection), new=new, total=total)
+
+    def _stop_reason(self, rnd: int) -> str | None:
+        """The stop signal: why round ``rnd``'s selection is not worth reviewing, or None to push it."""
+        threshold = self.review.min_expected_errors
+        selected = {r["item_id"] for r in self.store.selection(rnd)}
+        if threshold <= 0:
+            return None
+        p_wrong = [r["p_wrong"] for r in self.store.scores(rnd) if r["item_id"] in selected]
+        expected = float(sum(p for p in p_wrong if p is not None))
+        if selected and expected >= threshold:
+            return None
+        return (f"The {len(selected)} items this round would send hold ≈ {expected:.2f} expected wrong labels, "
+                f"below [review] min_expected_errors = {threshold:g}: nothing worth reviewing, so nothing was "
+                "pushed (lower min_expected_errors, or set it to 0, to push anyway).")
 
     def _select(self, rnd: int, budget: int) -> None:
         classes = self.store.classes
@@ -245,14 +290,15 @@ class Loop:
         latest = self.store.latest_round()
         if latest is not None and latest["status"] in OPEN_STATUSES:
             pushed = self.push(budget)
-            return RoundSummary(round=latest["round"], resumed=True, push=pushed, steps=("push",))
+            return RoundSummary(round=latest["round"], resumed=True, push=pushed, steps=("push",),
+                                stop_reason=pushed.stop_reason)
         collected = self.collect() if self.store.review_tasks() else None
         pulled = self.pull()
         scored = self.score()
         pushed = self.push(budget)
         steps = (("collect",) if collected else ()) + ("pull", "score", "select", "push")
         return RoundSummary(round=scored.round, resumed=False, collect=collected, pull=pulled, score=scored,
-                            push=pushed, steps=steps)
+                            push=pushed, steps=steps, stop_reason=pushed.stop_reason)
 
     # ---- reports ------------------------------------------------------------------------------------------
     def status(self) -> dict:
@@ -265,7 +311,9 @@ class Loop:
                         "annotations": r["annotations"], "pushed": len(self.store.review_tasks(r["round"])),
                         "reviewed": sum(d["outcome"] != "skipped" for d in mine),
                         "corrected": sum(d["outcome"] == "corrected" for d in mine),
-                        "expected_remaining_errors": r["expected_remaining_errors"]})
+                        "expected_remaining_errors": r["expected_remaining_errors"],
+                        "expected_low": r["expected_low"], "expected_high": r["expected_high"],
+                        "stop_reason": r["stop_reason"]})
         return {"rounds": out}
 
     def annotators(self) -> list[dict]:
@@ -291,7 +339,8 @@ class Loop:
                          "source": "reviewer" if reviewed else ("consensus" if s.get("consensus_label") else None),
                          "consensus_label": s.get("consensus_label"), "quality": s.get("quality"),
                          "num_annotations": int(n_by_item.get(iid, 0)), "reviewed": reviewed,
-                         "label_issue": bool(s.get("label_issue")), "round": latest["round"],
+                         "label_issue": bool(s.get("label_issue")), "override": bool(s.get("override")),
+                         "round": latest["round"],
                          "text": item["text"]})
         return rows
 
@@ -380,7 +429,7 @@ class _Scores:
     item_rows: list
     annotator_rows: list
     annotation_rows: list
-    expected_errors: float
+    expected_errors: ExpectedErrors
     n_issues: int
     model_weight: float | None
     notes: tuple
@@ -400,7 +449,8 @@ def _check_scorable(store: Store, table: Annotations, items: list[dict]) -> None
 
 
 def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items: list[dict],
-                          reviewer_labels: dict[str, str], model, cache) -> _Scores:
+                          reviewer_labels: dict[str, str], model, cache,
+                          calibration: tuple[float, float] = (1.0, 0.0)) -> _Scores:
     """All of a round's numbers, as rows for the store. Inputs come from the store, so they are trusted."""
     from .model import predict_probs  # the model stack (scikit-learn, maybe torch) loads only when scoring
 
@@ -457,9 +507,12 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
         notes.append(f"ActiveLab scores were skipped ({exc}).")
 
     post_of_consensus = posterior[np.arange(table.n_items), cons]
-    # Expected wrong labels left: each unreviewed labelled item is wrong with probability 1 - P(consensus).
+    # Expected wrong labels left: each unreviewed labelled item is wrong with probability 1 - P(consensus),
+    # the posterior recalibrated on reviewers' earlier decisions once there are enough (relabel.calibration).
+    p_wrong = 1.0 - recalibrate(post_of_consensus, calibration)
     unreviewed = ~reviewed[rows]
-    expected = float(np.sum(1.0 - post_of_consensus[unreviewed]))
+    expected = expected_errors_of(1.0 - p_wrong[unreviewed])
+    override = np.asarray(res.override, dtype=bool)
 
     model_top = pred_probs.argmax(axis=1)
     counts = table.num_annotations()
@@ -481,7 +534,9 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
             "model_label": classes[model_top[i]], "model_prob": float(pred_probs[i, model_top[i]]),
             "label_issue": int(bool(issues[j])) if labelled else 0,
             "active_score": None if np.isnan(active_lab[i]) else float(active_lab[i]),
-            "reviewed": int(reviewed[i]), "final_label": final_label})
+            "reviewed": int(reviewed[i]), "final_label": final_label,
+            "override": int(bool(override[j]) and not reviewed[i]) if labelled else 0,
+            "p_wrong": float(p_wrong[j]) if labelled and not reviewed[i] else (0.0 if labelled else None)})
     annotation_rows = [{"annotation_id": str(a), "quality": float(q)} for a, q in zip(annotation_ids, ann_quality)]
     return _Scores(method, item_rows, annotator_rows, annotation_rows, expected, int(issues.sum()),
                    model_weight, tuple(notes), class_stats)

@@ -39,13 +39,14 @@ _TABLES: dict[str, tuple[dict, object]] = {
                      "deleted": int}, "annotation_id"),
     "rounds": ({"round": int, "status": str, "method": str, "note": str, "items": int, "labelled_items": int,
                 "annotations": int, "annotators": int, "expected_remaining_errors": float,
+                "expected_low": int, "expected_high": int, "stop_reason": str,
                 "label_issues": int, "model_weight": float, "budget": int, "mode": str,
                 "scored_at": str, "selected_at": str, "pushed_at": str, "class_stats": str}, "round"),
     "scores": ({"round": int, "item_id": str, "labelled": int, "consensus_label": str, "majority_label": str,
                 "quality": float,
                 "agreement": float, "num_annotations": int, "posterior": float, "model_label": str,
                 "model_prob": float, "label_issue": int, "active_score": float, "reviewed": int,
-                "final_label": str}, ("round", "item_id")),
+                "final_label": str, "override": int, "p_wrong": float}, ("round", "item_id")),
     "annotator_scores": ({"round": int, "annotator_id": str, "quality": float, "agreement": float,
                           "worst_class": str, "num_labels": int, "weight": float}, ("round", "annotator_id")),
     "annotation_scores": ({"round": int, "annotation_id": str, "quality": float}, ("round", "annotation_id")),
@@ -366,6 +367,18 @@ class Store:
             _insert(self.db, "selections", [{**r, "round": round} for r in rows])
             self.db.execute("update rounds set status = 'selected', selected_at = ?, budget = ?, mode = ? "
                             "where round = ?", [now(), budget, mode, round])
+
+    def decision_posteriors(self) -> list[tuple[float, bool]]:
+        """(posterior of the consensus when the item was sent, reviewer kept that label) per decision."""
+        rows = self.db.execute(
+            "select s.posterior, d.outcome from decisions d join scores s on s.round = d.round and "
+            "s.item_id = d.item_id where d.outcome in ('confirmed', 'corrected') and s.posterior is not null")
+        return [(float(q), outcome == "confirmed") for q, outcome in rows.fetchall()]
+
+    def mark_stopped(self, round: int, reason: str) -> None:
+        """Close a round that pushes nothing (the stop signal), keeping its selection for the record."""
+        with self.db.atomic():
+            self.db.execute("update rounds set status = 'stopped', stop_reason = ? where round = ?", [reason, round])
 
     def selection(self, round: int) -> list[dict]:
         return list(self.db.query("select * from selections where round = ? order by rank", [round]))

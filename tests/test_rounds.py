@@ -105,8 +105,10 @@ class FakeLabelStudio:
         return out
 
 
-def make_loop(tmp_path, fake, budget=10, name="relabel.db"):
-    return Loop(Store(tmp_path / name), fake, model=MODEL, review=ReviewSettings(budget=budget))
+def make_loop(tmp_path, fake, budget=10, name="relabel.db", min_expected_errors=0.0):
+    # The stop signal is off unless a test is about it: these small fakes hold few expected errors.
+    return Loop(Store(tmp_path / name), fake, model=MODEL,
+                review=ReviewSettings(budget=budget, min_expected_errors=min_expected_errors))
 
 
 @pytest.fixture
@@ -327,3 +329,24 @@ def test_annotators_and_export(tmp_path, fake):
     assert len(out.read_text().splitlines()) == 60
     with pytest.raises(ConfigError, match="export format"):
         loop.export("xml", tmp_path / "x")
+
+
+def test_stop_signal_pushes_nothing_when_the_selection_holds_few_expected_errors(tmp_path, fake):
+    loop = make_loop(tmp_path, fake, min_expected_errors=1e6)
+    summary = loop.round(budget=12)
+    assert summary.stop_reason is not None and "min_expected_errors" in summary.stop_reason
+    assert summary.push.new == 0 and fake.push_calls == []
+    assert loop.store.review_tasks() == [] and loop.store.latest_round()["status"] == "stopped"
+    assert loop.status()["rounds"][0]["stop_reason"] == summary.stop_reason
+    # running again starts a new round rather than resuming (and pushing) the stopped one
+    assert loop.round(budget=12).round == 2
+    assert fake.push_calls == []
+    pushing = make_loop(tmp_path, fake, name="other.db", min_expected_errors=0.0)
+    done = pushing.round(budget=12)
+    assert done.stop_reason is None and done.push.new == 12
+
+
+def test_round_summary_reports_expected_errors_with_an_interval(tmp_path, fake):
+    s = make_loop(tmp_path, fake).round(budget=5).score
+    assert s.expected_low <= s.expected_remaining_errors <= s.expected_high
+    assert s.expected_text.startswith("≈ ") and "90% interval" in s.expected_text
