@@ -234,9 +234,11 @@ def _print_round(echo, loop, summary, measured: dict, show_details: bool) -> Non
         differs = sum(1 for r in rows if r.get("majority_label") and r["majority_label"] != r["consensus_label"])
         if any("majority_label" in r for r in rows):
             echo(f"  consensus differs from the majority vote on {differs} items")
-        echo(f"  expected wrong labels left: {score.expected_remaining_errors:.1f}; "
+        echo(f"  expected wrong labels left: {score.expected_text}; "
              f"confident learning flags {score.label_issues} items")
-    if push is not None:
+    if summary.stop_reason:
+        echo(f"  nothing pushed: {summary.stop_reason}")
+    elif push is not None:
         sent = {t["item_id"] for t in loop.store.review_tasks(summary.round)}
         expected_in_queue = sum(1 - (r.get("posterior") or 0) for r in loop.store.scores(summary.round)
                                 if r["item_id"] in sent)

@@ -58,9 +58,9 @@ def test_default_posterior_is_the_quality_of_its_argmax():
     np.testing.assert_allclose(r.annotation_quality, r.posterior[a.item, a.label])
 
 
-def test_overrides_are_flagged_and_only_allowed_on_single_label_items_by_default():
+def test_overrides_are_flagged_and_only_allowed_with_a_model_by_default():
     a, p, _ = _dataset(7)
-    p = np.roll(p, 1, axis=1) ** 0.2          # a confident model that disagrees with the annotators
+    p = np.roll(p, 1, axis=1) ** 8            # a confident model that disagrees with the annotators
     p /= p.sum(axis=1, keepdims=True)
     given = a.vote_counts() > 0
     always = consensus(a, p, allow_overrides="always")
@@ -69,10 +69,11 @@ def test_overrides_are_flagged_and_only_allowed_on_single_label_items_by_default
     for r in (always, default, never):
         np.testing.assert_array_equal(r.override, ~given[np.arange(a.n_items), r.consensus_label])
         np.testing.assert_allclose(r.consensus_quality_score, r.posterior[np.arange(a.n_items), r.consensus_label])
-    multi = a.num_annotations() >= 2
-    assert not never.override.any()
-    assert not default.override[multi].any()
-    np.testing.assert_array_equal(default.override[~multi], always.override[~multi])
+    assert not never.override.any() and always.override.any()
+    np.testing.assert_array_equal(default.consensus_label, always.consensus_label)
+    alone, alone_always = consensus(a), consensus(a, allow_overrides="always")
+    assert not alone.override.any()
+    np.testing.assert_array_equal(alone.posterior, alone_always.posterior)
     with pytest.raises(ConfigError, match="allow_overrides"):
         consensus(a, p, allow_overrides="sometimes")
 
