@@ -350,3 +350,24 @@ def test_round_summary_reports_expected_errors_with_an_interval(tmp_path, fake):
     s = make_loop(tmp_path, fake).round(budget=5).score
     assert s.expected_low <= s.expected_remaining_errors <= s.expected_high
     assert s.expected_text.startswith("≈ ") and "90% interval" in s.expected_text
+
+
+def test_expected_errors_are_recalibrated_from_reviewer_decisions(tmp_path):
+    from relabel.calibration import MIN_DECISIONS, fit_recalibration, recalibrate
+    fake = FakeLabelStudio(n_items=80, noise=0.3)
+    loop = make_loop(tmp_path, fake, budget=30)
+    loop.round(budget=30)
+    for t in loop.store.review_tasks(1):
+        fake.answer(t["task_id"], "eve@x", fake.truth[t["item_id"]])      # an expert answers with the truth
+    second = loop.round(budget=5).score
+    pairs = loop.store.decision_posteriors()
+    assert len(pairs) == 30 >= MIN_DECISIONS
+    q, right = (np.array(x) for x in zip(*pairs))
+    sent = {t["item_id"] for t in loop.store.review_tasks(1)}
+    np.testing.assert_allclose(np.sort(q), np.sort([r["posterior"] for r in loop.store.scores(1) if r["item_id"] in sent]))
+    params = fit_recalibration(q, right)
+    assert params != (1.0, 0.0)               # decisions of both kinds, enough of them: a real fit
+    rows = [r for r in loop.store.scores(second.round) if r["labelled"] and not r["reviewed"]]
+    np.testing.assert_allclose([r["p_wrong"] for r in rows],
+                               1 - recalibrate(np.array([r["posterior"] for r in rows]), params), rtol=1e-9)
+    assert second.expected_remaining_errors == pytest.approx(sum(r["p_wrong"] for r in rows))
