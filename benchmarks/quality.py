@@ -437,7 +437,7 @@ def main(argv=None) -> int:
         out["rounds"] = rounds_section(data_dir)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1, default=float))
-    print(f"\nwrote {args.out} in {time.perf_counter() - started:.0f} s")
+    print(f"\nwrote {args.out} in {time.perf_counter() - started:.0f} s wall, {time.process_time():.0f} CPU-s")
     return 0
 
 
