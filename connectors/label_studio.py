@@ -25,7 +25,9 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
 from relabel import progress
+from relabel.config import checked_api_key, label_studio_url
 from relabel.errors import AuthError, ConfigError, ConnectorError, InputError, preview
+from relabel.redaction import redact, url_without_userinfo
 
 from .label_config import LabelConfig, parse_label_config
 from .records import AnnotationRecord, Item, ProjectInfo, Pull, PushedTask, ReviewAnswer, ReviewRequest
@@ -65,11 +67,11 @@ class LabelStudioConnector:
     def __init__(self, url: str, api_key: str, project_id: int, *, label_tag: str | None = None,
                  text_field: str | None = None, timeout: float = DEFAULT_TIMEOUT,
                  httpx_client: httpx.Client | None = None, after_import: Callable[[], None] | None = None):
-        if not url or not url.startswith(("http://", "https://")):
-            raise ConfigError(f"The Label Studio URL must start with http:// or https://. Got {url!r}.")
+        url = label_studio_url(url)
         if not api_key:
             raise AuthError(f"No Label Studio API key was given; set {API_KEY_VARIABLE} to a personal access token "
                             f"or legacy token from Account & Settings.")
+        api_key = checked_api_key(api_key, "The API key given to the connector")
         if not isinstance(project_id, int) or isinstance(project_id, bool) or project_id < 1:
             raise ConfigError(f"The 'project_id' setting must be a positive integer. Got {project_id!r}.")
         self.url = url.rstrip("/")
@@ -106,9 +108,14 @@ class LabelStudioConnector:
             return None
         if response.status_code >= 400:
             _raise_for_status(self, response.status_code, response.text, f"{method} /{path}", project)
+        if 300 <= response.status_code < 400 or (response.content and not _looks_like_json(response)):
+            _raise_not_json(self, response, f"{method} /{path}")
         if not response.content:
             return None
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            _raise_not_json(self, response, f"{method} /{path}")
 
     def _project_json(self, project_id: int | None = None, refresh: bool = False) -> dict:
         project_id = project_id or self.project_id
@@ -505,7 +512,7 @@ class _Translate:
     def __exit__(self, exc_type, exc, tb):
         if exc is None:
             return False
-        url = self.connector.url
+        url = url_without_userinfo(self.connector.url)
         if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
             raise ConnectorError(f"Cannot reach Label Studio at {url} ({type(exc).__name__}); check the URL and "
                                  f"that the server is running.") from None
@@ -513,7 +520,7 @@ class _Translate:
             raise ConnectorError(f"Label Studio at {url} did not answer {self.what} in time; retry, or raise the "
                                  f"connector timeout for big projects.") from None
         if isinstance(exc, httpx.HTTPError):
-            raise ConnectorError(f"The request {self.what} to Label Studio at {url} failed ({exc}); check the "
+            raise ConnectorError(f"The request {self.what} to Label Studio at {url} failed ({redact(exc)}); check the "
                                  f"URL and the server log.") from None
         if isinstance(exc, ApiError):
             _raise_for_status(self.connector, exc.status_code or 0, str(exc.body), self.what, self.project)
@@ -522,7 +529,7 @@ class _Translate:
 
 def _raise_for_status(connector: LabelStudioConnector, status: int, body: str, what: str,
                       project: int | None) -> None:
-    url = connector.url
+    url = url_without_userinfo(connector.url)
     if status == 401:
         raise AuthError(f"Label Studio at {url} rejected the API key (401); check {API_KEY_VARIABLE}: legacy "
                         f"tokens may be disabled on this server, so use a personal access token.")
@@ -533,6 +540,25 @@ def _raise_for_status(connector: LabelStudioConnector, status: int, body: str, w
         raise ConnectorError(f"There is no project {project} at {url}; check the project id in the project's URL.")
     short = " ".join(body.split())[:200]
     raise ConnectorError(f"Label Studio at {url} answered {status} to {what}: {short}; check the server log.")
+
+
+def _looks_like_json(response) -> bool:
+    # Only HTML is refused up front: the export endpoint answers JSON under a download content type.
+    return response.headers.get("content-type", "").split(";")[0].strip().lower() not in ("text/html",
+                                                                                      "application/xhtml+xml")
+
+
+def _raise_not_json(connector: LabelStudioConnector, response, what: str) -> None:
+    """A 2xx/3xx answer that is not Label Studio's JSON: a proxy's or SSO's login page, a redirect, a wrong URL."""
+    url = url_without_userinfo(connector.url)
+    kind = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+    if 300 <= response.status_code < 400:
+        where = redact(response.headers.get("location", "elsewhere"))
+        raise ConnectorError(f"Label Studio at {url} answered {what} with a redirect ({response.status_code}) to "
+                             f"{where}; a proxy or login page is in the way, or the URL is wrong: point 'url' at the "
+                             "Label Studio server itself.")
+    raise ConnectorError(f"Label Studio at {url} answered {what} with {kind} instead of JSON (a proxy's login page? "
+                         "a wrong URL?); point 'url' at the Label Studio server itself.")
 
 
 def _normalise_time(value: str) -> str:
