@@ -122,6 +122,8 @@ class LabelStudioConnector:
         if project_id == self.project_id and self._project is not None and not refresh:
             return self._project
         body = self._request("GET", f"api/projects/{project_id}", project=project_id)
+        if not isinstance(body, dict) or "id" not in body:
+            _raise_unreadable(self, f"GET /api/projects/{project_id}", body)
         if project_id == self.project_id:
             self._project = body
         return body
@@ -227,6 +229,8 @@ class LabelStudioConnector:
         # The bar advances per task (the task list arrives page by page; the export arrives whole, then is read).
         bar = progress.bar("Pulling tasks", total=int(self._project_json().get("task_number") or 0) or None)
         for task in _advancing(tasks, bar):
+            if not _readable_task(task):
+                _raise_unreadable(self, "the task list", task)
             updated = task.get("updated_at")
             if updated is not None and (cursor is None or updated > cursor):
                 cursor = updated
@@ -561,6 +565,21 @@ def _raise_not_json(connector: LabelStudioConnector, response, what: str) -> Non
                          "a wrong URL?); point 'url' at the Label Studio server itself.")
 
 
+def _readable_task(task) -> bool:
+    """A task as relabel reads it: an object with an integer id, a data object, and annotations that have ids."""
+    if not isinstance(task, dict) or not isinstance(task.get("id"), int):
+        return False
+    annotations = task.get("annotations") or []
+    return isinstance(task.get("data") or {}, dict) and isinstance(annotations, list) and \
+        all(isinstance(a, dict) and a.get("id") is not None for a in annotations)
+
+
+def _raise_unreadable(connector: LabelStudioConnector, what: str, body) -> None:
+    shown = redact(" ".join(json.dumps(body, default=str).split()))[:120]
+    raise ConnectorError(f"Label Studio at {url_without_userinfo(connector.url)} answered {what} with JSON relabel "
+                         f"cannot read ({shown}); check that 'url' points at a Label Studio 1.x server.")
+
+
 def _normalise_time(value: str) -> str:
     """An ISO 8601 time as Label Studio writes and filters it: UTC with microseconds and a Z.
 
@@ -588,7 +607,10 @@ def _choice_of(annotation: dict, config: LabelConfig) -> tuple[str | None, bool,
     if annotation.get("was_cancelled"):
         return None, True, None
     chosen: list[str] = []
-    for result in annotation.get("result") or []:
+    results = annotation.get("result") or []
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        return None, False, "has a result that is not a list of regions"
+    for result in results:
         if result.get("from_name") == config.label_tag:
             chosen.extend((result.get("value") or {}).get("choices") or [])
     if not chosen:
