@@ -542,7 +542,7 @@ def _raise_for_status(connector: LabelStudioConnector, status: int, body: str, w
                         f"user who may read and write project {project or connector.project_id}.")
     if status == 404 and project is not None:
         raise ConnectorError(f"There is no project {project} at {url}; check the project id in the project's URL.")
-    short = " ".join(body.split())[:200]
+    short = redact(" ".join(body.split())[:200])  # a proxy may echo the request's headers back
     raise ConnectorError(f"Label Studio at {url} answered {status} to {what}: {short}; check the server log.")
 
 
