@@ -14,7 +14,7 @@ import click
 
 from . import __version__, progress
 from .config import (API_KEY_ENV, DEFAULT_BUDGET, DEFAULT_CONFIG, REVIEW_MODES, label_studio_url, load_config,
-                     positive_budget, positive_int)
+                     non_empty_string, positive_budget, positive_int)
 from .errors import RelabelError
 from .redaction import redact
 from .report import DEFAULT_TOP
@@ -73,6 +73,15 @@ def _positive(name: str):
     return _validated(lambda value: positive_int(name, value))
 
 
+def _non_empty(name: str):
+    return _validated(lambda value: non_empty_string(name, value))
+
+
+def _featurizer(value: str) -> str:
+    from .model import ModelSettings  # heavy: imported only when --featurizer is given
+    return ModelSettings.from_dict({"featurizer": non_empty_string("featurizer", value)}).featurizer
+
+
 def _loop(ctx: click.Context) -> Loop:
     obj = ctx.obj
     config = load_config(obj["config_path"])
@@ -108,15 +117,17 @@ def cli(ctx: click.Context, config_path: str, quiet: bool):
               help="The Label Studio server, e.g. http://localhost:8080.")
 @click.option("--project", required=True, type=int, callback=_positive("project"),
               help="The source project id (the number in /projects/<id>/).")
-@click.option("--label-tag", default=None, help="The <Choices name=...> to score, if the config has several.")
-@click.option("--text-field", default=None, help="The task data field holding the text, if ambiguous.")
-@click.option("--api-key-file", default=None, help=f"A file holding the API key (else ${API_KEY_ENV}).")
+@click.option("--label-tag", default=None, callback=_non_empty("label_tag"), help="The <Choices name=...> to score, if the config has several.")
+@click.option("--text-field", default=None, callback=_non_empty("text_field"), help="The task data field holding the text, if ambiguous.")
+@click.option("--api-key-file", default=None, callback=_non_empty("api_key_file"), help=f"A file holding the API key (else ${API_KEY_ENV}).")
 @click.option("--mode", type=click.Choice(REVIEW_MODES), default="project", show_default=True,
               help="Review in a separate project or in place.")
 @click.option("--budget", type=int, default=DEFAULT_BUDGET, show_default=True, callback=_validated(positive_budget),
               help="Review tasks per round.")
-@click.option("--store", "store_path", default="relabel.db", show_default=True, help="The SQLite store.")
-@click.option("--featurizer", default=None, help="The model's featurizer ('tfidf', the default, or 'sentence-transformers').")
+@click.option("--store", "store_path", default="relabel.db", show_default=True, callback=_non_empty("store"),
+              help="The SQLite store.")
+@click.option("--featurizer", default=None, callback=_validated(_featurizer),
+              help="The model's featurizer ('tfidf', the default, or 'sentence-transformers').")
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
 @click.pass_context
 @_errors_to_exit_1
@@ -312,7 +323,8 @@ def export(ctx, fmt, out):
 @click.option("--rounds", type=click.IntRange(1, 20), default=1, show_default=True, help="Rounds to run.")
 @click.option("--simulate-review", is_flag=True,
               help="An expert answers each round's review tasks with the ground truth, through the API.")
-@click.option("--featurizer", default=None, help="The model's featurizer (default: the config default).")
+@click.option("--featurizer", default=None, callback=_validated(_featurizer),
+              help="The model's featurizer (default: the config default).")
 @click.option("--keep-running", is_flag=True, help="Leave Label Studio running after the demo and say how to stop it.")
 @_errors_to_exit_1
 def demo(root, n_items, budget, rounds, simulate_review, featurizer, keep_running):

@@ -253,8 +253,11 @@ def _bool(name: str, value) -> bool:
 
 def _optional_str(section: dict, name: str) -> str | None:
     value = section.get(name)
-    if value is None:
-        return None
+    return None if value is None else non_empty_string(name, value)
+
+
+def non_empty_string(name: str, value) -> str:
+    """Validate a string setting or option that may not be blank, naming it in the message."""
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"The '{name}' setting must be a non-empty string. Got {value!r}.")
     return value

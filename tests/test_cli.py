@@ -175,5 +175,5 @@ def test_export_to_a_missing_folder_is_one_line_exit_1(runner, tmp_path):
 def test_init_with_an_unknown_featurizer_writes_nothing(runner, tmp_path):
     fake = FakeLabelStudio()
     result = run(runner, fake, "init", "--url", "http://ls.example:8080", "--project", "7", "--featurizer", "bogus")
-    assert result.exit_code == 1 and "'featurizer'" in result.output and "bogus" in result.output, result.output
+    assert result.exit_code == 2 and "'featurizer'" in result.output and "bogus" in result.output, result.output
     assert not (tmp_path / "relabel.toml").exists() and not (tmp_path / "relabel.db").exists()
