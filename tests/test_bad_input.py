@@ -419,3 +419,36 @@ def test_bad_input_is_one_line_right_exit_code_no_traceback_store_unchanged(case
     assert dump(store) == before, f"{case.id} changed the store"
     if case.bytes_unchanged:
         assert file_state(store) == before_bytes, f"{case.id} touched the store file"
+
+
+# ---- the same, as a user runs it: a real process, stderr and all ------------------------------------------------
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("case_id", ["server-html-200", "key-env-non-ascii", "report-unwritable-folder",
+                                     "key-file-second-line"])
+def test_no_traceback_from_a_real_process(case_id, scored_folder, tmp_path):
+    import subprocess
+    import sys
+
+    case = next(c for c in CASES if c.id == case_id)
+    folder = tmp_path / "work"
+    shutil.copytree(scored_folder, folder)
+    env = {**os.environ, API_KEY_ENV: KEY, "PYTHONPATH": str(REPO)}
+    env.pop("RELABEL_DEBUG", None)
+    env.pop("RELABEL_CONFIG", None)
+    server = TinyServer(case.routes, case.default) if case.routes is not None else None
+    try:
+        if server is not None:
+            set_url(server.url)(folder, env)
+        if case.setup is not None:
+            case.setup(folder, env)
+        env = {k: v for k, v in env.items() if v}
+        done = subprocess.run([sys.executable, "-c", "from relabel.cli import main; main()", *case.args], cwd=folder,
+                              env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        if server is not None:
+            server.stop()
+    assert done.returncode == 1 and done.stdout == "", (done.stdout, done.stderr)
+    assert len(done.stderr.strip().splitlines()) == 1 and case.message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and KEY not in done.stderr and KEY[:20] not in done.stderr
