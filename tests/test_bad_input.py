@@ -30,6 +30,7 @@ from typing import Callable
 import pytest
 from click.testing import CliRunner
 
+from connectors.records import Item
 from label_studio_helpers import choices_config
 from relabel.cli import cli
 from relabel.config import API_KEY_ENV
@@ -107,7 +108,7 @@ class Case:
     setup: Callable[[Path, dict], None] | None = None   # (folder, environment) -> change one thing
     routes: dict[str, Route] | None = None               # serve these; the config's url and "{url}" point there
     default: Route | None = None                         # what the server answers for any other path
-    fake: bool = False                                   # talk to the recorded fake instead of HTTP
+    fake: bool | Callable = False                        # talk to the recorded fake (or this one) instead of HTTP
     bytes_unchanged: bool = False                        # the store file itself must keep every byte
     secrets: tuple[str, ...] = field(default_factory=tuple)  # extra strings that must not be printed
 
@@ -206,6 +207,24 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def texts(text: str | None):
+    """A recorded fake whose tasks' texts were all replaced (None: the text field is gone)."""
+    def make() -> FakeLabelStudio:
+        fake = FakeLabelStudio()
+        fake.items = [Item(item_id=it.item_id, data={} if text is None else {"text": text}, text=text,
+                           updated_at="2026-03-01T00:00:00") for it in fake.items]
+        return fake
+    return make
+
+
+def pulled(make):
+    """Pull the changed texts first (the store changes here, before the row's command runs)."""
+    def setup(folder: Path, env: dict) -> None:
+        result = CliRunner().invoke(cli, ["pull"], obj={"connector": make()}, env=env, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    return setup
 
 
 TWO_CHOICES = ('<View><Text name="body" value="$text"/><Choices name="topic" toName="body"><Choice value="a"/>'
@@ -335,6 +354,11 @@ CASES = [
          routes=served_project(tasks=[{**GOOD_TASK, "annotations": "sport"}])),
     Case("export-not-a-list", ["pull"], 1, "answered the task list with JSON relabel cannot read",
          routes=served_project(tasks={"tasks": []})),
+    Case("text-missing", ["score"], 1, "Every item's text is empty; check that text_field names the field",
+         pulled(texts(None)), fake=texts(None)),
+    Case("text-empty", ["score"], 1, "Every item's text is empty", pulled(texts("")), fake=texts("")),
+    Case("text-stop-words-only", ["score"], 1, "TF-IDF found no words to use in the 60 texts",
+         pulled(texts("the a of")), fake=texts("the a of")),
     Case("task-data-not-an-object", ["pull"], 1, "answered the task list with JSON relabel cannot read",
          routes=served_project(tasks=[{**GOOD_TASK, "data": "goal!"}])),
 ]
@@ -382,7 +406,7 @@ def test_the_table_has_forty_bad_inputs_of_every_kind():
     assert len(CASES) >= 40 and len({c.id for c in CASES}) == len(CASES)
     kinds = {c.id.split("-")[0] for c in CASES}
     assert {"toml", "key", "url", "budget", "report", "export", "store", "server", "config", "task",
-            "annotation"} <= kinds
+            "annotation", "text"} <= kinds
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -401,8 +425,8 @@ def test_bad_input_is_one_line_right_exit_code_no_traceback_store_unchanged(case
         store = folder / "relabel.db"
         before, before_bytes = dump(store), file_state(store)
         args = [a.replace("{url}", server.url if server else "") for a in case.args]
-        result = CliRunner().invoke(cli, args, obj={"connector": FakeLabelStudio()} if case.fake else {},
-                                    env=env)
+        connector = (case.fake() if callable(case.fake) else FakeLabelStudio()) if case.fake else None
+        result = CliRunner().invoke(cli, args, obj={"connector": connector} if connector else {}, env=env)
     finally:
         if server is not None:
             server.stop()
