@@ -212,7 +212,7 @@ class Loop:
         return PushSummary(round=rnd, mode=mode, selected=len(selection), new=new, total=total)
 
     def _select(self, rnd: int, budget: int) -> None:
-        classes = self.store.round_classes(rnd)
+        classes = self.store.classes
         position = {c: k for k, c in enumerate(classes)}
         scores = self.store.scores(rnd)
         ids = [r["item_id"] for r in scores]
@@ -221,9 +221,7 @@ class Loop:
         where = {item: n for n, item in enumerate(ids)}
         rows = np.array([where.get(str(i), -1) for i in table.item_ids], dtype=np.intp)
         counts = table.vote_counts()
-        # Columns by class name: the labeling config may have gained or reordered classes since the round was scored.
-        keep = [j for j, c in enumerate(table.classes) if c in position]
-        votes[np.ix_(rows[rows >= 0], [position[table.classes[j]] for j in keep])] = counts[rows >= 0][:, keep]
+        votes[rows[rows >= 0]] = counts[rows >= 0]
         consensus_idx = np.array([position.get(r["consensus_label"], -1) if r["labelled"] else -1 for r in scores],
                                  dtype=np.intp)
         model_label = np.array([position[r["model_label"]] for r in scores], dtype=np.intp)

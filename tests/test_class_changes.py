@@ -15,8 +15,8 @@ from label_studio_helpers import CLASSES, annotation, choices_config, import_tas
 from relabel.cli import cli
 from relabel.config import API_KEY_ENV
 from relabel.store import Store
+from test_rounds import FakeLabelStudio, make_loop
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
 NEW_CLASSES = ("tech", "business", "politics", "sport")   # reordered, and 'business' is new
 BUSINESS_WORDS = "market shares profit bank merger revenue investor trade price company".split()
 
@@ -46,6 +46,8 @@ def tasks_labelled(members, classes, n, rng, confuse=None):
     return tasks
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_old_rounds_reports_keep_their_class_names_after_a_class_is_added_and_reordered(
         tmp_path, monkeypatch, label_studio, ls_admin):
     # the data of Label Studio (every user's token) is readable by its owner only
@@ -81,3 +83,26 @@ def test_old_rounds_reports_keep_their_class_names_after_a_class_is_added_and_re
     assert classes_section(round1) == classes_section(before)
     assert classes_section(round2) != classes_section(round1)
     assert "4 classes" in round2 and "3 classes" in round1
+
+
+def test_a_round_scored_before_the_classes_changed_is_still_selected_and_pushed_by_class_name(tmp_path):
+    # Selection reads labels by name against the current classes, which still hold every class the round used
+    # (Label Studio refuses to drop a class that annotations use), so additions and reorders are safe.
+    fake = FakeLabelStudio()
+    loop = make_loop(tmp_path, fake)
+    loop.pull()
+    loop.score()
+    by_item = {r["item_id"]: r for r in loop.store.scores(1)}
+    fake.classes = NEW_CLASSES          # the labeling config changes between `relabel score` and `relabel push`
+    loop.pull()
+    assert loop.store.classes == NEW_CLASSES and loop.store.round_classes(1) == CLASSES
+    pushed = loop.push(budget=8)
+    assert pushed.new == 8
+    for row in loop.store.selection(1):
+        scored = by_item[row["item_id"]]
+        assert row["suggested"] in CLASSES and row["suggested"] in (scored["consensus_label"], scored["model_label"])
+        # the reason quotes the votes under their own names (e.g. "annotators split 2-1: 'sport' ...")
+        named = {c for c in CLASSES if f"'{c}'" in row["reason"]}
+        labels = {label for _, label in loop.store.labels_of([row["item_id"]])[row["item_id"]]}
+        assert named <= labels | {scored["model_label"], scored["consensus_label"]}, row["reason"]
+    loop.close()
