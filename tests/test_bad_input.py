@@ -16,12 +16,15 @@ way, through the real connector.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import json
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -409,27 +412,38 @@ def test_the_table_has_forty_bad_inputs_of_every_kind():
             "annotation", "text"} <= kinds
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_is_one_line_right_exit_code_no_traceback_store_unchanged(case, scored_folder, tmp_path,
-                                                                             monkeypatch):
+@contextlib.contextmanager
+def prepared(case: Case, scored_folder: Path, tmp_path: Path, env: dict):
+    """A copy of the scored folder with the row's one change made, and the row's server (if any) running.
+
+    Yields (folder, args): the row's arguments with "{url}" pointing at its server. ``env`` may be changed by the
+    row (None or "" unsets a variable).
+    """
     folder = tmp_path / "work"
     shutil.copytree(scored_folder, folder)
-    monkeypatch.chdir(folder)
-    env = {API_KEY_ENV: KEY, "RELABEL_CONFIG": None, "RELABEL_DEBUG": None}
     server = TinyServer(case.routes, case.default) if case.routes is not None else None
+    cwd = os.getcwd()
+    os.chdir(folder)
     try:
         if server is not None:
             set_url(server.url)(folder, env)
         if case.setup is not None:
             case.setup(folder, env)
-        store = folder / "relabel.db"
-        before, before_bytes = dump(store), file_state(store)
-        args = [a.replace("{url}", server.url if server else "") for a in case.args]
-        connector = (case.fake() if callable(case.fake) else FakeLabelStudio()) if case.fake else None
-        result = CliRunner().invoke(cli, args, obj={"connector": connector} if connector else {}, env=env)
+        yield folder, [a.replace("{url}", server.url if server else "") for a in case.args]
     finally:
+        os.chdir(cwd)
         if server is not None:
             server.stop()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_is_one_line_right_exit_code_no_traceback_store_unchanged(case, scored_folder, tmp_path):
+    env = {API_KEY_ENV: KEY, "RELABEL_CONFIG": None, "RELABEL_DEBUG": None}
+    with prepared(case, scored_folder, tmp_path, env) as (folder, args):
+        store = folder / "relabel.db"
+        before, before_bytes = dump(store), file_state(store)
+        connector = (case.fake() if callable(case.fake) else FakeLabelStudio()) if case.fake else None
+        result = CliRunner().invoke(cli, args, obj={"connector": connector} if connector else {}, env=env)
     output = result.output
     assert isinstance(result.exception, SystemExit) and "Traceback" not in output, \
         f"{case.id}: {result.exception!r}\n{output}"
@@ -452,27 +466,11 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("case_id", ["server-html-200", "key-env-non-ascii", "report-unwritable-folder",
                                      "key-file-second-line"])
 def test_no_traceback_from_a_real_process(case_id, scored_folder, tmp_path):
-    import subprocess
-    import sys
-
     case = next(c for c in CASES if c.id == case_id)
-    folder = tmp_path / "work"
-    shutil.copytree(scored_folder, folder)
-    env = {**os.environ, API_KEY_ENV: KEY, "PYTHONPATH": str(REPO)}
-    env.pop("RELABEL_DEBUG", None)
-    env.pop("RELABEL_CONFIG", None)
-    server = TinyServer(case.routes, case.default) if case.routes is not None else None
-    try:
-        if server is not None:
-            set_url(server.url)(folder, env)
-        if case.setup is not None:
-            case.setup(folder, env)
-        env = {k: v for k, v in env.items() if v}
-        done = subprocess.run([sys.executable, "-c", "from relabel.cli import main; main()", *case.args], cwd=folder,
-                              env=env, capture_output=True, text=True, timeout=120)
-    finally:
-        if server is not None:
-            server.stop()
+    env = {**os.environ, API_KEY_ENV: KEY, "PYTHONPATH": str(REPO), "RELABEL_DEBUG": None, "RELABEL_CONFIG": None}
+    with prepared(case, scored_folder, tmp_path, env) as (folder, args):
+        done = subprocess.run([sys.executable, "-c", "from relabel.cli import main; main()", *args], cwd=folder,
+                              env={k: v for k, v in env.items() if v}, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and done.stdout == "", (done.stdout, done.stderr)
     assert len(done.stderr.strip().splitlines()) == 1 and case.message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and KEY not in done.stderr and KEY[:20] not in done.stderr
