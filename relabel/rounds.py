@@ -80,11 +80,6 @@ class CollectSummary:
     disputed: int = 0
     ordinary: int = 0
 
-    @property
-    def anything(self) -> bool:
-        """Whether this collect brought anything that can change a score."""
-        return bool(self.decisions or self.changed or self.ordinary)
-
 
 @dataclass(frozen=True)
 class RoundSummary:
@@ -202,7 +197,7 @@ class Loop:
                      "annotators": table.n_annotators, "expected_remaining_errors": result.expected_errors,
                      "label_issues": result.n_issues, "model_weight": result.model_weight, "scored_at": now(),
                      "selected_at": None, "pushed_at": None, "budget": None, "mode": None,
-                     "class_stats": json.dumps(result.class_stats)}
+                     "class_stats": json.dumps(result.class_stats), "inputs": self.store.inputs_signature()}
         self.store.save_scores(round_row, result.item_rows, result.annotator_rows, result.annotation_rows)
         self.store.log_event("score", f"round {rnd} scored with {result.method}", round=rnd,
                              details={"notes": list(result.notes)})
@@ -299,8 +294,8 @@ class Loop:
     def round(self, budget: int | None = None, force: bool = False) -> RoundSummary:
         """collect -> pull -> score -> select -> push; an open round is resumed instead of started again.
 
-        When the collect and the pull bring nothing new (no new, changed or deleted annotations or tasks, no
-        new or changed decisions), no round is started: the summary's ``unchanged_reason`` says so, and the
+        When nothing is new since the last round was scored (no new, changed or deleted annotations or tasks,
+        no new or changed decisions: ``Store.inputs_signature``), no round is started: the summary's ``unchanged_reason`` says so, and the
         review queue is not flooded by a cron job. ``force`` starts a round anyway.
         """
         if budget is not None:
@@ -309,11 +304,11 @@ class Loop:
         if latest is not None and latest["status"] in OPEN_STATUSES:
             pushed = self.push(budget)
             return RoundSummary(round=latest["round"], resumed=True, push=pushed, steps=("push",))
-        items_before = self.store.count("items", "deleted = 0")
         collected = self.collect() if self.store.review_tasks() else None
         pulled = self.pull()
-        if latest is not None and not force and _nothing_new(collected, pulled) \
-                and self.store.count("items", "deleted = 0") == items_before:
+        # Compared with what the last round scored, not with the last collect or pull: `relabel collect`
+        # run by hand in between must not hide its decisions from the next round.
+        if latest is not None and not force and latest.get("inputs") == self.store.inputs_signature():
             reason = (f"nothing changed since round {latest['round']}; "
                       f"{len(self.store.waiting_item_ids())} review tasks still open")
             self.store.log_event("round", reason, round=latest["round"])
@@ -427,12 +422,6 @@ class _Scores:
     model_weight: float | None
     notes: tuple
     class_stats: dict = field(default_factory=dict)
-
-
-def _nothing_new(collected: CollectSummary | None, pulled: PullSummary) -> bool:
-    """Whether a collect and a pull brought nothing that could change a score or a selection."""
-    return not (collected is not None and collected.anything) and not (
-        pulled.new or pulled.changed or pulled.deleted or pulled.deleted_items)
 
 
 def _check_scorable(store: Store, table: Annotations, items: list[dict]) -> None:

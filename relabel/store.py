@@ -9,6 +9,7 @@ half-written. Secrets (API keys) are never written here.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ _TABLES: dict[str, tuple[dict, object]] = {
     "rounds": ({"round": int, "status": str, "method": str, "note": str, "items": int, "labelled_items": int,
                 "annotations": int, "annotators": int, "expected_remaining_errors": float,
                 "label_issues": int, "model_weight": float, "budget": int, "mode": str,
-                "scored_at": str, "selected_at": str, "pushed_at": str, "class_stats": str}, "round"),
+                "scored_at": str, "selected_at": str, "pushed_at": str, "class_stats": str, "inputs": str}, "round"),
     "scores": ({"round": int, "item_id": str, "labelled": int, "consensus_label": str, "majority_label": str,
                 "quality": float,
                 "agreement": float, "num_annotations": int, "posterior": float, "model_label": str,
@@ -301,6 +302,19 @@ class Store:
         return int(self.db.execute(sql, params or []).fetchone()[0])
 
     # ---- rounds and scores ------------------------------------------------------------------------------
+    def inputs_signature(self) -> str:
+        """A digest of everything a round's scores and selection depend on: the live items, every annotation
+        (label, skip, validity, deletion) and every reviewer decision. Equal digests: nothing new to score."""
+        digest = hashlib.sha256()
+        for sql in ("select item_id from items where deleted = 0 order by item_id",
+                    "select annotation_id, item_id, annotator_id, label, kind, skipped, valid, deleted "
+                    "from annotations order by annotation_id",
+                    "select round, task_id, reviewer, label, outcome from decisions order by round, task_id, reviewer"):
+            for row in self.db.execute(sql):
+                digest.update(json.dumps(row).encode())
+            digest.update(b"|")
+        return digest.hexdigest()
+
     def rounds(self) -> list[dict]:
         return list(self.db.query("select * from rounds order by round"))
 

@@ -84,6 +84,7 @@ class FakeLabelStudio:
 
     def push(self, requests, *, mode="project", show_suggestion=True, preselect=False):
         self.last_requests = list(requests)
+        self.push_kwargs = {"mode": mode, "show_suggestion": show_suggestion, "preselect": preselect}
         self.push_calls.append([r.item_id for r in requests])
         out = []
         for r in requests:
