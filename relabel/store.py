@@ -76,6 +76,14 @@ _INDEXES = [
 # reviewers (relabel/decisions.py), which are ordinary labels of the item.
 COUNTED_KINDS = ("annotation", "review_annotation")
 _COUNTED = "('annotation', 'review_annotation')"
+# An annotator's answer on a review task replaces their own earlier label of the item (they looked again), and
+# their latest such answer wins: one label per annotator and item, as scoring requires. (SQL over alias `a`.)
+_NOT_SUPERSEDED = (
+    "not exists (select 1 from annotations b where b.item_id = a.item_id and b.annotator_id = a.annotator_id "
+    "and b.kind = 'review_annotation' and b.deleted = 0 and b.skipped = 0 and b.valid = 1 "
+    "and b.label is not null and b.annotation_id != a.annotation_id "
+    "and (a.kind = 'annotation' or b.updated_at > a.updated_at "
+    "or (b.updated_at = a.updated_at and b.annotation_id > a.annotation_id)))")
 
 
 def now() -> str:
@@ -267,7 +275,7 @@ class Store:
         return self.db.execute(
             "select a.annotation_id, a.item_id, a.annotator_id, a.label from annotations a "
             "join items i on i.item_id = a.item_id "
-            f"where a.kind in {_COUNTED} and a.deleted = 0 and a.skipped = 0 and a.valid = 1 "
+            f"where a.kind in {_COUNTED} and a.deleted = 0 and a.skipped = 0 and a.valid = 1 and {_NOT_SUPERSEDED} "
             "and a.label is not null and i.deleted = 0 "
             "and a.annotation_id not in (select annotation_id from decisions where annotation_id is not null) "
             "order by i.rowid, a.rowid").fetchall()
@@ -292,7 +300,7 @@ class Store:
         """Number of counted labels per annotator (what Label Studio's own counts should match)."""
         return {r[0]: r[1] for r in self.db.execute(
             "select a.annotator_id, count(*) from annotations a join items i on i.item_id = a.item_id "
-            f"where a.kind in {_COUNTED} and a.deleted = 0 and a.skipped = 0 and i.deleted = 0 "
+            f"where a.kind in {_COUNTED} and a.deleted = 0 and a.skipped = 0 and i.deleted = 0 and {_NOT_SUPERSEDED} "
             "group by a.annotator_id order by a.annotator_id").fetchall()}
 
     def count(self, table: str, where: str = "", params: list | None = None) -> int:
@@ -365,9 +373,9 @@ class Store:
         out: dict[str, list[tuple[str, str]]] = {}
         for chunk in _chunks([str(i) for i in item_ids]):
             for item, annotator, label in self.db.execute(
-                    f"select item_id, annotator_id, label from annotations where kind in {_COUNTED} "
-                    "and deleted = 0 and skipped = 0 and valid = 1 and label is not null and item_id in "
-                    f"({','.join('?' * len(chunk))}) order by rowid", chunk).fetchall():
+                    f"select item_id, annotator_id, label from annotations a where kind in {_COUNTED} "
+                    f"and deleted = 0 and skipped = 0 and valid = 1 and label is not null and {_NOT_SUPERSEDED} "
+                    f"and item_id in ({','.join('?' * len(chunk))}) order by rowid", chunk).fetchall():
                 out.setdefault(item, []).append((annotator, label))
         return out
 

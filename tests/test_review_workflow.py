@@ -14,9 +14,9 @@ from relabel.config import ReviewSettings, parse_config
 from relabel.errors import ConfigError
 from relabel.rounds import Loop
 from relabel.store import Store
-from test_rounds import CLASSES, MODEL, FakeLabelStudio
+from test_rounds import ANNOTATORS, CLASSES, MODEL, FakeLabelStudio
 
-REVIEWER, OTHER_REVIEWER, OUTSIDER = "lead@x", "second@x", "ann@x"
+REVIEWER, OTHER_REVIEWER = "lead@x", "second@x"
 
 
 def make_loop(tmp_path, fake, **review):
@@ -102,15 +102,17 @@ def test_only_reviewers_decide_and_others_answers_are_ordinary_annotations(tmp_p
     loop = make_loop(tmp_path, fake, reviewers=(REVIEWER,))
     loop.round(budget=4)
     t1, t2 = loop.store.review_tasks(1)[:2]
-    before = loop.store.annotation_counts().get(OUTSIDER, 0)
-    fake.answer(t1["task_id"], OUTSIDER, other(t1["suggested"]))
+    # An annotator who had not labelled the item (each item has 3 of the 4 annotators).
+    outsider = next(a for a in ANNOTATORS if a not in dict(loop.store.labels_of([t1["item_id"]])[t1["item_id"]]))
+    before = loop.store.annotation_counts().get(outsider, 0)
+    fake.answer(t1["task_id"], outsider, other(t1["suggested"]))
     fake.answer(t2["task_id"], REVIEWER, t2["suggested"])
     s = loop.collect()
     assert (s.decisions, s.ordinary, s.confirmed) == (1, 1, 1)
     assert [(d["item_id"], d["reviewer"]) for d in loop.store.decisions()] == [(t2["item_id"], REVIEWER)]
     assert loop.store.final_labels() == {t2["item_id"]: t2["suggested"]}
-    assert loop.store.annotation_counts()[OUTSIDER] == before + 1           # counted as an annotator's label
-    assert (OUTSIDER, other(t1["suggested"])) in loop.store.labels_of([t1["item_id"]])[t1["item_id"]]
+    assert loop.store.annotation_counts()[outsider] == before + 1           # counted as an annotator's label
+    assert (outsider, other(t1["suggested"])) in loop.store.labels_of([t1["item_id"]])[t1["item_id"]]
     assert t1["item_id"] in loop.store.waiting_item_ids()                    # still waiting for a reviewer
     again = loop.collect()
     assert (again.decisions, again.ordinary) == (0, 0)
@@ -251,3 +253,19 @@ def test_cli_round_twice_with_nothing_new_says_why_and_exits_0(tmp_path, monkeyp
         assert len(store.rounds()) == 1
     forced = run("round", "--budget", "5", "--force")
     assert forced.exit_code == 0 and "Round 2 scored" in forced.output
+
+
+def test_an_annotators_answer_on_a_review_task_replaces_their_own_earlier_label(tmp_path, fake):
+    loop = make_loop(tmp_path, fake, reviewers=(REVIEWER,))
+    loop.round(budget=4)
+    t = loop.store.review_tasks(1)[0]
+    (who, had), *_ = loop.store.labels_of([t["item_id"]])[t["item_id"]]
+    changed = other(had)
+    fake.answer(t["task_id"], who, changed)
+    assert loop.collect().ordinary == 1
+    given = loop.store.labels_of([t["item_id"]])[t["item_id"]]
+    assert (who, changed) in given and (who, had) not in given and len(given) == 3
+    fake.answer(t["task_id"], who, had, at="2026-03-01T00:00:00")       # and back again: the latest wins
+    loop.collect()
+    assert sorted(loop.store.labels_of([t["item_id"]])[t["item_id"]]).count((who, had)) == 1
+    assert loop.round(budget=4, force=True).score is not None          # one label per annotator: scorable
