@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import httpx
@@ -231,3 +232,52 @@ def test_writeback_twice_leaves_one_final_label_per_task_and_follows_reviewers(w
     ok("round", "--budget", "3")
     _, review_tasks = review_project(ls_admin, proj.project_id)
     assert review_tasks and all(FINAL_FIELD not in t.data for t in review_tasks.values())
+
+
+def test_label_studio_renders_the_review_panel_in_a_browser(label_studio, ls_admin, tmp_path):
+    """Label Studio's own labeling UI (headless Chromium, logged in as the admin) shows the item, the reviewed
+    choices and the panel, and not the source's other controls. A screenshot is saved in test-artifacts/."""
+    import base64
+
+    from relabel.server import _form_session, _post_form
+    from test_report import ARTIFACTS, DevTools
+
+    project_id, _ = two_choices_project(ls_admin, "relabel render", n_tasks=4)
+    connector = LabelStudioConnector(label_studio.url, label_studio.api_key, project_id, label_tag="topic")
+    (task_id, *_) = [t["id"] for t in connector._iter_tasks(project_id)]
+    request = ReviewRequest(item_id=str(task_id), round=1, data={"text": "the referee stopped the match"},
+                            quality=0.21, reason="annotators split 2-1 (sport, tech); quality 0.21",
+                            suggested_label="sport", annotators=(("ann@example.com", "sport"),
+                                                                 ("bob@example.com", "tech")),
+                            model_top=(("sport", 0.71), ("tech", 0.2), ("politics", 0.09)))
+    (pushed,) = connector.push([request])
+    with _form_session(label_studio.url) as session:
+        login = _post_form(session, "/user/login/", {"email": label_studio.username,
+                                                     "password": label_studio.password})
+        assert login.status_code == 302
+        cookies = [{"name": k, "value": v, "url": label_studio.url} for k, v in session.cookies.items()]
+    chrome = DevTools(tmp_path / "chromium-profile")
+    try:
+        for domain in ("Page", "Runtime", "Network"):
+            chrome.send(f"{domain}.enable")
+        chrome.send("Network.setCookies", cookies=cookies)
+        chrome.send("Emulation.setDeviceMetricsOverride", width=1400, height=900, deviceScaleFactor=1, mobile=False)
+        chrome.send("Page.navigate", url=f"{label_studio.url}/projects/{pushed.target_project}/data"
+                                         f"?task={pushed.task_id}")
+        chrome.wait_for("Page.loadEventFired")
+        text, deadline = "", time.monotonic() + 90
+        while "Why relabel asks" not in text and time.monotonic() < deadline:  # the labeling UI renders late
+            time.sleep(1)
+            text = chrome.evaluate("document.body.innerText")
+        textareas = chrome.evaluate("document.querySelectorAll('textarea').length")
+        shot = chrome.send("Page.captureScreenshot", format="png")
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "review-task.png").write_bytes(base64.b64decode(shot["data"]))
+    finally:
+        chrome.close()
+    for shown in ("the referee stopped the match", "Why relabel asks", request.reason, "Who said what",
+                  "ann@example.com: sport", "bob@example.com: tech", "The model's top classes", "sport 0.71",
+                  "tech 0.20", "politics 0.09", "relabel's suggestion", "Submit"):
+        assert shown in text, shown
+    assert "calm" not in text and "angry" not in text           # the source's other Choices is not there
+    assert textareas == 0                                       # nor its comment box
