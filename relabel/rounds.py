@@ -27,9 +27,10 @@ from .config import (DEFAULT_BUDGET, DEFAULT_FEATURIZER, DEFAULT_STORE, Config, 
 from .export import EXPORT_FORMATS, export_rows, write_export
 from .errors import AnnotationError, ConfigError, ConnectorError, InputError, LabelError, StoreError, preview
 from .selection import select_for_review
+from .store import PullSummary, Store, now
+
 if TYPE_CHECKING:
     from .writeback import WritebackSummary
-from .store import PullSummary, Store, now
 
 # A round is "open" (resumable) until its review tasks are all recorded.
 OPEN_STATUSES = ("scored", "selected")
@@ -329,7 +330,8 @@ class Loop:
             mine = [d for d in decisions if d["round"] == r["round"]]
             out.append({"round": r["round"], "status": r["status"], "items": r["items"],
                         "annotations": r["annotations"], "pushed": len(self.store.review_tasks(r["round"])),
-                        "reviewed": sum(d["outcome"] != "skipped" for d in mine),
+                        # Decided answers only: a skip or a disputed answer leaves the item undecided.
+                        "reviewed": sum(d["outcome"] in ("confirmed", "corrected") for d in mine),
                         "corrected": sum(d["outcome"] == "corrected" for d in mine),
                         "expected_remaining_errors": r["expected_remaining_errors"]})
         return {"rounds": out}
