@@ -10,6 +10,7 @@ The rules (README "For reviewers"):
 - A task is *disputed* when its reviewers chose different labels. A disputed task decides nothing: the item has
   no reviewer label from it and goes back to review at the next round, first in the queue.
 - A skip decides nothing either: the item goes back to review at the next round, first in the queue.
+- So does a task answered only by people who do not decide: Label Studio counts it done, nobody would be asked.
 """
 from __future__ import annotations
 

@@ -144,6 +144,7 @@ class Loop:
                             task_id=r["task_id"], mode=r["mode"]) for r in self.store.review_tasks()]
         answers = self.connector.collect(tasks) if tasks else []
         deciding = [a for a in answers if self.review.decides(a.reviewer)]
+        self.store.record_review_answers(answers, {a.reviewer for a in deciding})
         ordinary = self.store.record_review_annotations([a for a in answers if not self.review.decides(a.reviewer)])
         rows = self.store.record_decisions(deciding)
         for r in rows:

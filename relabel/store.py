@@ -58,6 +58,9 @@ _TABLES: dict[str, tuple[dict, object]] = {
     "decisions": ({"task_id": int, "reviewer": str, "round": int, "item_id": str, "label": str,
                    "previous_label": str, "outcome": str, "answered_at": str, "annotation_id": str,
                    "collected_at": str}, ("round", "task_id", "reviewer")),
+    # Every answer on a review task as last collected, whether it decides or not (who may decide can change).
+    "review_answers": ({"annotation_id": str, "round": int, "task_id": int, "item_id": str, "reviewer": str,
+                        "label": str, "decides": int, "answered_at": str}, "annotation_id"),
     # The ledger: every version of every reviewer decision, in the order collected (never updated or deleted).
     "decision_log": ({"id": int, "round": int, "task_id": int, "item_id": str, "reviewer": str, "label": str,
                       "previous_label": str, "change": str, "answered_at": str, "annotation_id": str,
@@ -527,12 +530,30 @@ class Store:
             out[r["item_id"]] = r["label"]
         return out
 
+    def record_review_answers(self, answers: list[ReviewAnswer], deciders: set[str]) -> None:
+        """Remember every answer on review tasks and whether it decides: a task answered only by people who do
+        not decide is no longer waiting (Label Studio counts it done) and goes back to review."""
+        tasks = {(r["round"], r["task_id"]): r["item_id"] for r in self.review_tasks()}
+        rows = [{"annotation_id": str(a.annotation_id), "round": int(a.round), "task_id": int(a.task_id),
+                 "item_id": tasks.get((int(a.round), int(a.task_id)), str(a.item_id)), "reviewer": str(a.reviewer),
+                 "label": a.label, "decides": int(str(a.reviewer) in deciders), "answered_at": a.answered_at}
+                for a in answers if a.annotation_id is not None]
+        if rows:
+            with self.db.atomic():
+                self.db["review_answers"].upsert_all(rows, pk="annotation_id")
+
     def requeued_items(self) -> dict[str, str]:
-        """Items to send back to review first, with why: their latest answered task was skipped or disputed,
-        and they have no reviewer label and no task still waiting for an answer."""
+        """Items to send back to review first, with why: their latest answered task was skipped, disputed, or
+        answered only by people who do not decide, and they have no reviewer label and no task still waiting."""
         final, waiting = self.final_labels(), self.waiting_item_ids()
-        return {item: requeue_note(rows) for item, rows in self.latest_task_decisions().items()
-                if item not in final and item not in waiting}
+        notes = {item: (rows[0]["round"], requeue_note(rows)) for item, rows in self.latest_task_decisions().items()}
+        for rnd, item, who in self.db.execute(
+                "select a.round, a.item_id, group_concat(distinct a.reviewer) from review_answers a where not exists "
+                "(select 1 from decisions d where d.round = a.round and d.task_id = a.task_id) "
+                "group by a.round, a.task_id order by a.round").fetchall():
+            if rnd >= notes.get(item, (0, ""))[0]:
+                notes[item] = (rnd, f"answered in round {rnd} only by non-reviewers ({who.replace(',', ', ')})")
+        return {item: note for item, (_, note) in notes.items() if item not in final and item not in waiting}
 
     def latest_task_decisions(self) -> dict[str, list[dict]]:
         """Per item, the current decisions on its latest answered review task (one row per reviewer)."""
@@ -545,7 +566,8 @@ class Store:
         """Items with a pushed review task that nobody has answered yet."""
         return {r[0] for r in self.db.execute(
             "select t.item_id from review_tasks t where not exists "
-            "(select 1 from decisions d where d.task_id = t.task_id and d.round = t.round)").fetchall()}
+            "(select 1 from decisions d where d.task_id = t.task_id and d.round = t.round) and not exists "
+            "(select 1 from review_answers a where a.task_id = t.task_id and a.round = t.round)").fetchall()}
 
     # ---- embedding cache (used by relabel.model) ---------------------------------------------------------
     def cached_embeddings(self, model_id: str, text_hashes: list[str]) -> dict[str, np.ndarray]:

@@ -166,12 +166,13 @@ def test_reviewers_decide_edits_are_kept_and_disagreement_is_disputed(workdir, l
         # Community has no assignment API: said, not failed.
         (assigned,) = store.events("assign")
         assert "not assigned: this Label Studio has no task assignment (HTTP 404" in assigned["message"]
-    # The disputed item goes back to review first in the next round.
+    # The disputed item and the one only a non-reviewer answered go back to review first in the next round.
     ok("round", "--budget", "4")
     with Store(workdir / "relabel.db") as store:
-        first_row = store.selection(2)[0]
-        assert first_row["item_id"] == t_dispute["item_id"]
-        assert first_row["reason"].startswith("reviewers disagreed in round 1")
+        first = {r["item_id"]: r["reason"] for r in store.selection(2)[:2]}
+    assert set(first) == {t_dispute["item_id"], t_out["item_id"]}
+    assert first[t_dispute["item_id"]].startswith("reviewers disagreed in round 1")
+    assert first[t_out["item_id"]].startswith(f"answered in round 1 only by non-reviewers ({outsider_email})")
 
 
 def test_in_place_answers_by_non_reviewers_stay_annotations(workdir, label_studio, ls_admin):
@@ -191,6 +192,9 @@ def test_in_place_answers_by_non_reviewers_stay_annotations(workdir, label_studi
     with Store(workdir / "relabel.db") as store:
         assert [(d["item_id"], d["reviewer"]) for d in store.decisions()] == [(a["item_id"], reviewer_email)]
         assert len(store.labels_of([b["item_id"]])[b["item_id"]]) == len(proj.labels[b["task_id"]]) + 1
+        # Label Studio counts b done, so relabel asks again in round 2 (one more annotation, again).
+        assert b["item_id"] in {t["item_id"] for t in store.review_tasks(2)}
+    assert ls_admin.tasks.get(str(b["task_id"])).is_labeled is False
 
 
 # ---------------------------------------------------------------------------------------------- 4

@@ -113,9 +113,15 @@ def test_only_reviewers_decide_and_others_answers_are_ordinary_annotations(tmp_p
     assert loop.store.final_labels() == {t2["item_id"]: t2["suggested"]}
     assert loop.store.annotation_counts()[outsider] == before + 1           # counted as an annotator's label
     assert (outsider, other(t1["suggested"])) in loop.store.labels_of([t1["item_id"]])[t1["item_id"]]
-    assert t1["item_id"] in loop.store.waiting_item_ids()                    # still waiting for a reviewer
     again = loop.collect()
     assert (again.decisions, again.ordinary) == (0, 0)
+    # Label Studio counts the task done, so it is not left waiting: it goes back to review first.
+    assert t1["item_id"] not in loop.store.waiting_item_ids()
+    note = f"answered in round 1 only by non-reviewers ({outsider})"
+    assert loop.store.requeued_items() == {t1["item_id"]: note}
+    loop.round(budget=4)
+    first = loop.store.selection(2)[0]
+    assert first["item_id"] == t1["item_id"] and first["reason"].startswith(note + "; ")
 
 
 # ---------------------------------------------------------------------------------------------- edits, disputes, skips
