@@ -301,7 +301,7 @@ class LabelStudioConnector:
             return self._push_project(requests, config, show_suggestion, preselect)
         return self._push_in_place(requests, config, preselect)
 
-    def review_project_id(self, create: bool = False) -> int | None:
+    def review_project_id(self, create: bool = False, show_suggestion: bool = False) -> int | None:
         """The review project of this source project, found by the marker in its description."""
         marker = f"{REVIEW_MARKER}{self.project_id}"
         page = 1
@@ -321,7 +321,7 @@ class LabelStudioConnector:
         created = self._request("POST", "api/projects/", write=True, json_body={
             "title": f"relabel review: {source.get('title') or self.project_id}"[:50],
             "description": f"Items relabel sent for review. {marker}",
-            "label_config": self.review_config(),
+            "label_config": self.review_config(show_suggestion),
             # One careful answer per review task is the point; the next round can ask again.
             "maximum_annotations": 1,
         })
@@ -347,7 +347,7 @@ class LabelStudioConnector:
 
     def _push_project(self, requests: list[ReviewRequest], config: LabelConfig,
                       show_suggestion: bool, preselect: bool) -> list[PushedTask]:
-        target = self.review_project_id(create=True)
+        target = self.review_project_id(create=True, show_suggestion=show_suggestion)
         self._update_review_config(target, show_suggestion)
         existing = {}
         for task in self._iter_tasks(target, fields="task_only"):
