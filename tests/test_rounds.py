@@ -51,14 +51,15 @@ class FakeLabelStudio:
                     annotation_id=str(len(self.annotations) + 1), item_id=iid, annotator_id=annotators[a],
                     label=given, created_at="2026-01-01", updated_at="2026-01-01T00:00:00"))
         self.review_tasks = {}       # (round, item_id) -> task id
-        self.answers = {}            # task id -> (reviewer, label)
+        self.answers = {}            # task id -> {reviewer: (label, answered_at, annotation id)}
         self.push_calls = []
         self.after_import = None
         self.describe_calls = 0
 
     # -- what tests do to "Label Studio" --
-    def answer(self, task_id, reviewer, label):
-        self.answers[task_id] = (reviewer, label)
+    def answer(self, task_id, reviewer, label, at="2026-02-01T00:00:00"):
+        """``reviewer`` answers (or edits their answer: same annotation, later ``at``)."""
+        self.answers.setdefault(task_id, {})[reviewer] = (label, at, f"r{task_id}-{reviewer}")
 
     def counts_per_annotator(self):
         out = {}
@@ -81,7 +82,9 @@ class FakeLabelStudio:
                     all_annotation_ids={a.annotation_id for a in self.annotations} if reconcile else None,
                     all_item_ids={it.item_id for it in self.items} if reconcile else None)
 
-    def push(self, requests, *, mode="project", show_suggestion=True):
+    def push(self, requests, *, mode="project", show_suggestion=True, preselect=False):
+        self.last_requests = list(requests)
+        self.push_kwargs = {"mode": mode, "show_suggestion": show_suggestion, "preselect": preselect}
         self.push_calls.append([r.item_id for r in requests])
         out = []
         for r in requests:
@@ -97,11 +100,9 @@ class FakeLabelStudio:
     def collect(self, pushed):
         out = []
         for t in pushed:
-            if t.task_id in self.answers:
-                reviewer, label = self.answers[t.task_id]
+            for reviewer, (label, at, annotation_id) in self.answers.get(t.task_id, {}).items():
                 out.append(ReviewAnswer(item_id=t.item_id, round=t.round, task_id=t.task_id, reviewer=reviewer,
-                                        label=label, answered_at="2026-02-01T00:00:00",
-                                        annotation_id=f"r{t.task_id}"))
+                                        label=label, answered_at=at, annotation_id=annotation_id))
         return out
 
 
@@ -338,8 +339,11 @@ def test_stop_signal_pushes_nothing_when_the_selection_holds_few_expected_errors
     assert summary.push.new == 0 and fake.push_calls == []
     assert loop.store.review_tasks() == [] and loop.store.latest_round()["status"] == "stopped"
     assert loop.status()["rounds"][0]["stop_reason"] == summary.stop_reason
-    # running again starts a new round rather than resuming (and pushing) the stopped one
-    assert loop.round(budget=12).round == 2
+    # running again neither resumes (and pushes) the stopped round nor starts one while nothing changed
+    again = loop.round(budget=12)
+    assert again.round == 1 and again.unchanged_reason is not None and fake.push_calls == []
+    forced = loop.round(budget=12, force=True)
+    assert forced.round == 2 and forced.stop_reason is not None
     assert fake.push_calls == []
     pushing = make_loop(tmp_path, fake, name="other.db", min_expected_errors=0.0)
     done = pushing.round(budget=12)
