@@ -19,7 +19,9 @@ def test_demo_with_simulated_review_lowers_the_measured_error_rate(tmp_path):
     # measured, not typed: every figure is recomputed here from the exported labels and the hidden truth
     errors = [f["wrong_final_labels"] for f in figures]
     assert errors[0] > 0, "the simulated annotators should leave some wrong consensus labels"
-    assert errors[0] > errors[1] > errors[2] or errors[2] == 0 and errors[1] <= errors[0], errors
+    assert errors[0] > errors[1] >= errors[2], errors
+    # a round that fixed nothing more is one the stop signal ended: it says so (issue 10)
+    assert errors[1] > errors[2] or errors[2] == 0 or "nothing pushed" in output, (errors, output)
     assert all(f["wrong_final_labels"] <= f["majority_vote_wrong"] for f in figures)
     assert "review queue's precision" in output and "Round by round" in output
     # the key lives in a 0600 key file named by the config, never in the TOML
