@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from datetime import datetime, timezone
 from typing import Callable, Iterable
 
@@ -253,7 +254,8 @@ class LabelStudioConnector:
             annotation_id=str(annotation["id"]), item_id=str(task_id),
             annotator_id=self._annotator(annotation.get("completed_by")), label=label,
             created_at=annotation.get("created_at"), updated_at=annotation.get("updated_at"), kind=kind,
-            skipped=bool(annotation.get("was_cancelled")), valid=valid)
+            skipped=bool(annotation.get("was_cancelled")), valid=valid,
+            lead_time=_seconds(annotation.get("lead_time")))
 
     def _check_visibility(self, n_visible: int, authors: set[int]) -> None:
         """Refuse a key that sees only its own annotations: consensus would silently see one annotator.
@@ -549,6 +551,16 @@ def _normalise_time(value: str) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)  # Label Studio's times are UTC
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _seconds(value) -> float | None:
+    """Label Studio's ``lead_time`` (seconds spent on the annotation) as a float; None when absent or not a
+    non-negative finite number (old annotations and API-made ones have none)."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _user_id(completed_by) -> int | None:

@@ -36,7 +36,7 @@ _TABLES: dict[str, tuple[dict, object]] = {
     "items": ({"item_id": str, "data": str, "text": str, "updated_at": str, "deleted": int}, "item_id"),
     "annotations": ({"annotation_id": str, "item_id": str, "annotator_id": str, "label": str,
                      "created_at": str, "updated_at": str, "kind": str, "skipped": int, "valid": int,
-                     "deleted": int}, "annotation_id"),
+                     "deleted": int, "lead_time": float}, "annotation_id"),
     "rounds": ({"round": int, "status": str, "method": str, "note": str, "items": int, "labelled_items": int,
                 "annotations": int, "annotators": int, "expected_remaining_errors": float,
                 "label_issues": int, "model_weight": float, "budget": int, "mode": str,
@@ -476,7 +476,8 @@ class Store:
 def _annotation_row(r: AnnotationRecord) -> dict:
     return {"annotation_id": str(r.annotation_id), "item_id": str(r.item_id), "annotator_id": str(r.annotator_id),
             "label": r.label, "created_at": r.created_at, "updated_at": r.updated_at, "kind": r.kind,
-            "skipped": int(bool(r.skipped)), "valid": int(bool(r.valid)), "deleted": 0}
+            "skipped": int(bool(r.skipped)), "valid": int(bool(r.valid)), "deleted": 0,
+            "lead_time": getattr(r, "lead_time", None)}
 
 
 def _fingerprint(row: dict) -> tuple:
