@@ -284,6 +284,13 @@ class Store:
             "where a.kind = 'annotation' and a.deleted = 0 and a.skipped = 0 and i.deleted = 0 "
             "group by a.annotator_id order by a.annotator_id").fetchall()}
 
+    def annotation_activity(self) -> list[tuple[str, int, float | None]]:
+        """(annotator_id, skipped, lead_time seconds or None) of every live source-project annotation, skips
+        included: the report's time per label and skip counts."""
+        return self.db.execute(
+            "select a.annotator_id, a.skipped, a.lead_time from annotations a join items i on i.item_id = a.item_id "
+            "where a.kind = 'annotation' and a.deleted = 0 and i.deleted = 0 order by a.rowid").fetchall()
+
     def count(self, table: str, where: str = "", params: list | None = None) -> int:
         if table not in _TABLES:
             raise StoreError(f"No table {table!r} in the store.")
