@@ -52,6 +52,14 @@ def model_version(round_number: int) -> str:
     return f"relabel-round-{round_number};"
 
 
+def review_of(description: str | None) -> int | None:
+    """The source project id in a relabel review project's description marker, else None."""
+    for word in (description or "").split():
+        if word.startswith(REVIEW_MARKER) and word[len(REVIEW_MARKER):].isdigit():
+            return int(word[len(REVIEW_MARKER):])
+    return None
+
+
 def view_title(round_number: int) -> str:
     return f"relabel round {round_number}"
 
@@ -190,7 +198,9 @@ class LabelStudioConnector:
                            label_tag=config.label_tag, text_field=config.text_field,
                            n_tasks=int(project.get("task_number") or 0),
                            n_annotations=int(project.get("total_annotations_number") or 0),
-                           label_config=project.get("label_config") or "")
+                           label_config=project.get("label_config") or "",
+                           n_skipped=int(project.get("skipped_annotations_number") or 0),
+                           review_of=review_of(project.get("description")))
 
     # ----------------------------------------------------------------------------------------------- pull
     def pull(self, since: str | None = None, reconcile: bool = False) -> Pull:

@@ -52,6 +52,10 @@ class ProjectInfo:
     n_tasks: int
     n_annotations: int
     label_config: str = ""
+    # Skipped (cancelled) annotations, which n_annotations leaves out; and, when this project is relabel's own
+    # review project, the id of the source project it reviews (relabel refuses it as a source).
+    n_skipped: int = 0
+    review_of: int | None = None
 
 
 @dataclass(frozen=True)

@@ -238,18 +238,23 @@ class Loop:
         self.store.log_event("select", f"round {rnd}: {len(rows_out)} items selected (budget {budget})", round=rnd)
 
     # ---- a whole round ----------------------------------------------------------------------------------
-    def round(self, budget: int | None = None) -> RoundSummary:
-        """collect -> pull -> score -> select -> push; an open round is resumed instead of started again."""
+    def round(self, budget: int | None = None, on_step: Callable[[str, object], None] | None = None) -> RoundSummary:
+        """collect -> pull -> score -> select -> push; an open round is resumed instead of started again.
+
+        ``on_step(name, summary)`` is called as each step starts (summary None) and ends (its summary), so the
+        CLI prints a line per step while the round runs, not all at the end.
+        """
         if budget is not None:
             positive_budget(budget)
+        step = _stepper(on_step)
         latest = self.store.latest_round()
         if latest is not None and latest["status"] in OPEN_STATUSES:
-            pushed = self.push(budget)
+            pushed = step("push", lambda: self.push(budget))
             return RoundSummary(round=latest["round"], resumed=True, push=pushed, steps=("push",))
-        collected = self.collect() if self.store.review_tasks() else None
-        pulled = self.pull()
-        scored = self.score()
-        pushed = self.push(budget)
+        collected = step("collect", self.collect) if self.store.review_tasks() else None
+        pulled = step("pull", self.pull)
+        scored = step("score", self.score)
+        pushed = step("push", lambda: self.push(budget))
         steps = (("collect",) if collected else ()) + ("pull", "score", "select", "push")
         return RoundSummary(round=scored.round, resumed=False, collect=collected, pull=pulled, score=scored,
                             push=pushed, steps=steps)
@@ -326,6 +331,18 @@ class Loop:
         return latest
 
 
+def _stepper(on_step):
+    """Run a step between two on_step calls (start: None, end: its summary)."""
+    def run(name, work):
+        if on_step is not None:
+            on_step(name, None)
+        summary = work()
+        if on_step is not None:
+            on_step(name, summary)
+        return summary
+    return run
+
+
 def initialise(path=None, *, url: str, project: int, label_tag: str | None = None, text_field: str | None = None,
                api_key_file: str | None = None, mode: str = "project", budget: int = DEFAULT_BUDGET,
                store: str = DEFAULT_STORE, featurizer: str | None = None, overwrite: bool = False,
@@ -353,6 +370,10 @@ def initialise(path=None, *, url: str, project: int, label_tag: str | None = Non
     else:
         conn = connector() if callable(connector) and not hasattr(connector, "describe") else connector
     info = conn.describe()
+    if info.review_of is not None:
+        raise ConfigError(f"Project {info.project_id} ({info.title!r}) is relabel's own review project for project "
+                          f"{info.review_of}; its answers are reviews, not annotations. Use --project "
+                          f"{info.review_of} (the source project) instead.")
     config.store_path.parent.mkdir(parents=True, exist_ok=True)
     with Store(config.store_path) as st:
         st.check_project(info.project_id)

@@ -10,6 +10,7 @@ half-written. Secrets (API keys) are never written here.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,6 +25,7 @@ from .annotations import Annotations
 from .errors import InputError, StoreError, preview
 
 SCHEMA_VERSION = 1
+_events_log = logging.getLogger("relabel.events")
 # SQLite's default limit on bound parameters in one statement is 32766 since 3.32 but 999 before; chunk
 # lookups so the store works on either.
 _MAX_SQL_PARAMS = 900
@@ -83,6 +85,7 @@ class PullSummary:
     deleted: int
     warnings: tuple[str, ...] = ()
     deleted_items: int = 0
+    skipped: int = 0            # of the pulled annotations, how many were skips (cancelled): no label
 
 
 class Store:
@@ -175,7 +178,9 @@ class Store:
 
     # ---- events (audit log) -----------------------------------------------------------------------------
     def log_event(self, step: str, message: str, round: int | None = None, details: dict | None = None) -> None:
-        """Append one line to the audit log. Never pass secrets in ``details``."""
+        """Append one line to the audit log (and to the "relabel.events" logger, which `relabel -v` shows).
+        Never pass secrets in ``details``."""
+        _events_log.info("%s%s: %s", f"round {round} " if round is not None else "", step, message)
         with self.db.atomic():
             self.db["events"].insert({"at": now(), "round": round, "step": step, "message": message,
                                       "details": json.dumps(details) if details else None})
@@ -217,7 +222,7 @@ class Store:
                 self.db["meta"].upsert({"key": "pull_cursor", "value": pull.cursor}, pk="key")
         return PullSummary(items=len(pull.items), new=new, changed=changed,
                            unchanged=len(rows) - new - changed, deleted=deleted, warnings=tuple(pull.warnings),
-                           deleted_items=deleted_items)
+                           deleted_items=deleted_items, skipped=sum(1 for r in records if r.skipped))
 
     def _mark_missing_deleted(self, table: str, key: str, present, where: str = "1") -> int:
         """Mark live rows whose id is not in ``present`` (a full reconcile's ids) as deleted; return how many."""
