@@ -452,8 +452,7 @@ def _items_section(store: Store, rnd: int, classes: tuple[str, ...], top: int, b
         reason = picked["reason"] if picked else reasons[iid]
         text = r["text"] or ""
         excerpt = text[:EXCERPT_CHARS] + ("…" if len(text) > EXCERPT_CHARS else "")
-        link = (f"<a href=\"{_e(base_url)}/projects/{_e(project)}/data?task={_e(iid)}\" target=\"_blank\" "
-                f"rel=\"noopener noreferrer\">{_e(iid)}</a>" if base_url and project is not None else _e(iid))
+        link = report_review.task_link(base_url, project, iid)
         by_label: dict[str, list[str]] = {}
         for annotator, label in given.get(iid, []):
             by_label.setdefault(label, []).append(annotator)

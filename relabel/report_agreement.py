@@ -36,19 +36,22 @@ def reference_labels(store: Store, rnd: int, table: Annotations) -> np.ndarray:
 # ---- time per label and skips -------------------------------------------------------------------------------
 def activity(store: Store) -> dict[str, dict]:
     """Per annotator: annotations given, skips, median and total lead time (seconds, from Label Studio's
-    ``lead_time``; None when Label Studio recorded none)."""
-    out: dict[str, dict] = {}
-    times: dict[str, list[float]] = {}
-    for annotator, skipped, lead in store.annotation_activity():
-        row = out.setdefault(annotator, {"given": 0, "skipped": 0})
-        row["given"] += 1
-        row["skipped"] += int(bool(skipped))
-        if lead is not None:
-            times.setdefault(annotator, []).append(float(lead))
-    for annotator, row in out.items():
-        seen = times.get(annotator)
-        row["median_seconds"] = float(np.median(seen)) if seen else None
-        row["total_seconds"] = float(np.sum(seen)) if seen else None
+    ``lead_time``; None when Label Studio recorded none). Counts come grouped from SQLite; medians from one sort."""
+    counts, times = store.annotation_activity()
+    out = {str(a): {"given": int(n), "skipped": int(k or 0), "median_seconds": None, "total_seconds": None}
+           for a, n, k in counts}
+    if times:
+        names, who = np.unique(np.array([t[0] for t in times], dtype=object).astype(str), return_inverse=True)
+        lead = np.array([t[1] for t in times], dtype=float)
+        count = np.bincount(who, minlength=len(names))
+        total = np.bincount(who, weights=lead, minlength=len(names))
+        # Sorted by (annotator, seconds), each annotator's times are one run: its median is the run's middle.
+        ordered = lead[np.lexsort((lead, who))]
+        start = np.concatenate([[0], np.cumsum(count)[:-1]])
+        median = (ordered[start + (count - 1) // 2] + ordered[start + count // 2]) / 2
+        for a, name in enumerate(names):
+            row = out.setdefault(str(name), {"given": 0, "skipped": 0})
+            row["median_seconds"], row["total_seconds"] = float(median[a]), float(total[a])
     return out
 
 
@@ -170,12 +173,14 @@ def overrides_section(store: Store, rnd: int, table: Annotations, base_url: str)
     cols = store.score_columns(rnd, ["item_id", "labelled", "consensus_label", "reviewed", "quality"])
     position = {c: k for k, c in enumerate(table.classes)}
     row_of = {str(i): n for n, i in enumerate(table.item_ids)}
+    rows = np.array([row_of.get(i, -1) for i in cols["item_id"]], dtype=np.intp)
+    label = np.array([position.get(c, -1) for c in cols["consensus_label"]], dtype=np.intp)
+    candidate = (np.array(cols["labelled"], dtype=bool) & ~np.array(cols["reviewed"], dtype=bool)
+                 & (rows >= 0) & (label >= 0))
     votes = table.vote_counts()
-    found = []
-    for iid, labelled, label, reviewed, quality in zip(*(cols[c] for c in cols)):
-        n = row_of.get(iid)
-        if labelled and not reviewed and n is not None and label in position and votes[n, position[label]] == 0:
-            found.append((iid, label, quality, n))
+    overridden = np.zeros(rows.size, dtype=bool)
+    overridden[candidate] = votes[rows[candidate], label[candidate]] == 0
+    found = [(cols["item_id"][i], cols["consensus_label"][i], cols["quality"][i]) for i in np.flatnonzero(overridden)]
     lead = ("Items whose consensus is a label that none of their annotators gave: the model outweighed every "
             "annotator. They deserve a look before anyone trusts them.")
     if not found:
@@ -188,7 +193,7 @@ def overrides_section(store: Store, rnd: int, table: Annotations, base_url: str)
         + ", ".join(f"<span class=\"label\">{e(lab)}</span> <span class=\"who\">{e(who)}</span>"
                     for who, lab in given.get(iid, []))
         + f"</td><td><span class=\"label sugg\">{e(label)}</span></td><td class=\"n\">{fmt(quality, 3)}</td></tr>"
-        for iid, label, quality, _ in found[:OVERRIDES_LISTED])
+        for iid, label, quality in found[:OVERRIDES_LISTED])
     head = "<tr><th>task</th><th>labels given</th><th>consensus</th><th class=\"n\">quality</th></tr>"
     more = f" The first {OVERRIDES_LISTED} are listed." if len(found) > OVERRIDES_LISTED else ""
     return section("overrides", "Consensus against every annotator", f"{len(found):,} items this round. " + lead + more,

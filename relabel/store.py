@@ -289,12 +289,15 @@ class Store:
             "where a.kind = 'annotation' and a.deleted = 0 and a.skipped = 0 and i.deleted = 0 "
             "group by a.annotator_id order by a.annotator_id").fetchall()}
 
-    def annotation_activity(self) -> list[tuple[str, int, float | None]]:
-        """(annotator_id, skipped, lead_time seconds or None) of every live source-project annotation, skips
-        included: the report's time per label and skip counts."""
-        return self.db.execute(
-            "select a.annotator_id, a.skipped, a.lead_time from annotations a join items i on i.item_id = a.item_id "
-            "where a.kind = 'annotation' and a.deleted = 0 and i.deleted = 0 order by a.rowid").fetchall()
+    def annotation_activity(self) -> tuple[list[tuple[str, int, int]], list[tuple[str, float]]]:
+        """The report's time per label and skips, over live source-project annotations: per annotator
+        (annotator_id, annotations incl. skips, skips), and every recorded (annotator_id, lead_time seconds)."""
+        live = ("from annotations a join items i on i.item_id = a.item_id "
+                "where a.kind = 'annotation' and a.deleted = 0 and i.deleted = 0")
+        counts = self.db.execute(f"select a.annotator_id, count(*), sum(a.skipped) {live} "
+                                 "group by a.annotator_id order by a.annotator_id").fetchall()
+        times = self.db.execute(f"select a.annotator_id, a.lead_time {live} and a.lead_time is not null").fetchall()
+        return counts, times
 
     def count(self, table: str, where: str = "", params: list | None = None) -> int:
         if table not in _TABLES:

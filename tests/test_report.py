@@ -219,7 +219,7 @@ def test_time_per_label_and_skips_come_from_label_studio(three_rounds):
     def tail(name):
         row = body.split(f"<tr><td>{name}</td>")[1].split("</tr>")[0]
         return re.findall(r"<td[^>]*>(.*?)</td>", row)[-3:]
-    times = [t for a, s, t in loop.store.annotation_activity() if a == "ann@x"]
+    times = [t for a, t in loop.store.annotation_activity()[1] if a == "ann@x"]
     assert tail("ann@x") == ["0", f"{float(np.median(times)):.1f} s", f"{sum(times) / 60:.0f} min"]
     assert tail("bob@x")[0] == "3"               # three skipped annotations
     assert tail("cy@x")[1:] == ["–", "–"]        # Label Studio recorded no lead_time
