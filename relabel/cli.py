@@ -132,14 +132,20 @@ _HANDLER.setFormatter(logging.Formatter("%(message)s"))
 
 
 def _set_verbosity(verbose: int) -> None:
-    """-v shows relabel's events (and the connector's info lines) as they happen; -vv adds debug lines."""
-    level = logging.WARNING if not verbose else (logging.INFO if verbose == 1 else logging.DEBUG)
+    """-v shows relabel's events (and the connector's info lines) as they happen; -vv adds debug lines.
+
+    Without -v the loggers are left as the host program set them (levels, propagation), so embedding relabel
+    or capturing its logs in tests is unaffected by an earlier `relabel -v`.
+    """
     for name in ("relabel", "connectors"):
         logger = logging.getLogger(name)
-        if _HANDLER not in logger.handlers:
-            logger.addHandler(_HANDLER)
-        logger.setLevel(level)
-        logger.propagate = False
+        if verbose:
+            if _HANDLER not in logger.handlers:
+                logger.addHandler(_HANDLER)
+            logger.setLevel(logging.INFO if verbose == 1 else logging.DEBUG)
+        elif _HANDLER in logger.handlers:
+            logger.removeHandler(_HANDLER)
+            logger.setLevel(logging.NOTSET)
 
 
 @cli.command()
