@@ -11,7 +11,7 @@ import numpy as np
 
 from .agreement import annotator_confusion, krippendorff_alpha, pairwise_agreement
 from .annotations import Annotations
-from .report_html import e, figure, fmt, img, note, pct, section, short_name, style, svg, v
+from .report_html import e, fmt, note, pct, section, short_name, v
 from .report_review import task_link
 from .store import Store
 
@@ -69,40 +69,42 @@ def agreement_section(table: Annotations) -> str:
     lead = (f"Krippendorff's α (nominal) over the {n_pairable:,} items with two or more labels: {alpha_text} "
             "(1 = perfect agreement, 0 = chance; 0.8 is a common bar for reliable labels). The matrix shows, for "
             f"{shown}, the share of items two annotators both labelled on which they agreed (items shared in "
-            "brackets; blank: none shared). Annotations in the store now.")
-    off = pairs.shared.copy()
-    np.fill_diagonal(off, 0)
-    plot = img(_agreement_plot(pairs), "Pairwise annotator agreement") if off.any() else \
-        note("No two annotators labelled a common item, so there is no pairwise agreement to show.")
+            "brackets; blank: none shared; columns numbered as the rows). Annotations in the store now.")
     return section("agreement", "Agreement between annotators", lead,
                    f"<div class=\"cards\"><div class=\"card\"><div class=\"v\" id=\"alpha\">{e(alpha_text)}</div>"
-                   f"<div class=\"k\">Krippendorff's α (nominal)</div></div></div>{plot}")
+                   f"<div class=\"k\">Krippendorff's α (nominal)</div></div></div>{_agreement_matrix(pairs)}")
 
 
-def _agreement_plot(pairs) -> str:
-    import matplotlib
+def _agreement_matrix(pairs) -> str:
+    """The pairwise matrix as an HTML table: whole names (never clipped), a colour per cell from red (0) through
+    amber to green (1), and the items shared in brackets. Cheaper than a plot and as wide as the names need."""
+    names = [str(a) for a in pairs.annotator_ids]
     rate, shared = pairs.rate, pairs.shared
-    m = len(pairs.annotator_ids)
-    names = [short_name(a) for a in pairs.annotator_ids]
-    longest = max((len(n) for n in names), default=4)
-    with matplotlib.rc_context({"text.parse_math": False}):
-        side = min(9.0, 2.4 + 0.42 * m)
-        margin = 0.075 * longest          # inches for the tick labels, so names are never clipped
-        fig = figure(side + margin + 1.0, side + margin)
-        ax = fig.subplots()
-        shown = np.where(shared > 0, rate, np.nan)
-        np.fill_diagonal(shown, np.nan)
-        image = ax.imshow(shown, cmap="RdYlGn", vmin=0, vmax=1, aspect="equal")
-        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02, label="agreement on shared items")
-        ax.set_xticks(range(m), names, rotation=60, ha="right", rotation_mode="anchor", fontsize=8)
-        ax.set_yticks(range(m), names, fontsize=8)
-        if m <= 12:
-            for i in range(m):
-                for j in range(m):
-                    if i != j and shared[i, j] > 0:
-                        ax.text(j, i, f"{rate[i, j]:.2f}\n({shared[i, j]:,})", ha="center", va="center",
-                                fontsize=7, color="#1f2937")
-        return svg(fig)
+    head = "".join(f"<th class=\"n\" title=\"{e(n)}\">{k + 1}</th>" for k, n in enumerate(names))
+    rows = []
+    for i, name in enumerate(names):
+        cells = []
+        for j in range(len(names)):
+            if i == j:
+                cells.append(f"<td class=\"n self\">{shared[i, i]:,}</td>")
+            elif shared[i, j] == 0:
+                cells.append("<td class=\"n\"></td>")
+            else:
+                cells.append(f"<td class=\"n\" style=\"background:{_agreement_colour(rate[i, j])}\" "
+                             f"data-v=\"{rate[i, j]:.6f}\">{rate[i, j]:.2f} <span class=\"who\">({shared[i, j]:,})"
+                             "</span></td>")
+        rows.append(f"<tr><th>{i + 1}. {e(name)}</th>{''.join(cells)}</tr>")
+    return (f"<div class=\"scroll\"><table class=\"matrix\" id=\"agreement-matrix\"><thead><tr><th>annotator "
+            f"(diagonal: items labelled)</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def _agreement_colour(rate: float) -> str:
+    """Red (0) -> amber (0.5) -> green (1), light enough for dark text."""
+    stops = ((0.0, (252, 165, 165)), (0.5, (253, 230, 138)), (1.0, (134, 239, 172)))
+    rate = min(max(float(rate), 0.0), 1.0)
+    (x0, c0), (x1, c1) = (stops[0], stops[1]) if rate <= 0.5 else (stops[1], stops[2])
+    t = (rate - x0) / (x1 - x0)
+    return "#" + "".join(f"{round(a + (b - a) * t):02x}" for a, b in zip(c0, c1))
 
 
 # ---- accuracy per class and confusion -----------------------------------------------------------------------

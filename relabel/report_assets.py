@@ -54,6 +54,10 @@ tfoot td { font-weight: 600; background: var(--soft); }
 table.confusion { width: auto; margin-top: 6px; }
 table.confusion th, table.confusion td { padding: 2px 6px; font-size: 12px; }
 table.confusion td.diag { background: #dcfce7; }
+table.matrix { width: auto; }
+table.matrix td { min-width: 64px; white-space: nowrap; }
+table.matrix td.self { color: var(--muted); background: var(--soft); }
+table.matrix tbody th { white-space: nowrap; font-size: 13px; color: var(--ink); font-weight: 500; }
 details summary { cursor: pointer; color: var(--blue); font-size: 12px; }
 .items .who { color: var(--muted); font-size: 12px; }
 .label { display: inline-block; padding: 0 6px; border-radius: 4px; background: #e0e7ff; color: #1e3a8a;

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import html
 import json
 import re
 import shutil
@@ -25,7 +26,7 @@ from connectors.records import AnnotationRecord, Pull
 from relabel.cli import cli
 from relabel.config import API_KEY_ENV
 from relabel.errors import ConfigError, StoreError
-from relabel.agreement import krippendorff_alpha
+from relabel.agreement import krippendorff_alpha, pairwise_agreement
 from relabel.report import DEFAULT_TOP, render_report, write_report
 from relabel.store import Store
 from test_rounds import FakeLabelStudio, make_loop
@@ -36,7 +37,7 @@ HOSTILE_TEXT = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 HOSTILE_ANNOTATOR = '"><b>x</b>'
 ANNOTATORS = ("ann@x", "bob@x", "cy@x", "dee@x", HOSTILE_ANNOTATOR)
 URL = "http://ls.example:8080"
-PLOTS = 6   # trend, left to fix, annotators, agreement matrix, annotator confusion, noise matrix
+PLOTS = 5   # trend, left to fix, annotators, annotator confusion, noise matrix (the agreement matrix is a table)
 
 
 @pytest.fixture(scope="module")
@@ -151,8 +152,21 @@ def test_agreement_matrix_and_alpha_match_the_store(three_rounds):
     assert 0 < alpha < 1
     assert f'<div class="v" id="alpha">{alpha:.3f}</div>' in page
     assert f"Krippendorff&#x27;s α (nominal) over the {int((table.num_annotations() >= 2).sum()):,} items" in page
-    section = page.split('<section id="agreement">')[1].split("</section>")[0]
-    assert section.count('class="plot"') == 1 and "Pairwise annotator agreement" in section
+    # the matrix: every pair's agreement and items shared, as relabel.agreement counts them (checked by hand there)
+    most_active_first = np.argsort(-np.bincount(table.annotator), kind="stable")
+    pairs = pairwise_agreement(table, most_active_first)
+    matrix = page.split('id="agreement-matrix"')[1].split("</table>")[0]
+    rows = re.findall(r"<tr><th>(\d+)\. (.*?)</th>(.*?)</tr>", matrix)
+    assert [html.unescape(name) for _, name, _ in rows] == [str(a) for a in pairs.annotator_ids]
+    for i, (_, _, cells) in enumerate(rows):
+        values = re.findall(r"<td[^>]*>(.*?)</td>", cells)
+        for j, cell in enumerate(values):
+            if i == j:
+                assert cell == str(pairs.shared[i, i])
+            elif pairs.shared[i, j]:
+                assert cell == f'{pairs.agreed[i, j] / pairs.shared[i, j]:.2f} <span class="who">({pairs.shared[i, j]})</span>'
+            else:
+                assert cell == ""
 
 
 def test_queue_state_per_round_matches_the_store(three_rounds):
