@@ -12,32 +12,55 @@ import functools
 import json
 import logging
 import math
+import os
 import sys
 
 import click
 
 from . import __version__, progress
-from .config import API_KEY_ENV, DEFAULT_BUDGET, DEFAULT_CONFIG, REVIEW_MODES, URL_ENV, load_config
+from .config import (API_KEY_ENV, DEFAULT_BUDGET, DEFAULT_CONFIG, REVIEW_MODES, URL_ENV, label_studio_url,
+                     load_config, non_empty_string, positive_budget, positive_int)
 from .errors import RelabelError
+from .redaction import redact
 from .report import DEFAULT_TOP
 from .rounds import EXPORT_FORMATS, Loop, initialise
 
 # What `relabel log` prints when not told how many events: the latest this many.
 DEFAULT_LOG_LIMIT = 50
 
+# Set to anything to get Python's traceback instead of the one-line message for an unexpected error.
+DEBUG_ENV = "RELABEL_DEBUG"
+
 
 def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())
+    """The exception's message on one line, with every credential redacted (keys, tokens, URL passwords)."""
+    return " ".join(redact(exc, os.environ.get(API_KEY_ENV, "").strip()).split())
 
 
 def _errors_to_exit_1(command):
-    """Turn relabel's own errors into a one-line `Error: ...` and exit code 1 (never a traceback)."""
+    """Turn errors into a one-line `Error: ...` and exit code 1, never a traceback (RELABEL_DEBUG=1 shows it).
+
+    relabel's own errors say what is wrong and how to fix it; anything else is a bug or an operating-system
+    failure, named as such so the user can report it.
+    """
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except RelabelError as exc:
-            raise click.ClickException(_one_line(exc)) from exc
+            raise click.ClickException(_one_line(exc)) from None
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise click.ClickException(_one_line(f"{exc.strerror or exc}{where}; check the path and its "
+                                                 "permissions.")) from None
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            raise click.ClickException(_one_line(
+                f"relabel failed unexpectedly ({type(exc).__name__}: {exc}); this is a bug: please report it with "
+                f"the command you ran (set {DEBUG_ENV}=1 to see the traceback).")) from None
     return wrapper
 
 
@@ -84,6 +107,32 @@ def _jsonable(value):
     if isinstance(value, (set, frozenset)):
         return sorted(value)
     return str(value)
+
+
+def _validated(check):
+    """A click callback running one of relabel.config's validators, so a bad value is a usage error (exit 2)
+    with the same message the config file gets."""
+    def callback(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            return check(value)
+        except RelabelError as exc:
+            raise click.BadParameter(_one_line(exc), ctx=ctx, param=param) from None
+    return callback
+
+
+def _positive(name: str):
+    return _validated(lambda value: positive_int(name, value))
+
+
+def _non_empty(name: str):
+    return _validated(lambda value: non_empty_string(name, value))
+
+
+def _featurizer(value: str) -> str:
+    from .model import ModelSettings  # heavy: imported only when --featurizer is given
+    return ModelSettings.from_dict({"featurizer": non_empty_string("featurizer", value)}).featurizer
 
 
 def _loop(ctx: click.Context) -> Loop:
@@ -149,17 +198,21 @@ def _set_verbosity(verbose: int) -> None:
 
 
 @cli.command()
-@click.option("--url", envvar=URL_ENV, show_envvar=True,
+@click.option("--url", envvar=URL_ENV, show_envvar=True, callback=_validated(label_studio_url),
               help="The Label Studio server, e.g. http://localhost:8080 (required).")
-@click.option("--project", type=int, help="The source project id, the number in /projects/<id>/ (required).")
-@click.option("--label-tag", default=None, help="The <Choices name=...> to score, if the config has several.")
-@click.option("--text-field", default=None, help="The task data field holding the text, if ambiguous.")
-@click.option("--api-key-file", default=None, help=f"A file holding the API key (else ${API_KEY_ENV}).")
+@click.option("--project", type=int, callback=_positive("project"),
+              help="The source project id, the number in /projects/<id>/ (required).")
+@click.option("--label-tag", default=None, callback=_non_empty("label_tag"), help="The <Choices name=...> to score, if the config has several.")
+@click.option("--text-field", default=None, callback=_non_empty("text_field"), help="The task data field holding the text, if ambiguous.")
+@click.option("--api-key-file", default=None, callback=_non_empty("api_key_file"), help=f"A file holding the API key (else ${API_KEY_ENV}).")
 @click.option("--mode", type=click.Choice(REVIEW_MODES), default="project", show_default=True,
               help="Review in a separate project or in place.")
-@click.option("--budget", type=int, default=DEFAULT_BUDGET, show_default=True, help="Review tasks per round.")
-@click.option("--store", "store_path", default="relabel.db", show_default=True, help="The SQLite store.")
-@click.option("--featurizer", default=None, help="The model's featurizer ('tfidf', the default, or 'sentence-transformers').")
+@click.option("--budget", type=int, default=DEFAULT_BUDGET, show_default=True, callback=_validated(positive_budget),
+              help="Review tasks per round.")
+@click.option("--store", "store_path", default="relabel.db", show_default=True, callback=_non_empty("store"),
+              help="The SQLite store.")
+@click.option("--featurizer", default=None, callback=_validated(_featurizer),
+              help="The model's featurizer ('tfidf', the default, or 'sentence-transformers').")
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
 @click.option("--example", is_flag=True, help="Print the commented example config (every key) and stop.")
 @config_option
@@ -233,7 +286,8 @@ def score(ctx):
 
 
 @cli.command()
-@click.option("--budget", type=int, default=None, help="Items to send to review (default: the config's budget).")
+@click.option("--budget", type=int, default=None, callback=_validated(positive_budget),
+              help="Items to send to review (default: the config's budget).")
 @config_option
 @json_option
 @click.pass_context
@@ -264,14 +318,18 @@ def collect(ctx):
 
 
 @cli.command("round")
-@click.option("--budget", type=int, default=None, help="Items to send to review (default: the config's budget).")
+@click.option("--budget", type=int, default=None, callback=_validated(positive_budget),
+              help="Items to send to review (default: the config's budget).")
+@click.option("--force", is_flag=True, help="Start a round even when nothing changed since the last one.")
 @config_option
 @json_option
 @click.pass_context
 @_errors_to_exit_1
-def round_(ctx, budget):
+def round_(ctx, budget, force):
     """Run a relabel round: collect -> pull -> score -> select -> push (resumes a round that died).
 
+    With nothing new since the last round (no new or changed annotations, no new or changed decisions) it
+    says so and exits 0 without starting a round, so it is safe to run from cron; --force starts one anyway.
     Each step prints its line when it ends; off a terminal (cron, CI) each step also says when it starts,
     on standard error, so a log never sits silent for the minute a scoring takes.
 
@@ -292,15 +350,21 @@ def round_(ctx, budget):
             for line in _step_lines(name, summary):
                 click.echo(line)
 
-    s = _loop(ctx).round(budget, on_step=on_step)
+    s = _loop(ctx).round(budget, force=force, on_step=on_step)
+    unchanged = None if s.unchanged_reason is None else \
+        f"{s.unchanged_reason[0].upper()}{s.unchanged_reason[1:]}; no new round (--force starts one anyway)."
     if as_json:
         click.echo(json.dumps({"round": s.round, "resumed": s.resumed, "steps": list(s.steps),
+                               "unchanged": s.unchanged_reason,
                                "collect": _jsonable(s.collect) if s.collect else None,
                                "pull": _pull_json(s.pull) if s.pull else None,
                                "score": _jsonable(s.score) if s.score else None,
                                "push": _jsonable(s.push) if s.push else None}, default=_jsonable))
-    elif s.resumed:
+        return
+    if s.resumed:
         click.echo(f"Resumed round {s.round}.")
+    if unchanged is not None:
+        click.echo(unchanged)
 
 
 @cli.command()
@@ -348,10 +412,12 @@ def annotators(ctx):
 @cli.command()
 @click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True),
               help="The HTML file to write.")
-@click.option("--round", "round_number", type=int, default=None, help="The round to report (default: the latest).")
-@click.option("--top", type=int, default=DEFAULT_TOP, show_default=True,
+@click.option("--round", "round_number", type=int, default=None, callback=_positive("round"),
+              help="The round to report (default: the latest).")
+@click.option("--top", type=int, default=DEFAULT_TOP, show_default=True, callback=_positive("top"),
               help="How many of the items most likely mislabelled to list.")
-@click.option("--url", default=None, help="The Label Studio URL for task links (default: the config's).")
+@click.option("--url", default=None, callback=_validated(label_studio_url),
+              help="The Label Studio URL for task links (default: the config's).")
 @config_option
 @json_option
 @click.pass_context
@@ -427,6 +493,26 @@ def log_(ctx, round_number, step, limit):
 
 
 @cli.command()
+@config_option
+@json_option
+@click.pass_context
+@_errors_to_exit_1
+def writeback(ctx):
+    """Write every item's final label into the source project's task field `relabel_final`.
+
+    The same label `relabel export` gives (the reviewer's where reviewed, the consensus elsewhere); only
+    changed tasks are written, so running it twice changes nothing. Label Studio's exports then carry it.
+
+    \b
+    relabel round && relabel writeback
+    """
+    s = _loop(ctx).writeback()
+    _say(ctx, _jsonable(s),
+         f"Final labels in Label Studio: {s.written} written, {s.updated} updated, {s.removed} removed, "
+         f"{s.unchanged} unchanged" + (f"; {s.missing} items are no longer tasks." if s.missing else "."))
+
+
+@cli.command()
 @click.option("--dir", "root", default=".relabel-demo", show_default=True, type=click.Path(file_okay=False),
               help="Where the demo keeps Label Studio's data, the store and the ground truth.")
 @click.option("--items", "n_items", type=click.IntRange(20, 2000), default=300, show_default=True,
@@ -435,7 +521,8 @@ def log_(ctx, round_number, step, limit):
 @click.option("--rounds", type=click.IntRange(1, 20), default=1, show_default=True, help="Rounds to run.")
 @click.option("--simulate-review", is_flag=True,
               help="An expert answers each round's review tasks with the ground truth, through the API.")
-@click.option("--featurizer", default=None, help="The model's featurizer (default: the config default).")
+@click.option("--featurizer", default=None, callback=_validated(_featurizer),
+              help="The model's featurizer (default: the config default).")
 @click.option("--keep-running", is_flag=True, help="Leave Label Studio running after the demo and say how to stop it.")
 @json_option
 @click.pass_context
@@ -496,8 +583,9 @@ def _push_line(s) -> str:
 
 
 def _collect_line(s) -> str:
-    return (f"Collected {s.decisions} decisions: {s.confirmed} confirmed, {s.corrected} corrected, "
-            f"{s.skipped} skipped.")
+    return (f"Collected {s.decisions} decisions ({s.confirmed} confirmed, {s.corrected} corrected, "
+            f"{s.skipped} skipped, {s.disputed} disputed), {s.changed} changed, "
+            f"{s.ordinary} answers by non-reviewers kept as annotations.")
 
 
 def _step_lines(name: str, summary) -> list[str]:
