@@ -192,14 +192,22 @@ def _round_done(runner, fake, config="relabel.toml"):
     assert run(runner, fake, "round", "--budget", "5", "--config", config).exit_code == 0
 
 
+class _WritableFake(FakeLabelStudio):
+    """The fake with the writeback call of the Label Studio connector: counts what it was given."""
+
+    def write_task_field(self, labels):
+        return {"written": len(labels), "updated": 0, "removed": 0, "unchanged": 0, "missing": 0}
+
+
 def test_every_command_takes_config_after_the_subcommand_and_json(runner, tmp_path):
-    fake = FakeLabelStudio()
+    fake = _WritableFake()
     _round_done(runner, fake, config="sub/other.toml")           # init and round take --config after the command
     assert (tmp_path / "sub" / "other.toml").exists() and not (tmp_path / "relabel.toml").exists()
     calls = {
         "init": ["--url", "http://ls.example:8080", "--project", "7", "--force"],
         "pull": [], "score": [], "push": [], "collect": [], "round": [], "status": [], "annotators": [],
         "export": ["--format", "jsonl", "--out", "x.jsonl"], "report": ["--out", "r.html"], "log": [],
+        "writeback": [],
     }
     assert set(calls) | {"demo"} >= set(cli.commands), "a new command needs a line here"
     for name, args in calls.items():
