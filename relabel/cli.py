@@ -293,6 +293,43 @@ def demo(root, n_items, budget, rounds, simulate_review, featurizer, keep_runnin
              wait=wait if sys.stdin.isatty() and sys.stdout.isatty() else None)
 
 
+@cli.command()
+@click.option("--host", default=None, help="The address to listen on (default: [serve] host, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="The port (default: [serve] port, 9090).")
+@click.option("--register", is_flag=True,
+              help="Once listening, connect the project: webhooks with the secret and the ML backend (idempotent).")
+@click.option("--unregister", is_flag=True, help="Remove the webhooks and the ML backend connection, then exit.")
+@click.option("-v", "--verbose", count=True, help="Log requests and tracebacks too.")
+@click.pass_context
+@_errors_to_exit_1
+def serve(ctx, host, port, register, unregister, verbose):
+    """Run relabel as a Label Studio plugin: ML backend, webhooks, rounds that start by themselves.
+
+    Label Studio shows relabel's label and quality as predictions, sends its webhooks here, and the next
+    round runs when the review queue is drained (or per [serve] trigger). Secrets come from
+    RELABEL_SERVE_PASSWORD and RELABEL_WEBHOOK_SECRET (or 0600 files named in [serve]). Logs go to stderr.
+
+    \b
+    export RELABEL_SERVE_PASSWORD=... RELABEL_WEBHOOK_SECRET=...
+    relabel serve --register                 # listen on 127.0.0.1:9090 and connect the project
+    relabel serve --unregister               # disconnect it
+    """
+    from .service.runner import register_service, serve as run_service, setup_logging, unregister_service, with_address
+
+    if register and unregister:
+        raise click.UsageError("--register and --unregister cannot be used together.")
+    setup_logging(verbose)
+    config = with_address(load_config(ctx.obj["config_path"]), host, port)
+    if unregister:
+        done = unregister_service(config)
+        click.echo(f"Removed {done.webhooks_deleted} webhooks and the ML backend connection "
+                   f"({done.ml_backend}) for {config.serve.public_url}.")
+        return
+    code = run_service(config, register_first=register, verbose=verbose)
+    if code:
+        raise click.ClickException("relabel serve stopped with an error; the log above says why.")
+
+
 # ---- output helpers ----------------------------------------------------------------------------------------
 def _echo_score(s) -> None:
     click.echo(f"Round {s.round} scored ({s.method}): {s.labelled_items} labelled of {s.items} items, "
