@@ -267,8 +267,10 @@ def export(ctx, fmt, out):
               help="An expert answers each round's review tasks with the ground truth, through the API.")
 @click.option("--featurizer", default=None, help="The model's featurizer (default: the config default).")
 @click.option("--keep-running", is_flag=True, help="Leave Label Studio running after the demo and say how to stop it.")
+@click.option("--serve", is_flag=True,
+              help="Run `relabel serve` against it: rounds start by themselves as the expert answers (--rounds is the most).")
 @_errors_to_exit_1
-def demo(root, n_items, budget, rounds, simulate_review, featurizer, keep_running):
+def demo(root, n_items, budget, rounds, simulate_review, featurizer, keep_running, serve):
     """Run relabel end to end on a private Label Studio with real texts and simulated annotators.
 
     Starts Label Studio on a free 127.0.0.1 port (data in --dir; a second run reuses it and starts in
@@ -278,6 +280,7 @@ def demo(root, n_items, budget, rounds, simulate_review, featurizer, keep_runnin
     \b
     relabel demo                                   # one round, then browse it in Label Studio
     relabel demo --simulate-review --rounds 3      # an expert reviews; measured error rate per round
+    relabel demo --serve --rounds 4                # the same, with the rounds started by relabel serve
     """
     import sys
     import time
@@ -290,7 +293,7 @@ def demo(root, n_items, budget, rounds, simulate_review, featurizer, keep_runnin
 
     run_demo(root, n_items=n_items, budget=budget, rounds=rounds, simulate_review=simulate_review,
              keep_running=keep_running, featurizer=featurizer, echo=click.echo,
-             wait=wait if sys.stdin.isatty() and sys.stdout.isatty() else None)
+             wait=wait if sys.stdin.isatty() and sys.stdout.isatty() else None, serve=serve)
 
 
 @cli.command()

@@ -311,7 +311,7 @@ def test_label_studio_down_then_back_reconciles_without_duplicates_or_lost_decis
     env.ls.stop()
     env.start_service()
     wait_for("two logged retries while Label Studio is down",
-             lambda: env.log_text().count("failed: Cannot reach Label Studio") >= 2, timeout=60)
+             lambda: env.log_text().count("pull failed (retry") >= 2, timeout=60)
     status = env.status()["worker"]
     assert status["retries"] >= 1 and "Cannot reach Label Studio" in status["last_error"]["message"]
     env.start_label_studio()

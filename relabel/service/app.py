@@ -14,6 +14,7 @@ backends); /webhook needs the shared secret header. Bodies are capped at ``[serv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -184,6 +185,7 @@ def create_app(config: Config, worker: Worker, *, password: str, webhook_secret:
         rounds = await readers.run(lambda store: Loop(store).status())
         return JSONResponse({**rounds, "project": project_id, "worker": worker.snapshot()})
 
+    @contextlib.asynccontextmanager
     async def lifespan(app):
         worker.start()
         log.info("relabel serve for project %s: worker started (trigger: %s)", project_id,

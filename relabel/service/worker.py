@@ -136,8 +136,8 @@ class Worker:
                     self.last_error = {"at": now(), "step": getattr(exc, "_relabel_step", step),
                                        "message": _one_line(exc), "type": type(exc).__name__,
                                        "retries": self.retries}
-                log.error("worker: %s failed: %s; retry %d in %.0f s", self.last_error["step"], _one_line(exc),
-                          self.retries, backoff)
+                log.error("worker: %s failed (retry %d in %.0f s): %s", self.last_error["step"], self.retries,
+                          backoff, _one_line(exc))
                 log.debug("worker: %s", "".join(traceback.format_exception(exc)).rstrip())
                 self._set_state("retrying")
                 if loop is not None:
@@ -182,9 +182,8 @@ class Worker:
             changed = pulled.new + pulled.changed + pulled.deleted
             with self._lock:
                 self.new_annotations += changed
-            if changed or reconcile:
-                log.info("worker: pulled (%s): %d new, %d changed, %d deleted annotations", why, pulled.new,
-                         pulled.changed, pulled.deleted)
+            log.log(logging.INFO if changed else logging.DEBUG, "worker: pulled (%s): %d new, %d changed, %d deleted "
+                    "annotations", why, pulled.new, pulled.changed, pulled.deleted)
             if reconcile:
                 self._next_reconcile = time.monotonic() + self.settings.reconcile_seconds
             if self._unanswered(loop):
