@@ -33,12 +33,19 @@ def _errors_to_exit_1(command):
     return wrapper
 
 
-def _loop(ctx: click.Context) -> Loop:
+def _loop(ctx: click.Context, wait: float = 0.0) -> Loop:
     obj = ctx.obj
     config = load_config(obj["config_path"])
-    loop = Loop.from_config(config, connector=obj.get("connector"))
+    loop = Loop.from_config(config, connector=obj.get("connector"), lock_wait=wait)
     ctx.call_on_close(loop.close)
     return loop
+
+
+# Every command that changes the store or Label Studio holds the store's writer lock (relabel/lock.py).
+_wait_option = click.option(
+    "--wait", "wait", type=click.FloatRange(min=0, max=86400), default=0, show_default=True, metavar="SECONDS",
+    help="When another relabel command is writing to the store, wait up to this long for it instead of "
+         "exiting 1 at once.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -75,9 +82,11 @@ def cli(ctx: click.Context, config_path: str, quiet: bool):
 @click.option("--store", "store_path", default="relabel.db", show_default=True, help="The SQLite store.")
 @click.option("--featurizer", default=None, help="The model's featurizer ('tfidf', the default, or 'sentence-transformers').")
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
+@_wait_option
 @click.pass_context
 @_errors_to_exit_1
-def init(ctx, url, project, label_tag, text_field, api_key_file, mode, budget, store_path, featurizer, force):
+def init(ctx, url, project, label_tag, text_field, api_key_file, mode, budget, store_path, featurizer, force,
+         wait):
     """Write relabel.toml and check the connection to the project.
 
     Prints the project's title, task and annotation counts and classes. Nothing is written if the
@@ -89,7 +98,8 @@ def init(ctx, url, project, label_tag, text_field, api_key_file, mode, budget, s
     """
     info = initialise(ctx.obj["config_path"], url=url, project=project, label_tag=label_tag,
                       text_field=text_field, api_key_file=api_key_file, mode=mode, budget=budget,
-                      store=store_path, featurizer=featurizer, overwrite=force, connector=ctx.obj.get("connector"))
+                      store=store_path, featurizer=featurizer, overwrite=force, connector=ctx.obj.get("connector"),
+                      lock_wait=wait)
     click.echo(f"Project {info.project_id}: {info.title}")
     click.echo(f"  tasks: {info.n_tasks}  annotations: {info.n_annotations}")
     click.echo(f"  classes ({info.label_tag}): {', '.join(info.classes)}")
@@ -97,15 +107,16 @@ def init(ctx, url, project, label_tag, text_field, api_key_file, mode, budget, s
 
 
 @cli.command()
+@_wait_option
 @click.pass_context
 @_errors_to_exit_1
-def pull(ctx):
+def pull(ctx, wait):
     """Pull new, changed and deleted annotations from Label Studio into the store.
 
     \b
     relabel pull
     """
-    s = _loop(ctx).pull()
+    s = _loop(ctx, wait).pull()
     click.echo(f"Pulled {s.items} items: {s.new} new, {s.changed} changed, {s.unchanged} unchanged, "
                f"{s.deleted} deleted annotations.")
     for w in s.warnings:
@@ -113,55 +124,59 @@ def pull(ctx):
 
 
 @cli.command()
+@_wait_option
 @click.pass_context
 @_errors_to_exit_1
-def score(ctx):
+def score(ctx, wait):
     """Score every item: model, consensus (model-aware Dawid-Skene) and quality, label issues, ActiveLab.
 
     \b
     relabel pull && relabel score
     """
-    _echo_score(_loop(ctx).score())
+    _echo_score(_loop(ctx, wait).score())
 
 
 @cli.command()
 @click.option("--budget", type=int, default=None, help="Items to send to review (default: the config's budget).")
+@_wait_option
 @click.pass_context
 @_errors_to_exit_1
-def push(ctx, budget):
+def push(ctx, budget, wait):
     """Push the latest round's lowest-quality items to review; running it again creates nothing new.
 
     \b
     relabel push --budget 20
     """
-    _echo_push(_loop(ctx).push(budget))
+    _echo_push(_loop(ctx, wait).push(budget))
 
 
 @cli.command()
+@_wait_option
 @click.pass_context
 @_errors_to_exit_1
-def collect(ctx):
+def collect(ctx, wait):
     """Record reviewers' answers to pushed review tasks as decisions.
 
     \b
     relabel collect
     """
-    s = _loop(ctx).collect()
+    s = _loop(ctx, wait).collect()
     click.echo(f"Collected {s.decisions} decisions: {s.confirmed} confirmed, {s.corrected} corrected, "
                f"{s.skipped} skipped.")
 
 
 @cli.command("round")
 @click.option("--budget", type=int, default=None, help="Items to send to review (default: the config's budget).")
+@_wait_option
 @click.pass_context
 @_errors_to_exit_1
-def round_(ctx, budget):
+def round_(ctx, budget, wait):
     """Run a relabel round: collect -> pull -> score -> select -> push (resumes a round that died).
 
     \b
     relabel round --budget 20
     """
-    s = _loop(ctx).round(budget)
+    s = _loop(ctx, wait).round(budget)
     if s.resumed:
         click.echo(f"Resumed round {s.round}.")
     if s.collect is not None:
