@@ -247,13 +247,13 @@ def _run_served(client, server, state: dict, truth: dict, paths: DemoPaths, roun
     """`relabel demo --serve`: the service runs the rounds; the demo only plays the reviewer."""
     from .rounds import Loop
     from .server import free_port
-    from .service.runner import ServiceThread, register_service, unregister_service
+    from .service.runner import ServiceThread, unregister_service
 
     config = _configure_service(paths, free_port())
-    service = ServiceThread(config).start()
+    service = ServiceThread(config, register_first=True).start()
     figures: list[dict] = []
     try:
-        register_service(config)
+        service.wait_registered()
         base = config.serve.public_url
         echo(f"relabel serve is up at {base} and registered with project {state['project']}: the project's "
              f"Settings > Model lists the ML backend 'relabel', Settings > Webhooks its webhook.")

@@ -14,6 +14,7 @@ import time
 
 from ..config import Config
 from ..errors import ConnectorError, RelabelError
+from ..lock import writer_lock
 from ..rounds import make_connector
 from ..store import Store
 from .app import create_app
@@ -23,6 +24,8 @@ from .worker import Worker
 log = logging.getLogger("relabel.serve")
 _START_TIMEOUT_SECONDS = 30.0
 _POLL_SECONDS = 0.05
+# --register waits this long for a CLI command that is writing to the store.
+_REGISTER_LOCK_WAIT = 60.0
 
 
 def setup_logging(verbose: int = 0) -> None:
@@ -41,24 +44,32 @@ def with_address(config: Config, host: str | None = None, port: int | None = Non
     return dataclasses.replace(config, serve=dataclasses.replace(config.serve, **changes)) if changes else config
 
 
-def build_server(config: Config, verbose: int = 0):
+def build_server(config: Config, verbose: int = 0, *, register_first: bool = False):
     """A uvicorn Server for the app over ``config``, and its worker (secrets are read now: a missing one fails
-    before anything listens)."""
+    before anything listens). ``register_first``: once the server listens, connect the project (Label Studio
+    calls /health and /setup while it adds the ML backend) and only then let the worker start."""
     import uvicorn
 
     password, secret = config.serve_password(), config.webhook_secret()
-    worker = Worker(config)
+    ready = threading.Event() if register_first else None
+    worker = Worker(config, ready=ready)
     app = create_app(config, worker, password=password, webhook_secret=secret)
     uv = uvicorn.Config(app, host=config.serve.host, port=config.serve.port, lifespan="on",
                         log_level="info" if verbose else "warning", access_log=bool(verbose),
                         log_config=None)
-    return uvicorn.Server(uv), worker
+    server = uvicorn.Server(uv)
+    server.registration_errors = []
+    if register_first:
+        threading.Thread(target=_register_when_listening, args=(server, config, ready), daemon=True,
+                         name="relabel-register").start()
+    return server, worker
 
 
 def register_service(config: Config) -> Registration:
     """--register: webhooks and the ML backend connection for the service at ``config.serve.public_url``."""
     connector = make_connector(config)
-    with Store(config.store_path) as store:
+    with Store(config.store_path) as store, writer_lock(store, "serve --register", wait=_REGISTER_LOCK_WAIT):
+        # Under the writer lock: it may create the review project, which a CLI push must not do at the same time.
         store.check_project(config.label_studio.project)
         done = register(connector, store, service_url=config.serve.public_url, username=config.serve.username,
                         password=config.serve_password(), secret=config.webhook_secret(),
@@ -78,21 +89,14 @@ def unregister_service(config: Config) -> Registration:
 
 def serve(config: Config, *, register_first: bool = False, verbose: int = 0) -> int:
     """`relabel serve`: run until SIGTERM or Ctrl-C; returns the exit code."""
-    server, _ = build_server(config, verbose)
-    failed: list[str] = []
-    if register_first:
-        threading.Thread(target=_register_when_listening, args=(server, config, failed), daemon=True,
-                         name="relabel-register").start()
+    server, _ = build_server(config, verbose, register_first=register_first)
     log.info("listening on http://%s:%d (Label Studio reaches it at %s)", config.serve.host, config.serve.port,
              config.serve.public_url)
     server.run()
-    if failed:
-        return 1
-    return 0 if server.started else 1
+    return 1 if server.registration_errors or not server.started else 0
 
 
-def _register_when_listening(server, config: Config, failed: list[str]) -> None:
-    # Label Studio calls /health and /setup while it creates the ML backend: the server must be up first.
+def _register_when_listening(server, config: Config, ready: threading.Event) -> None:
     while not server.started and not server.should_exit:
         time.sleep(_POLL_SECONDS)
     if server.should_exit:
@@ -100,17 +104,19 @@ def _register_when_listening(server, config: Config, failed: list[str]) -> None:
     try:
         register_service(config)
     except RelabelError as exc:
-        failed.append(str(exc))
+        server.registration_errors.append(str(exc))
         log.error("registration failed: %s", " ".join(str(exc).split()))
         server.should_exit = True
+        return
+    ready.set()
 
 
 class ServiceThread:
     """The service in a thread of this process: ``with ServiceThread(config) as service: ...``."""
 
-    def __init__(self, config: Config, *, verbose: int = 0):
+    def __init__(self, config: Config, *, verbose: int = 0, register_first: bool = False):
         self.config = config
-        self.server, self.worker = build_server(config, verbose)
+        self.server, self.worker = build_server(config, verbose, register_first=register_first)
         self._thread = threading.Thread(target=self.server.run, name="relabel-serve", daemon=True)
 
     @property
@@ -126,6 +132,16 @@ class ServiceThread:
                                      f"{_START_TIMEOUT_SECONDS:.0f} s; is the port taken?")
             time.sleep(_POLL_SECONDS)
         return self
+
+    def wait_registered(self, timeout: float = 120.0) -> None:
+        """Wait until --register connected the project (raises ConnectorError with the cause if it failed)."""
+        deadline = time.monotonic() + timeout
+        while self.worker.snapshot()["state"] in ("starting", "waiting for registration"):
+            if self.server.registration_errors:
+                raise ConnectorError(f"relabel serve could not register: {self.server.registration_errors[0]}")
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise ConnectorError(f"relabel serve did not register within {timeout:.0f} s; read its log.")
+            time.sleep(_POLL_SECONDS)
 
     def stop(self, timeout: float = 120.0) -> None:
         self.server.should_exit = True

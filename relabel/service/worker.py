@@ -19,7 +19,7 @@ import traceback
 from datetime import datetime, timezone
 
 from ..config import Config
-from ..errors import AnnotationError, RelabelError
+from ..errors import AnnotationError, StoreLocked
 from ..rounds import OPEN_STATUSES, Loop
 from ..store import now
 from .policy import Situation, round_due
@@ -35,19 +35,15 @@ _TICK_SECONDS = 30.0
 _FIRST_RETRY_SECONDS = 1.0
 # While a CLI command holds the store lock the worker looks again this often (that is not a failure).
 _LOCKED_RETRY_SECONDS = 2.0
-
-try:  # the store lock (relabel/lock.py); until it exists, rounds are serialised by this single thread only
-    from ..errors import StoreLocked
-except ImportError:  # pragma: no cover - depends on which branches are merged
-    class StoreLocked(RelabelError):  # type: ignore[no-redef]
-        """Placeholder: never raised before relabel.lock exists."""
-
+_POLL_SECONDS = 0.1
 
 class Worker:
     """The service's background worker over one config (one store, one Label Studio project)."""
 
-    def __init__(self, config: Config, *, loop_factory=None):
+    def __init__(self, config: Config, *, loop_factory=None, ready: threading.Event | None = None):
+        """``ready``: the worker starts working only once it is set (after --register connected the project)."""
         self.config = config
+        self._ready = ready
         self.settings = config.serve
         self._loop_factory = loop_factory or (lambda: Loop.from_config(config))
         self._cond = threading.Condition()
@@ -112,6 +108,12 @@ class Worker:
                 self.state, self.state_since = state, now()
 
     def _run(self) -> None:
+        if self._ready is not None:
+            self._set_state("waiting for registration")
+            while not self._ready.wait(_POLL_SECONDS):
+                if self._stopping.is_set():
+                    self._set_state("stopped")
+                    return
         loop = None
         backoff = _FIRST_RETRY_SECONDS
         step = "start"
