@@ -291,8 +291,10 @@ def test_cli_round_while_the_service_runs_one_waits_or_refuses(env):
     still_running = env.status()["worker"]
     wait_for("round 3 pushed", lambda: round_pushed(env, 3))
     wait_for("the worker to be idle", lambda: env.status()["worker"]["state"] == "idle")
-    if result.exit_code != 0:
-        assert "is running" in result.output and "try again later" in result.output, result.output
+    # Refused at once (no --wait), naming what runs, in one line and without a traceback.
+    assert result.exit_code == 1, result.output
+    assert "round 3 is running" in result.output and "try again later" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
     with env.store() as store:
         rounds = store.rounds()
         tasks = store.review_tasks()
