@@ -293,7 +293,7 @@ def test_cli_round_while_the_service_runs_one_waits_or_refuses(env):
     wait_for("the worker to be idle", lambda: env.status()["worker"]["state"] == "idle")
     # Refused at once (no --wait), naming what runs, in one line and without a traceback.
     assert result.exit_code == 1, result.output
-    assert "round 3 is running" in result.output and "try again later" in result.output, result.output
+    assert "is running (pid" in result.output and "try again later" in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1
     with env.store() as store:
         rounds = store.rounds()
