@@ -228,6 +228,13 @@ def test_label_studio_fetches_relabels_label_and_quality(env):
         assert mine[0]["score"] == pytest.approx(row[score_key])
     assert "predict: 2 tasks, 2 predictions (relabel round 1)" in env.log_text()
 
+    # Opening a task that has no prediction yet (what the labeling screen does) fetches one too: --register
+    # turned on "retrieve predictions automatically".
+    opened = next(t for t in env.project.task_ids if t not in (labelled, unlabelled) and scores[str(t)]["labelled"])
+    task = raw.request(f"api/tasks/{opened}", method="GET").json()
+    mine = [p for p in task["predictions"] if p["model_version"] == "relabel round 1"]
+    assert len(mine) == 1 and mine[0]["score"] == pytest.approx(scores[str(opened)]["quality"])
+
 
 # ---- 4. security ------------------------------------------------------------------------------------------------
 def test_wrong_secret_no_auth_and_big_bodies_are_refused(env):
@@ -279,6 +286,11 @@ def test_answering_every_review_task_runs_the_next_round(env):
     assert "starting a round: all 8 review tasks of round 1 were answered" in env.log_text()
     status = env.status()
     assert [r["round"] for r in status["rounds"]] == [1, 2] and status["worker"]["rounds_started"] == 2
+    cli_status = CliRunner().invoke(cli, ["--config", str(env.root / "relabel.toml"), "status", "--json"], obj={})
+    assert status["rounds"] == json.loads(cli_status.output)["rounds"]      # /status.json = `relabel status --json` + worker
+    page = httpx.get(f"{env.url}/", auth=env.auth, timeout=60)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<title>Relabel report: relabel serve, round 2</title>" in page.text
 
 
 # ---- 6. a CLI round beside the service's round ------------------------------------------------------------------

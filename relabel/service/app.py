@@ -113,16 +113,23 @@ def create_app(config: Config, worker: Worker, *, password: str, webhook_secret:
         log.warning("refused %s %s from %s: %s", request.method, request.url.path, _client(request), exc.message)
         return JSONResponse({"error": exc.message}, status_code=exc.status)
 
+    def authorised_json(handler):
+        """An endpoint that needs basic auth and a JSON object body: ``handler(request, payload)``."""
+        async def endpoint(request: Request) -> Response:
+            if not authorised(request):
+                return _unauthorised()
+            try:
+                payload = await body_json(request)
+            except _BadRequest as exc:
+                return refused(request, exc)
+            return await handler(request, payload)
+        return endpoint
+
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "UP", "model_class": "relabel"})
 
-    async def setup(request: Request) -> Response:
-        if not authorised(request):
-            return _unauthorised()
-        try:
-            payload = await body_json(request)
-        except _BadRequest as exc:
-            return refused(request, exc)
+    @authorised_json
+    async def setup(request: Request, payload: dict) -> Response:
         asked = project_of(payload)
         if asked is not None and asked != project_id:
             return JSONResponse({"error": f"this relabel serve is for project {project_id}, not {asked}; start "
@@ -131,13 +138,8 @@ def create_app(config: Config, worker: Worker, *, password: str, webhook_secret:
         log.info("setup: project %s, model version %r", asked, version)
         return JSONResponse({"model_version": version})
 
-    async def predict_endpoint(request: Request) -> Response:
-        if not authorised(request):
-            return _unauthorised()
-        try:
-            payload = await body_json(request)
-        except _BadRequest as exc:
-            return refused(request, exc)
+    @authorised_json
+    async def predict_endpoint(request: Request, payload: dict) -> Response:
         try:
             answer = await readers.run(predict, payload, project_id=project_id,
                                        label_tag=config.label_studio.label_tag)

@@ -241,10 +241,12 @@ class Worker:
         answered = {d["task_id"] for d in store.decisions() if d["round"] == rnd}
         with self._lock:
             if not self._stopped_known:
-                # After a restart: a pushed round with nothing in it had stopped the loop.
+                # After a restart: a finished round with nothing in it (pushed empty, or "stopped" by the stop
+                # signal) had stopped the loop.
                 self._stopped_known = True
-                if latest["status"] == "pushed" and not tasks:
-                    self.stopped = f"round {rnd} found nothing to send to review"
+                if latest["status"] not in OPEN_STATUSES and not tasks:
+                    self.stopped = (latest.get("stop_reason")
+                                    or f"round {rnd} found nothing to send to review")
             stopped, new = self.stopped, self.new_annotations
         return Situation(latest_round=rnd, open_round=latest["status"] in OPEN_STATUSES, pushed=len(tasks),
                          answered=sum(t["task_id"] in answered for t in tasks), new_annotations=new,
