@@ -247,9 +247,10 @@ def _run_served(client, server, state: dict, truth: dict, paths: DemoPaths, roun
     """`relabel demo --serve`: the service runs the rounds; the demo only plays the reviewer."""
     from .rounds import Loop
     from .server import free_port
-    from .service.runner import ServiceThread, unregister_service
+    from .service.runner import ServiceThread, setup_logging, unregister_service
 
     config = _configure_service(paths, free_port())
+    setup_logging()     # the service's own log lines on stderr: each round it starts, and why
     service = ServiceThread(config, register_first=True).start()
     figures: list[dict] = []
     try:

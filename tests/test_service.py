@@ -1,7 +1,7 @@
 """`relabel serve` against a real Label Studio 1.23.2 (issue 14 acceptance 1-6).
 
-The module starts its own Label Studio with SSRF protection off (webhooks and ML backends on 127.0.0.1 are
-refused otherwise), one small project, and the service as a real `relabel serve --register -v` process whose
+The module uses the session's Label Studio, started with SSRF protection off (webhooks and ML backends on
+127.0.0.1 are refused otherwise), builds one small project, and runs the service as a real `relabel serve --register -v` process whose
 stderr is the log the tests read. The tests run in file order and share that state: round 1 is started by the
 service itself, round 2 by a drained review queue, round 3 beside a CLI `relabel round`, round 4 after Label
 Studio was down and the service missed the webhooks. Every wait polls with a deadline.
@@ -30,7 +30,6 @@ from relabel.store import Store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
-ADMIN, ADMIN_PASSWORD = "admin@example.com", "relabel-admin-pass"
 PASSWORD, SECRET = "serve-test-password", "serve-test-webhook-secret"
 BUDGET = 8
 ROUND_TIMEOUT = 180.0
@@ -51,20 +50,25 @@ def wait_for(what: str, check, timeout: float = ROUND_TIMEOUT, every: float = 0.
 class Env:
     """Everything the module's tests share."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, label_studio):
         self.root = root
-        self.ls = None
-        self.ls_port = free_port()
+        self.ls = label_studio
         self.port = free_port()
         self.service: subprocess.Popen | None = None
         self.log = root / "serve.log"
         self._log_file = None
 
     # ---- Label Studio -----------------------------------------------------------------------------------
-    def start_label_studio(self):
-        self.ls = start_label_studio(self.root / "ls", port=self.ls_port, username=ADMIN, password=ADMIN_PASSWORD,
-                                     ssrf_protection=False)
-        return self.ls
+    def restart_label_studio(self) -> None:
+        """Start the session's Label Studio again (same data, port and key) after a test stopped it.
+
+        The new process goes into the session's server object, so the other test modules keep using it and the
+        session teardown stops it.
+        """
+        again = start_label_studio(self.ls.data_dir, port=self.ls.port, username=self.ls.username,
+                                   password=self.ls.password, log_path=self.ls.log_path,
+                                   ssrf_protection=False)
+        self.ls.process, self.ls._log_file = again.process, again._log_file
 
     # ---- the service ----------------------------------------------------------------------------------------
     @property
@@ -116,10 +120,10 @@ class Env:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(tmp_path_factory, label_studio):
+    """The session's Label Studio (SSRF protection off, see conftest.py), a project, a config, and the service."""
     root = tmp_path_factory.mktemp("serve")
-    e = Env(root)
-    e.start_label_studio()
+    e = Env(root, label_studio)
     e.admin = admin_client(e.ls.url, e.ls.api_key)
     e.project = build_acceptance_project(e.admin, title="relabel serve", n_tasks=90, n_unlabelled=6, seed=14,
                                          email_prefix="serve-")
@@ -137,8 +141,8 @@ def env(tmp_path_factory):
     finally:
         if e.service is not None and e.service.poll() is None:
             e.stop_service()
-        if e.ls is not None:
-            e.ls.stop()
+        if e.ls.process.poll() is not None:       # a failed test left it stopped: the next modules need it
+            e.restart_label_studio()
 
 
 def ours(env, project: int) -> tuple[list[dict], list[dict]]:
@@ -327,7 +331,7 @@ def test_label_studio_down_then_back_reconciles_without_duplicates_or_lost_decis
              lambda: env.log_text().count("pull failed (retry") >= 2, timeout=60)
     status = env.status()["worker"]
     assert status["retries"] >= 1 and "Cannot reach Label Studio" in status["last_error"]["message"]
-    env.start_label_studio()
+    env.restart_label_studio()
     wait_for(f"round {latest + 1} after Label Studio came back", lambda: round_pushed(env, latest + 1))
     with env.store() as store:
         decisions = [d for d in store.decisions() if d["round"] == latest]

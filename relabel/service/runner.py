@@ -32,10 +32,11 @@ def setup_logging(verbose: int = 0) -> None:
     """One line per event on stderr; -v adds requests and tracebacks."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("relabel")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    root.propagate = False
+    handler.set_name("relabel-serve")
+    ours = logging.getLogger("relabel")
+    # Calling it twice (the demo, then the tests) must not print every line twice.
+    ours.handlers[:] = [h for h in ours.handlers if h.get_name() != "relabel-serve"] + [handler]
+    ours.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def with_address(config: Config, host: str | None = None, port: int | None = None) -> Config:
