@@ -148,7 +148,7 @@ def run_demo(root: str | os.PathLike = DEMO_DIR, *, n_items: int = 300, budget: 
             finally:
                 loop.close()
             echo(_trend_table(figures, config, truth))
-        _print_next_steps(echo, server.url, state, paths)
+        _print_next_steps(echo, server.url, state, paths, served=True)
         if keep_running:
             echo(f"Label Studio keeps running at {server.url} (pid {server.process.pid}); "
                  f"stop it with: kill {server.process.pid}")
@@ -279,7 +279,7 @@ def _run_served(client, server, state: dict, truth: dict, paths: DemoPaths, roun
             finally:
                 loop.close()
         echo(_trend_table(figures, config, truth))
-        _print_next_steps(echo, server.url, state, paths)
+        _print_next_steps(echo, server.url, state, paths, served=True)
         if wait is not None:
             echo(f"The service keeps running at {base}; press Ctrl-C to stop it and Label Studio.")
             try:
@@ -382,9 +382,14 @@ def _trend_table(figures: list[dict], config, truth: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def _print_next_steps(echo, url: str, state: dict, paths: DemoPaths) -> None:
+def _print_next_steps(echo, url: str, state: dict, paths: DemoPaths, served: bool = False) -> None:
     echo("")
     echo(f"Open {url}/projects/{state['project']} for the source project; the review project is "
          f"'relabel review: {PROJECT_TITLE}' (sort by prediction score to see the worst items first).")
+    if served:
+        echo(f"Next: answer review tasks as {state['reviewer_email']} (same password): while the service runs, it "
+             f"starts the next round by itself once all are answered. Start it again with the demo's Label Studio "
+             f"up: `relabel --config {os.path.relpath(paths.config)} serve --register`.")
+        return
     echo(f"Next: answer some review tasks as {state['reviewer_email']} (same password), then run "
          f"`relabel --config {os.path.relpath(paths.config)} round`; or `relabel demo --simulate-review --rounds 3`.")

@@ -151,3 +151,19 @@ def test_worker_logs_a_failing_step_retries_with_backoff_and_shows_it(caplog):
     assert len(loops) == 3 and loops[0].closed and loops[1].closed      # a fresh loop after each failure
     assert snap["stopped"] == "round 1 found nothing to send to review"
     assert not worker.alive and worker.snapshot()["state"] == "stopped"
+
+
+def test_serve_command_refuses_missing_secrets_and_both_flags(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from relabel.cli import cli
+
+    monkeypatch.delenv(SERVE_PASSWORD_ENV, raising=False)
+    monkeypatch.delenv(WEBHOOK_SECRET_ENV, raising=False)
+    config = tmp_path / "relabel.toml"
+    config.write_text('[label_studio]\nurl = "http://127.0.0.1:1"\nproject = 1\n[serve]\nport = 9999\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "serve"], obj={})
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert f"set {SERVE_PASSWORD_ENV}" in result.output and "password_file" in result.output
+    both = CliRunner().invoke(cli, ["--config", str(config), "serve", "--register", "--unregister"], obj={})
+    assert both.exit_code == 2 and "cannot be used together" in both.output

@@ -52,6 +52,8 @@ def build_server(config: Config, verbose: int = 0, *, register_first: bool = Fal
     import uvicorn
 
     password, secret = config.serve_password(), config.webhook_secret()
+    with Store(config.store_path) as store:     # a store of another project fails now, not in the worker
+        store.check_project(config.label_studio.project)
     ready = threading.Event() if register_first else None
     worker = Worker(config, ready=ready)
     app = create_app(config, worker, password=password, webhook_secret=secret)

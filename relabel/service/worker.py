@@ -177,7 +177,10 @@ class Worker:
         with self._cond:
             events, self._events = self._events, []
         reconcile = time.monotonic() >= self._next_reconcile
-        if events or reconcile:
+        source = self.config.label_studio.project
+        # Answers in the review project change nothing in the source project: they need a collect, not a pull.
+        source_changed = any(e.project in (None, source) for e in events)
+        if source_changed or reconcile:
             self._set_state("pulling")
             why = f"{len(events)} webhooks" if events else "reconcile"
             pulled = _tagged(loop.pull, "pull")
@@ -186,6 +189,7 @@ class Worker:
                 self.new_annotations += changed
             log.log(logging.INFO if changed else logging.DEBUG, "worker: pulled (%s): %d new, %d changed, %d deleted "
                     "annotations", why, pulled.new, pulled.changed, pulled.deleted)
+        if events or reconcile:
             if reconcile:
                 self._next_reconcile = time.monotonic() + self.settings.reconcile_seconds
             if self._unanswered(loop):
