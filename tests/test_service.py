@@ -178,7 +178,7 @@ def answer_round(env, number: int) -> int:
 
 
 # ---- 1. register ----------------------------------------------------------------------------------------------
-def test_register_connects_one_backend_and_webhooks_and_twice_adds_none(env):
+def test_register_connects_one_backend_and_webhooks_and_twice_adds_none(env, monkeypatch):
     env.start_service("--register")
     wait_for("the registration to be logged", lambda: "registered" in env.log_text(), timeout=60)
     source = env.project.project_id
@@ -197,12 +197,9 @@ def test_register_connects_one_backend_and_webhooks_and_twice_adds_none(env):
     # --register again (the same code path as the CLI's, from a second process) creates nothing new.
     from relabel.config import load_config
     from relabel.service.runner import register_service
-    os.environ.update({SERVE_PASSWORD_ENV: PASSWORD, WEBHOOK_SECRET_ENV: SECRET, API_KEY_ENV: env.ls.api_key})
-    try:
-        again = register_service(load_config(env.root / "relabel.toml"))
-    finally:
-        for name in (SERVE_PASSWORD_ENV, WEBHOOK_SECRET_ENV):
-            os.environ.pop(name, None)
+    for name, value in ((SERVE_PASSWORD_ENV, PASSWORD), (WEBHOOK_SECRET_ENV, SECRET), (API_KEY_ENV, env.ls.api_key)):
+        monkeypatch.setenv(name, value)
+    again = register_service(load_config(env.root / "relabel.toml"))
     assert (again.webhooks_created, again.webhooks_updated, again.ml_backend) == (0, 0, "kept")
     assert [len(x) for x in ours(env, source)] == [1, 1] and len(ours(env, review)[1]) == 1
 
