@@ -251,6 +251,11 @@ def test_wrong_secret_no_auth_and_big_bodies_are_refused(env):
     assert httpx.post(f"{env.url}/predict", json=predict, timeout=10).status_code == 401
     assert httpx.post(f"{env.url}/predict", json=predict, auth=("relabel", "wrong"), timeout=10).status_code == 401
     assert httpx.post(f"{env.url}/predict", json=predict, auth=env.auth, timeout=10).status_code == 200
+    # Another project's tasks get no prediction, and connecting another project is refused with the reason.
+    other = {"tasks": [{"id": env.project.task_ids[0]}], "project": "999.1700000000"}
+    assert httpx.post(f"{env.url}/predict", json=other, auth=env.auth, timeout=10).json()["results"] == [[]]
+    refused = httpx.post(f"{env.url}/setup", json={"project": "999.1700000000"}, auth=env.auth, timeout=10)
+    assert refused.status_code == 400 and "not 999" in refused.json()["error"]
     for path in ("/", "/status.json"):
         assert httpx.get(env.url + path, timeout=10).status_code == 401
     assert httpx.post(f"{env.url}/setup", json={}, timeout=10).status_code == 401
