@@ -25,7 +25,9 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
 from relabel import progress
+from relabel.config import checked_api_key, label_studio_url
 from relabel.errors import AuthError, ConfigError, ConnectorError, InputError, preview
+from relabel.redaction import redact, url_without_userinfo
 
 from .label_config import LabelConfig, parse_label_config
 from .records import AnnotationRecord, Item, ProjectInfo, Pull, PushedTask, ReviewAnswer, ReviewRequest
@@ -65,11 +67,11 @@ class LabelStudioConnector:
     def __init__(self, url: str, api_key: str, project_id: int, *, label_tag: str | None = None,
                  text_field: str | None = None, timeout: float = DEFAULT_TIMEOUT,
                  httpx_client: httpx.Client | None = None, after_import: Callable[[], None] | None = None):
-        if not url or not url.startswith(("http://", "https://")):
-            raise ConfigError(f"The Label Studio URL must start with http:// or https://. Got {url!r}.")
+        url = label_studio_url(url)
         if not api_key:
             raise AuthError(f"No Label Studio API key was given; set {API_KEY_VARIABLE} to a personal access token "
                             f"or legacy token from Account & Settings.")
+        api_key = checked_api_key(api_key, "The API key given to the connector")
         if not isinstance(project_id, int) or isinstance(project_id, bool) or project_id < 1:
             raise ConfigError(f"The 'project_id' setting must be a positive integer. Got {project_id!r}.")
         self.url = url.rstrip("/")
@@ -106,15 +108,22 @@ class LabelStudioConnector:
             return None
         if response.status_code >= 400:
             _raise_for_status(self, response.status_code, response.text, f"{method} /{path}", project)
+        if 300 <= response.status_code < 400 or (response.content and not _looks_like_json(response)):
+            _raise_not_json(self, response, f"{method} /{path}")
         if not response.content:
             return None
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            _raise_not_json(self, response, f"{method} /{path}")
 
     def _project_json(self, project_id: int | None = None, refresh: bool = False) -> dict:
         project_id = project_id or self.project_id
         if project_id == self.project_id and self._project is not None and not refresh:
             return self._project
         body = self._request("GET", f"api/projects/{project_id}", project=project_id)
+        if not isinstance(body, dict) or "id" not in body:
+            _raise_unreadable(self, f"GET /api/projects/{project_id}", body)
         if project_id == self.project_id:
             self._project = body
         return body
@@ -220,6 +229,8 @@ class LabelStudioConnector:
         # The bar advances per task (the task list arrives page by page; the export arrives whole, then is read).
         bar = progress.bar("Pulling tasks", total=int(self._project_json().get("task_number") or 0) or None)
         for task in _advancing(tasks, bar):
+            if not _readable_task(task):
+                _raise_unreadable(self, "the task list", task)
             updated = task.get("updated_at")
             if updated is not None and (cursor is None or updated > cursor):
                 cursor = updated
@@ -505,7 +516,7 @@ class _Translate:
     def __exit__(self, exc_type, exc, tb):
         if exc is None:
             return False
-        url = self.connector.url
+        url = url_without_userinfo(self.connector.url)
         if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
             raise ConnectorError(f"Cannot reach Label Studio at {url} ({type(exc).__name__}); check the URL and "
                                  f"that the server is running.") from None
@@ -513,7 +524,7 @@ class _Translate:
             raise ConnectorError(f"Label Studio at {url} did not answer {self.what} in time; retry, or raise the "
                                  f"connector timeout for big projects.") from None
         if isinstance(exc, httpx.HTTPError):
-            raise ConnectorError(f"The request {self.what} to Label Studio at {url} failed ({exc}); check the "
+            raise ConnectorError(f"The request {self.what} to Label Studio at {url} failed ({redact(exc)}); check the "
                                  f"URL and the server log.") from None
         if isinstance(exc, ApiError):
             _raise_for_status(self.connector, exc.status_code or 0, str(exc.body), self.what, self.project)
@@ -522,7 +533,7 @@ class _Translate:
 
 def _raise_for_status(connector: LabelStudioConnector, status: int, body: str, what: str,
                       project: int | None) -> None:
-    url = connector.url
+    url = url_without_userinfo(connector.url)
     if status == 401:
         raise AuthError(f"Label Studio at {url} rejected the API key (401); check {API_KEY_VARIABLE}: legacy "
                         f"tokens may be disabled on this server, so use a personal access token.")
@@ -531,8 +542,42 @@ def _raise_for_status(connector: LabelStudioConnector, status: int, body: str, w
                         f"user who may read and write project {project or connector.project_id}.")
     if status == 404 and project is not None:
         raise ConnectorError(f"There is no project {project} at {url}; check the project id in the project's URL.")
-    short = " ".join(body.split())[:200]
+    short = redact(" ".join(body.split())[:200])  # a proxy may echo the request's headers back
     raise ConnectorError(f"Label Studio at {url} answered {status} to {what}: {short}; check the server log.")
+
+
+def _looks_like_json(response) -> bool:
+    # Only HTML is refused up front: the export endpoint answers JSON under a download content type.
+    return response.headers.get("content-type", "").split(";")[0].strip().lower() not in ("text/html",
+                                                                                      "application/xhtml+xml")
+
+
+def _raise_not_json(connector: LabelStudioConnector, response, what: str) -> None:
+    """A 2xx/3xx answer that is not Label Studio's JSON: a proxy's or SSO's login page, a redirect, a wrong URL."""
+    url = url_without_userinfo(connector.url)
+    kind = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+    if 300 <= response.status_code < 400:
+        where = redact(response.headers.get("location", "elsewhere"))
+        raise ConnectorError(f"Label Studio at {url} answered {what} with a redirect ({response.status_code}) to "
+                             f"{where}; a proxy or login page is in the way, or the URL is wrong: point 'url' at the "
+                             "Label Studio server itself.")
+    raise ConnectorError(f"Label Studio at {url} answered {what} with {kind} instead of JSON (a proxy's login page? "
+                         "a wrong URL?); point 'url' at the Label Studio server itself.")
+
+
+def _readable_task(task) -> bool:
+    """A task as relabel reads it: an object with an integer id, a data object, and annotations that have ids."""
+    if not isinstance(task, dict) or not isinstance(task.get("id"), int):
+        return False
+    annotations = task.get("annotations") or []
+    return isinstance(task.get("data") or {}, dict) and isinstance(annotations, list) and \
+        all(isinstance(a, dict) and a.get("id") is not None for a in annotations)
+
+
+def _raise_unreadable(connector: LabelStudioConnector, what: str, body) -> None:
+    shown = redact(" ".join(json.dumps(body, default=str).split()))[:120]
+    raise ConnectorError(f"Label Studio at {url_without_userinfo(connector.url)} answered {what} with JSON relabel "
+                         f"cannot read ({shown}); check that 'url' points at a Label Studio 1.x server.")
 
 
 def _normalise_time(value: str) -> str:
@@ -562,7 +607,10 @@ def _choice_of(annotation: dict, config: LabelConfig) -> tuple[str | None, bool,
     if annotation.get("was_cancelled"):
         return None, True, None
     chosen: list[str] = []
-    for result in annotation.get("result") or []:
+    results = annotation.get("result") or []
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        return None, False, "has a result that is not a list of regions"
+    for result in results:
         if result.get("from_name") == config.label_tag:
             chosen.extend((result.get("value") or {}).get("choices") or [])
     if not chosen:

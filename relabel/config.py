@@ -12,8 +12,10 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import AuthError, ConfigError
+from .redaction import redact
 
 DEFAULT_CONFIG = "relabel.toml"
 DEFAULT_STORE = "relabel.db"
@@ -22,6 +24,8 @@ REVIEW_MODES = ("project", "in_place")
 DEFAULT_BUDGET = 50
 # The featurizer written by `relabel init`: TF-IDF won the 20 Newsgroups benchmark (benchmarks/text_pipeline.py).
 DEFAULT_FEATURIZER = "tfidf"
+# Settings people put secrets under; refused with a message saying where the key goes instead.
+_SECRET_KEYS = {"api_key", "token", "api_token", "access_token", "password", "secret"}
 
 _SECTIONS = {
     "label_studio": {"url", "project", "label_tag", "text_field", "api_key_file"},
@@ -104,18 +108,22 @@ class Config:
         """The API key, read now from the environment or the key file (never cached, never logged)."""
         key = os.environ.get(API_KEY_ENV, "").strip()
         if key:
-            return key
+            return checked_api_key(key, f"The {API_KEY_ENV} environment variable")
         key_file = self.label_studio.api_key_file
         if key_file is not None:
             try:
-                key = key_file.read_text().strip()
+                raw = key_file.read_bytes()
             except OSError as exc:
                 raise ConfigError(f"The 'api_key_file' setting points at {str(key_file)!r}, which cannot be read "
                                   f"({exc.strerror}); fix the path or set {API_KEY_ENV}.") from exc
+            source = f"The API key file {str(key_file)!r}"
+            try:
+                key = raw.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                raise AuthError(f"{source} is not text; put only your Label Studio access token in it.") from None
             if not key:
-                raise AuthError(f"The API key file {str(key_file)!r} is empty; put your Label Studio access token "
-                                f"in it or set {API_KEY_ENV}.")
-            return key
+                raise AuthError(f"{source} is empty; put your Label Studio access token in it or set {API_KEY_ENV}.")
+            return checked_api_key(key, source)
         raise AuthError(f"No Label Studio API key: set the {API_KEY_ENV} environment variable or name a file "
                         "holding it with 'api_key_file' in [label_studio].")
 
@@ -186,8 +194,8 @@ def parse_config(raw: dict, base: Path | None = None, path: Path | None = None) 
                           "--project ID` or add it to the config.")
     key_file = _optional_str(ls, "api_key_file")
     label_studio = LabelStudioSettings(
-        url=_url(ls["url"]),
-        project=_positive_int("project", ls["project"]),
+        url=label_studio_url(ls["url"]),
+        project=positive_int("project", ls["project"]),
         label_tag=_optional_str(ls, "label_tag"),
         text_field=_optional_str(ls, "text_field"),
         api_key_file=_resolve(key_file, base) if key_file else None,
@@ -214,21 +222,25 @@ def _serve_settings(sv: dict, base: Path) -> ServeSettings:
     host = sv.get("host", "127.0.0.1")
     if not isinstance(host, str) or not host.strip():
         raise ConfigError(f"The 'host' setting in [serve] must be an address such as '127.0.0.1'. Got {host!r}.")
-    port = _positive_int("port", sv.get("port", 9090))
+    port = positive_int("port", sv.get("port", 9090))
     if port > 65535:
         raise ConfigError(f"The 'port' setting in [serve] must be a TCP port (1-65535). Got {port}.")
+    url = sv.get("url")
+    if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://")) and "://" != url[-3:]):
+        raise ConfigError(f"The 'url' setting in [serve] must be the http(s) address Label Studio reaches relabel "
+                          f"serve at, such as 'http://10.0.0.5:9090'. Got {url!r}.")
     files = {}
     for name in ("password_file", "webhook_secret_file"):
         value = _optional_str(sv, name)
         files[name] = _resolve(value, base) if value else None
     return ServeSettings(
-        host=host, port=port, url=_url(sv["url"]) if "url" in sv else None,
+        host=host, port=port, url=url.rstrip("/") if url else None,
         username=_optional_str(sv, "username") or "relabel", trigger=tuple(dict.fromkeys(trigger)),
-        new_annotations=_positive_int("new_annotations", sv.get("new_annotations", 50)),
-        every_minutes=_positive_int("every_minutes", sv.get("every_minutes", 60)),
-        reconcile_seconds=_positive_int("reconcile_seconds", sv.get("reconcile_seconds", 300)),
-        max_body_bytes=_positive_int("max_body_bytes", sv.get("max_body_bytes", 5_000_000)),
-        retry_max_seconds=_positive_int("retry_max_seconds", sv.get("retry_max_seconds", 300)), **files)
+        new_annotations=positive_int("new_annotations", sv.get("new_annotations", 50)),
+        every_minutes=positive_int("every_minutes", sv.get("every_minutes", 60)),
+        reconcile_seconds=positive_int("reconcile_seconds", sv.get("reconcile_seconds", 300)),
+        max_body_bytes=positive_int("max_body_bytes", sv.get("max_body_bytes", 5_000_000)),
+        retry_max_seconds=positive_int("retry_max_seconds", sv.get("retry_max_seconds", 300)), **files)
 
 
 def _serve_secret(variable: str, path: Path | None, setting: str, what: str) -> str:
@@ -253,9 +265,29 @@ def _serve_secret(variable: str, path: Path | None, setting: str, what: str) -> 
     return value
 
 
+def checked_api_key(key: str, source: str = f"The {API_KEY_ENV} environment variable") -> str:
+    """``key`` stripped of surrounding whitespace, refused (without ever echoing it) when it cannot be a token.
+
+    Label Studio's keys (40 hex characters, or a JWT) are printable ASCII without spaces. Anything else (a second
+    line in a key file, a CR/LF, a pasted non-ASCII character) would otherwise reach the HTTP header, where httpx
+    fails with an error that quotes the whole header, key included.
+    """
+    key = key.strip()
+    if not key:
+        raise AuthError(f"{source} holds no API key; put your Label Studio access token there.")
+    if any(ch in "\r\n" for ch in key):
+        raise AuthError(f"{source} holds more than one line; keep only the Label Studio access token, on one line.")
+    if not key.isascii():
+        raise AuthError(f"{source} holds a non-ASCII character; copy the access token again from Label Studio's "
+                        "Account & Settings.")
+    if not key.isprintable() or any(ch.isspace() for ch in key):
+        raise AuthError(f"{source} holds spaces or control characters inside the key; keep only the access token.")
+    return key
+
+
 def positive_budget(value) -> int:
     """Validate a review budget (config or --budget)."""
-    return _positive_int("budget", value)
+    return positive_int("budget", value)
 
 
 def review_mode(value) -> str:
@@ -301,7 +333,7 @@ def write_config(path: str | os.PathLike | None, *, url: str, project: int, labe
 # ---- validation helpers -------------------------------------------------------------------------------------
 def _refuse_secrets(raw: dict) -> None:
     for section, value in raw.items():
-        if section in ("api_key", "token") or (isinstance(value, dict) and ({"api_key", "token"} & set(value))):
+        if section in _SECRET_KEYS or (isinstance(value, dict) and (_SECRET_KEYS & set(value))):
             raise ConfigError(f"The config must not hold the API key; remove it and set the {API_KEY_ENV} "
                               "environment variable or name a key file with 'api_key_file'.")
     serve = raw.get("serve")
@@ -310,7 +342,8 @@ def _refuse_secrets(raw: dict) -> None:
                           f"and {WEBHOOK_SECRET_ENV} or name 0600 files with 'password_file' and 'webhook_secret_file'.")
 
 
-def _positive_int(name: str, value) -> int:
+def positive_int(name: str, value) -> int:
+    """Validate a positive integer setting or option, naming it in the message."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ConfigError(f"The '{name}' setting must be a positive integer. Got {value!r}.")
     return value
@@ -324,16 +357,33 @@ def _bool(name: str, value) -> bool:
 
 def _optional_str(section: dict, name: str) -> str | None:
     value = section.get(name)
-    if value is None:
-        return None
+    return None if value is None else non_empty_string(name, value)
+
+
+def non_empty_string(name: str, value) -> str:
+    """Validate a string setting or option that may not be blank, naming it in the message."""
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"The '{name}' setting must be a non-empty string. Got {value!r}.")
     return value
 
 
-def _url(value) -> str:
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        raise ConfigError(f"The 'url' setting must be an http(s) URL such as 'http://localhost:8080'. Got {value!r}.")
+def label_studio_url(value, name: str = "url") -> str:
+    """Validate a Label Studio server URL: http or https with a host, nothing else (no javascript:, file:...).
+
+    The message never shows a password given in the URL's userinfo.
+    """
+    ok = isinstance(value, str) and not any(ch.isspace() or not ch.isprintable() for ch in value)
+    if ok:
+        try:
+            parts = urlsplit(value)
+            parts.port  # raises ValueError for a port that is not a number
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:  # a port that is not a number, an unbalanced [ ] host
+            ok = False
+    if not ok:
+        shown = redact(value) if isinstance(value, str) else value
+        raise ConfigError(f"The '{name}' setting must be an http(s) URL such as 'http://localhost:8080' (the Label "
+                          f"Studio server). Got {shown!r}.")
     return value.rstrip("/")
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from connectors.records import Connector, ProjectInfo, PushedTask, ReviewRequest
 from . import active, confident, progress
+from .atomic_files import atomic_write
 # Imported by name: relabel/__init__.py exports the function `consensus`, which shadows the submodule attribute.
 from .consensus import consensus as consensus_of, get_majority_vote_label
 from .annotations import Annotations
@@ -29,6 +30,7 @@ from .config import (DEFAULT_BUDGET, DEFAULT_FEATURIZER, DEFAULT_STORE, Config, 
 from .errors import (AnnotationError, ConfigError, ConnectorError, InputError, LabelError, StoreError, StoreLocked,
                      preview)
 from .lock import writer_lock
+from .redaction import url_without_userinfo
 from .selection import select_for_review
 from .store import PullSummary, Store, now
 
@@ -209,7 +211,7 @@ class Loop:
                      "annotators": table.n_annotators, "expected_remaining_errors": result.expected_errors,
                      "label_issues": result.n_issues, "model_weight": result.model_weight, "scored_at": now(),
                      "selected_at": None, "pushed_at": None, "budget": None, "mode": None,
-                     "class_stats": json.dumps(result.class_stats)}
+                     "class_stats": json.dumps(result.class_stats), "classes": json.dumps(list(table.classes))}
         self.store.save_scores(round_row, result.item_rows, result.annotator_rows, result.annotation_rows)
         self.store.log_event("score", f"round {rnd} scored with {result.method}", round=rnd,
                              details={"notes": list(result.notes)})
@@ -347,23 +349,14 @@ class Loop:
         if fmt not in EXPORT_FORMATS:
             raise ConfigError(f"The export format must be one of {', '.join(EXPORT_FORMATS)}. Got {fmt!r}.")
         rows = self.export_rows()
-        path = Path(out)
-        tmp = path.with_name(path.name + ".partial")
-        # Written aside then renamed, so a failure never leaves a half-written export under the real name.
-        try:
-            with open(tmp, "w", newline="", encoding="utf-8") as f:
-                if fmt == "csv":
-                    writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["item_id"])
-                    writer.writeheader()
-                    writer.writerows(rows)
-                else:
-                    for r in rows:
-                        f.write(json.dumps(r, ensure_ascii=False) + "\n")
-            tmp.replace(path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise ConfigError(f"Cannot write the export to {str(path)!r} ({exc.strerror or exc}); check that its "
-                              "folder exists and is writable, or choose another --out.") from exc
+        with atomic_write(out, what="the export", newline="") as f:
+            if fmt == "csv":
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["item_id"])
+                writer.writeheader()
+                writer.writerows(rows)
+            else:
+                for r in rows:
+                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
         return len(rows)
 
     def _latest_scored(self) -> dict:
@@ -414,7 +407,7 @@ def initialise(path=None, *, url: str, project: int, label_tag: str | None = Non
         write_config(file, overwrite=overwrite, **settings)
         st.bind_project(info)
         # Reports link each item to its task in Label Studio; the URL is not a secret, the key never goes here.
-        st.set_meta("label_studio_url", url.rstrip("/"))
+        st.set_meta("label_studio_url", url_without_userinfo(config.label_studio.url))
         st.log_event("init", f"project {info.project_id} {info.title!r}: {info.n_tasks} tasks, "
                              f"{info.n_annotations} annotations, classes {', '.join(info.classes)}")
     return info

@@ -40,7 +40,8 @@ _TABLES: dict[str, tuple[dict, object]] = {
     "rounds": ({"round": int, "status": str, "method": str, "note": str, "items": int, "labelled_items": int,
                 "annotations": int, "annotators": int, "expected_remaining_errors": float,
                 "label_issues": int, "model_weight": float, "budget": int, "mode": str,
-                "scored_at": str, "selected_at": str, "pushed_at": str, "class_stats": str}, "round"),
+                "scored_at": str, "selected_at": str, "pushed_at": str, "class_stats": str, "classes": str},
+               "round"),
     "scores": ({"round": int, "item_id": str, "labelled": int, "consensus_label": str, "majority_label": str,
                 "quality": float,
                 "agreement": float, "num_annotations": int, "posterior": float, "model_label": str,
@@ -98,6 +99,8 @@ class Store:
             if self.path.parent and not self.path.parent.exists():
                 raise StoreError(f"The folder {str(self.path.parent)!r} of the store does not exist; "
                                  "create it or point the 'store' setting elsewhere.")
+            if str(self.path) != ":memory:":
+                _refuse_unusable(self.path)
             self.db = sqlite_utils.Database(self.path)
             self.db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             if str(self.path) != ":memory:":
@@ -313,6 +316,15 @@ class Store:
             _insert(self.db, "annotator_scores", [{**r, "round": rnd} for r in annotator_rows])
             _insert(self.db, "annotation_scores", [{**r, "round": rnd} for r in annotation_rows])
 
+    def round_classes(self, round: int) -> tuple[str, ...]:
+        """The classes, in order, that a round was scored with: its matrices and label indexes follow them.
+
+        Rounds scored before relabel recorded them fall back to the project's current classes (right unless the
+        labeling config changed since; the report checks the matrices' size).
+        """
+        row = self.db.execute("select classes from rounds where round = ?", [round]).fetchone()
+        return tuple(json.loads(row[0])) if row and row[0] else self.classes
+
     def class_stats(self, round: int) -> dict:
         """The per-class matrices a round recorded when it was scored ({} for rounds scored before they were)."""
         row = self.db.execute("select class_stats from rounds where round = ?", [round]).fetchone()
@@ -482,6 +494,46 @@ class Store:
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------
+def _refuse_unusable(path: Path) -> None:
+    """Refuse a file that is not a SQLite database, or a store from a newer relabel, before anything touches it.
+
+    Opening the store for real switches it to WAL and adds missing tables and columns; a newer relabel's store
+    must be refused byte-for-byte unchanged, so it is read first through an immutable, read-only URI, which takes
+    no lock and writes no -wal or -shm file.
+    """
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    if path.is_dir():
+        raise StoreError(f"The store path {str(path)!r} is a folder; point the 'store' setting at a file.")
+    uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
+    try:
+        probe = sqlite3.connect(uri, uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"Cannot open the store {str(path)!r} ({exc}); check the 'store' setting.") from None
+    try:
+        names = {r[0] for r in probe.execute("select name from sqlite_master where type = 'table'")}
+        version = None
+        if "meta" in names:
+            row = probe.execute("select value from meta where key = 'schema_version'").fetchone()
+            version = row[0] if row else None
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"The file {str(path)!r} is not a relabel store ({exc}); point the 'store' setting at "
+                         "a new file, or restore the store from a backup.") from None
+    finally:
+        probe.close()
+    if names and "meta" not in names:
+        raise StoreError(f"The SQLite file {str(path)!r} is not a relabel store (it has no meta table); point the "
+                         "'store' setting at a new file.")
+    try:
+        newer = version is not None and int(version) > SCHEMA_VERSION
+    except ValueError:
+        raise StoreError(f"The store {str(path)!r} has an unreadable schema version {version!r}; restore it from a "
+                         "backup or point the 'store' setting at a new file.") from None
+    if newer:
+        raise StoreError(f"The store {str(path)!r} has schema version {version}, newer than this relabel "
+                         f"({SCHEMA_VERSION}); upgrade relabel to use it. Nothing in it was changed.")
+
+
 def _annotation_row(r: AnnotationRecord) -> dict:
     return {"annotation_id": str(r.annotation_id), "item_id": str(r.item_id), "annotator_id": str(r.annotator_id),
             "label": r.label, "created_at": r.created_at, "updated_at": r.updated_at, "kind": r.kind,

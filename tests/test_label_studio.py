@@ -57,7 +57,7 @@ def test_config_text_field_can_be_overridden():
 
 
 def test_connector_refuses_bad_settings_before_any_request():
-    with pytest.raises(ConfigError, match="must start with http"):
+    with pytest.raises(ConfigError, match=r"must be an http\(s\) URL"):
         LabelStudioConnector("localhost:8080", "k", 1)
     with pytest.raises(AuthError, match="LABEL_STUDIO_API_KEY"):
         LabelStudioConnector("http://127.0.0.1:1", "", 1)
