@@ -215,31 +215,36 @@ def collect(ctx, wait):
     \b
     relabel collect
     """
-    s = _loop(ctx, wait).collect()
-    click.echo(f"Collected {s.decisions} decisions: {s.confirmed} confirmed, {s.corrected} corrected, "
-               f"{s.skipped} skipped.")
+    _echo_collect(_loop(ctx, wait).collect())
 
 
 @cli.command("round")
 @click.option("--budget", type=int, default=None, callback=_validated(positive_budget),
               help="Items to send to review (default: the config's budget).")
+@click.option("--force", is_flag=True, help="Start a round even when nothing changed since the last one.")
 @_wait_option
 @click.pass_context
 @_errors_to_exit_1
-def round_(ctx, budget, wait):
+def round_(ctx, budget, force, wait):
     """Run a relabel round: collect -> pull -> score -> select -> push (resumes a round that died).
+
+    With nothing new since the last round (no new or changed annotations, no new or changed decisions) it
+    says so and exits 0 without starting a round, so it is safe to run from cron; --force starts one anyway.
 
     \b
     relabel round --budget 20
     """
-    s = _loop(ctx, wait).round(budget)
+    s = _loop(ctx, wait).round(budget, force=force)
     if s.resumed:
         click.echo(f"Resumed round {s.round}.")
     if s.collect is not None:
-        click.echo(f"Collected {s.collect.decisions} decisions ({s.collect.corrected} corrected).")
+        _echo_collect(s.collect)
     if s.pull is not None:
         click.echo(f"Pulled {s.pull.items} items: {s.pull.new} new, {s.pull.changed} changed, "
                    f"{s.pull.deleted} deleted annotations.")
+    if s.unchanged_reason is not None:
+        click.echo(f"{s.unchanged_reason[0].upper()}{s.unchanged_reason[1:]}; no new round "
+                   "(--force starts one anyway).")
     if s.score is not None:
         _echo_score(s.score)
     if s.push is not None:
@@ -330,6 +335,23 @@ def export(ctx, fmt, out):
 
 
 @cli.command()
+@click.pass_context
+@_errors_to_exit_1
+def writeback(ctx):
+    """Write every item's final label into the source project's task field `relabel_final`.
+
+    The same label `relabel export` gives (the reviewer's where reviewed, the consensus elsewhere); only
+    changed tasks are written, so running it twice changes nothing. Label Studio's exports then carry it.
+
+    \b
+    relabel round && relabel writeback
+    """
+    s = _loop(ctx).writeback()
+    click.echo(f"Final labels in Label Studio: {s.written} written, {s.updated} updated, {s.removed} removed, "
+               f"{s.unchanged} unchanged" + (f"; {s.missing} items are no longer tasks." if s.missing else "."))
+
+
+@cli.command()
 @click.option("--dir", "root", default=".relabel-demo", show_default=True, type=click.Path(file_okay=False),
               help="Where the demo keeps Label Studio's data, the store and the ground truth.")
 @click.option("--items", "n_items", type=click.IntRange(20, 2000), default=300, show_default=True,
@@ -414,6 +436,12 @@ def _echo_score(s) -> None:
                f"expected wrong labels left {s.expected_remaining_errors:.1f}.")
     for note in s.notes:
         click.echo(f"note: {note}")
+
+
+def _echo_collect(s) -> None:
+    click.echo(f"Collected {s.decisions} decisions ({s.confirmed} confirmed, {s.corrected} corrected, "
+               f"{s.skipped} skipped, {s.disputed} disputed), {s.changed} changed, "
+               f"{s.ordinary} answers by non-reviewers kept as annotations.")
 
 
 def _echo_push(s) -> None:

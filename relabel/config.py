@@ -30,7 +30,7 @@ _SECRET_KEYS = {"api_key", "token", "api_token", "access_token", "password", "se
 _SECTIONS = {
     "label_studio": {"url", "project", "label_tag", "text_field", "api_key_file"},
     "model": None,  # validated by relabel.model.ModelSettings.from_dict
-    "review": {"mode", "budget", "show_suggestion"},
+    "review": {"mode", "budget", "show_suggestion", "preselect", "reviewers"},
     "store": {"path"},
     "serve": {"host", "port", "url", "username", "password_file", "webhook_secret_file", "trigger",
               "new_annotations", "every_minutes", "reconcile_seconds", "max_body_bytes", "retry_max_seconds"},
@@ -59,6 +59,14 @@ class ReviewSettings:
     mode: str = "project"
     budget: int = DEFAULT_BUDGET
     show_suggestion: bool = True
+    # Off by default: a label already selected anchors the reviewer on it (the review panel still shows why).
+    preselect: bool = False
+    # Who decides (emails). Empty: anyone who answers a review task decides (a one-person team's setting).
+    reviewers: tuple[str, ...] = ()
+
+    def decides(self, who: str) -> bool:
+        """Whether an answer by ``who`` (an email) is a reviewer's decision rather than an ordinary annotation."""
+        return not self.reviewers or who.strip().lower() in self.reviewers
 
 
 @dataclass(frozen=True)
@@ -205,6 +213,8 @@ def parse_config(raw: dict, base: Path | None = None, path: Path | None = None) 
         mode=review_mode(rv.get("mode", "project")),
         budget=positive_budget(rv.get("budget", DEFAULT_BUDGET)),
         show_suggestion=_bool("show_suggestion", rv.get("show_suggestion", True)),
+        preselect=_bool("preselect", rv.get("preselect", False)),
+        reviewers=reviewer_emails(rv.get("reviewers", [])),
     )
     store = raw.get("store", {}).get("path", DEFAULT_STORE)
     if not isinstance(store, str) or not store.strip():
@@ -290,6 +300,14 @@ def positive_budget(value) -> int:
     return positive_int("budget", value)
 
 
+def reviewer_emails(value) -> tuple[str, ...]:
+    """Validate the 'reviewers' setting: a list of emails, compared case-insensitively (Label Studio logins are)."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and "@" in v for v in value):
+        raise ConfigError(f"The 'reviewers' setting in [review] must be a list of emails such as "
+                          f"[\"lead@example.com\"]. Got {value!r}.")
+    return tuple(sorted({v.strip().lower() for v in value}))
+
+
 def review_mode(value) -> str:
     """Validate the review mode."""
     if value not in REVIEW_MODES:
@@ -321,7 +339,9 @@ def write_config(path: str | os.PathLike | None, *, url: str, project: int, labe
     lines += ["", "[model]"] + [f"{k} = {_toml(v)}" for k, v in model.items()]
     lines += ["", "[review]", f"mode = {_toml(mode)}  # \"project\" (a separate review project) or \"in_place\"",
               f"budget = {int(budget)}  # review tasks per round",
-              f"show_suggestion = {'true' if show_suggestion else 'false'}",
+              f"show_suggestion = {'true' if show_suggestion else 'false'}  # name relabel's suggestion in the panel",
+              "preselect = false  # true: the suggestion is also pre-selected (anchors reviewers)",
+              "# reviewers = [\"lead@example.com\"]  # who decides; others' answers are ordinary annotations",
               "", "[store]", f"path = {_toml(store)}", ""]
     text = "\n".join(lines)
     parse_config(tomllib.loads(text), base=file.resolve().parent)  # refuse to write what we could not read

@@ -37,14 +37,14 @@ class Registration:
 
 
 def register(connector, store: Store, *, service_url: str, username: str, password: str, secret: str,
-             review_mode: str = "project") -> Registration:
+             review_mode: str = "project", show_suggestion: bool = True) -> Registration:
     """Create or update the webhooks and the ML backend connection (idempotent)."""
     service_url = service_url.rstrip("/")
     source = connector.project_id
     projects = [source]
     if review_mode == "project":
         # Made now rather than at the first push, so its answers reach the service from the first round on.
-        projects.append(connector.review_project_id(create=True))
+        projects.append(connector.review_project_id(create=True, show_suggestion=show_suggestion))
     counts = {"created": 0, "updated": 0, "kept": 0, "deleted": 0}
     for project in projects:
         for outcome in _ensure_webhook(connector, project, f"{service_url}/webhook", secret):

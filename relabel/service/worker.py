@@ -218,9 +218,16 @@ class Worker:
         return "round"
 
     def _after_round(self, summary) -> None:
+        unchanged = getattr(summary, "unchanged_reason", None)
+        if unchanged:
+            # No round was started (nothing new since the last one): wait for annotations to change.
+            with self._lock:
+                self.stopped, self.new_annotations = unchanged, 0
+            log.info("worker: no new round: %s; waiting for annotations to change", unchanged)
+            return
         pushed = summary.push.new if summary.push is not None else 0
         total = summary.push.total if summary.push is not None else 0
-        stop = getattr(summary, "stop_reason", None) or getattr(summary, "unchanged_reason", None)
+        stop = getattr(summary, "stop_reason", None)
         with self._lock:
             self.rounds_started += 1
             self.new_annotations = 0
