@@ -211,10 +211,9 @@ def _summary_section(row: dict, trend: list[dict]) -> str:
 
 
 def _expected_line(row: dict, overrides: int) -> str:
-    """Expected wrong labels with their 90% interval, overrides, and the stop signal's reason if it fired."""
+    """Expected wrong labels with their 90% interval, and the overrides (the stop signal has its own banner)."""
     expected = format_expected(row["expected_remaining_errors"], row.get("expected_low"), row.get("expected_high"))
-    stop = f" {row['stop_reason']}" if row.get("stop_reason") else ""
-    return f"Expected wrong labels left {expected}; {overrides} consensus labels no annotator gave (overrides).{stop}"
+    return f"Expected wrong labels left {expected}; {overrides} consensus labels no annotator gave (overrides)."
 
 
 def _trend_plot(trend: list[dict]) -> str:
