@@ -46,7 +46,7 @@ from benchmarks.datasets import (CIFAR10N_MODELS, CROWD_SETS, SNOW_SETS, default
 from relabel.active import get_active_learning_scores  # noqa: E402
 from relabel.annotations import Annotations  # noqa: E402
 from relabel.consensus import consensus, crowdlab, get_majority_vote_label  # noqa: E402
-from relabel.calibration import expected_errors  # noqa: E402
+from relabel.error_estimate import expected_errors  # noqa: E402
 from relabel.consensus_em import _restrict_to_given  # noqa: E402
 from relabel.dawid_skene import dawid_skene  # noqa: E402
 

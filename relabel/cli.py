@@ -18,7 +18,7 @@ import sys
 import click
 
 from . import __version__, progress
-from .calibration import format_expected
+from .error_estimate import format_expected
 from .config import (API_KEY_ENV, DEFAULT_BUDGET, DEFAULT_CONFIG, REVIEW_MODES, URL_ENV, label_studio_url,
                      load_config, non_empty_string, positive_budget, positive_int)
 from .errors import RelabelError

@@ -48,8 +48,8 @@ class EMConsensusResult(ConsensusResult):
 
     @property
     def expected_errors(self):
-        """Expected wrong consensus labels with a 90% interval (relabel.calibration.ExpectedErrors)."""
-        from .calibration import expected_errors
+        """Expected wrong consensus labels with a 90% interval (relabel.error_estimate.ExpectedErrors)."""
+        from .error_estimate import expected_errors
         return expected_errors(self.consensus_quality_score)
 
 

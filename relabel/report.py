@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic_files import atomic_write
-from .calibration import format_expected
+from .error_estimate import format_expected
 from .config import label_studio_url
 from .errors import ConfigError, StoreError
 from .redaction import url_without_userinfo

@@ -23,7 +23,7 @@ from . import active, confident, progress
 # Imported by name: relabel/__init__.py exports the function `consensus`, which shadows the submodule attribute.
 from .consensus import consensus as consensus_of, get_majority_vote_label
 from .annotations import Annotations
-from .calibration import ExpectedErrors, expected_errors as expected_errors_of, fit_recalibration, format_expected, recalibrate
+from .error_estimate import ExpectedErrors, expected_errors as expected_errors_of, fit_recalibration, format_expected, recalibrate
 from .config import (DEFAULT_BUDGET, DEFAULT_FEATURIZER, DEFAULT_STORE, Config, ReviewSettings, config_path,
                      parse_config, positive_budget, review_mode, write_config)
 from .export import EXPORT_FORMATS, export_rows, write_export
@@ -625,7 +625,7 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
 
     post_of_consensus = posterior[np.arange(table.n_items), cons]
     # Expected wrong labels left: each unreviewed labelled item is wrong with probability 1 - P(consensus),
-    # the posterior recalibrated on reviewers' earlier decisions once there are enough (relabel.calibration).
+    # the posterior recalibrated on reviewers' earlier decisions once there are enough (relabel.error_estimate).
     p_wrong = 1.0 - recalibrate(post_of_consensus, calibration)
     unreviewed = ~reviewed[rows]
     expected = expected_errors_of(1.0 - p_wrong[unreviewed])

@@ -357,7 +357,7 @@ def test_round_summary_reports_expected_errors_with_an_interval(tmp_path, fake):
 
 
 def test_expected_errors_are_recalibrated_from_reviewer_decisions(tmp_path):
-    from relabel.calibration import MIN_DECISIONS, fit_recalibration, recalibrate
+    from relabel.error_estimate import MIN_DECISIONS, fit_recalibration, recalibrate
     fake = FakeLabelStudio(n_items=80, noise=0.3)
     loop = make_loop(tmp_path, fake, budget=30)
     loop.round(budget=30)
