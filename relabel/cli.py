@@ -298,6 +298,8 @@ def _echo_score(s) -> None:
     click.echo(f"Round {s.round} scored ({s.method}): {s.labelled_items} labelled of {s.items} items, "
                f"{s.annotations} annotations by {s.annotators} annotators; {s.label_issues} label issues; "
                f"expected wrong labels left {s.expected_remaining_errors:.1f}.")
+    if s.model:
+        click.echo(s.model)
     for note in s.notes:
         click.echo(f"note: {note}")
 

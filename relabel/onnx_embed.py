@@ -47,9 +47,11 @@ def _pooling_and_normalize(model_dir: Path) -> bool:
     types = [m.get("type", "") for m in modules]
     pooling = next((m for m in modules if m.get("type", "").endswith("Pooling")), None)
     config = json.loads((model_dir / pooling["path"] / "config.json").read_text(encoding="utf-8")) if pooling else {}
-    if not config.get("pooling_mode_mean_tokens") or any(
-            config.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens",
-                                    "pooling_mode_mean_sqrt_len_tokens")):
+    # Two config layouts: sentence-transformers < 6 sets one boolean per mode, 6 and later name the mode.
+    mean_only = config.get("pooling_mode") == "mean" or (config.get("pooling_mode_mean_tokens") and not any(
+        config.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens",
+                                "pooling_mode_mean_sqrt_len_tokens")))
+    if not mean_only:
         raise ConfigError(f"The model at {str(model_dir)!r} does not use mean pooling, which the ONNX path "
                           "implements; set embedding_backend = 'torch'.")
     return any(t.endswith("Normalize") for t in types)
@@ -109,6 +111,11 @@ def _quantise(float_path: Path, out: Path) -> None:
                      op_types_to_quantize=["MatMul"], nodes_to_exclude=keep_float)
 
 
+def _max_positions(model_dir: Path) -> int:
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    return int(config.get("max_position_embeddings", 512))
+
+
 class OnnxEncoder:
     """encode(texts) -> float32 vectors, like SentenceTransformer.encode, on the int8 ONNX model."""
 
@@ -120,7 +127,9 @@ class OnnxEncoder:
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
         if max_seq_length is None:
             config = model_dir / "sentence_bert_config.json"
-            max_seq_length = json.loads(config.read_text())["max_seq_length"] if config.is_file() else 512
+            saved = json.loads(config.read_text()) if config.is_file() else {}
+            max_seq_length = saved.get("max_seq_length") or saved.get("transformer_kwargs", {}).get("max_seq_length") \
+                or min(self.tokenizer.model_max_length, _max_positions(model_dir))
         self.max_seq_length = int(max_seq_length)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or 0   # 0 = onnxruntime's default (the cores)
