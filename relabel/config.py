@@ -150,11 +150,21 @@ def parse_config(raw: dict, base: Path | None = None, path: Path | None = None) 
         budget=positive_budget(rv.get("budget", DEFAULT_BUDGET)),
         show_suggestion=_bool("show_suggestion", rv.get("show_suggestion", True)),
     )
+    _check_code_settings(raw.get("model", {}))
     store = raw.get("store", {}).get("path", DEFAULT_STORE)
     if not isinstance(store, str) or not store.strip():
         raise ConfigError(f"The 'path' setting in [store] must be a file path. Got {store!r}.")
     return Config(label_studio=label_studio, review=review, model=dict(raw.get("model", {})),
                   store_path=_resolve(store, base), path=path)
+
+
+def _check_code_settings(model: dict) -> None:
+    """A shared config is data, not code: the settings that name code are checked as soon as the file is read, so
+    a refused name never reaches an import (relabel.classifiers)."""
+    from .classifiers import check_options, classifier_class
+    if model.get("classifier") is not None:
+        classifier_class(model["classifier"])
+    check_options(model.get("classifier_options", {}))
 
 
 def positive_budget(value) -> int:
