@@ -167,7 +167,9 @@ def select_and_predict(blocks: FeatureBlocks, y: np.ndarray, labelled: np.ndarra
 
 
 def _oof(blocks, spec, rows, y, folds, n_classes, settings, n_jobs, weight) -> np.ndarray:
-    X = blocks.matrix(spec.features)[rows]
+    X = blocks.matrix(spec.features)
+    if rows.size != X.shape[0]:  # unlabelled items present; with every item labelled, no copy
+        X = X[rows]
     per_fold_jobs = max(1, n_jobs // max(1, np.unique(folds).size))
     return fit_predict_folds(X, y, folds, n_classes,
                              lambda n_train: make_estimator(spec, n_train, settings, n_jobs=per_fold_jobs),
@@ -178,9 +180,15 @@ def _search(blocks, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab, candi
     """Coordinate search over (family, C, class_weight) within settings.selection_seconds."""
     budget = settings.selection_seconds
     started = time.perf_counter()
+    families = grid_families(settings, len(blocks.item_ids))
     if lab.size > SELECTION_ROWS:
+        # The sample gets its own (unsupervised) features: only the winning family is ever built on every item.
         pick = _stratified_sample(y_lab, SELECTION_ROWS, settings.seed)
-        rows, y_s = lab[pick], y_lab[pick]
+        sampled = lab[pick]
+        texts = None if blocks.texts is None else [blocks.texts[i] for i in sampled]
+        blocks = FeatureBlocks(texts, [blocks.item_ids[i] for i in sampled], settings,
+                                                   cache=blocks.cache, progress=blocks.progress)
+        rows, y_s = np.arange(sampled.size), y_lab[pick]
         folds_s = stratified_folds(y_s, SAMPLE_FOLDS, settings.seed)
         w_s = None if w_lab is None else w_lab[pick]
         reuse = False
@@ -188,7 +196,6 @@ def _search(blocks, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab, candi
         rows, y_s, folds_s, w_s, reuse = lab, y_lab, folds, w_lab, True
     fixed_c = settings.C
     fixed_weight = None if settings.class_weight == "auto" else settings.class_weight
-    families = grid_families(settings, len(blocks.item_ids))
     plan_total = len(families) + (0 if fixed_c is not None else len(C_GRID) - 1) + \
         (0 if settings.class_weight != "auto" else 1)
     scored: dict[PipelineSpec, float] = {}

@@ -9,8 +9,8 @@ all texts leaks nothing into the out-of-fold rows (and costs one pass instead of
 Only the classifier is fitted inside each fold.
 
 - ``word``: TF-IDF of word 1- and 2-grams with sublinear term frequency (min_df = 2, vocabulary capped at
-  ``max_features``). Above ``HASHING_ABOVE`` texts the vocabulary is replaced by feature hashing (2**20 columns,
-  IDF still fitted), so memory stays bounded and no vocabulary of millions of n-grams is ever held.
+  ``max_features``). Above ``HASHING_ABOVE`` texts the vocabulary is replaced by feature hashing of single words
+  (2**20 columns, IDF still fitted), so memory stays bounded and no vocabulary of millions of n-grams is held.
 - ``char``: TF-IDF of character 2- to 5-grams within word boundaries (capped vocabulary). Not offered above
   ``HASHING_ABOVE`` texts: it has about ten times the non-zeros of ``word``.
 - ``minilm``: sentence embeddings (relabel.featurizers.SentenceTransformerFeaturizer, cached in the store).
@@ -35,9 +35,13 @@ from .featurizers import featurizer
 
 FEATURE_BLOCKS = ("word", "char", "minilm", "precomputed")
 # Above this many texts the word block hashes instead of building a vocabulary, and the char block is not offered:
-# a vocabulary of every 1-2-gram of 200,000 reviews is millions of Python strings (GBs), while hashing is bounded.
-HASHING_ABOVE = 200_000
+# a vocabulary of every 1-2-gram of 100,000 reviews is millions of Python strings (GBs), while hashing is bounded.
+# Above it the held-out fold is also given weight 0 instead of being cut out, so no fold copies the matrix.
+HASHING_ABOVE = 50_000
 HASHING_FEATURES = 2 ** 20
+# The hashed word block uses single words only: on recombined 20 Newsgroups/IMDB texts 1-2-grams had 501 non-zeros
+# per text against 198 (4 GB against 1.6 GB of float32 + int32 at a million texts) and took twice the time.
+HASHED_NGRAM_MAX = 1
 # Above this many training rows the classifier is SGD (cost ~ nnz x epochs) instead of lbfgs (cost ~ nnz x K x
 # iterations, and iterations grow with n). On 20 Newsgroups (6,000 rows, 265k features) SGD took 2.4 CPU-s for
 # out-of-fold accuracy 0.920, lbfgs 13 CPU-s for 0.918; below 5,000 rows lbfgs costs seconds and is exact.
@@ -123,9 +127,10 @@ def word_features(texts, item_ids=None, *, max_features: int | None = 100_000, n
     texts = check_texts(texts, item_ids)
     if len(texts) > HASHING_ABOVE:
         from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
-        counts = HashingVectorizer(ngram_range=(1, ngram_max), n_features=HASHING_FEATURES, alternate_sign=False,
+        counts = HashingVectorizer(ngram_range=(1, min(ngram_max, HASHED_NGRAM_MAX)), n_features=HASHING_FEATURES, alternate_sign=False,
                                    norm=None, strip_accents="unicode", dtype=np.float32).transform(texts)
-        return TfidfTransformer(sublinear_tf=True).fit_transform(counts).astype(np.float32)
+        # In place: at a million texts the matrix is GBs and a copy would double the peak.
+        return TfidfTransformer(sublinear_tf=True).fit(counts).transform(counts, copy=False)
     return _tfidf(texts, dict(ngram_range=(1, ngram_max), max_features=max_features))
 
 
@@ -187,13 +192,19 @@ def fit_predict_folds(X, y, folds, n_classes, make, n_jobs: int, sample_weight=N
     from .model import fit_predict
     fold_ids = np.unique(folds)
     jobs = max(1, min(n_jobs, fold_ids.size))
+    in_place = X.shape[0] > HASHING_ABOVE
 
     def one(fold):
         test = folds == fold
+        if in_place:  # every row, the held-out ones weighing 0: same fit, no copy of X per fold
+            w = (~test).astype(np.float64) * (1.0 if sample_weight is None else sample_weight)
+            return fit_predict(make(int((~test).sum())), X, y, X[test], n_classes, sample_weight=w)
         w = None if sample_weight is None else sample_weight[~test]
         return fit_predict(make(int((~test).sum())), X[~test], y[~test], X[test], n_classes, sample_weight=w)
 
-    with threadpool_limits(limits=1 if jobs > 1 else None), warnings.catch_warnings():
+    # BLAS at one thread: the cores go to folds (and to SGD's classes), not to oversubscribed BLAS threads, which
+    # made fits 3.5x slower on a busy 2-core machine (issue 15).
+    with threadpool_limits(limits=1), warnings.catch_warnings():
         warnings.simplefilter("ignore", category=_convergence_warning())
         parts = Parallel(n_jobs=jobs, backend="threading")(delayed(one)(f) for f in fold_ids)
     probs = np.empty((y.size, n_classes), dtype=np.float64)
