@@ -152,3 +152,31 @@ def test_onnx_int8_path_matches_the_float_model_and_caches_its_export(tiny_model
 def tiny_model(tmp_path_factory):
     from tiny_sentence_model import build_tiny_model
     return build_tiny_model(tmp_path_factory.mktemp("tiny-st"))
+
+
+def test_folds_without_copies_give_the_same_fit(monkeypatch):
+    """Above HASHING_ABOVE rows a held-out fold weighs 0 instead of being cut out (no copy of X): for an exact
+    solver the out-of-fold rows are the same."""
+    from sklearn.linear_model import LogisticRegression
+    from relabel import pipelines
+    from test_model import blobs
+    X, y = blobs(n_per_class=30, spread=1.5)
+    folds = np.arange(y.size) % 3
+
+    def make(n_train):
+        return LogisticRegression(C=1.0, tol=1e-10, max_iter=5000)
+
+    cut = pipelines.fit_predict_folds(X, y, folds, 3, make, n_jobs=2)
+    monkeypatch.setattr(pipelines, "HASHING_ABOVE", 10)
+    weighted = pipelines.fit_predict_folds(X, y, folds, 3, make, n_jobs=2)
+    np.testing.assert_allclose(weighted, cut, atol=1e-4)
+
+
+def test_big_projects_hash_single_words_with_bounded_columns(monkeypatch):
+    from relabel import pipelines
+    monkeypatch.setattr(pipelines, "HASHING_ABOVE", 5)
+    texts = ["the cat sat", "the dog ran", "stocks fell", "markets rose", "the cat ran", "one dog sat"]
+    X = pipelines.word_features(texts)
+    assert X.shape == (6, pipelines.HASHING_FEATURES)
+    assert X.nnz == sum(len(set(t.split())) for t in texts)  # single words only, no bigrams
+    np.testing.assert_allclose(np.sqrt(X.multiply(X).sum(axis=1)).A1, 1.0, rtol=1e-5)
