@@ -139,7 +139,8 @@ def run_set(name: str, data: dict, args, cache) -> list[dict]:
     print(f"\n{name}: {data['what']}", flush=True)
     rows: list[dict] = []
     base = dict(n_folds=5, seed=args.seed, selection_seconds=args.budget)
-    result, seconds = relabel_probs(data, ModelSettings(featurizer="auto" if args.minilm else "tfidf", **base), cache)
+    family = "auto" if args.minilm else "tfidf"
+    result, seconds = relabel_probs(data, ModelSettings(featurizer=family, **base), cache)
     evaluate(f"relabel default ({result.report.pipeline}; {result.report.searched})", result.probs, data, seconds,
              rows)
     singles = ["word", "char", "word+char"] + (["minilm", "word+minilm"] if args.minilm else [])
@@ -149,7 +150,7 @@ def run_set(name: str, data: dict, args, cache) -> list[dict]:
     probs, seconds = sklearn_baseline(data, args.seed)
     evaluate("sklearn TF-IDF(1-2, sublinear, min_df=2) + LogisticRegression(C=1)", probs, data, seconds, rows)
     if "agreement" in data:
-        r, seconds = relabel_probs(data, ModelSettings(featurizer="tfidf", **base), cache, weight=data["agreement"])
+        r, seconds = relabel_probs(data, ModelSettings(featurizer=family, **base), cache, weight=data["agreement"])
         evaluate(f"relabel default, weighted by agreement ({r.report.pipeline})", r.probs, data, seconds, rows)
     return rows
 
