@@ -25,6 +25,7 @@ class AnnotationRecord:
 
     ``valid`` is False when the choice is not a class of the labeling config: stored, never scored.
     ``kind`` is "annotation" (source project) or "review" (an answer to a relabel review task).
+    ``lead_time`` is the seconds the annotator spent on it, as the labelling tool measured (None if unknown).
     """
 
     annotation_id: str
@@ -36,6 +37,7 @@ class AnnotationRecord:
     kind: str = "annotation"
     skipped: bool = False
     valid: bool = True
+    lead_time: float | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,10 @@ class ProjectInfo:
     n_tasks: int
     n_annotations: int
     label_config: str = ""
+    # Skipped (cancelled) annotations, which n_annotations leaves out; and, when this project is relabel's own
+    # review project, the id of the source project it reviews (relabel refuses it as a source).
+    n_skipped: int = 0
+    review_of: int | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,9 @@ class ReviewRequest:
     quality: float
     reason: str
     suggested_label: str
+    # The review panel: who said what, in the order given, and the model's top classes with probabilities.
+    annotators: tuple[tuple[str, str], ...] = ()
+    model_top: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,7 +99,8 @@ class PushedTask:
 
 @dataclass(frozen=True)
 class ReviewAnswer:
-    """A reviewer's answer to a pushed task. ``label`` is None when the reviewer skipped it."""
+    """An answer to a pushed task (by a reviewer or not: relabel/decisions.py tells). ``label`` is None for a
+    skip; ``answered_at`` is when it was last changed (Label Studio's ``updated_at``)."""
 
     item_id: str
     round: int
@@ -108,7 +118,9 @@ class Connector(Protocol):
 
     def pull(self, since: str | None = None, reconcile: bool = False) -> Pull: ...
 
-    def push(self, requests: list[ReviewRequest], *, mode: str = "project",
-             show_suggestion: bool = True) -> list[PushedTask]: ...
+    def push(self, requests: list[ReviewRequest], *, mode: str = "project", show_suggestion: bool = True,
+             preselect: bool = False) -> list[PushedTask]: ...
 
-    def collect(self, pushed: list[PushedTask]) -> list[ReviewAnswer]: ...
+    def collect(self, pushed: list[PushedTask]) -> list[ReviewAnswer]:
+        """Every answer on the pushed tasks as it stands now (edits included), not only the newest."""
+        ...

@@ -12,7 +12,7 @@ from collections import Counter
 import httpx
 import pytest
 from label_studio_helpers import (CLASSES, LABEL_TAG, TEXT_FIELD, annotation, answer_task,
-                                  choices_config, import_tasks, make_members, make_project, make_text)
+                                  choice_result, choices_config, import_tasks, make_members, make_project, make_text)
 
 from connectors.label_config import parse_label_config
 from connectors.label_studio import LabelStudioConnector, model_version, view_title
@@ -57,7 +57,7 @@ def test_config_text_field_can_be_overridden():
 
 
 def test_connector_refuses_bad_settings_before_any_request():
-    with pytest.raises(ConfigError, match="must start with http"):
+    with pytest.raises(ConfigError, match=r"must be an http\(s\) URL"):
         LabelStudioConnector("localhost:8080", "k", 1)
     with pytest.raises(AuthError, match="LABEL_STUDIO_API_KEY"):
         LabelStudioConnector("http://127.0.0.1:1", "", 1)
@@ -245,13 +245,14 @@ def fresh_acceptance(ls_admin, request):
 def test_push_project_mode_creates_review_tasks_once(label_studio, ls_admin, fresh_acceptance):
     connector = LabelStudioConnector(label_studio.url, label_studio.api_key, fresh_acceptance.project_id)
     requests = _requests(fresh_acceptance.task_ids, fresh_acceptance.texts)
-    pushed = connector.push(requests)
+    pushed = connector.push(requests, preselect=True)
     assert [p.item_id for p in pushed] == [r.item_id for r in requests]
     target = pushed[0].target_project
     assert target != fresh_acceptance.project_id and {p.mode for p in pushed} == {"project"}
     review = ls_admin.projects.get(id=target)
     assert review.title == "relabel review: push"
-    assert review.label_config == ls_admin.projects.get(id=fresh_acceptance.project_id).label_config
+    # The review config (connectors/review_config.py), with the suggestion named in the panel.
+    assert review.label_config == connector.review_config(show_suggestion=True)
     assert review.model_version == model_version(1)
     tasks = {t["id"]: t for t in connector._iter_tasks(target)}
     assert len(tasks) == 20
@@ -259,12 +260,14 @@ def test_push_project_mode_creates_review_tasks_once(label_studio, ls_admin, fre
         task = tasks[p.task_id]
         assert task["data"] == {TEXT_FIELD: request.data[TEXT_FIELD], "relabel_item": request.item_id,
                                 "relabel_round": 1, "relabel_quality": request.quality,
-                                "relabel_reason": request.reason, "relabel_suggested": request.suggested_label}
+                                "relabel_reason": request.reason, "relabel_suggested": request.suggested_label,
+                                "relabel_annotators": "no annotator labelled it",
+                                "relabel_model": "no model view recorded"}
         (prediction,) = task["predictions"]
         assert prediction["model_version"] == model_version(1) and prediction["score"] == request.quality
         assert prediction["result"][0]["value"]["choices"] == [request.suggested_label]
         assert task["predictions_score"] == pytest.approx(request.quality)  # counted: sortable by quality
-    assert connector.push(requests) == pushed
+    assert connector.push(requests, preselect=True) == pushed
     assert len(list(connector._iter_tasks(target))) == 20
     # A later round of the same items is new work in the same review project.
     again = connector.push(_requests(fresh_acceptance.task_ids, fresh_acceptance.texts, round_number=2, n=3))
@@ -454,3 +457,18 @@ def test_key_that_sees_only_its_own_annotations_is_refused(label_studio, ls_admi
                                         r"LABEL_STUDIO_API_KEY to an owner's"):
         blind.pull()
     assert len(LabelStudioConnector(label_studio.url, label_studio.api_key, project_id).pull().annotations) == 3
+
+
+@pytest.mark.integration
+def test_pull_keeps_lead_time_and_skips(label_studio, ls_admin):
+    """The report's time per label and skips come from Label Studio's lead_time and was_cancelled."""
+    (uid, _), = make_members(ls_admin, f"lead{time.time_ns()}-", 1)
+    project_id = make_project(ls_admin, "lead time")
+    first, second = import_tasks(ls_admin, project_id, [{"data": {TEXT_FIELD: "a"}}, {"data": {TEXT_FIELD: "b"}}])
+    timed = ls_admin.annotations.create(id=first, result=choice_result("tech"), completed_by=uid, lead_time=12.5,
+                                        ground_truth=False, request_options={"max_retries": 0}).id
+    skipped = answer_task(ls_admin, second, None, uid, skipped=True)
+    pull = LabelStudioConnector(label_studio.url, label_studio.api_key, project_id).pull()
+    by_id = {a.annotation_id: a for a in pull.annotations}
+    assert by_id[str(timed)].lead_time == pytest.approx(12.5) and not by_id[str(timed)].skipped
+    assert by_id[str(skipped)].skipped and by_id[str(skipped)].label is None
