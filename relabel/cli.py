@@ -135,12 +135,19 @@ def _featurizer(value: str) -> str:
     return ModelSettings.from_dict({"featurizer": non_empty_string("featurizer", value)}).featurizer
 
 
-def _loop(ctx: click.Context) -> Loop:
+def _loop(ctx: click.Context, wait: float = 0.0) -> Loop:
     obj = ctx.obj
     config = load_config(obj["config_path"])
-    loop = Loop.from_config(config, connector=obj.get("connector"))
+    loop = Loop.from_config(config, connector=obj.get("connector"), lock_wait=wait)
     ctx.call_on_close(loop.close)
     return loop
+
+
+# Every command that changes the store or Label Studio holds the store's writer lock (relabel/lock.py).
+_wait_option = click.option(
+    "--wait", "wait", type=click.FloatRange(min=0, max=86400), default=0, show_default=True, metavar="SECONDS",
+    help="When another relabel command is writing to the store, wait up to this long for it instead of "
+         "exiting 1 at once.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -215,12 +222,13 @@ def _set_verbosity(verbose: int) -> None:
               help="The model's featurizer ('tfidf', the default, or 'sentence-transformers').")
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
 @click.option("--example", is_flag=True, help="Print the commented example config (every key) and stop.")
+@_wait_option
 @config_option
 @json_option
 @click.pass_context
 @_errors_to_exit_1
 def init(ctx, url, project, label_tag, text_field, api_key_file, mode, budget, store_path, featurizer, force,
-         example):
+         example, wait):
     """Write relabel.toml and check the connection to the project.
 
     Prints the project's title, task and annotation counts and classes. Nothing is written if the
@@ -242,7 +250,8 @@ def init(ctx, url, project, label_tag, text_field, api_key_file, mode, budget, s
             raise click.UsageError(f"Missing option '{name}'" + (f" (or set {URL_ENV})." if name == "--url" else "."))
     info = initialise(ctx.obj["config_path"], url=url, project=project, label_tag=label_tag,
                       text_field=text_field, api_key_file=api_key_file, mode=mode, budget=budget,
-                      store=store_path, featurizer=featurizer, overwrite=force, connector=ctx.obj.get("connector"))
+                      store=store_path, featurizer=featurizer, overwrite=force, connector=ctx.obj.get("connector"),
+                      lock_wait=wait)
     _say(ctx, {"project": info.project_id, "title": info.title, "tasks": info.n_tasks,
                "annotations": info.n_annotations, "skipped": info.n_skipped, "label_tag": info.label_tag,
                "classes": list(info.classes), "config": str(ctx.obj["config_path"])},
@@ -253,17 +262,18 @@ def init(ctx, url, project, label_tag, text_field, api_key_file, mode, budget, s
 
 
 @cli.command()
+@_wait_option
 @config_option
 @json_option
 @click.pass_context
 @_errors_to_exit_1
-def pull(ctx):
+def pull(ctx, wait):
     """Pull new, changed and deleted annotations from Label Studio into the store.
 
     \b
     relabel pull
     """
-    s = _loop(ctx).pull()
+    s = _loop(ctx, wait).pull()
     _say(ctx, _pull_json(s), _pull_line(s, unchanged=True))
     if not _wants_json(ctx):
         for w in s.warnings:
@@ -271,49 +281,52 @@ def pull(ctx):
 
 
 @cli.command()
+@_wait_option
 @config_option
 @json_option
 @click.pass_context
 @_errors_to_exit_1
-def score(ctx):
+def score(ctx, wait):
     """Score every item: model, consensus (model-aware Dawid-Skene) and quality, label issues, ActiveLab.
 
     \b
     relabel pull && relabel score
     """
-    s = _loop(ctx).score()
+    s = _loop(ctx, wait).score()
     _say(ctx, _jsonable(s), _score_lines(s))
 
 
 @cli.command()
 @click.option("--budget", type=int, default=None, callback=_validated(positive_budget),
               help="Items to send to review (default: the config's budget).")
+@_wait_option
 @config_option
 @json_option
 @click.pass_context
 @_errors_to_exit_1
-def push(ctx, budget):
+def push(ctx, budget, wait):
     """Push the latest round's lowest-quality items to review; running it again creates nothing new.
 
     \b
     relabel push --budget 20
     """
-    s = _loop(ctx).push(budget)
+    s = _loop(ctx, wait).push(budget)
     _say(ctx, _jsonable(s), _push_line(s))
 
 
 @cli.command()
+@_wait_option
 @config_option
 @json_option
 @click.pass_context
 @_errors_to_exit_1
-def collect(ctx):
+def collect(ctx, wait):
     """Record reviewers' answers to pushed review tasks as decisions.
 
     \b
     relabel collect
     """
-    s = _loop(ctx).collect()
+    s = _loop(ctx, wait).collect()
     _say(ctx, _jsonable(s), _collect_line(s))
 
 
@@ -321,11 +334,12 @@ def collect(ctx):
 @click.option("--budget", type=int, default=None, callback=_validated(positive_budget),
               help="Items to send to review (default: the config's budget).")
 @click.option("--force", is_flag=True, help="Start a round even when nothing changed since the last one.")
+@_wait_option
 @config_option
 @json_option
 @click.pass_context
 @_errors_to_exit_1
-def round_(ctx, budget, force):
+def round_(ctx, budget, force, wait):
     """Run a relabel round: collect -> pull -> score -> select -> push (resumes a round that died).
 
     With nothing new since the last round (no new or changed annotations, no new or changed decisions) it
@@ -350,7 +364,7 @@ def round_(ctx, budget, force):
             for line in _step_lines(name, summary):
                 click.echo(line)
 
-    s = _loop(ctx).round(budget, force=force, on_step=on_step)
+    s = _loop(ctx, wait).round(budget, force=force, on_step=on_step)
     unchanged = None if s.unchanged_reason is None else \
         f"{s.unchanged_reason[0].upper()}{s.unchanged_reason[1:]}; no new round (--force starts one anyway)."
     if as_json:
@@ -524,10 +538,12 @@ def writeback(ctx):
 @click.option("--featurizer", default=None, callback=_validated(_featurizer),
               help="The model's featurizer (default: the config default).")
 @click.option("--keep-running", is_flag=True, help="Leave Label Studio running after the demo and say how to stop it.")
+@click.option("--serve", is_flag=True,
+              help="Run `relabel serve` against it: rounds start by themselves as the expert answers (--rounds is the most).")
 @json_option
 @click.pass_context
 @_errors_to_exit_1
-def demo(ctx, root, n_items, budget, rounds, simulate_review, featurizer, keep_running):
+def demo(ctx, root, n_items, budget, rounds, simulate_review, featurizer, keep_running, serve):
     """Run relabel end to end on a private Label Studio with real texts and simulated annotators.
 
     Starts Label Studio on a free 127.0.0.1 port (data in --dir; a second run reuses it and starts in
@@ -537,6 +553,7 @@ def demo(ctx, root, n_items, budget, rounds, simulate_review, featurizer, keep_r
     \b
     relabel demo                                   # one round, then browse it in Label Studio
     relabel demo --simulate-review --rounds 3      # an expert reviews; measured error rate per round
+    relabel demo --serve --rounds 4                # the same, with the rounds started by relabel serve
     """
     import time
 
@@ -551,9 +568,51 @@ def demo(ctx, root, n_items, budget, rounds, simulate_review, featurizer, keep_r
     figures = run_demo(root, n_items=n_items, budget=budget, rounds=rounds, simulate_review=simulate_review,
                        keep_running=keep_running, featurizer=featurizer,
                        echo=functools.partial(click.echo, err=True) if as_json else click.echo,
-                       wait=wait if sys.stdin.isatty() and sys.stdout.isatty() and not as_json else None)
+                       wait=wait if sys.stdin.isatty() and sys.stdout.isatty() and not as_json else None,
+                       serve=serve)
     if as_json:
         click.echo(json.dumps({"dir": str(root), "rounds": figures}, default=_jsonable))
+
+
+@cli.command()
+@click.option("--host", default=None, help="The address to listen on (default: [serve] host, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="The port (default: [serve] port, 9090).")
+@click.option("--register", is_flag=True,
+              help="Once listening, connect the project: webhooks with the secret and the ML backend (idempotent).")
+@click.option("--unregister", is_flag=True, help="Remove the webhooks and the ML backend connection, then exit.")
+@click.option("-v", "--verbose", count=True, help="Log requests and tracebacks too.")
+@config_option
+@json_option
+@click.pass_context
+@_errors_to_exit_1
+def serve(ctx, host, port, register, unregister, verbose):
+    """Run relabel as a Label Studio plugin: ML backend, webhooks, rounds that start by themselves.
+
+    Label Studio shows relabel's label and quality as predictions, sends its webhooks here, and the next
+    round runs when the review queue is drained (or per [serve] trigger). Secrets come from
+    RELABEL_SERVE_PASSWORD and RELABEL_WEBHOOK_SECRET (or 0600 files named in [serve]). Logs go to stderr;
+    --json applies to --unregister's summary.
+
+    \b
+    export RELABEL_SERVE_PASSWORD=... RELABEL_WEBHOOK_SECRET=...
+    relabel serve --register                 # listen on 127.0.0.1:9090 and connect the project
+    relabel serve --unregister               # disconnect it
+    """
+    from .service.runner import serve as run_service, setup_logging, unregister_service, with_address
+
+    if register and unregister:
+        raise click.UsageError("--register and --unregister cannot be used together.")
+    setup_logging(verbose)
+    config = with_address(load_config(ctx.obj["config_path"]), host, port)
+    if unregister:
+        done = unregister_service(config)
+        _say(ctx, {**_jsonable(done), "url": config.serve.public_url},
+             f"Removed {done.webhooks_deleted} webhooks and the ML backend connection ({done.ml_backend}) for "
+             f"{config.serve.public_url}.")
+        return
+    code = run_service(config, register_first=register, verbose=verbose)
+    if code:
+        raise click.ClickException("relabel serve stopped with an error; the log above says why.")
 
 
 # ---- output helpers ----------------------------------------------------------------------------------------

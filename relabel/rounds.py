@@ -10,6 +10,7 @@ connector returned them.
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,9 @@ from .annotations import Annotations
 from .config import (DEFAULT_BUDGET, DEFAULT_FEATURIZER, DEFAULT_STORE, Config, ReviewSettings, config_path,
                      parse_config, positive_budget, review_mode, write_config)
 from .export import EXPORT_FORMATS, export_rows, write_export
-from .errors import AnnotationError, ConfigError, ConnectorError, InputError, LabelError, StoreError, preview
+from .errors import (AnnotationError, ConfigError, ConnectorError, InputError, LabelError, StoreError, StoreLocked,
+                     preview)
+from .lock import writer_lock
 from .redaction import url_without_userinfo
 from .selection import select_for_review
 from .store import PullSummary, Store, now
@@ -100,27 +103,62 @@ class RoundSummary:
     unchanged_reason: str | None = None
 
 
+def _writes(command: str):
+    """Run a Loop method under the store's writer lock (relabel/lock.py), so the CLI, the plugin service and
+    scripts are guarded alike. Nested calls (``round`` -> ``push``) re-enter the lock their caller holds."""
+    def decorate(method):
+        @functools.wraps(method)
+        def locked(self, *args, **kwargs):
+            with writer_lock(self.store, command, wait=self.lock_wait) as lock:
+                outermost = self._lock is None
+                if outermost:
+                    self._lock = lock
+                try:
+                    return method(self, *args, **kwargs)
+                finally:
+                    if outermost:
+                        self._lock = None
+        return locked
+    return decorate
+
+
 class Loop:
     """The relabel loop over one store and one connector.
 
     ``connector`` may be a Connector or a zero-argument callable making one, so commands that never talk to
-    Label Studio (status, annotators, export) never need a key or a server.
+    Label Studio (status, annotators, export) never need a key or a server. The steps that write (collect,
+    pull, score, push, round) hold the store's writer lock; a second writer waits up to ``lock_wait`` seconds
+    and then raises StoreLocked naming the owner. Readers never take it.
     """
 
     def __init__(self, store: Store, connector: Connector | Callable[[], Connector] | None = None, *,
-                 model: dict | object | None = None, review: ReviewSettings | None = None):
+                 model: dict | object | None = None, review: ReviewSettings | None = None,
+                 lock_wait: float = 0.0):
         self.store = store
         self._connector = connector
         self.model = model
         self.review = review or ReviewSettings()
+        self.lock_wait = _lock_wait(lock_wait)
+        self._lock = None
 
     @classmethod
-    def from_config(cls, config: Config, connector: Connector | Callable[[], Connector] | None = None) -> "Loop":
+    def from_config(cls, config: Config, connector: Connector | Callable[[], Connector] | None = None, *,
+                    lock_wait: float = 0.0) -> "Loop":
         """A Loop for a config: its store, its review settings, its model table, and a lazily made connector."""
         store = Store(config.store_path)
         store.check_project(config.label_studio.project)
         return cls(store, connector if connector is not None else (lambda: make_connector(config)),
-                   model=config.model, review=config.review)
+                   model=config.model, review=config.review, lock_wait=lock_wait)
+
+    def _working_on(self, round_number: int | None) -> None:
+        """Tell a refused second writer which round this command is on; stop if our lock was taken over."""
+        if self._lock is None:
+            return
+        if self._lock.lost:
+            raise StoreLocked("This command's writer lock was taken over by another relabel command (this one "
+                              "looked dead: no heartbeat for a minute); stopping before writing more; "
+                              "run it again when the other one has finished.")
+        self._lock.set_round(round_number)
 
     @property
     def connector(self) -> Connector:
@@ -135,6 +173,7 @@ class Loop:
         self.store.close()
 
     # ---- collect ----------------------------------------------------------------------------------------
+    @_writes("collect")
     def collect(self) -> CollectSummary:
         """Re-read every answer on every pushed review task and record what is new or changed.
 
@@ -167,6 +206,7 @@ class Loop:
         return summary
 
     # ---- pull -------------------------------------------------------------------------------------------
+    @_writes("pull")
     def pull(self) -> PullSummary:
         """Bring the store up to date with the source project (incremental, reconciling deletions)."""
         info = self.connector.describe()
@@ -179,6 +219,7 @@ class Loop:
         return summary
 
     # ---- score ------------------------------------------------------------------------------------------
+    @_writes("score")
     def score(self) -> ScoreSummary:
         """Score every item: model pred_probs, consensus (relabel.consensus.consensus) and qualities, label issues, ActiveLab."""
         latest = self.store.latest_round()
@@ -191,6 +232,7 @@ class Loop:
             rnd = latest["round"]       # re-score an open round nobody has seen yet
         else:
             rnd = (latest["round"] + 1) if latest else 1
+        self._working_on(rnd)
         table, annotation_ids = self.store.scoring_table()
         items = self.store.items()
         _check_scorable(self.store, table, items)
@@ -213,12 +255,14 @@ class Loop:
                             model=result.model_report.summary() if result.model_report else None)
 
     # ---- select + push ----------------------------------------------------------------------------------
+    @_writes("push")
     def push(self, budget: int | None = None) -> PushSummary:
         """Push the latest round's review tasks; pushing again creates nothing new."""
         latest = self.store.latest_round()
         if latest is None:
             raise StoreError("No scored round yet; run `relabel score` (or `relabel round`) first.")
         rnd = latest["round"]
+        self._working_on(rnd)
         if latest["status"] == "scored":
             self._select(rnd, positive_budget(budget if budget is not None else self.review.budget))
             latest = self.store.latest_round()
@@ -298,6 +342,7 @@ class Loop:
         self.store.log_event("select", f"round {rnd}: {len(rows_out)} items selected (budget {budget})", round=rnd)
 
     # ---- a whole round ----------------------------------------------------------------------------------
+    @_writes("round")
     def round(self, budget: int | None = None, force: bool = False,
               on_step: Callable[[str, object], None] | None = None) -> RoundSummary:
         """collect -> pull -> score -> select -> push; an open round is resumed instead of started again.
@@ -312,7 +357,9 @@ class Loop:
             positive_budget(budget)
         step = _stepper(on_step)
         latest = self.store.latest_round()
-        if latest is not None and latest["status"] in OPEN_STATUSES:
+        opened = latest is not None and latest["status"] in OPEN_STATUSES
+        self._working_on(latest["round"] if opened else (latest["round"] + 1 if latest else 1))
+        if opened:
             pushed = step("push", lambda: self.push(budget))
             return RoundSummary(round=latest["round"], resumed=True, push=pushed, steps=("push",))
         collected = step("collect", self.collect) if self.store.review_tasks() else None
@@ -363,6 +410,7 @@ class Loop:
             raise ConfigError(f"The export format must be one of {', '.join(EXPORT_FORMATS)}. Got {fmt!r}.")
         return write_export(self.export_rows(), fmt, out)
 
+    @_writes("writeback")
     def writeback(self) -> "WritebackSummary":
         """Write every item's final label into the source project (relabel/writeback.py)."""
         from .writeback import write_back
@@ -373,6 +421,13 @@ class Loop:
         if latest is None:
             raise StoreError("No round has been scored yet; run `relabel round` first.")
         return latest
+
+
+def _lock_wait(seconds) -> float:
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0 \
+            or seconds == float("inf"):
+        raise ConfigError(f"The lock wait (--wait) must be a number of seconds >= 0. Got {seconds!r}.")
+    return float(seconds)
 
 
 def _stepper(on_step):
@@ -390,7 +445,8 @@ def _stepper(on_step):
 def initialise(path=None, *, url: str, project: int, label_tag: str | None = None, text_field: str | None = None,
                api_key_file: str | None = None, mode: str = "project", budget: int = DEFAULT_BUDGET,
                store: str = DEFAULT_STORE, featurizer: str | None = None, overwrite: bool = False,
-               connector: Connector | Callable[[], Connector] | None = None) -> ProjectInfo:
+               connector: Connector | Callable[[], Connector] | None = None,
+               lock_wait: float = 0.0) -> ProjectInfo:
     """`relabel init`: check the settings and the connection, then write the config and bind the store.
 
     Order matters for "nothing half-written": everything that can fail (settings, server, key, project,
@@ -419,7 +475,7 @@ def initialise(path=None, *, url: str, project: int, label_tag: str | None = Non
                           f"{info.review_of}; its answers are reviews, not annotations. Use --project "
                           f"{info.review_of} (the source project) instead.")
     config.store_path.parent.mkdir(parents=True, exist_ok=True)
-    with Store(config.store_path) as st:
+    with Store(config.store_path) as st, writer_lock(st, "init", wait=_lock_wait(lock_wait)):
         st.check_project(info.project_id)
         write_config(file, overwrite=overwrite, **settings)
         st.bind_project(info)
