@@ -161,6 +161,8 @@ def collect(ctx, wait):
     relabel collect
     """
     s = _loop(ctx, wait).collect()
+    for note in s.notes:
+        click.echo(f"note: {note}")
     click.echo(f"Collected {s.decisions} decisions: {s.confirmed} confirmed, {s.corrected} corrected, "
                f"{s.skipped} skipped.")
 
@@ -180,6 +182,8 @@ def round_(ctx, budget, wait):
     if s.resumed:
         click.echo(f"Resumed round {s.round}.")
     if s.collect is not None:
+        for note in s.collect.notes:
+            click.echo(f"note: {note}")
         click.echo(f"Collected {s.collect.decisions} decisions ({s.collect.corrected} corrected).")
     if s.pull is not None:
         click.echo(f"Pulled {s.pull.items} items: {s.pull.new} new, {s.pull.changed} changed, "
@@ -188,6 +192,8 @@ def round_(ctx, budget, wait):
         _echo_score(s.score)
     if s.push is not None:
         _echo_push(s.push)
+    for note in s.notes:
+        click.echo(f"note: {note}")
 
 
 @cli.command()

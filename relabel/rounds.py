@@ -71,6 +71,7 @@ class CollectSummary:
     confirmed: int
     corrected: int
     skipped: int
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class RoundSummary:
     score: ScoreSummary | None = None
     push: PushSummary | None = None
     steps: tuple[str, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = ()       # e.g. the annotations the round leaves out, and why
 
 
 def _writes(command: str):
@@ -163,13 +165,34 @@ class Loop:
         pending = [PushedTask(item_id=r["item_id"], round=r["round"], target_project=r["target_project"],
                               task_id=r["task_id"], mode=r["mode"])
                    for r in self.store.review_tasks() if (r["round"], r["task_id"]) not in answered]
+        notes = self._forget_deleted_review_projects(pending)
+        pending = [p for p in pending if self.store.has_review_task(p.round, p.item_id, p.task_id)]
         rows = self.store.record_decisions(self.connector.collect(pending)) if pending else []
         outcomes = [r["outcome"] for r in rows]
         summary = CollectSummary(decisions=len(rows), confirmed=outcomes.count("confirmed"),
-                                 corrected=outcomes.count("corrected"), skipped=outcomes.count("skipped"))
+                                 corrected=outcomes.count("corrected"), skipped=outcomes.count("skipped"),
+                                 notes=tuple(notes))
         self.store.log_event("collect", f"{len(rows)} decisions from {len(pending)} open review tasks",
                              details=summary.__dict__)
         return summary
+
+    def _forget_deleted_review_projects(self, pending: list[PushedTask]) -> list[str]:
+        """Review projects deleted in Label Studio: forget their unanswered review tasks (so their items can be
+        selected and pushed again, into a new review project) and keep every decision already collected."""
+        exists = getattr(self.connector, "review_project_exists", None)
+        if exists is None:
+            return []
+        notes = []
+        for project in sorted({p.target_project for p in pending if p.mode == "project"}):
+            if exists(project):
+                continue
+            forgotten, kept = self.store.forget_review_tasks(project)
+            note = (f"Review project {project} was deleted in Label Studio: its {forgotten} unanswered review tasks "
+                    f"are forgotten and their items can be selected again; the {kept} decisions already collected "
+                    "from it are kept; the next push creates a new review project.")
+            self.store.log_event("collect", note, details={"deleted_review_project": project})
+            notes.append(note)
+        return notes
 
     # ---- pull -------------------------------------------------------------------------------------------
     @_writes("pull")
@@ -240,8 +263,12 @@ class Loop:
                                       quality=float(r["quality"]), reason=r["reason"], suggested_label=r["suggested"])
                         for r in todo]
             # One bulk call; nothing is recorded until it returned, and the connector finds what an earlier,
-            # killed push already created, so recording afterwards never duplicates.
-            pushed = self.connector.push(requests, mode=mode, show_suggestion=self.review.show_suggestion)
+            # killed push already created, so recording afterwards never duplicates. The in-flight mark is
+            # written before anything is sent: a push killed with a request still on its way leaves it, and the
+            # next push then lets that request land (or not) before it imports what is missing.
+            unsure_since = self.store.push_started(rnd)
+            pushed = self.connector.push(requests, mode=mode, show_suggestion=self.review.show_suggestion,
+                                         unsure_since=unsure_since)
             missing = sorted({r.item_id for r in requests} - {str(t.item_id) for t in pushed})
             new = self.store.record_pushed(rnd, pushed, selection, mark_pushed=not missing)
             if missing:
@@ -299,7 +326,7 @@ class Loop:
         pushed = self.push(budget)
         steps = (("collect",) if collected else ()) + ("pull", "score", "select", "push")
         return RoundSummary(round=scored.round, resumed=False, collect=collected, pull=pulled, score=scored,
-                            push=pushed, steps=steps)
+                            push=pushed, steps=steps, notes=_excluded_note(self.store))
 
     # ---- reports ------------------------------------------------------------------------------------------
     def status(self) -> dict:
@@ -371,6 +398,17 @@ class Loop:
         if latest is None:
             raise StoreError("No round has been scored yet; run `relabel round` first.")
         return latest
+
+
+def _excluded_note(store: Store) -> tuple[str, ...]:
+    """A round says which stored annotations it leaves out (the pull that found them warned only once)."""
+    excluded = store.excluded_annotations()
+    if not excluded:
+        return ()
+    examples = preview([f"{r['annotation_id']} on item {r['item_id']} ({r['label'] or 'several choices'})"
+                        for r in excluded], limit=3)
+    return (f"{len(excluded)} annotations are not scored because their choice is not a single class of the "
+            f"labeling config: {examples}; fix them in Label Studio or add the class to the config.",)
 
 
 def _lock_wait(seconds) -> float:

@@ -81,7 +81,7 @@ class FakeLabelStudio:
                     all_annotation_ids={a.annotation_id for a in self.annotations} if reconcile else None,
                     all_item_ids={it.item_id for it in self.items} if reconcile else None)
 
-    def push(self, requests, *, mode="project", show_suggestion=True):
+    def push(self, requests, *, mode="project", show_suggestion=True, unsure_since=None):
         self.push_calls.append([r.item_id for r in requests])
         out = []
         for r in requests:
