@@ -54,7 +54,7 @@ SETTLE_SECONDS = 5.0
 SETTLE_POLL_SECONDS = 0.5
 SETTLE_MAX_SECONDS = 60.0
 # A write whose outcome stays unknown is re-checked and re-sent (only what is missing) this many times in all.
-WRITE_ATTEMPTS = 4
+WRITE_ATTEMPTS = 6
 
 
 def model_version(round_number: int) -> str:

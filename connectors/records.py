@@ -108,7 +108,11 @@ class Connector(Protocol):
 
     def pull(self, since: str | None = None, reconcile: bool = False) -> Pull: ...
 
-    def push(self, requests: list[ReviewRequest], *, mode: str = "project",
-             show_suggestion: bool = True) -> list[PushedTask]: ...
+    def push(self, requests: list[ReviewRequest], *, mode: str = "project", show_suggestion: bool = True,
+             unsure_since: float | None = None) -> list[PushedTask]:
+        """``unsure_since``: an earlier push started then and may have sent writes that are still landing."""
 
     def collect(self, pushed: list[PushedTask]) -> list[ReviewAnswer]: ...
+
+    # Optional: ``review_project_exists(project_id) -> bool`` lets collect notice a review project deleted in
+    # the labelling tool (relabel.rounds.Loop looks it up with getattr).
