@@ -99,3 +99,53 @@ def test_a_refusing_server_fails_within_the_connect_deadline():
     with pytest.raises(GaveUp):
         httpx.Client(transport=transport).get("http://ls.test/api/x")
     assert 0.25 <= time.monotonic() - started < 2 and 3 <= len(script.calls) < 20
+
+
+# ---- the connector's one-line errors for what is not Label Studio's JSON ---------------------------------------
+class _Stub:
+    """A local plain-HTTP server answering every request with one fixed response."""
+
+    def __init__(self, status: int, body: bytes, headers: dict):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import threading
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.port = self.server.server_address[1]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("scheme,status,body,headers,needle", [
+    ("http", 200, b"<html><title>Sign in</title></html>", {"Content-Type": "text/html"},
+     "with text/html instead of JSON (a login page or a proxy's page?)"),
+    ("http", 302, b"", {"Location": "http://sso.example/login?next=/api"},
+     "redirected GET /api/projects/3 to http://sso.example/login?next=/api (302)"),
+    ("https", 200, b"{}", {"Content-Type": "application/json"}, "The TLS connection to Label Studio at https://"),
+])
+def test_a_server_that_is_not_label_studios_api_is_one_clear_line(scheme, status, body, headers, needle):
+    from connectors.label_studio import LabelStudioConnector
+    from relabel.errors import ConnectorError
+
+    stub = _Stub(status, body, headers)
+    try:
+        connector = LabelStudioConnector(f"{scheme}://127.0.0.1:{stub.port}", "k" * 40, 3)
+        with pytest.raises(ConnectorError) as err:
+            connector.describe()
+    finally:
+        stub.close()
+    message = str(err.value)
+    assert needle in message and "\n" not in message and "k" * 40 not in message
