@@ -253,11 +253,16 @@ READ_FAULTS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("name", READ_FAULTS)
 def test_pull_step_faults_are_retried_and_the_round_completes(fresh, proxy, http, source, name):
-    rules = [proxy.add(**rule) for rule in READ_FAULTS[name]]
-    result = ok(relabel(fresh, "round"))
-    assert f"{BUDGET} new review tasks" in result.output
-    assert all(rule.hits for rule in rules), "a fault never fired"
+    assert f"{BUDGET} new review tasks" in faulty_run(proxy, READ_FAULTS[name], fresh, "round").output
     assert check(fresh, http, source.project_id)["review_tasks"] == BUDGET
+
+
+def faulty_run(proxy: FaultProxy, rules: list[dict], workdir: Path, *command: str):
+    """Run a command in-process with the proxy's ``rules`` in force; it must succeed and every rule fire."""
+    added = [proxy.add(**rule) for rule in rules]
+    result = ok(relabel(workdir, *command))
+    assert all(rule.hits for rule in added), f"a fault never fired: {added}"
+    return result
 
 
 PUSH_FAULTS = {
@@ -275,10 +280,7 @@ PUSH_FAULTS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PUSH_FAULTS)
 def test_push_step_faults_leave_exactly_one_batch(scored, proxy, http, source, name):
-    rules = [proxy.add(**rule) for rule in PUSH_FAULTS[name]]
-    result = ok(relabel(scored, "push"))
-    assert f"{BUDGET} in total" in result.output
-    assert all(rule.hits for rule in rules), "a fault never fired"
+    assert f"{BUDGET} in total" in faulty_run(proxy, PUSH_FAULTS[name], scored, "push").output
     assert check(scored, http, source.project_id)["review_tasks"] == BUDGET
     again = ok(relabel(scored, "push"))                 # and a rerun changes nothing
     assert "0 new review tasks" in again.output
@@ -292,12 +294,11 @@ def test_the_next_round_is_sortable_after_model_version_faults(scored, proxy, ht
     project's model_version to the new round (Label Studio sets it by itself only on a project's first import)."""
     ok(relabel(scored, "push"))
     if fault.startswith("PATCH"):
-        rules = [proxy.add("reset", method="PATCH", path=PROJECT), proxy.add("status", method="PATCH", path=PROJECT),
-                 proxy.add("drop", method="PATCH", path=PROJECT)]
-        ok(relabel(scored, "round"))
+        faulty_run(proxy, [dict(action="reset", method="PATCH", path=PROJECT),
+                           dict(action="status", method="PATCH", path=PROJECT),
+                           dict(action="drop", method="PATCH", path=PROJECT)], scored, "round")
     elif fault == "import answer lost":
-        rules = [proxy.add("drop", method="POST", path=IMPORT)]
-        ok(relabel(scored, "round"))
+        faulty_run(proxy, [dict(action="drop", method="POST", path=IMPORT)], scored, "round")
     else:
         box: list = [None]
         fired = _kill_at(proxy, box, "received", "PATCH", PROJECT)
@@ -305,9 +306,7 @@ def test_the_next_round_is_sortable_after_model_version_faults(scored, proxy, ht
         assert box[0].wait() == -9 and fired.is_set(), box[0].output
         (review,) = review_projects(http, source.project_id)
         assert review["model_version"] == model_version(1)        # the half state the kill left
-        rules = []
         ok(relabel(scored, "round"))
-    assert all(rule.hits for rule in rules), "a fault never fired"
     assert check(scored, http, source.project_id)["review_tasks"] == 2 * BUDGET   # model_version is round 2
 
 
@@ -335,11 +334,10 @@ def test_a_server_that_stays_down_is_a_clear_error(fresh, proxy):
 def test_collect_faults_lose_no_decision(scored, proxy, http, ls_admin, source):
     ok(relabel(scored, "push"))
     answers = answer_some(http, ls_admin, source, scored, 3)
-    rules = [proxy.add("reset", method="GET", path=r"^/api/tasks/"),
-             proxy.add("status", method="GET", path=r"^/api/tasks/", status=502),
-             proxy.add("drop", method="GET", path=r"^/api/tasks/")]
-    result = ok(relabel(scored, "collect"))
-    assert "Collected 3 decisions" in result.output and all(rule.hits for rule in rules)
+    result = faulty_run(proxy, [dict(action="reset", method="GET", path=r"^/api/tasks/"),
+                                dict(action="status", method="GET", path=r"^/api/tasks/", status=502),
+                                dict(action="drop", method="GET", path=r"^/api/tasks/")], scored, "collect")
+    assert "Collected 3 decisions" in result.output
     check(scored, http, source.project_id, decisions=answers)
 
 
