@@ -107,6 +107,16 @@ def _writes(command: str):
     return decorate
 
 
+def _reads(method):
+    """Run a Loop method that only reads inside one snapshot of the store (it never waits for the writer lock
+    and sees one committed state throughout, never half of a write that lands meanwhile)."""
+    @functools.wraps(method)
+    def snapshot(self, *args, **kwargs):
+        with self.store.snapshot():
+            return method(self, *args, **kwargs)
+    return snapshot
+
+
 class Loop:
     """The relabel loop over one store and one connector.
 
@@ -329,6 +339,7 @@ class Loop:
                             push=pushed, steps=steps, notes=_excluded_note(self.store))
 
     # ---- reports ------------------------------------------------------------------------------------------
+    @_reads
     def status(self) -> dict:
         """{"rounds": [{round, status, items, annotations, pushed, reviewed, corrected, expected_remaining_errors}]}"""
         decisions = self.store.decisions()
@@ -342,6 +353,7 @@ class Loop:
                         "expected_remaining_errors": r["expected_remaining_errors"]})
         return {"rounds": out}
 
+    @_reads
     def annotators(self) -> list[dict]:
         """Per-annotator quality, agreement, worst class and number of labels in the latest round."""
         latest = self._latest_scored()
@@ -349,6 +361,7 @@ class Loop:
                  "worst_class": r["worst_class"], "labels": r["num_labels"]}
                 for r in self.store.annotator_scores(latest["round"])]
 
+    @_reads
     def export_rows(self) -> list[dict]:
         """Every item with its final label: the reviewer's where reviewed, the consensus elsewhere."""
         latest = self._latest_scored()

@@ -9,6 +9,7 @@ half-written. Secrets (API keys) are never written here.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -138,6 +139,18 @@ class Store:
         elif int(version) > SCHEMA_VERSION:
             raise StoreError(f"The store {str(self.path)!r} has schema version {version}, newer than this relabel "
                              f"({SCHEMA_VERSION}); upgrade relabel.")
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one consistent state (a WAL read transaction), whatever writers commit meanwhile."""
+        if self.db.conn.in_transaction:      # already inside a transaction: it is the snapshot
+            yield
+            return
+        self.db.execute("begin")
+        try:
+            yield
+        finally:
+            self.db.execute("rollback")       # nothing was written; ends the read transaction
 
     # ---- meta ---------------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
