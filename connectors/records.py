@@ -75,6 +75,9 @@ class ReviewRequest:
     quality: float
     reason: str
     suggested_label: str
+    # The review panel: who said what, in the order given, and the model's top classes with probabilities.
+    annotators: tuple[tuple[str, str], ...] = ()
+    model_top: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,8 @@ class PushedTask:
 
 @dataclass(frozen=True)
 class ReviewAnswer:
-    """A reviewer's answer to a pushed task. ``label`` is None when the reviewer skipped it."""
+    """An answer to a pushed task (by a reviewer or not: relabel/decisions.py tells). ``label`` is None for a
+    skip; ``answered_at`` is when it was last changed (Label Studio's ``updated_at``)."""
 
     item_id: str
     round: int
@@ -109,10 +113,12 @@ class Connector(Protocol):
     def pull(self, since: str | None = None, reconcile: bool = False) -> Pull: ...
 
     def push(self, requests: list[ReviewRequest], *, mode: str = "project", show_suggestion: bool = True,
-             unsure_since: float | None = None) -> list[PushedTask]:
+             preselect: bool = False, unsure_since: float | None = None) -> list[PushedTask]:
         """``unsure_since``: an earlier push started then and may have sent writes that are still landing."""
 
-    def collect(self, pushed: list[PushedTask]) -> list[ReviewAnswer]: ...
+    def collect(self, pushed: list[PushedTask]) -> list[ReviewAnswer]:
+        """Every answer on the pushed tasks as it stands now (edits included), not only the newest."""
+        ...
 
     # Optional: ``review_project_exists(project_id) -> bool`` lets collect notice a review project deleted in
     # the labelling tool (relabel.rounds.Loop looks it up with getattr).

@@ -78,12 +78,12 @@ def run_demo(root: str | os.PathLike = DEMO_DIR, *, n_items: int = 300, budget: 
     import httpx
 
     from .rounds import Loop, initialise
-    from .server import start_label_studio
+    from .server import private_dir, start_label_studio
 
     if rounds < 1:
         raise ConfigError(f"The 'rounds' setting must be a positive integer. Got {rounds}.")
     paths = DemoPaths(Path(root).resolve())
-    paths.root.mkdir(parents=True, exist_ok=True)
+    private_dir(paths.root)   # the store, the key file, the login and Label Studio's tokens: owner only
     state = json.loads(paths.state.read_text()) if paths.state.exists() else {}
     if "password" not in state:
         state["password"] = secrets.token_urlsafe(12)

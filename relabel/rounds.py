@@ -10,12 +10,11 @@ connector returned them.
 """
 from __future__ import annotations
 
-import csv
 import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -26,15 +25,21 @@ from .consensus import consensus as consensus_of, get_majority_vote_label
 from .annotations import Annotations
 from .config import (DEFAULT_BUDGET, DEFAULT_FEATURIZER, DEFAULT_STORE, Config, ReviewSettings, config_path,
                      parse_config, positive_budget, review_mode, write_config)
+from .export import EXPORT_FORMATS, export_rows, write_export
 from .errors import (AnnotationError, ConfigError, ConnectorError, InputError, LabelError, StoreError, StoreLocked,
                      preview)
 from .lock import writer_lock
+from .redaction import url_without_userinfo
 from .selection import select_for_review
 from .store import PullSummary, Store, now
 
+if TYPE_CHECKING:
+    from .writeback import WritebackSummary
+
 # A round is "open" (resumable) until its review tasks are all recorded.
 OPEN_STATUSES = ("scored", "selected")
-EXPORT_FORMATS = ("csv", "jsonl")
+# How many of the model's classes the review panel lists: enough to show the runner-up and one more.
+MODEL_TOP_CLASSES = 3
 
 
 @dataclass(frozen=True)
@@ -65,13 +70,22 @@ class PushSummary:
 
 @dataclass(frozen=True)
 class CollectSummary:
-    """Reviewers' answers turned into decisions."""
+    """Reviewers' answers turned into decisions (relabel/decisions.py says what counts).
+
+    ``decisions`` are new decisions, ``changed`` decisions a reviewer edited to another label since the last
+    collect; ``confirmed``/``corrected``/``skipped``/``disputed`` count the outcomes of both; ``ordinary`` counts
+    new or changed answers by people who are not reviewers (kept as annotations).
+    """
 
     decisions: int
     confirmed: int
     corrected: int
     skipped: int
-    notes: tuple[str, ...] = ()
+    changed: int = 0
+    disputed: int = 0
+    ordinary: int = 0
+    notes: tuple[str, ...] = ()       # e.g. a review project deleted in Label Studio
+    forgotten: int = 0                # unanswered review tasks of deleted review projects, to push again
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,9 @@ class RoundSummary:
     score: ScoreSummary | None = None
     push: PushSummary | None = None
     steps: tuple[str, ...] = field(default_factory=tuple)
+    # Set when the round was not started because nothing changed since the last one ("nothing changed since
+    # round 4; 30 review tasks still open"); ``round`` is then that last round. Read by the plugin service.
+    unchanged_reason: str | None = None
     notes: tuple[str, ...] = ()       # e.g. the annotations the round leaves out, and why
 
 
@@ -170,39 +187,57 @@ class Loop:
     # ---- collect ----------------------------------------------------------------------------------------
     @_writes("collect")
     def collect(self) -> CollectSummary:
-        """Read reviewers' answers on pushed tasks that have none yet and record them as decisions."""
-        answered = {(r["round"], r["task_id"]) for r in self.store.decisions()}
-        pending = [PushedTask(item_id=r["item_id"], round=r["round"], target_project=r["target_project"],
-                              task_id=r["task_id"], mode=r["mode"])
-                   for r in self.store.review_tasks() if (r["round"], r["task_id"]) not in answered]
-        notes = self._forget_deleted_review_projects(pending)
-        pending = [p for p in pending if self.store.has_review_task(p.round, p.item_id, p.task_id)]
-        rows = self.store.record_decisions(self.connector.collect(pending)) if pending else []
-        outcomes = [r["outcome"] for r in rows]
-        summary = CollectSummary(decisions=len(rows), confirmed=outcomes.count("confirmed"),
-                                 corrected=outcomes.count("corrected"), skipped=outcomes.count("skipped"),
-                                 notes=tuple(notes))
-        self.store.log_event("collect", f"{len(rows)} decisions from {len(pending)} open review tasks",
+        """Re-read every answer on every pushed review task and record what is new or changed.
+
+        Answered tasks are read again because a reviewer may edit an answer after it was collected: the
+        decision changes and the ledger keeps both versions. Answers by people who are not in
+        ``[review] reviewers`` become ordinary annotations, not decisions (relabel/decisions.py).
+        """
+        tasks = [PushedTask(item_id=r["item_id"], round=r["round"], target_project=r["target_project"],
+                            task_id=r["task_id"], mode=r["mode"]) for r in self.store.review_tasks()]
+        notes, forgotten = self._forget_deleted_review_projects(tasks)
+        tasks = [p for p in tasks if self.store.has_review_task(p.round, p.item_id, p.task_id)]
+        answers = self.connector.collect(tasks) if tasks else []
+        deciding = [a for a in answers if self.review.decides(a.reviewer)]
+        self.store.record_review_answers(answers, {a.reviewer for a in deciding})
+        ordinary = self.store.record_review_annotations([a for a in answers if not self.review.decides(a.reviewer)])
+        rows = self.store.record_decisions(deciding)
+        for r in rows:
+            if r["change"] == "changed":
+                self.store.log_event("collect", f"decision changed: item {r['item_id']} (round {r['round']}) by "
+                                                f"{r['reviewer']} is now {r['label'] or 'skipped'}",
+                                     round=r["round"], details={"item_id": r["item_id"], "label": r["label"]})
+        counted = [r for r in rows if r["change"] in ("new", "changed")]
+        outcomes = [r["outcome"] for r in counted]
+        summary = CollectSummary(decisions=sum(r["change"] == "new" for r in rows),
+                                 changed=sum(r["change"] == "changed" for r in rows),
+                                 confirmed=outcomes.count("confirmed"), corrected=outcomes.count("corrected"),
+                                 skipped=outcomes.count("skipped"), disputed=outcomes.count("disputed"),
+                                 ordinary=ordinary, notes=tuple(notes), forgotten=forgotten)
+        self.store.log_event("collect", f"{summary.decisions} new and {summary.changed} changed decisions, "
+                                        f"{ordinary} answers by non-reviewers, from {len(tasks)} review tasks",
                              details=summary.__dict__)
         return summary
 
-    def _forget_deleted_review_projects(self, pending: list[PushedTask]) -> list[str]:
+    def _forget_deleted_review_projects(self, pending: list[PushedTask]) -> tuple[list[str], int]:
         """Review projects deleted in Label Studio: forget their unanswered review tasks (so their items can be
-        selected and pushed again, into a new review project) and keep every decision already collected."""
+        selected and pushed again, into a new review project) and keep every decision already collected.
+        Returns a note per deleted project and how many review tasks were forgotten."""
         exists = getattr(self.connector, "review_project_exists", None)
         if exists is None:
-            return []
-        notes = []
+            return [], 0
+        notes, total = [], 0
         for project in sorted({p.target_project for p in pending if p.mode == "project"}):
             if exists(project):
                 continue
             forgotten, kept = self.store.forget_review_tasks(project)
+            total += forgotten
             note = (f"Review project {project} was deleted in Label Studio: its {forgotten} unanswered review tasks "
                     f"are forgotten and their items can be selected again; the {kept} decisions already collected "
                     "from it are kept; the next push creates a new review project.")
             self.store.log_event("collect", note, details={"deleted_review_project": project})
             notes.append(note)
-        return notes
+        return notes, total
 
     # ---- pull -------------------------------------------------------------------------------------------
     @_writes("pull")
@@ -242,7 +277,8 @@ class Loop:
                      "annotators": table.n_annotators, "expected_remaining_errors": result.expected_errors,
                      "label_issues": result.n_issues, "model_weight": result.model_weight, "scored_at": now(),
                      "selected_at": None, "pushed_at": None, "budget": None, "mode": None,
-                     "class_stats": json.dumps(result.class_stats)}
+                     "class_stats": json.dumps(result.class_stats), "classes": json.dumps(list(table.classes)),
+                     "inputs": self.store.inputs_signature()}
         self.store.save_scores(round_row, result.item_rows, result.annotator_rows, result.annotation_rows)
         self.store.log_event("score", f"round {rnd} scored with {result.method}", round=rnd,
                              details={"notes": list(result.notes)})
@@ -268,27 +304,46 @@ class Loop:
         todo = [r for r in selection if r["item_id"] not in done]
         new = 0
         if todo:
-            data = self.store.item_data(r["item_id"] for r in todo)
-            requests = [ReviewRequest(item_id=r["item_id"], round=rnd, data=data.get(r["item_id"], {}),
-                                      quality=float(r["quality"]), reason=r["reason"], suggested_label=r["suggested"])
-                        for r in todo]
+            requests = self._review_requests(rnd, todo)
             # One bulk call; nothing is recorded until it returned, and the connector finds what an earlier,
             # killed push already created, so recording afterwards never duplicates. The in-flight mark is
             # written before anything is sent: a push killed with a request still on its way leaves it, and the
             # next push then lets that request land (or not) before it imports what is missing.
             unsure_since = self.store.push_started(rnd)
             pushed = self.connector.push(requests, mode=mode, show_suggestion=self.review.show_suggestion,
-                                         unsure_since=unsure_since)
+                                         preselect=self.review.preselect, unsure_since=unsure_since)
             missing = sorted({r.item_id for r in requests} - {str(t.item_id) for t in pushed})
             new = self.store.record_pushed(rnd, pushed, selection, mark_pushed=not missing)
             if missing:
                 raise ConnectorError(f"Label Studio did not return review tasks for items {preview(missing)} of "
                                      f"round {rnd}; run `relabel push` again to finish the round.")
+            self._assign(rnd, pushed)
         elif latest["status"] != "pushed":
             self.store.record_pushed(rnd, [], selection, mark_pushed=True)
         total = len(self.store.review_tasks(rnd))
         self.store.log_event("push", f"round {rnd}: {new} new review tasks, {total} in total ({mode})", round=rnd)
         return PushSummary(round=rnd, mode=mode, selected=len(selection), new=new, total=total)
+
+    def _review_requests(self, rnd: int, selection: list[dict]) -> list[ReviewRequest]:
+        """The review requests of selected items, with what the review panel shows: who said what, the
+        model's top classes."""
+        ids = [r["item_id"] for r in selection]
+        data = self.store.item_data(ids)
+        labels = self.store.labels_of(ids)
+        model = self.store.model_top(rnd, ids)
+        return [ReviewRequest(item_id=r["item_id"], round=rnd, data=data.get(r["item_id"], {}),
+                              quality=float(r["quality"]), reason=r["reason"], suggested_label=r["suggested"],
+                              annotators=tuple(labels.get(r["item_id"], ())),
+                              model_top=tuple(model.get(r["item_id"], ())))
+                for r in selection]
+
+    def _assign(self, rnd: int, pushed: list[PushedTask]) -> None:
+        """Assign the new review tasks to the reviewers where the server allows it (Enterprise only)."""
+        assign = getattr(self.connector, "assign", None)
+        if not self.review.reviewers or assign is None:
+            return
+        outcome = assign(pushed, self.review.reviewers)
+        self.store.log_event("assign", f"round {rnd}: {len(pushed)} review tasks {outcome}", round=rnd)
 
     def _select(self, rnd: int, budget: int) -> None:
         classes = self.store.classes
@@ -308,11 +363,14 @@ class Loop:
         reviewed = np.array([bool(r["reviewed"]) for r in scores])
         waiting_ids = self.store.waiting_item_ids()
         waiting = np.array([i in waiting_ids for i in ids])
+        requeued = self.store.requeued_items()
         sel = select_for_review(quality, consensus_idx, votes, model_label,
                                 np.array([r["model_prob"] for r in scores], dtype=float), classes, budget,
                                 reviewed=reviewed, waiting=waiting,
-                                label_issue=np.array([bool(r["label_issue"]) for r in scores]))
-        rows_out = [{"item_id": ids[i], "rank": n, "quality": float(q), "reason": reason,
+                                label_issue=np.array([bool(r["label_issue"]) for r in scores]),
+                                requeue=np.array([i in requeued for i in ids]))
+        rows_out = [{"item_id": ids[i], "rank": n, "quality": float(q),
+                     "reason": f"{requeued[ids[i]]}; {reason}" if ids[i] in requeued else reason,
                      "suggested": classes[int(s)]}
                     for n, (i, q, s, reason) in enumerate(zip(sel.index, sel.quality, sel.suggested, sel.reasons))]
         self.store.save_selection(rnd, rows_out, budget=budget, mode=review_mode(self.review.mode))
@@ -320,8 +378,13 @@ class Loop:
 
     # ---- a whole round ----------------------------------------------------------------------------------
     @_writes("round")
-    def round(self, budget: int | None = None) -> RoundSummary:
-        """collect -> pull -> score -> select -> push; an open round is resumed instead of started again."""
+    def round(self, budget: int | None = None, force: bool = False) -> RoundSummary:
+        """collect -> pull -> score -> select -> push; an open round is resumed instead of started again.
+
+        When nothing is new since the last round was scored (no new, changed or deleted annotations or tasks,
+        no new or changed decisions: ``Store.inputs_signature``), no round is started: the summary's ``unchanged_reason`` says so, and the
+        review queue is not flooded by a cron job. ``force`` starts a round anyway.
+        """
         if budget is not None:
             positive_budget(budget)
         latest = self.store.latest_round()
@@ -332,6 +395,17 @@ class Loop:
             return RoundSummary(round=latest["round"], resumed=True, push=pushed, steps=("push",))
         collected = self.collect() if self.store.review_tasks() else None
         pulled = self.pull()
+        # Compared with what the last round scored, not with the last collect or pull: `relabel collect`
+        # run by hand in between must not hide its decisions from the next round.
+        # Review tasks forgotten because their review project was deleted must go out again: that is a change.
+        forgotten = collected is not None and collected.forgotten > 0
+        unchanged = latest is not None and latest.get("inputs") == self.store.inputs_signature()
+        if unchanged and not force and not forgotten:
+            reason = (f"nothing changed since round {latest['round']}; "
+                      f"{len(self.store.waiting_item_ids())} review tasks still open")
+            self.store.log_event("round", reason, round=latest["round"])
+            return RoundSummary(round=latest["round"], resumed=False, collect=collected, pull=pulled,
+                                steps=(("collect",) if collected else ()) + ("pull",), unchanged_reason=reason)
         scored = self.score()
         pushed = self.push(budget)
         steps = (("collect",) if collected else ()) + ("pull", "score", "select", "push")
@@ -348,7 +422,8 @@ class Loop:
             mine = [d for d in decisions if d["round"] == r["round"]]
             out.append({"round": r["round"], "status": r["status"], "items": r["items"],
                         "annotations": r["annotations"], "pushed": len(self.store.review_tasks(r["round"])),
-                        "reviewed": sum(d["outcome"] != "skipped" for d in mine),
+                        # Decided answers only: a skip or a disputed answer leaves the item undecided.
+                        "reviewed": sum(d["outcome"] in ("confirmed", "corrected") for d in mine),
                         "corrected": sum(d["outcome"] == "corrected" for d in mine),
                         "expected_remaining_errors": r["expected_remaining_errors"]})
         return {"rounds": out}
@@ -363,48 +438,20 @@ class Loop:
 
     @_reads
     def export_rows(self) -> list[dict]:
-        """Every item with its final label: the reviewer's where reviewed, the consensus elsewhere."""
-        latest = self._latest_scored()
-        scores = {r["item_id"]: r for r in self.store.scores(latest["round"])}
-        reviewer = self.store.final_labels()
-        table = self.store.annotations_table()
-        n_by_item = dict(zip((str(i) for i in table.item_ids), table.num_annotations().tolist()))
-        rows = []
-        for item in self.store.items():
-            iid = item["item_id"]
-            s = scores.get(iid, {})
-            reviewed = iid in reviewer
-            rows.append({"item_id": iid, "final_label": reviewer[iid] if reviewed else s.get("consensus_label"),
-                         "source": "reviewer" if reviewed else ("consensus" if s.get("consensus_label") else None),
-                         "consensus_label": s.get("consensus_label"), "quality": s.get("quality"),
-                         "num_annotations": int(n_by_item.get(iid, 0)), "reviewed": reviewed,
-                         "label_issue": bool(s.get("label_issue")), "round": latest["round"],
-                         "text": item["text"]})
-        return rows
+        """Every item with its final label, annotators' labels, review and link (relabel/export.py)."""
+        return export_rows(self.store)
 
     def export(self, fmt: str, out: str | Path) -> int:
         """Write export_rows() as CSV or JSON Lines; returns the number of items written."""
         if fmt not in EXPORT_FORMATS:
             raise ConfigError(f"The export format must be one of {', '.join(EXPORT_FORMATS)}. Got {fmt!r}.")
-        rows = self.export_rows()
-        path = Path(out)
-        tmp = path.with_name(path.name + ".partial")
-        # Written aside then renamed, so a failure never leaves a half-written export under the real name.
-        try:
-            with open(tmp, "w", newline="", encoding="utf-8") as f:
-                if fmt == "csv":
-                    writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["item_id"])
-                    writer.writeheader()
-                    writer.writerows(rows)
-                else:
-                    for r in rows:
-                        f.write(json.dumps(r, ensure_ascii=False) + "\n")
-            tmp.replace(path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise ConfigError(f"Cannot write the export to {str(path)!r} ({exc.strerror or exc}); check that its "
-                              "folder exists and is writable, or choose another --out.") from exc
-        return len(rows)
+        return write_export(self.export_rows(), fmt, out)
+
+    @_writes("writeback")
+    def writeback(self) -> "WritebackSummary":
+        """Write every item's final label into the source project (relabel/writeback.py)."""
+        from .writeback import write_back
+        return write_back(self.store, self.connector)
 
     def _latest_scored(self) -> dict:
         latest = self.store.latest_round()
@@ -465,7 +512,7 @@ def initialise(path=None, *, url: str, project: int, label_tag: str | None = Non
         write_config(file, overwrite=overwrite, **settings)
         st.bind_project(info)
         # Reports link each item to its task in Label Studio; the URL is not a secret, the key never goes here.
-        st.set_meta("label_studio_url", url.rstrip("/"))
+        st.set_meta("label_studio_url", url_without_userinfo(config.label_studio.url))
         st.log_event("init", f"project {info.project_id} {info.title!r}: {info.n_tasks} tasks, "
                              f"{info.n_annotations} annotations, classes {', '.join(info.classes)}")
     return info
@@ -568,6 +615,8 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
     expected = float(np.sum(1.0 - post_of_consensus[unreviewed]))
 
     model_top = pred_probs.argmax(axis=1)
+    # The review panel shows the model's view as its most likely classes; the rest of pred_probs is not kept.
+    top_k = np.argsort(-pred_probs, axis=1, kind="stable")[:, :min(MODEL_TOP_CLASSES, k)]
     counts = table.num_annotations()
     item_rows = []
     lab_pos = np.full(n, -1, dtype=np.intp)
@@ -587,7 +636,8 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
             "model_label": classes[model_top[i]], "model_prob": float(pred_probs[i, model_top[i]]),
             "label_issue": int(bool(issues[j])) if labelled else 0,
             "active_score": None if np.isnan(active_lab[i]) else float(active_lab[i]),
-            "reviewed": int(reviewed[i]), "final_label": final_label})
+            "reviewed": int(reviewed[i]), "final_label": final_label,
+            "model_top": json.dumps([[classes[c], round(float(pred_probs[i, c]), 4)] for c in top_k[i]])})
     annotation_rows = [{"annotation_id": str(a), "quality": float(q)} for a, q in zip(annotation_ids, ann_quality)]
     return _Scores(method, item_rows, annotator_rows, annotation_rows, expected, int(issues.sum()),
                    model_weight, tuple(notes), class_stats)

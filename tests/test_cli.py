@@ -72,12 +72,13 @@ def test_bad_usage_is_exit_2(runner):
     assert runner.invoke(cli, ["nosuchcommand"]).exit_code == 2
 
 
-def test_bad_budget_is_a_one_line_error(runner):
+def test_bad_budget_is_a_usage_error_with_the_settings_message(runner):
     fake = FakeLabelStudio()
     init(runner, fake)
     result = run(runner, fake, "round", "--budget", "-3")
-    assert result.exit_code == 1
-    assert result.output.strip() == "Error: The 'budget' setting must be a positive integer. Got -3."
+    assert result.exit_code == 2   # bad usage, as the README says; runtime failures stay exit 1
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: Invalid value for '--budget': The 'budget' setting must be a positive integer. Got -3.")
     assert fake.push_calls == []
 
 
@@ -174,5 +175,5 @@ def test_export_to_a_missing_folder_is_one_line_exit_1(runner, tmp_path):
 def test_init_with_an_unknown_featurizer_writes_nothing(runner, tmp_path):
     fake = FakeLabelStudio()
     result = run(runner, fake, "init", "--url", "http://ls.example:8080", "--project", "7", "--featurizer", "bogus")
-    assert result.exit_code == 1 and "'featurizer'" in result.output and "bogus" in result.output, result.output
+    assert result.exit_code == 2 and "'featurizer'" in result.output and "bogus" in result.output, result.output
     assert not (tmp_path / "relabel.toml").exists() and not (tmp_path / "relabel.db").exists()

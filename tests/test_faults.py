@@ -111,6 +111,10 @@ def _template(base: Path, proxy_url: str, project_id: int, *extra) -> dict[str, 
     fresh.mkdir()
     ok(relabel(fresh, "init", "--url", proxy_url, "--project", str(project_id), "--featurizer", "tfidf",
                "--budget", str(BUDGET), *extra))
+    # Pre-selected suggestions are predictions, whose project model_version a push must keep right.
+    config = fresh / "relabel.toml"
+    assert "preselect = false" in config.read_text()
+    config.write_text(config.read_text().replace("preselect = false", "preselect = true"))
     shutil.copytree(fresh, scored)
     ok(relabel(scored, "pull"))
     ok(relabel(scored, "score"))
@@ -296,14 +300,14 @@ def test_the_next_round_is_sortable_after_model_version_faults(scored, proxy, ht
     if fault.startswith("PATCH"):
         faulty_run(proxy, [dict(action="reset", method="PATCH", path=PROJECT),
                            dict(action="status", method="PATCH", path=PROJECT),
-                           dict(action="drop", method="PATCH", path=PROJECT)], scored, "round")
+                           dict(action="drop", method="PATCH", path=PROJECT)], scored, "round", "--force")
     elif fault == "import answer lost":
-        faulty_run(proxy, [dict(action="drop", method="POST", path=IMPORT)], scored, "round")
+        faulty_run(proxy, [dict(action="drop", method="POST", path=IMPORT)], scored, "round", "--force")
     else:
         box: list = [None]
         fired = _kill_at(proxy, box, "received", "PATCH", PROJECT)
         proxy.add("reset", method="PATCH", path=PROJECT, times=-1)    # killed before the PATCH reached the server
-        box[0] = Run(scored, "round").start()
+        box[0] = Run(scored, "round", "--force").start()     # nothing new since round 1: a forced round 2
         assert box[0].wait() == -9 and fired.is_set(), box[0].output
         proxy.clear()
         (review,) = review_projects(http, source.project_id)

@@ -131,9 +131,9 @@ class _Stub:
 
 @pytest.mark.parametrize("scheme,status,body,headers,needle", [
     ("http", 200, b"<html><title>Sign in</title></html>", {"Content-Type": "text/html"},
-     "with text/html instead of JSON (a login page or a proxy's page?)"),
+     "with text/html instead of JSON"),
     ("http", 302, b"", {"Location": "http://sso.example/login?next=/api"},
-     "redirected GET /api/projects/3 to http://sso.example/login?next=/api (302)"),
+     "with a redirect (302) to http://sso.example/login?next=/api"),
     ("https", 200, b"{}", {"Content-Type": "application/json"}, "The TLS connection to Label Studio at https://"),
 ])
 def test_a_server_that_is_not_label_studios_api_is_one_clear_line(scheme, status, body, headers, needle):

@@ -75,7 +75,9 @@ def test_acceptance_two_rounds_in_a_review_project(workdir, label_studio, ls_adm
     for t in tasks:
         assert {"text", "relabel_item", "relabel_round", "relabel_quality", "relabel_reason",
                 "relabel_suggested"} <= set(t.data)
-        assert t.predictions and t.data["relabel_item"] in labelled
+        # Nothing pre-selected by default ([review] preselect = false): the panel fields say why instead.
+        assert not t.predictions and t.data["relabel_item"] in labelled
+        assert {"relabel_annotators", "relabel_model"} <= set(t.data)
     again = relabel("push")
     assert again.exit_code == 0 and "0 new review tasks" in again.output
     assert len(review_project_tasks(ls_admin, proj.project_id)[1]) == 20

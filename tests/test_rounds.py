@@ -53,14 +53,15 @@ class FakeLabelStudio:
                     annotation_id=str(len(self.annotations) + 1), item_id=iid, annotator_id=annotators[a],
                     label=given, created_at="2026-01-01", updated_at="2026-01-01T00:00:00"))
         self.review_tasks = {}       # (round, item_id) -> task id
-        self.answers = {}            # task id -> (reviewer, label)
+        self.answers = {}            # task id -> {reviewer: (label, answered_at, annotation id)}
         self.push_calls = []
         self.after_import = None
         self.describe_calls = 0
 
     # -- what tests do to "Label Studio" --
-    def answer(self, task_id, reviewer, label):
-        self.answers[task_id] = (reviewer, label)
+    def answer(self, task_id, reviewer, label, at="2026-02-01T00:00:00"):
+        """``reviewer`` answers (or edits their answer: same annotation, later ``at``)."""
+        self.answers.setdefault(task_id, {})[reviewer] = (label, at, f"r{task_id}-{reviewer}")
 
     def counts_per_annotator(self):
         out = {}
@@ -83,7 +84,9 @@ class FakeLabelStudio:
                     all_annotation_ids={a.annotation_id for a in self.annotations} if reconcile else None,
                     all_item_ids={it.item_id for it in self.items} if reconcile else None)
 
-    def push(self, requests, *, mode="project", show_suggestion=True, unsure_since=None):
+    def push(self, requests, *, mode="project", show_suggestion=True, preselect=False, unsure_since=None):
+        self.last_requests = list(requests)
+        self.push_kwargs = {"mode": mode, "show_suggestion": show_suggestion, "preselect": preselect}
         self.push_calls.append([r.item_id for r in requests])
         out = []
         for r in requests:
@@ -99,11 +102,9 @@ class FakeLabelStudio:
     def collect(self, pushed):
         out = []
         for t in pushed:
-            if t.task_id in self.answers:
-                reviewer, label = self.answers[t.task_id]
+            for reviewer, (label, at, annotation_id) in self.answers.get(t.task_id, {}).items():
                 out.append(ReviewAnswer(item_id=t.item_id, round=t.round, task_id=t.task_id, reviewer=reviewer,
-                                        label=label, answered_at="2026-02-01T00:00:00",
-                                        annotation_id=f"r{t.task_id}"))
+                                        label=label, answered_at=at, annotation_id=annotation_id))
         return out
 
 
