@@ -195,8 +195,9 @@ class Loop:
         """
         tasks = [PushedTask(item_id=r["item_id"], round=r["round"], target_project=r["target_project"],
                             task_id=r["task_id"], mode=r["mode"]) for r in self.store.review_tasks()]
-        notes, forgotten = self._forget_deleted_review_projects(tasks)
-        tasks = [p for p in tasks if self.store.has_review_task(p.round, p.item_id, p.task_id)]
+        notes, forgotten, gone = self._forget_deleted_review_projects(tasks)
+        # A deleted project's answered tasks stay recorded with their decisions, but cannot be read again.
+        tasks = [p for p in tasks if p.target_project not in gone]
         answers = self.connector.collect(tasks) if tasks else []
         deciding = [a for a in answers if self.review.decides(a.reviewer)]
         self.store.record_review_answers(answers, {a.reviewer for a in deciding})
@@ -219,25 +220,28 @@ class Loop:
                              details=summary.__dict__)
         return summary
 
-    def _forget_deleted_review_projects(self, pending: list[PushedTask]) -> tuple[list[str], int]:
+    def _forget_deleted_review_projects(self, pending: list[PushedTask]) -> tuple[list[str], int, set[int]]:
         """Review projects deleted in Label Studio: forget their unanswered review tasks (so their items can be
         selected and pushed again, into a new review project) and keep every decision already collected.
-        Returns a note per deleted project and how many review tasks were forgotten."""
+        Returns a note per project whose tasks were forgotten now, how many, and every deleted project."""
         exists = getattr(self.connector, "review_project_exists", None)
         if exists is None:
-            return [], 0
-        notes, total = [], 0
+            return [], 0, set()
+        notes, total, gone = [], 0, set()
         for project in sorted({p.target_project for p in pending if p.mode == "project"}):
             if exists(project):
                 continue
+            gone.add(project)
             forgotten, kept = self.store.forget_review_tasks(project)
+            if not forgotten:
+                continue          # said when it was found deleted; its answered tasks stay as they are
             total += forgotten
             note = (f"Review project {project} was deleted in Label Studio: its {forgotten} unanswered review tasks "
                     f"are forgotten and their items can be selected again; the {kept} decisions already collected "
                     "from it are kept; the next push creates a new review project.")
             self.store.log_event("collect", note, details={"deleted_review_project": project})
             notes.append(note)
-        return notes, total
+        return notes, total, gone
 
     # ---- pull -------------------------------------------------------------------------------------------
     @_writes("pull")

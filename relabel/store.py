@@ -478,10 +478,6 @@ class Store:
         self.set_meta("push_in_flight", json.dumps({"round": int(round), "at": time.time()}))
         return None if not earlier else float(json.loads(earlier)["at"])
 
-    def has_review_task(self, round: int, item_id: str, task_id: int) -> bool:
-        return self.db.execute("select 1 from review_tasks where round = ? and item_id = ? and task_id = ?",
-                               [int(round), str(item_id), int(task_id)]).fetchone() is not None
-
     def forget_review_tasks(self, target_project: int) -> tuple[int, int]:
         """Drop the unanswered review tasks of a review project that no longer exists; keep every decision.
         Returns (review tasks forgotten, decisions kept)."""
