@@ -20,6 +20,8 @@ from .redaction import redact
 DEFAULT_CONFIG = "relabel.toml"
 DEFAULT_STORE = "relabel.db"
 API_KEY_ENV = "LABEL_STUDIO_API_KEY"
+# The server, when the config names none (the SDK's own variable); a url in the config wins over it.
+URL_ENV = "LABEL_STUDIO_URL"
 REVIEW_MODES = ("project", "in_place")
 DEFAULT_BUDGET = 50
 # The featurizer written by `relabel init`: TF-IDF won the 20 Newsgroups benchmark (benchmarks/text_pipeline.py).
@@ -110,6 +112,12 @@ class Config:
         return ModelSettings.from_dict(dict(self.model))
 
 
+def example_config() -> str:
+    """The commented example relabel.toml (configs/relabel.example.toml, shipped inside the package)."""
+    from importlib.resources import files
+    return files("relabel").joinpath("relabel.example.toml").read_text(encoding="utf-8")
+
+
 def config_path(path: str | os.PathLike | None = None) -> Path:
     """The config file to use: the one given, else ./relabel.toml."""
     return Path(path) if path is not None else Path(DEFAULT_CONFIG)
@@ -148,10 +156,12 @@ def parse_config(raw: dict, base: Path | None = None, path: Path | None = None) 
                 raise ConfigError(f"Unknown setting {extra[0]!r} in [{section}]; the settings there are "
                                   f"{', '.join(repr(s) for s in sorted(allowed))}.")
     ls = raw.get("label_studio", {})
+    if "url" not in ls and os.environ.get(URL_ENV, "").strip():
+        ls = {**ls, "url": os.environ[URL_ENV].strip()}
     if "url" not in ls or "project" not in ls:
         missing = "url" if "url" not in ls else "project"
         raise ConfigError(f"The '{missing}' setting in [label_studio] is missing; run `relabel init --url URL "
-                          "--project ID` or add it to the config.")
+                          f"--project ID` or add it to the config{f' (or set {URL_ENV})' if missing == 'url' else ''}.")
     key_file = _optional_str(ls, "api_key_file")
     label_studio = LabelStudioSettings(
         url=label_studio_url(ls["url"]),

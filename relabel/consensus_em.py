@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .annotations import Annotations
-from .consensus import ConsensusResult, _keep_best
+from .consensus import ConsensusResult, _keep_best, with_names
 from .dawid_skene import ANNOTATOR_DISCOUNT, model_dawid_skene
 from .errors import AnnotationError, ConfigError, preview
 from .validation import check_pred_probs
@@ -74,7 +74,7 @@ def consensus(annotations: Annotations, pred_probs=None, *, known_labels=None,
         result = model_dawid_skene(annotations, p, known_labels=known, annotator_discount=annotator_discount,
                                    max_iter=max_iter)
         method = "model-dawid-skene"
-    return _result(annotations, result, method)
+    return with_names(_result(annotations, result, method), annotations)
 
 
 def _result(a: Annotations, em, method: str) -> EMConsensusResult:

@@ -382,23 +382,27 @@ class Loop:
 
     # ---- a whole round ----------------------------------------------------------------------------------
     @_writes("round")
-    def round(self, budget: int | None = None, force: bool = False) -> RoundSummary:
+    def round(self, budget: int | None = None, force: bool = False,
+              on_step: Callable[[str, object], None] | None = None) -> RoundSummary:
         """collect -> pull -> score -> select -> push; an open round is resumed instead of started again.
 
         When nothing is new since the last round was scored (no new, changed or deleted annotations or tasks,
         no new or changed decisions: ``Store.inputs_signature``), no round is started: the summary's ``unchanged_reason`` says so, and the
         review queue is not flooded by a cron job. ``force`` starts a round anyway.
+        ``on_step(name, summary)`` is called as each step starts (summary None) and ends (its summary), so the
+        CLI prints a line per step while the round runs, not all at the end.
         """
         if budget is not None:
             positive_budget(budget)
+        step = _stepper(on_step)
         latest = self.store.latest_round()
         opened = latest is not None and latest["status"] in OPEN_STATUSES
         self._working_on(latest["round"] if opened else (latest["round"] + 1 if latest else 1))
         if opened:
-            pushed = self.push(budget)
+            pushed = step("push", lambda: self.push(budget))
             return RoundSummary(round=latest["round"], resumed=True, push=pushed, steps=("push",))
-        collected = self.collect() if self.store.review_tasks() else None
-        pulled = self.pull()
+        collected = step("collect", self.collect) if self.store.review_tasks() else None
+        pulled = step("pull", self.pull)
         # Compared with what the last round scored, not with the last collect or pull: `relabel collect`
         # run by hand in between must not hide its decisions from the next round.
         # Review tasks forgotten because their review project was deleted must go out again: that is a change.
@@ -410,8 +414,8 @@ class Loop:
             self.store.log_event("round", reason, round=latest["round"])
             return RoundSummary(round=latest["round"], resumed=False, collect=collected, pull=pulled,
                                 steps=(("collect",) if collected else ()) + ("pull",), unchanged_reason=reason)
-        scored = self.score()
-        pushed = self.push(budget)
+        scored = step("score", self.score)
+        pushed = step("push", lambda: self.push(budget))
         steps = (("collect",) if collected else ()) + ("pull", "score", "select", "push")
         return RoundSummary(round=scored.round, resumed=False, collect=collected, pull=pulled, score=scored,
                             push=pushed, steps=steps, notes=_excluded_note(self.store))
@@ -482,6 +486,18 @@ def _lock_wait(seconds) -> float:
     return float(seconds)
 
 
+def _stepper(on_step):
+    """Run a step between two on_step calls (start: None, end: its summary)."""
+    def run(name, work):
+        if on_step is not None:
+            on_step(name, None)
+        summary = work()
+        if on_step is not None:
+            on_step(name, summary)
+        return summary
+    return run
+
+
 def initialise(path=None, *, url: str, project: int, label_tag: str | None = None, text_field: str | None = None,
                api_key_file: str | None = None, mode: str = "project", budget: int = DEFAULT_BUDGET,
                store: str = DEFAULT_STORE, featurizer: str | None = None, overwrite: bool = False,
@@ -510,6 +526,10 @@ def initialise(path=None, *, url: str, project: int, label_tag: str | None = Non
     else:
         conn = connector() if callable(connector) and not hasattr(connector, "describe") else connector
     info = conn.describe()
+    if info.review_of is not None:
+        raise ConfigError(f"Project {info.project_id} ({info.title!r}) is relabel's own review project for project "
+                          f"{info.review_of}; its answers are reviews, not annotations. Use --project "
+                          f"{info.review_of} (the source project) instead.")
     config.store_path.parent.mkdir(parents=True, exist_ok=True)
     with Store(config.store_path) as st, writer_lock(st, "init", wait=_lock_wait(lock_wait)):
         st.check_project(info.project_id)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from . import DISTRIBUTION
 from .errors import ConfigError, ConnectorError
 
 # How often to poll /health while the server boots, and how long one poll may take.
@@ -76,7 +77,7 @@ def label_studio_executable() -> Path:
     if not exe.exists():
         raise ConfigError(
             f"The label-studio command is not installed next to {sys.executable}; "
-            f"install the server extra with `pip install 'relabel[server]'`."
+            f"install the server extra with `pip install '{DISTRIBUTION}[server]'`."
         )
     return exe
 
