@@ -542,10 +542,12 @@ def writeback(ctx, wait):
 @click.option("--featurizer", default=None, callback=_validated(_featurizer),
               help="The model's featurizer (default: the config default).")
 @click.option("--keep-running", is_flag=True, help="Leave Label Studio running after the demo and say how to stop it.")
+@click.option("--serve", is_flag=True,
+              help="Run `relabel serve` against it: rounds start by themselves as the expert answers (--rounds is the most).")
 @json_option
 @click.pass_context
 @_errors_to_exit_1
-def demo(ctx, root, n_items, budget, rounds, simulate_review, featurizer, keep_running):
+def demo(ctx, root, n_items, budget, rounds, simulate_review, featurizer, keep_running, serve):
     """Run relabel end to end on a private Label Studio with real texts and simulated annotators.
 
     Starts Label Studio on a free 127.0.0.1 port (data in --dir; a second run reuses it and starts in
@@ -555,6 +557,7 @@ def demo(ctx, root, n_items, budget, rounds, simulate_review, featurizer, keep_r
     \b
     relabel demo                                   # one round, then browse it in Label Studio
     relabel demo --simulate-review --rounds 3      # an expert reviews; measured error rate per round
+    relabel demo --serve --rounds 4                # the same, with the rounds started by relabel serve
     """
     import time
 
@@ -569,9 +572,51 @@ def demo(ctx, root, n_items, budget, rounds, simulate_review, featurizer, keep_r
     figures = run_demo(root, n_items=n_items, budget=budget, rounds=rounds, simulate_review=simulate_review,
                        keep_running=keep_running, featurizer=featurizer,
                        echo=functools.partial(click.echo, err=True) if as_json else click.echo,
-                       wait=wait if sys.stdin.isatty() and sys.stdout.isatty() and not as_json else None)
+                       wait=wait if sys.stdin.isatty() and sys.stdout.isatty() and not as_json else None,
+                       serve=serve)
     if as_json:
         click.echo(json.dumps({"dir": str(root), "rounds": figures}, default=_jsonable))
+
+
+@cli.command()
+@click.option("--host", default=None, help="The address to listen on (default: [serve] host, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="The port (default: [serve] port, 9090).")
+@click.option("--register", is_flag=True,
+              help="Once listening, connect the project: webhooks with the secret and the ML backend (idempotent).")
+@click.option("--unregister", is_flag=True, help="Remove the webhooks and the ML backend connection, then exit.")
+@click.option("-v", "--verbose", count=True, help="Log requests and tracebacks too.")
+@config_option
+@json_option
+@click.pass_context
+@_errors_to_exit_1
+def serve(ctx, host, port, register, unregister, verbose):
+    """Run relabel as a Label Studio plugin: ML backend, webhooks, rounds that start by themselves.
+
+    Label Studio shows relabel's label and quality as predictions, sends its webhooks here, and the next
+    round runs when the review queue is drained (or per [serve] trigger). Secrets come from
+    RELABEL_SERVE_PASSWORD and RELABEL_WEBHOOK_SECRET (or 0600 files named in [serve]). Logs go to stderr;
+    --json applies to --unregister's summary.
+
+    \b
+    export RELABEL_SERVE_PASSWORD=... RELABEL_WEBHOOK_SECRET=...
+    relabel serve --register                 # listen on 127.0.0.1:9090 and connect the project
+    relabel serve --unregister               # disconnect it
+    """
+    from .service.runner import serve as run_service, setup_logging, unregister_service, with_address
+
+    if register and unregister:
+        raise click.UsageError("--register and --unregister cannot be used together.")
+    setup_logging(verbose)
+    config = with_address(load_config(ctx.obj["config_path"]), host, port)
+    if unregister:
+        done = unregister_service(config)
+        _say(ctx, {**_jsonable(done), "url": config.serve.public_url},
+             f"Removed {done.webhooks_deleted} webhooks and the ML backend connection ({done.ml_backend}) for "
+             f"{config.serve.public_url}.")
+        return
+    code = run_service(config, register_first=register, verbose=verbose)
+    if code:
+        raise click.ClickException("relabel serve stopped with an error; the log above says why.")
 
 
 # ---- output helpers ----------------------------------------------------------------------------------------

@@ -444,6 +444,15 @@ class Store:
         return list(self.db.query("select s.* from scores s join items i on i.item_id = s.item_id "
                                   "where s.round = ? order by i.rowid", [round]))
 
+    def scores_of(self, round: int, item_ids: Iterable[str]) -> dict[str, dict]:
+        """The round's score rows of some items, by item id (a /predict call asks for a few tasks at a time)."""
+        out: dict[str, dict] = {}
+        for chunk in _chunks(sorted({str(i) for i in item_ids})):
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.query(f"select * from scores where round = ? and item_id in ({marks})", [round, *chunk]):
+                out[row["item_id"]] = row
+        return out
+
     def annotator_scores(self, round: int) -> list[dict]:
         return list(self.db.query("select * from annotator_scores where round = ? "
                                   "order by quality is null, quality, agreement, annotator_id", [round]))

@@ -209,7 +209,8 @@ def test_every_command_takes_config_after_the_subcommand_and_json(runner, tmp_pa
         "export": ["--format", "jsonl", "--out", "x.jsonl"], "report": ["--out", "r.html"], "log": [],
         "writeback": [],
     }
-    assert set(calls) | {"demo"} >= set(cli.commands), "a new command needs a line here"
+    # demo and serve start servers: their --json is checked by their own tests (test_demo, test_service)
+    assert set(calls) | {"demo", "serve"} >= set(cli.commands), "a new command needs a line here"
     for name, args in calls.items():
         result = run(runner, fake, name, *args, "--config", "sub/other.toml", "--json")
         assert result.exit_code == 0, (name, result.output)
@@ -217,6 +218,8 @@ def test_every_command_takes_config_after_the_subcommand_and_json(runner, tmp_pa
         assert isinstance(summary, dict) and summary, name
     demo_help = runner.invoke(cli, ["demo", "--help"]).output
     assert "--json" in demo_help
+    serve_help = runner.invoke(cli, ["serve", "--help"]).output
+    assert "--json" in serve_help and "--config" in serve_help
     assert json.loads(run(runner, fake, "report", "--out", "r.html", "--json", "--config", "sub/other.toml")
                       .output)["path"] == "r.html" and (tmp_path / "r.html").stat().st_size > 10_000
     # without --config, the subcommand uses ./relabel.toml, which does not exist: one line, exit 1
