@@ -231,6 +231,7 @@ def parse_config(raw: dict, base: Path | None = None, path: Path | None = None) 
         reviewers=reviewer_emails(rv.get("reviewers", [])),
         min_expected_errors=min_expected_errors(rv.get("min_expected_errors", DEFAULT_MIN_EXPECTED_ERRORS)),
     )
+    _check_code_settings(raw.get("model", {}))
     store = raw.get("store", {}).get("path", DEFAULT_STORE)
     if not isinstance(store, str) or not store.strip():
         raise ConfigError(f"The 'path' setting in [store] must be a file path. Got {store!r}.")
@@ -288,6 +289,15 @@ def _serve_secret(variable: str, path: Path | None, setting: str, what: str) -> 
     if not value:
         raise ConfigError(f"The {what} file {str(path)!r} is empty; put the {what} in it or set {variable}.")
     return value
+
+
+def _check_code_settings(model: dict) -> None:
+    """A shared config is data, not code: the settings that name code are checked as soon as the file is read, so
+    a refused name never reaches an import (relabel.classifiers)."""
+    from .classifiers import check_options, classifier_class
+    if model.get("classifier") is not None:
+        classifier_class(model["classifier"])
+    check_options(model.get("classifier_options", {}))
 
 
 def checked_api_key(key: str, source: str = f"The {API_KEY_ENV} environment variable") -> str:

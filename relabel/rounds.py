@@ -56,6 +56,7 @@ class ScoreSummary:
     label_issues: int
     expected_remaining_errors: float
     notes: tuple[str, ...] = ()
+    model: str | None = None    # the chosen pipeline and its cross-validated scores (ModelReport.summary)
     expected_low: int | None = None       # the 90% interval of expected_remaining_errors
     expected_high: int | None = None
     overrides: int = 0                    # consensus labels that none of the item's annotators gave
@@ -94,6 +95,8 @@ class CollectSummary:
     changed: int = 0
     disputed: int = 0
     ordinary: int = 0
+    notes: tuple[str, ...] = ()       # e.g. a review project deleted in Label Studio
+    forgotten: int = 0                # unanswered review tasks of deleted review projects, to push again
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class RoundSummary:
     # Set when the round was not started because nothing changed since the last one ("nothing changed since
     # round 4; 30 review tasks still open"); ``round`` is then that last round. Read by the plugin service.
     unchanged_reason: str | None = None
+    notes: tuple[str, ...] = ()       # e.g. the annotations the round leaves out, and why
 
 
 def _writes(command: str):
@@ -130,6 +134,16 @@ def _writes(command: str):
                         self._lock = None
         return locked
     return decorate
+
+
+def _reads(method):
+    """Run a Loop method that only reads inside one snapshot of the store (it never waits for the writer lock
+    and sees one committed state throughout, never half of a write that lands meanwhile)."""
+    @functools.wraps(method)
+    def snapshot(self, *args, **kwargs):
+        with self.store.snapshot():
+            return method(self, *args, **kwargs)
+    return snapshot
 
 
 class Loop:
@@ -193,6 +207,9 @@ class Loop:
         """
         tasks = [PushedTask(item_id=r["item_id"], round=r["round"], target_project=r["target_project"],
                             task_id=r["task_id"], mode=r["mode"]) for r in self.store.review_tasks()]
+        notes, forgotten, gone = self._forget_deleted_review_projects(tasks)
+        # A deleted project's answered tasks stay recorded with their decisions, but cannot be read again.
+        tasks = [p for p in tasks if p.target_project not in gone]
         answers = self.connector.collect(tasks) if tasks else []
         deciding = [a for a in answers if self.review.decides(a.reviewer)]
         self.store.record_review_answers(answers, {a.reviewer for a in deciding})
@@ -209,11 +226,34 @@ class Loop:
                                  changed=sum(r["change"] == "changed" for r in rows),
                                  confirmed=outcomes.count("confirmed"), corrected=outcomes.count("corrected"),
                                  skipped=outcomes.count("skipped"), disputed=outcomes.count("disputed"),
-                                 ordinary=ordinary)
+                                 ordinary=ordinary, notes=tuple(notes), forgotten=forgotten)
         self.store.log_event("collect", f"{summary.decisions} new and {summary.changed} changed decisions, "
                                         f"{ordinary} answers by non-reviewers, from {len(tasks)} review tasks",
                              details=summary.__dict__)
         return summary
+
+    def _forget_deleted_review_projects(self, pending: list[PushedTask]) -> tuple[list[str], int, set[int]]:
+        """Review projects deleted in Label Studio: forget their unanswered review tasks (so their items can be
+        selected and pushed again, into a new review project) and keep every decision already collected.
+        Returns a note per project whose tasks were forgotten now, how many, and every deleted project."""
+        exists = getattr(self.connector, "review_project_exists", None)
+        if exists is None:
+            return [], 0, set()
+        notes, total, gone = [], 0, set()
+        for project in sorted({p.target_project for p in pending if p.mode == "project"}):
+            if exists(project):
+                continue
+            gone.add(project)
+            forgotten, kept = self.store.forget_review_tasks(project)
+            if not forgotten:
+                continue          # said when it was found deleted; its answered tasks stay as they are
+            total += forgotten
+            note = (f"Review project {project} was deleted in Label Studio: its {forgotten} unanswered review tasks "
+                    f"are forgotten and their items can be selected again; the {kept} decisions already collected "
+                    "from it are kept; the next push creates a new review project.")
+            self.store.log_event("collect", note, details={"deleted_review_project": project})
+            notes.append(note)
+        return notes, total, gone
 
     # ---- pull -------------------------------------------------------------------------------------------
     @_writes("pull")
@@ -256,7 +296,8 @@ class Loop:
                      "label_issues": result.n_issues, "model_weight": result.model_weight, "scored_at": now(),
                      "selected_at": None, "pushed_at": None, "budget": None, "mode": None,
                      "class_stats": json.dumps(result.class_stats), "classes": json.dumps(list(table.classes)),
-                     "inputs": self.store.inputs_signature()}
+                     "inputs": self.store.inputs_signature(),
+                     "model_report": json.dumps(result.model_report.to_dict()) if result.model_report else None}
         self.store.save_scores(round_row, result.item_rows, result.annotator_rows, result.annotation_rows)
         self.store.log_event("score", f"round {rnd} scored with {result.method}", round=rnd,
                              details={"notes": list(result.notes)})
@@ -264,7 +305,8 @@ class Loop:
                             annotations=len(table), annotators=table.n_annotators, label_issues=result.n_issues,
                             expected_remaining_errors=result.expected_errors.expected, notes=result.notes,
                             expected_low=result.expected_errors.low, expected_high=result.expected_errors.high,
-                            overrides=sum(r["override"] for r in result.item_rows))
+                            overrides=sum(r["override"] for r in result.item_rows),
+                            model=result.model_report.summary() if result.model_report else None)
 
     def _recalibration(self) -> tuple[float, float]:
         """Platt-scaling parameters from reviewers' decisions: was the consensus with posterior q right?"""
@@ -302,9 +344,12 @@ class Loop:
         if todo:
             requests = self._review_requests(rnd, todo)
             # One bulk call; nothing is recorded until it returned, and the connector finds what an earlier,
-            # killed push already created, so recording afterwards never duplicates.
+            # killed push already created, so recording afterwards never duplicates. The in-flight mark is
+            # written before anything is sent: a push killed with a request still on its way leaves it, and the
+            # next push then lets that request land (or not) before it imports what is missing.
+            unsure_since = self.store.push_started(rnd)
             pushed = self.connector.push(requests, mode=mode, show_suggestion=self.review.show_suggestion,
-                                         preselect=self.review.preselect)
+                                         preselect=self.review.preselect, unsure_since=unsure_since)
             missing = sorted({r.item_id for r in requests} - {str(t.item_id) for t in pushed})
             new = self.store.record_pushed(rnd, pushed, selection, mark_pushed=not missing)
             if missing:
@@ -409,7 +454,10 @@ class Loop:
         pulled = step("pull", self.pull)
         # Compared with what the last round scored, not with the last collect or pull: `relabel collect`
         # run by hand in between must not hide its decisions from the next round.
-        if latest is not None and not force and latest.get("inputs") == self.store.inputs_signature():
+        # Review tasks forgotten because their review project was deleted must go out again: that is a change.
+        forgotten = collected is not None and collected.forgotten > 0
+        unchanged = latest is not None and latest.get("inputs") == self.store.inputs_signature()
+        if unchanged and not force and not forgotten:
             reason = (f"nothing changed since round {latest['round']}; "
                       f"{len(self.store.waiting_item_ids())} review tasks still open")
             self.store.log_event("round", reason, round=latest["round"])
@@ -419,9 +467,10 @@ class Loop:
         pushed = step("push", lambda: self.push(budget))
         steps = (("collect",) if collected else ()) + ("pull", "score", "select", "push")
         return RoundSummary(round=scored.round, resumed=False, collect=collected, pull=pulled, score=scored,
-                            push=pushed, steps=steps, stop_reason=pushed.stop_reason)
+                            push=pushed, steps=steps, stop_reason=pushed.stop_reason, notes=_excluded_note(self.store))
 
     # ---- reports ------------------------------------------------------------------------------------------
+    @_reads
     def status(self) -> dict:
         """{"rounds": [{round, status, items, annotations, pushed, reviewed, corrected, expected_remaining_errors}]}"""
         decisions = self.store.decisions()
@@ -438,6 +487,7 @@ class Loop:
                         "stop_reason": r["stop_reason"]})
         return {"rounds": out}
 
+    @_reads
     def annotators(self) -> list[dict]:
         """Per-annotator quality, agreement, worst class and number of labels in the latest round."""
         latest = self._latest_scored()
@@ -445,6 +495,7 @@ class Loop:
                  "worst_class": r["worst_class"], "labels": r["num_labels"]}
                 for r in self.store.annotator_scores(latest["round"])]
 
+    @_reads
     def export_rows(self) -> list[dict]:
         """Every item with its final label, annotators' labels, review and link (relabel/export.py)."""
         return export_rows(self.store)
@@ -466,6 +517,17 @@ class Loop:
         if latest is None:
             raise StoreError("No round has been scored yet; run `relabel round` first.")
         return latest
+
+
+def _excluded_note(store: Store) -> tuple[str, ...]:
+    """A round says which stored annotations it leaves out (the pull that found them warned only once)."""
+    excluded = store.excluded_annotations()
+    if not excluded:
+        return ()
+    examples = preview([f"{r['annotation_id']} on item {r['item_id']} ({r['label'] or 'several choices'})"
+                        for r in excluded], limit=3)
+    return (f"{len(excluded)} annotations are not scored because their choice is not a single class of the "
+            f"labeling config: {examples}; fix them in Label Studio or add the class to the config.",)
 
 
 def _lock_wait(seconds) -> float:
@@ -551,6 +613,7 @@ class _Scores:
     model_weight: float | None
     notes: tuple
     class_stats: dict = field(default_factory=dict)
+    model_report: object = None
 
 
 def _check_scorable(store: Store, table: Annotations, items: list[dict]) -> None:
@@ -569,7 +632,7 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
                           reviewer_labels: dict[str, str], model, cache,
                           calibration: tuple[float, float] = (1.0, 0.0)) -> _Scores:
     """All of a round's numbers, as rows for the store. Inputs come from the store, so they are trusted."""
-    from .model import predict_probs  # the model stack (scikit-learn, maybe torch) loads only when scoring
+    from .model import ModelSettings, fit_predict_probs  # the model stack (scikit-learn, maybe torch) loads only when scoring
 
     classes = table.classes
     k = len(classes)
@@ -593,7 +656,17 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
     train[rows] = majority
     train[reviewed] = final[reviewed]
     texts = [it["text"] if it["text"] is not None else "" for it in items]
-    pred_probs = predict_probs(item_ids, texts, train, k, model, cache=cache, progress=progress.enabled())
+    settings = model if isinstance(model, ModelSettings) else ModelSettings.from_dict(model)
+    weight = None
+    if settings.weight_uncertain:
+        # Optional: an item counts as much as its annotators agree with the majority (2 of 3 -> 0.67); reviewers'
+        # decisions are gold and count fully.
+        weight = np.ones(n)
+        weight[rows] = _majority_share(table, majority)
+        weight[reviewed] = 1.0
+    fitted = fit_predict_probs(item_ids, texts, train, k, settings, cache=cache, progress=progress.enabled(),
+                               sample_weight=weight)
+    pred_probs = fitted.probs
     p_lab = pred_probs[rows]
 
     # relabel's default consensus: the model as each item's prior, a confusion matrix per annotator, and the
@@ -659,7 +732,13 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
             "p_wrong": float(p_wrong[j]) if labelled and not reviewed[i] else (0.0 if labelled else None)})
     annotation_rows = [{"annotation_id": str(a), "quality": float(q)} for a, q in zip(annotation_ids, ann_quality)]
     return _Scores(method, item_rows, annotator_rows, annotation_rows, expected, int(issues.sum()),
-                   model_weight, tuple(notes), class_stats)
+                   model_weight, tuple(notes), class_stats, fitted.report)
+
+
+def _majority_share(table: Annotations, majority: np.ndarray) -> np.ndarray:
+    """Per labelled item: the share of its annotations that agree with its majority label (one bincount)."""
+    agree = np.bincount(table.item, weights=(table.label == majority[table.item]), minlength=table.n_items)
+    return agree / np.maximum(np.bincount(table.item, minlength=table.n_items), 1)
 
 
 def _class_stats(table: Annotations, cons: np.ndarray, p_lab: np.ndarray) -> dict:

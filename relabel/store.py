@@ -9,10 +9,12 @@ half-written. Secrets (API keys) are never written here.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import sqlite3
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,7 +48,7 @@ _TABLES: dict[str, tuple[dict, object]] = {
                 "expected_low": int, "expected_high": int, "stop_reason": str,
                 "label_issues": int, "model_weight": float, "budget": int, "mode": str,
                 "scored_at": str, "selected_at": str, "pushed_at": str, "class_stats": str, "classes": str,
-                "inputs": str}, "round"),
+                "inputs": str, "model_report": str}, "round"),
     "scores": ({"round": int, "item_id": str, "labelled": int, "consensus_label": str, "majority_label": str,
                 "quality": float,
                 "agreement": float, "num_annotations": int, "posterior": float, "model_label": str,
@@ -167,6 +169,18 @@ class Store:
             raise StoreError(f"The store {str(self.path)!r} has schema version {version}, newer than this relabel "
                              f"({SCHEMA_VERSION}); upgrade relabel.")
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one consistent state (a WAL read transaction), whatever writers commit meanwhile."""
+        if self.db.conn.in_transaction:      # already inside a transaction: it is the snapshot
+            yield
+            return
+        self.db.execute("begin")
+        try:
+            yield
+        finally:
+            self.db.execute("rollback")       # nothing was written; ends the read transaction
+
     # ---- meta ---------------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("select value from meta where key = ?", [key]).fetchone()
@@ -218,12 +232,9 @@ class Store:
     # ---- pull -------------------------------------------------------------------------------------------
     def apply_pull(self, pull: Pull) -> PullSummary:
         """Upsert the pulled items and annotations (by id) in one transaction; mark deletions on a reconcile."""
-        records = list(pull.annotations)
+        records, duplicates = _first_of_each(pull.annotations)
+        warnings = list(pull.warnings) + duplicates
         ids = [r.annotation_id for r in records]
-        if len(set(ids)) != len(ids):
-            dup = sorted({i for i in ids if ids.count(i) > 1})
-            raise InputError(f"The pull returned annotation ids {preview(dup)} more than once; "
-                             "the connector must return each annotation once.")
         before = self._annotation_fingerprints(ids)
         rows = [_annotation_row(r) for r in records]
         new = sum(1 for r in rows if r["annotation_id"] not in before)
@@ -247,7 +258,7 @@ class Store:
             if pull.cursor is not None:
                 self.db["meta"].upsert({"key": "pull_cursor", "value": pull.cursor}, pk="key")
         return PullSummary(items=len(pull.items), new=new, changed=changed,
-                           unchanged=len(rows) - new - changed, deleted=deleted, warnings=tuple(pull.warnings),
+                           unchanged=len(rows) - new - changed, deleted=deleted, warnings=tuple(warnings),
                            deleted_items=deleted_items, skipped=sum(1 for r in records if r.skipped))
 
     def _mark_missing_deleted(self, table: str, key: str, present, where: str = "1") -> int:
@@ -307,6 +318,14 @@ class Store:
         table = Annotations.from_records([r[1] for r in rows], [r[2] for r in rows],
                                          np.array([r[3] for r in rows], dtype=object), classes=classes)
         return table, ann_ids
+
+    def excluded_annotations(self) -> list[dict]:
+        """Live annotations that are stored but not scored because their choice is not a class of the labeling
+        config (or several were chosen): annotation_id, item_id, annotator_id, label."""
+        return list(self.db.query(
+            "select a.annotation_id, a.item_id, a.annotator_id, a.label from annotations a join items i "
+            "on i.item_id = a.item_id where a.kind = 'annotation' and a.deleted = 0 and a.valid = 0 "
+            "and i.deleted = 0 order by a.rowid"))
 
     def annotation_counts(self) -> dict[str, int]:
         """Number of counted labels per annotator (what Label Studio's own counts should match)."""
@@ -380,6 +399,12 @@ class Store:
     def class_stats(self, round: int) -> dict:
         """The per-class matrices a round recorded when it was scored ({} for rounds scored before they were)."""
         row = self.db.execute("select class_stats from rounds where round = ?", [round]).fetchone()
+        return json.loads(row[0]) if row and row[0] else {}
+
+    def model_report(self, round: int) -> dict:
+        """What the model phase chose and scored for a round (relabel.model_selection.ModelReport as a dict; {} when
+        the round used a pred_probs file or was scored before relabel recorded it)."""
+        row = self.db.execute("select model_report from rounds where round = ?", [round]).fetchone()
         return json.loads(row[0]) if row and row[0] else {}
 
     def score_columns(self, round: int, columns: Iterable[str]) -> dict[str, list]:
@@ -486,7 +511,28 @@ class Store:
                 self.db["review_tasks"].upsert_all(rows, pk=("round", "item_id"))
             if mark_pushed:
                 self.db.execute("update rounds set status = 'pushed', pushed_at = ? where round = ?", [stamp, round])
+            if tasks:   # what the connector returned is all there is: no write of this push is in doubt now
+                self.db.execute("delete from meta where key = 'push_in_flight'")
         return new
+
+    def push_started(self, round: int) -> float | None:
+        """Mark that a push of ``round`` is about to send writes; return when an earlier, unfinished push
+        started (a ``time.time()``), or None. The mark is cleared by ``record_pushed``."""
+        earlier = self.get_meta("push_in_flight")
+        self.set_meta("push_in_flight", json.dumps({"round": int(round), "at": time.time()}))
+        return None if not earlier else float(json.loads(earlier)["at"])
+
+    def forget_review_tasks(self, target_project: int) -> tuple[int, int]:
+        """Drop the unanswered review tasks of a review project that no longer exists; keep every decision.
+        Returns (review tasks forgotten, decisions kept)."""
+        with self.db.atomic():
+            kept = self.count("decisions", "task_id in (select task_id from review_tasks where target_project = ?)",
+                              [int(target_project)])
+            forgotten = self.db.execute(
+                "delete from review_tasks where target_project = ? and not exists (select 1 from decisions d "
+                "where d.task_id = review_tasks.task_id and d.round = review_tasks.round)",
+                [int(target_project)]).rowcount
+        return forgotten, kept
 
     def review_tasks(self, round: int | None = None) -> list[dict]:
         where, params = ("where round = ?", [round]) if round is not None else ("", [])
@@ -649,6 +695,23 @@ class Store:
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------
+def _first_of_each(records: Iterable[AnnotationRecord]) -> tuple[list[AnnotationRecord], list[str]]:
+    """Each annotation id once (its first copy) and a warning per duplicated id, instead of refusing the pull:
+    one odd annotation must not block a whole project."""
+    first: dict[str, AnnotationRecord] = {}
+    copies: dict[str, list[AnnotationRecord]] = {}
+    for r in records:
+        if r.annotation_id in first:
+            copies.setdefault(r.annotation_id, []).append(r)
+        else:
+            first[r.annotation_id] = r
+    warnings = [f"Annotation {aid} came {len(more) + 1} times (on items "
+                f"{preview([first[aid].item_id] + [m.item_id for m in more])}); the copy on item "
+                f"{first[aid].item_id!r} is kept and the others are skipped; check it in Label Studio."
+                for aid, more in copies.items()]
+    return list(first.values()), warnings
+
+
 def _refuse_unusable(path: Path) -> None:
     """Refuse a file that is not a SQLite database, or a store from a newer relabel, before anything touches it.
 
