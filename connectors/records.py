@@ -48,8 +48,9 @@ class ProjectInfo:
     label_tag: str
     text_field: str | None
     n_tasks: int
-    n_annotations: int
+    n_annotations: int          # finished (not skipped) annotations
     label_config: str = ""
+    n_skipped: int = 0          # skipped annotations
 
 
 @dataclass(frozen=True)

@@ -97,17 +97,22 @@ def init(ctx, url, project, label_tag, text_field, api_key_file, mode, budget, s
 
 
 @cli.command()
+@click.option("--full", is_flag=True, help="Read the whole project (a snapshot export), not only what changed.")
 @click.pass_context
 @_errors_to_exit_1
-def pull(ctx):
+def pull(ctx, full):
     """Pull new, changed and deleted annotations from Label Studio into the store.
+
+    Only tasks changed since the last pull are read; deleted tasks are found from the project's counts.
+    The whole project is read on the first pull, with --full, and every `full_pull_hours` (default 24).
 
     \b
     relabel pull
+    relabel pull --full
     """
-    s = _loop(ctx).pull()
+    s = _loop(ctx).pull(full=True if full else None)
     click.echo(f"Pulled {s.items} items: {s.new} new, {s.changed} changed, {s.unchanged} unchanged, "
-               f"{s.deleted} deleted annotations.")
+               f"{s.deleted} deleted annotations, {s.deleted_items} deleted tasks.")
     for w in s.warnings:
         click.echo(f"warning: {w}", err=True)
 

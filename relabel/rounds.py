@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from . import active, confident, progress
 # Imported by name: relabel/__init__.py exports the function `consensus`, which shadows the submodule attribute.
 from .consensus import consensus as consensus_of, get_majority_vote_label
 from .annotations import Annotations
-from .config import (DEFAULT_BUDGET, DEFAULT_FEATURIZER, DEFAULT_STORE, Config, ReviewSettings, config_path,
+from .config import (DEFAULT_BUDGET, DEFAULT_FEATURIZER, DEFAULT_FULL_PULL_HOURS, DEFAULT_STORE, Config, ReviewSettings, config_path,
                      parse_config, positive_budget, review_mode, write_config)
 from .errors import AnnotationError, ConfigError, ConnectorError, InputError, LabelError, StoreError, preview
 from .selection import select_for_review
@@ -32,6 +33,8 @@ from .store import PullSummary, Store, now
 # A round is "open" (resumable) until its review tasks are all recorded.
 OPEN_STATUSES = ("scored", "selected")
 EXPORT_FORMATS = ("csv", "jsonl")
+EXPORT_COLUMNS = ["item_id", "final_label", "source", "consensus_label", "quality", "num_annotations", "reviewed",
+                  "label_issue", "round", "text"]
 
 
 @dataclass(frozen=True)
@@ -91,11 +94,13 @@ class Loop:
     """
 
     def __init__(self, store: Store, connector: Connector | Callable[[], Connector] | None = None, *,
-                 model: dict | object | None = None, review: ReviewSettings | None = None):
+                 model: dict | object | None = None, review: ReviewSettings | None = None,
+                 full_pull_hours: float | None = DEFAULT_FULL_PULL_HOURS):
         self.store = store
         self._connector = connector
         self.model = model
         self.review = review or ReviewSettings()
+        self.full_pull_hours = full_pull_hours
 
     @classmethod
     def from_config(cls, config: Config, connector: Connector | Callable[[], Connector] | None = None) -> "Loop":
@@ -103,7 +108,8 @@ class Loop:
         store = Store(config.store_path)
         store.check_project(config.label_studio.project)
         return cls(store, connector if connector is not None else (lambda: make_connector(config)),
-                   model=config.model, review=config.review)
+                   model=config.model, review=config.review,
+                   full_pull_hours=config.label_studio.full_pull_hours)
 
     @property
     def connector(self) -> Connector:
@@ -133,15 +139,82 @@ class Loop:
         return summary
 
     # ---- pull -------------------------------------------------------------------------------------------
-    def pull(self) -> PullSummary:
-        """Bring the store up to date with the source project (incremental, reconciling deletions)."""
+    def pull(self, full: bool | None = None) -> PullSummary:
+        """Bring the store up to date with the source project.
+
+        Usually incremental: only tasks changed since the last pull, and deletions found from the project's
+        counts (see ``_reconcile_by_counts``). ``full=True`` reads the whole project and marks whatever is gone
+        as deleted; ``full=None`` (the default) does that on the first pull and then once every
+        ``full_pull_hours`` as a safety net. A connector without ``pull_batches`` is reconciled in full each time.
+        """
         info = self.connector.describe()
         self.store.check_project(info.project_id)
-        pulled = self.connector.pull(since=self.store.get_meta("pull_cursor"), reconcile=True)
-        self.store.bind_project(info)
-        summary = self.store.apply_pull(pulled)
-        self.store.log_event("pull", f"{summary.new} new, {summary.changed} changed, {summary.deleted} deleted "
-                                     f"annotations; {summary.items} items", details=summary.__dict__)
+        self.store.bind_project(info)   # before writing items: the store keeps the text once, by the text field
+        if not hasattr(self.connector, "pull_batches"):
+            pulled = self.connector.pull(since=self.store.get_meta("pull_cursor"), reconcile=True)
+            return self._log_pull(self.store.apply_pull(pulled), "full")
+        cursor = self.store.get_meta("pull_cursor")
+        if full is None:
+            full = cursor is None or self._full_pull_due()
+        if full:
+            return self._full_pull()
+        summary = self.store.apply_pull_batches(self.connector.pull_batches(since=cursor))
+        return self._reconcile_by_counts(summary, info)
+
+    def _full_pull(self) -> PullSummary:
+        summary = self.store.apply_pull_batches(self.connector.pull_batches(full=True), full=True)
+        self.store.set_meta("last_full_pull", now())
+        return self._log_pull(summary, "full")
+
+    def _full_pull_due(self) -> bool:
+        if self.full_pull_hours is None:
+            return False
+        last = self.store.get_meta("last_full_pull")
+        if last is None:
+            return True
+        age = datetime.now(timezone.utc) - datetime.fromisoformat(last)
+        return age.total_seconds() >= self.full_pull_hours * 3600
+
+    def _reconcile_by_counts(self, summary: PullSummary, info: ProjectInfo) -> PullSummary:
+        """Find deletions the incremental pull cannot see, listing ids only when the counts say some exist.
+
+        A deleted annotation bumps its task's ``updated_at``, so the incremental pull already brought its task
+        back without it; a deleted task leaves no trace but lowers the task count. ``info`` holds the project's
+        counts from before the pull. When the store counts the same after it, nothing was deleted (no request
+        at all). Otherwise the counts are read again: more live items in the store than tasks in the project
+        means tasks were deleted, so the task ids are listed and the missing ones marked deleted. More
+        annotations in the store than in the project, or fewer than the project had both before and after the
+        pull (something was missed), and the whole project is read once. Fewer than now but not fewer than
+        before is only work that arrived during the pull; the next pull brings it.
+        """
+        before = (info.n_tasks, info.n_annotations, info.n_skipped)
+        store = self.store.live_counts()
+        if store == before:
+            return self._log_pull(summary, "incremental")
+        now_ = self.connector.project_counts()
+        after = (now_.tasks, now_.annotations, now_.skipped)
+        if store[0] > after[0]:
+            items_gone, labels_gone = self.store.mark_missing_items_deleted(self.connector.task_ids())
+            summary = replace(summary, deleted_items=summary.deleted_items + items_gone,
+                              deleted=summary.deleted + labels_gone)
+            store = self.store.live_counts()
+        extra = any(s > a for s, a in zip(store, after))
+        missed = any(s < min(a, b) for s, a, b in zip(store, after, before))
+        if not (extra or missed):
+            return self._log_pull(summary, "incremental")
+        self.store.log_event("pull", f"the store counts {store[0]} tasks, {store[1]} annotations and {store[2]} "
+                                     f"skipped; Label Studio {after[0]}, {after[1]} and {after[2]}: reading the "
+                                     "whole project")
+        full = self._full_pull()
+        return replace(full, new=full.new + summary.new, changed=full.changed + summary.changed,
+                       deleted=full.deleted + summary.deleted,
+                       deleted_items=full.deleted_items + summary.deleted_items,
+                       warnings=summary.warnings + full.warnings)
+
+    def _log_pull(self, summary: PullSummary, kind: str) -> PullSummary:
+        self.store.log_event("pull", f"{kind}: {summary.new} new, {summary.changed} changed, {summary.deleted} "
+                                     f"deleted annotations; {summary.items} items, {summary.deleted_items} deleted",
+                             details=summary.__dict__)
         return summary
 
     # ---- score ------------------------------------------------------------------------------------------
@@ -158,7 +231,7 @@ class Loop:
         else:
             rnd = (latest["round"] + 1) if latest else 1
         table, annotation_ids = self.store.scoring_table()
-        items = self.store.items()
+        items = self.store.items(with_data=False)
         _check_scorable(self.store, table, items)
         result = _compute_round_scores(table, annotation_ids, items, self.store.final_labels(), self.model,
                                        cache=self.store)
@@ -277,47 +350,49 @@ class Loop:
 
     def export_rows(self) -> list[dict]:
         """Every item with its final label: the reviewer's where reviewed, the consensus elsewhere."""
+        return list(self.iter_export_rows())
+
+    def iter_export_rows(self) -> Iterator[dict]:
+        """``export_rows()`` one row at a time, read from the store as they are written (bounded memory)."""
         latest = self._latest_scored()
-        scores = {r["item_id"]: r for r in self.store.scores(latest["round"])}
         reviewer = self.store.final_labels()
-        table = self.store.annotations_table()
-        n_by_item = dict(zip((str(i) for i in table.item_ids), table.num_annotations().tolist()))
-        rows = []
-        for item in self.store.items():
-            iid = item["item_id"]
-            s = scores.get(iid, {})
+        for iid, text, consensus_label, quality, label_issue, n_labels in self.store.export_cursor(latest["round"]):
             reviewed = iid in reviewer
-            rows.append({"item_id": iid, "final_label": reviewer[iid] if reviewed else s.get("consensus_label"),
-                         "source": "reviewer" if reviewed else ("consensus" if s.get("consensus_label") else None),
-                         "consensus_label": s.get("consensus_label"), "quality": s.get("quality"),
-                         "num_annotations": int(n_by_item.get(iid, 0)), "reviewed": reviewed,
-                         "label_issue": bool(s.get("label_issue")), "round": latest["round"],
-                         "text": item["text"]})
-        return rows
+            yield {"item_id": iid, "final_label": reviewer[iid] if reviewed else consensus_label,
+                   "source": "reviewer" if reviewed else ("consensus" if consensus_label else None),
+                   "consensus_label": consensus_label, "quality": quality, "num_annotations": int(n_labels),
+                   "reviewed": reviewed, "label_issue": bool(label_issue), "round": latest["round"], "text": text}
 
     def export(self, fmt: str, out: str | Path) -> int:
-        """Write export_rows() as CSV or JSON Lines; returns the number of items written."""
+        """Write the export rows as CSV or JSON Lines as they are read; returns the number of items written."""
         if fmt not in EXPORT_FORMATS:
             raise ConfigError(f"The export format must be one of {', '.join(EXPORT_FORMATS)}. Got {fmt!r}.")
-        rows = self.export_rows()
+        rows = self.iter_export_rows()
         path = Path(out)
         tmp = path.with_name(path.name + ".partial")
+        written = 0
         # Written aside then renamed, so a failure never leaves a half-written export under the real name.
         try:
             with open(tmp, "w", newline="", encoding="utf-8") as f:
                 if fmt == "csv":
-                    writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["item_id"])
+                    writer = csv.DictWriter(f, fieldnames=EXPORT_COLUMNS)
                     writer.writeheader()
-                    writer.writerows(rows)
+                    for row in rows:
+                        writer.writerow(row)
+                        written += 1
                 else:
-                    for r in rows:
-                        f.write(json.dumps(r, ensure_ascii=False) + "\n")
+                    for row in rows:
+                        f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                        written += 1
             tmp.replace(path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise ConfigError(f"Cannot write the export to {str(path)!r} ({exc.strerror or exc}); check that its "
                               "folder exists and is writable, or choose another --out.") from exc
-        return len(rows)
+        except BaseException:  # rows are read while writing: a failure there must not leave the .partial file
+            tmp.unlink(missing_ok=True)
+            raise
+        return written
 
     def _latest_scored(self) -> dict:
         latest = self.store.latest_round()
