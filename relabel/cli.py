@@ -117,16 +117,32 @@ def pull(ctx, full):
         click.echo(f"warning: {w}", err=True)
 
 
+_DASK_OPTION = click.option(
+    "--dask-scheduler", default=None, metavar="ADDRESS",
+    help="Embed on this running Dask cluster (e.g. tcp://host:8786); overrides [model] dask_scheduler.")
+
+
+def _on_dask(loop: Loop, address: str | None) -> Loop:
+    """Point the loop's sentence-transformers featurizer at a Dask scheduler given on the command line."""
+    if address is not None:
+        from .embed_dask import check_scheduler
+        model = loop.model if isinstance(loop.model, dict) else vars(loop.model)
+        loop.model = {**model, "dask_scheduler": check_scheduler(address)}
+    return loop
+
+
 @cli.command()
+@_DASK_OPTION
 @click.pass_context
 @_errors_to_exit_1
-def score(ctx):
+def score(ctx, dask_scheduler):
     """Score every item: model, consensus (model-aware Dawid-Skene) and quality, label issues, ActiveLab.
 
     \b
     relabel pull && relabel score
+    relabel score --dask-scheduler tcp://scheduler:8786   # embeddings on a Dask cluster
     """
-    _echo_score(_loop(ctx).score())
+    _echo_score(_on_dask(_loop(ctx), dask_scheduler).score())
 
 
 @cli.command()
@@ -158,15 +174,16 @@ def collect(ctx):
 
 @cli.command("round")
 @click.option("--budget", type=int, default=None, help="Items to send to review (default: the config's budget).")
+@_DASK_OPTION
 @click.pass_context
 @_errors_to_exit_1
-def round_(ctx, budget):
+def round_(ctx, budget, dask_scheduler):
     """Run a relabel round: collect -> pull -> score -> select -> push (resumes a round that died).
 
     \b
     relabel round --budget 20
     """
-    s = _loop(ctx).round(budget)
+    s = _on_dask(_loop(ctx), dask_scheduler).round(budget)
     if s.resumed:
         click.echo(f"Resumed round {s.round}.")
     if s.collect is not None:
