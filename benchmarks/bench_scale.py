@@ -176,8 +176,8 @@ class InMemoryConnector:
         from connectors.label_studio_pull import ProjectCounts
         return ProjectCounts(tasks=self.project.n, annotations=self.project.n * PER_ITEM, skipped=0)
 
-    def task_ids(self):
-        return {str(i) for i in range(self.project.n)}
+    def deleted_task_ids(self, known_ids):
+        return set()    # nothing is deleted in this project
 
     def push(self, requests, *, mode="project", show_suggestion=True):
         return [PushedTask(item_id=r.item_id, round=r.round, target_project=2, task_id=10**9 + n, mode=mode)

@@ -30,7 +30,7 @@ from relabel.errors import AuthError, ConfigError, ConnectorError, InputError, p
 
 from . import label_studio_pull
 from .label_config import LabelConfig, parse_label_config
-from .records import AnnotationRecord, Item, ProjectInfo, Pull, PushedTask, ReviewAnswer, ReviewRequest
+from .records import AnnotationRecord, ProjectInfo, Pull, PushedTask, ReviewAnswer, ReviewRequest
 
 log = logging.getLogger(__name__)
 
@@ -212,9 +212,9 @@ class LabelStudioConnector:
         """Tasks, finished and skipped annotations as Label Studio counts them now."""
         return label_studio_pull.project_counts(self)
 
-    def task_ids(self) -> set[str]:
-        """Every task id of the project (a listing without annotations)."""
-        return label_studio_pull.task_ids(self)
+    def deleted_task_ids(self, known_ids) -> set[str]:
+        """Which of the task ids ``known_ids`` are no longer in the project (bisection on counts)."""
+        return label_studio_pull.deleted_task_ids(self, known_ids)
 
     def _annotation_record(self, annotation: dict, task_id: int, config: LabelConfig,
                            warnings: list[str], kind: str = "annotation") -> AnnotationRecord:

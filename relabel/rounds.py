@@ -182,7 +182,7 @@ class Loop:
         back without it; a deleted task leaves no trace but lowers the task count. ``info`` holds the project's
         counts from before the pull. When the store counts the same after it, nothing was deleted (no request
         at all). Otherwise the counts are read again: more live items in the store than tasks in the project
-        means tasks were deleted, so the task ids are listed and the missing ones marked deleted. More
+        means tasks were deleted, so the connector finds which (``deleted_task_ids``) and they are marked. More
         annotations in the store than in the project, or fewer than the project had both before and after the
         pull (something was missed), and the whole project is read once. Fewer than now but not fewer than
         before is only work that arrived during the pull; the next pull brings it.
@@ -194,7 +194,8 @@ class Loop:
         now_ = self.connector.project_counts()
         after = (now_.tasks, now_.annotations, now_.skipped)
         if store[0] > after[0]:
-            items_gone, labels_gone = self.store.mark_missing_items_deleted(self.connector.task_ids())
+            gone = self.connector.deleted_task_ids(self.store.live_item_ids())
+            items_gone, labels_gone = self.store.mark_items_deleted(gone)
             summary = replace(summary, deleted_items=summary.deleted_items + items_gone,
                               deleted=summary.deleted + labels_gone)
             store = self.store.live_counts()

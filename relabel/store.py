@@ -317,14 +317,22 @@ class Store:
                                  f"{key} not in (select id from temp.{seen})")
         return cursor.rowcount
 
-    def mark_missing_items_deleted(self, present: Iterable[str]) -> tuple[int, int]:
-        """Mark live items whose id is not in ``present`` (every task id of the source) as deleted, with their
-        annotations (a deleted task takes its annotations along); returns (items, annotations) marked."""
+    def live_item_ids(self) -> list[str]:
+        """The ids of every live item."""
+        return [r[0] for r in self.db.execute("select item_id from items where deleted = 0")]
+
+    def mark_items_deleted(self, item_ids: Iterable[str]) -> tuple[int, int]:
+        """Mark items deleted in the source as deleted, with their annotations (a deleted task takes its
+        annotations along); returns how many (items, annotations) were marked."""
+        n_items = n_annotations = 0
         with self.db.atomic():
-            n_items = self._mark_missing_deleted("items", "item_id", present)
-            cursor = self.db.execute("update annotations set deleted = 1 where deleted = 0 and kind = 'annotation' "
-                                     "and item_id in (select item_id from items where deleted = 1)")
-            return n_items, cursor.rowcount
+            for chunk in _chunks([str(i) for i in item_ids]):
+                marks = ",".join("?" * len(chunk))
+                n_items += self.db.execute(f"update items set deleted = 1 where deleted = 0 and item_id in ({marks})",
+                                           chunk).rowcount
+                n_annotations += self.db.execute(f"update annotations set deleted = 1 where deleted = 0 and "
+                                                 f"kind = 'annotation' and item_id in ({marks})", chunk).rowcount
+        return n_items, n_annotations
 
     def live_counts(self) -> tuple[int, int, int]:
         """(items, finished annotations, skipped annotations) that are live: what the source should count too."""
