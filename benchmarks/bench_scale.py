@@ -204,7 +204,10 @@ def round_one(n: int, data_dir: Path, workdir: Path) -> dict:
     with meter.phase("pull, nothing changed"):
         loop.pull()
 
-    inner = {"model": (relabel.model, "predict_probs"), "consensus": (relabel.rounds, "consensus_of"),
+    # The round's model step is relabel.model.fit_predict_probs where it exists (the model of issue 15), else
+    # predict_probs; only the outer one is measured, so nothing is counted twice.
+    model_step = "fit_predict_probs" if hasattr(relabel.model, "fit_predict_probs") else "predict_probs"
+    inner = {"model": (relabel.model, model_step), "consensus": (relabel.rounds, "consensus_of"),
              "save": (type(loop.store), "save_scores")}
     originals = {name: getattr(owner, attr) for name, (owner, attr) in inner.items()}
     captured = {}
