@@ -69,3 +69,38 @@ def load_cifar10n(data_dir) -> tuple[Annotations, np.ndarray, dict[str, np.ndarr
         if path.is_file():
             pred_probs[model] = np.load(path)
     return annotations, clean, pred_probs
+
+
+CROWD_SETS = ("adult_content2", "labelme", "trec_rf10")
+SNOW_SETS = ("rte", "temp", "wsd")
+
+
+def load_crowd(data_dir, name: str) -> tuple[Annotations, np.ndarray]:
+    """One set of ``crowd/`` (answer.csv, truth.csv, classes.csv): ``(annotations, truth)``.
+
+    ``truth`` has one class index per item of ``annotations`` and -1 where the set has no ground truth.
+    """
+    import pandas as pd
+
+    folder = Path(data_dir) / "crowd" / name
+    answers = pd.read_csv(folder / "answer.csv", dtype={"question": str, "worker": str})
+    classes = pd.read_csv(folder / "classes.csv")
+    names = tuple(str(c) for c in classes.sort_values("code")["name"])
+    a = Annotations.from_records(answers["question"].to_numpy(), answers["worker"].to_numpy(),
+                                 np.asarray(names, dtype=object)[answers["answer"].to_numpy()], classes=names)
+    truth_df = pd.read_csv(folder / "truth.csv", dtype={"question": str})
+    truth = pd.Series(truth_df["truth"].to_numpy(), index=truth_df["question"]).reindex(
+        [str(i) for i in a.item_ids])
+    return a, truth.fillna(-1).to_numpy().astype(np.intp)
+
+
+def load_snow(data_dir, name: str) -> tuple[Annotations, np.ndarray]:
+    """One Snow et al. 2008 set (rte, temp, wsd): ``(annotations, gold)`` with one gold class per item."""
+    import pandas as pd
+
+    df = pd.read_csv(Path(data_dir) / "snow2008" / f"{name}.standardized.tsv", sep="\t")
+    classes = sorted(df["response"].unique().tolist())
+    a = Annotations.from_records(df["orig_id"].to_numpy(), df["!amt_worker_ids"].to_numpy(),
+                                 df["response"].to_numpy(), classes=classes)
+    gold = df.groupby("orig_id")["gold"].first().reindex(a.item_ids).map(classes.index).to_numpy()
+    return a, gold.astype(np.intp)

@@ -26,11 +26,14 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
 from relabel import progress
+from relabel.config import checked_api_key, label_studio_url
 from relabel.errors import AuthError, ConfigError, ConnectorError, InputError, preview
+from relabel.redaction import redact, url_without_userinfo
 
 from . import label_studio_pull
 from .label_config import LabelConfig, parse_label_config
 from .records import AnnotationRecord, ProjectInfo, Pull, PushedTask, ReviewAnswer, ReviewRequest
+from .review_config import panel_data, review_label_config
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,10 @@ MODES = ("project", "in_place")
 PAGE_SIZE = 1000
 # The review project's description carries this marker, so it is found again whatever its title became.
 REVIEW_MARKER = "relabel:review-of-project="
+# The task data field `relabel writeback` fills with an item's final label (see relabel/writeback.py).
+FINAL_FIELD = "relabel_final"
+# Task data keys relabel writes start with this; a review task never copies the item's own relabel_* fields.
+OWN_PREFIX = "relabel_"
 NO_RETRY = {"max_retries": 0}
 DEFAULT_TIMEOUT = 300.0
 
@@ -67,11 +74,11 @@ class LabelStudioConnector:
     def __init__(self, url: str, api_key: str, project_id: int, *, label_tag: str | None = None,
                  text_field: str | None = None, timeout: float = DEFAULT_TIMEOUT,
                  httpx_client: httpx.Client | None = None, after_import: Callable[[], None] | None = None):
-        if not url or not url.startswith(("http://", "https://")):
-            raise ConfigError(f"The Label Studio URL must start with http:// or https://. Got {url!r}.")
+        url = label_studio_url(url)
         if not api_key:
             raise AuthError(f"No Label Studio API key was given; set {API_KEY_VARIABLE} to a personal access token "
                             f"or legacy token from Account & Settings.")
+        api_key = checked_api_key(api_key, "The API key given to the connector")
         if not isinstance(project_id, int) or isinstance(project_id, bool) or project_id < 1:
             raise ConfigError(f"The 'project_id' setting must be a positive integer. Got {project_id!r}.")
         self.url = url.rstrip("/")
@@ -108,15 +115,22 @@ class LabelStudioConnector:
             return None
         if response.status_code >= 400:
             _raise_for_status(self, response.status_code, response.text, f"{method} /{path}", project)
+        if 300 <= response.status_code < 400 or (response.content and not _looks_like_json(response)):
+            _raise_not_json(self, response, f"{method} /{path}")
         if not response.content:
             return None
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            _raise_not_json(self, response, f"{method} /{path}")
 
     def _project_json(self, project_id: int | None = None, refresh: bool = False) -> dict:
         project_id = project_id or self.project_id
         if project_id == self.project_id and self._project is not None and not refresh:
             return self._project
         body = self._request("GET", f"api/projects/{project_id}", project=project_id)
+        if not isinstance(body, dict) or "id" not in body:
+            _raise_unreadable(self, f"GET /api/projects/{project_id}", body)
         if project_id == self.project_id:
             self._project = body
         return body
@@ -245,15 +259,17 @@ class LabelStudioConnector:
             )
 
     # ----------------------------------------------------------------------------------------------- push
-    def push(self, requests: list[ReviewRequest], *, mode: str = "project",
-             show_suggestion: bool = True) -> list[PushedTask]:
+    def push(self, requests: list[ReviewRequest], *, mode: str = "project", show_suggestion: bool = True,
+             preselect: bool = False) -> list[PushedTask]:
         """Put review requests into Label Studio with one bulk import; return where each landed.
 
-        ``mode="project"``: tasks in a review project next to the source (created on first use, same labeling
-        config), each carrying the item's data plus relabel_* fields, and the suggested label as a prediction
-        scored with the quality so the Data Manager can sort lowest quality first.
-        ``mode="in_place"``: a prediction on the item's own task, one more requested annotation (overlap) and a
-        saved view "relabel round N". Idempotent: what an earlier push of the same (item, round) created is
+        ``mode="project"``: tasks in a review project next to the source (created on first use, with the review
+        config of connectors/review_config.py: the item, a read-only panel and the reviewed Choices), each
+        carrying the item's data plus relabel_* fields (the panel's among them; ``relabel_quality`` sorts).
+        ``preselect`` adds the suggested label as a prediction, which Label Studio pre-selects.
+        ``mode="in_place"``: a prediction on the item's own task (an empty one unless ``preselect``: it marks the
+        round and carries the quality for sorting), one more requested annotation (overlap) and a saved view
+        "relabel round N". Idempotent: what an earlier push of the same (item, round) created is
         found and returned, never created twice.
         """
         if mode not in MODES:
@@ -264,10 +280,10 @@ class LabelStudioConnector:
         config = self._label_config()
         _check_requests(requests, config, mode)
         if mode == "project":
-            return self._push_project(requests, config, show_suggestion)
-        return self._push_in_place(requests, config, show_suggestion)
+            return self._push_project(requests, config, show_suggestion, preselect)
+        return self._push_in_place(requests, config, preselect)
 
-    def review_project_id(self, create: bool = False) -> int | None:
+    def review_project_id(self, create: bool = False, show_suggestion: bool = False) -> int | None:
         """The review project of this source project, found by the marker in its description."""
         marker = f"{REVIEW_MARKER}{self.project_id}"
         page = 1
@@ -287,15 +303,34 @@ class LabelStudioConnector:
         created = self._request("POST", "api/projects/", write=True, json_body={
             "title": f"relabel review: {source.get('title') or self.project_id}"[:50],
             "description": f"Items relabel sent for review. {marker}",
-            "label_config": source.get("label_config"),
+            "label_config": self.review_config(show_suggestion),
             # One careful answer per review task is the point; the next round can ask again.
             "maximum_annotations": 1,
         })
         return created["id"]
 
+    def review_config(self, show_suggestion: bool = False) -> str:
+        """The review project's labeling config, generated from the source project's."""
+        return review_label_config(self._project_json().get("label_config") or "", self._label_config(),
+                                   show_suggestion=show_suggestion)
+
+    def _update_review_config(self, target: int, show_suggestion: bool) -> None:
+        """Bring an existing review project's config up to date (one made by an older relabel, or a changed
+        source config); Label Studio refuses a config that drops labels its annotations use: keep it then."""
+        wanted = self.review_config(show_suggestion)
+        if (self._project_json(target).get("label_config") or "") == wanted:
+            return
+        try:
+            self._request("PATCH", f"api/projects/{target}", json_body={"label_config": wanted}, write=True,
+                          project=target)
+        except ConnectorError as exc:
+            log.warning("The review project %s keeps its labeling config; Label Studio refused the new one (%s).",
+                        target, exc)
+
     def _push_project(self, requests: list[ReviewRequest], config: LabelConfig,
-                      show_suggestion: bool) -> list[PushedTask]:
-        target = self.review_project_id(create=True)
+                      show_suggestion: bool, preselect: bool) -> list[PushedTask]:
+        target = self.review_project_id(create=True, show_suggestion=show_suggestion)
+        self._update_review_config(target, show_suggestion)
         existing = {}
         for task in self._iter_tasks(target, fields="task_only"):
             data = task.get("data") or {}
@@ -303,7 +338,7 @@ class LabelStudioConnector:
                 existing[(str(data["relabel_item"]), int(data["relabel_round"]))] = task["id"]
         new = [r for r in requests if (r.item_id, r.round) not in existing]
         if new:
-            tasks = [self._review_task(r, config, show_suggestion) for r in new]
+            tasks = [self._review_task(r, config, show_suggestion, preselect) for r in new]
             with progress.bar(f"Pushing {len(new)} review tasks", total=1) as bar:  # one bulk import
                 body = self._request("POST", f"api/projects/{target}/import", params={"return_task_ids": "true"},
                                      json_body=tasks, write=True, project=target)
@@ -316,24 +351,30 @@ class LabelStudioConnector:
                                      f"project {target}; push again to complete the round.")
             # The community edition creates tasks in request order and returns their ids in that order.
             existing.update({(r.item_id, r.round): tid for r, tid in zip(new, task_ids)})
-            if show_suggestion:
+            if preselect:
                 self._set_model_version(target, max(r.round for r in new))
         return [PushedTask(item_id=r.item_id, round=r.round, target_project=target,
                            task_id=existing[(r.item_id, r.round)], mode="project") for r in requests]
 
-    def _review_task(self, request: ReviewRequest, config: LabelConfig, show_suggestion: bool) -> dict:
-        data = dict(request.data)
+    def _review_task(self, request: ReviewRequest, config: LabelConfig, show_suggestion: bool,
+                     preselect: bool) -> dict:
+        # The item's own relabel_* fields (e.g. an earlier writeback's relabel_final) would tell the reviewer
+        # an answer; only this round's fields go in.
+        data = {k: v for k, v in request.data.items() if not str(k).startswith(OWN_PREFIX)}
         data.update({"relabel_item": request.item_id, "relabel_round": request.round,
-                     "relabel_quality": float(request.quality), "relabel_reason": request.reason})
+                     "relabel_quality": float(request.quality)})
+        data.update(panel_data(request, show_suggestion=show_suggestion))
         task: dict = {"data": data}
-        if show_suggestion:
-            data["relabel_suggested"] = request.suggested_label
-            task["predictions"] = [self._prediction(request, config)]
+        if preselect:
+            task["predictions"] = [self._prediction(request, config, preselect=True)]
         return task
 
-    def _prediction(self, request: ReviewRequest, config: LabelConfig, task_id: int | None = None) -> dict:
+    def _prediction(self, request: ReviewRequest, config: LabelConfig, task_id: int | None = None, *,
+                    preselect: bool) -> dict:
+        # Without preselect the prediction is empty: it still marks the round (model_version) and carries the
+        # quality (score) the saved view sorts on, but selects nothing in the reviewer's editor.
         prediction = {"model_version": model_version(request.round), "score": float(request.quality),
-                      "result": [_choice_result(config, request.suggested_label)]}
+                      "result": [_choice_result(config, request.suggested_label)] if preselect else []}
         if task_id is not None:
             prediction["task"] = task_id
         return prediction
@@ -345,7 +386,7 @@ class LabelStudioConnector:
                       write=True, project=project_id)
 
     def _push_in_place(self, requests: list[ReviewRequest], config: LabelConfig,
-                       show_suggestion: bool) -> list[PushedTask]:
+                       preselect: bool) -> list[PushedTask]:
         by_task = {int(r.item_id): r for r in requests}
         tasks = {t["id"]: t for t in self._iter_tasks(self.project_id, task_ids=sorted(by_task))}
         missing = sorted(set(by_task) - set(tasks))
@@ -354,7 +395,7 @@ class LabelStudioConnector:
                              f"pull again and select from the current tasks.")
         new = [r for r in requests if _round_prediction(tasks[int(r.item_id)], r.round) is None]
         if new:
-            predictions = [self._prediction(r, config, int(r.item_id)) for r in new]
+            predictions = [self._prediction(r, config, int(r.item_id), preselect=preselect) for r in new]
             self._request("POST", f"api/projects/{self.project_id}/import/predictions", json_body=predictions,
                           write=True)
             if self.after_import is not None:
@@ -409,7 +450,9 @@ class LabelStudioConnector:
 
     # ----------------------------------------------------------------------------------------------- collect
     def collect(self, pushed: list[PushedTask]) -> list[ReviewAnswer]:
-        """The newest answer on each answered review task; a skipped answer has label None.
+        """Every answer on the review tasks, as it stands now (``answered_at`` is its ``updated_at``); a skip has
+        label None. Whose answer decides, and what an edit or a second answer means, is the caller's
+        business (relabel/decisions.py): the connector reports what is there.
 
         In a review project every annotation is an answer. In place, an answer is an annotation created after
         the round's prediction by someone who had not annotated the task before.
@@ -429,32 +472,98 @@ class LabelStudioConnector:
                     log.warning("Review task %s of project %s is gone; its answer cannot be collected.",
                                 p.task_id, project_id)
                     continue
-                annotation = self._answer_of(task, p)
-                if annotation is None:
-                    continue
-                warnings: list[str] = []
-                record = self._annotation_record(annotation, p.task_id, config, warnings, kind="review")
-                for message in warnings:
-                    log.warning(message)
-                if not record.valid:
-                    continue
-                answers.append(ReviewAnswer(item_id=p.item_id, round=p.round, task_id=p.task_id,
-                                            reviewer=record.annotator_id, label=record.label,
-                                            answered_at=record.updated_at or record.created_at,
-                                            annotation_id=record.annotation_id))
+                for annotation in self._answers_of(task, p):
+                    warnings: list[str] = []
+                    record = self._annotation_record(annotation, p.task_id, config, warnings, kind="review")
+                    for message in warnings:
+                        log.warning(message)
+                    if not record.valid:
+                        continue
+                    answers.append(ReviewAnswer(item_id=p.item_id, round=p.round, task_id=p.task_id,
+                                                reviewer=record.annotator_id, label=record.label,
+                                                answered_at=record.updated_at or record.created_at,
+                                                annotation_id=record.annotation_id))
         return answers
 
-    def _answer_of(self, task: dict, pushed: PushedTask) -> dict | None:
+    def _answers_of(self, task: dict, pushed: PushedTask) -> list[dict]:
         annotations = sorted(task.get("annotations") or [], key=lambda a: (a.get("created_at") or "", a["id"]))
         if pushed.mode == "in_place":
             prediction = _round_prediction(task, pushed.round)
             if prediction is None:
-                return None
+                return []
             pushed_at = prediction.get("created_at") or ""
             earlier = {_user_id(a.get("completed_by")) for a in annotations if (a.get("created_at") or "") < pushed_at}
             annotations = [a for a in annotations if (a.get("created_at") or "") >= pushed_at
                            and _user_id(a.get("completed_by")) not in earlier]
-        return annotations[-1] if annotations else None
+        return annotations
+
+    # ----------------------------------------------------------------------------------------------- assign
+    def assign(self, pushed: list[PushedTask], reviewers: tuple[str, ...]) -> str:
+        """Assign pushed review tasks to the reviewers (emails) where the server allows it; say what happened.
+
+        Task assignment is a Label Studio Enterprise feature (``POST /api/projects/<id>/tasks/assignees``).
+        Label Studio Community has no assignment API (it answers 404, measured on 1.23.2): there the
+        reviewers find the tasks through the saved view or the review project, and the ``reviewers`` setting
+        still decides whose answers count.
+        """
+        if not pushed or not reviewers:
+            return "no reviewers to assign"
+        by_email = {email.lower(): uid for uid, email in self._user_names().items()}
+        unknown = [r for r in reviewers if r not in by_email]
+        if unknown:
+            log.warning("Reviewers %s are not users of Label Studio at %s; they cannot be assigned tasks.",
+                        preview(unknown), self.url)
+        users = [by_email[r] for r in reviewers if r in by_email]
+        if not users:
+            return "none of the reviewers is a Label Studio user"
+        by_project: dict[int, list[int]] = {}
+        for p in pushed:
+            by_project.setdefault(p.target_project, []).append(p.task_id)
+        for project_id, task_ids in by_project.items():
+            with self._translate(f"POST /api/projects/{project_id}/tasks/assignees", project_id):
+                response = self._raw.request(
+                    f"api/projects/{project_id}/tasks/assignees", method="POST", request_options=NO_RETRY,
+                    json={"type": "AN", "users": users,
+                          "selectedItems": {"all": False, "included": sorted(set(task_ids))}})
+            if response.status_code in (403, 404, 405):
+                return (f"not assigned: this Label Studio has no task assignment (HTTP {response.status_code}; "
+                        "an Enterprise feature)")
+            if response.status_code >= 400:
+                _raise_for_status(self, response.status_code, response.text, "assign review tasks", project_id)
+        return f"assigned to {len(users)} reviewers"
+
+    # ----------------------------------------------------------------------------------------------- writeback
+    def write_task_field(self, values: dict[str, str | None], field: str = FINAL_FIELD) -> dict[str, int]:
+        """Set ``data[field]`` of source tasks to ``values[task id]`` (None removes it); touch only tasks whose
+        value differs, so a second run with the same values writes nothing. Returns counts per change.
+
+        Label Studio replaces a task's whole ``data`` on update, so each task's current data is read first and
+        only ``field`` changes in it.
+        """
+        counts = {"written": 0, "updated": 0, "removed": 0, "unchanged": 0, "missing": 0}
+        wanted = {int(k): v for k, v in values.items() if str(k).isdigit()}
+        if not wanted:
+            return counts
+        seen = set()
+        todo = []
+        for task in self._iter_tasks(self.project_id, fields="task_only", task_ids=sorted(wanted)):
+            seen.add(task["id"])
+            data = dict(task.get("data") or {})
+            have, want = data.get(field), wanted[task["id"]]
+            if have == want or (want is None and field not in data):
+                counts["unchanged"] += 1
+                continue
+            if want is None:
+                data.pop(field, None)
+                counts["removed"] += 1
+            else:
+                counts["written" if have is None else "updated"] += 1
+                data[field] = want
+            todo.append((task["id"], data))
+        counts["missing"] = len(set(wanted) - seen)
+        for task_id, data in _advancing(todo, progress.bar("Writing final labels", total=len(todo))):
+            self._request("PATCH", f"api/tasks/{task_id}", json_body={"data": data}, write=True)
+        return counts
 
 
 # --------------------------------------------------------------------------------------------------- helpers
@@ -478,7 +587,7 @@ class _Translate:
     def __exit__(self, exc_type, exc, tb):
         if exc is None:
             return False
-        url = self.connector.url
+        url = url_without_userinfo(self.connector.url)
         if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
             raise ConnectorError(f"Cannot reach Label Studio at {url} ({type(exc).__name__}); check the URL and "
                                  f"that the server is running.") from None
@@ -486,7 +595,7 @@ class _Translate:
             raise ConnectorError(f"Label Studio at {url} did not answer {self.what} in time; retry, or raise the "
                                  f"connector timeout for big projects.") from None
         if isinstance(exc, httpx.HTTPError):
-            raise ConnectorError(f"The request {self.what} to Label Studio at {url} failed ({exc}); check the "
+            raise ConnectorError(f"The request {self.what} to Label Studio at {url} failed ({redact(exc)}); check the "
                                  f"URL and the server log.") from None
         if isinstance(exc, ApiError):
             _raise_for_status(self.connector, exc.status_code or 0, str(exc.body), self.what, self.project)
@@ -495,7 +604,7 @@ class _Translate:
 
 def _raise_for_status(connector: LabelStudioConnector, status: int, body: str, what: str,
                       project: int | None) -> None:
-    url = connector.url
+    url = url_without_userinfo(connector.url)
     if status == 401:
         raise AuthError(f"Label Studio at {url} rejected the API key (401); check {API_KEY_VARIABLE}: legacy "
                         f"tokens may be disabled on this server, so use a personal access token.")
@@ -504,8 +613,42 @@ def _raise_for_status(connector: LabelStudioConnector, status: int, body: str, w
                         f"user who may read and write project {project or connector.project_id}.")
     if status == 404 and project is not None:
         raise ConnectorError(f"There is no project {project} at {url}; check the project id in the project's URL.")
-    short = " ".join(body.split())[:200]
+    short = redact(" ".join(body.split())[:200])  # a proxy may echo the request's headers back
     raise ConnectorError(f"Label Studio at {url} answered {status} to {what}: {short}; check the server log.")
+
+
+def _looks_like_json(response) -> bool:
+    # Only HTML is refused up front: the export endpoint answers JSON under a download content type.
+    return response.headers.get("content-type", "").split(";")[0].strip().lower() not in ("text/html",
+                                                                                      "application/xhtml+xml")
+
+
+def _raise_not_json(connector: LabelStudioConnector, response, what: str) -> None:
+    """A 2xx/3xx answer that is not Label Studio's JSON: a proxy's or SSO's login page, a redirect, a wrong URL."""
+    url = url_without_userinfo(connector.url)
+    kind = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+    if 300 <= response.status_code < 400:
+        where = redact(response.headers.get("location", "elsewhere"))
+        raise ConnectorError(f"Label Studio at {url} answered {what} with a redirect ({response.status_code}) to "
+                             f"{where}; a proxy or login page is in the way, or the URL is wrong: point 'url' at the "
+                             "Label Studio server itself.")
+    raise ConnectorError(f"Label Studio at {url} answered {what} with {kind} instead of JSON (a proxy's login page? "
+                         "a wrong URL?); point 'url' at the Label Studio server itself.")
+
+
+def _readable_task(task) -> bool:
+    """A task as relabel reads it: an object with an integer id, a data object, and annotations that have ids."""
+    if not isinstance(task, dict) or not isinstance(task.get("id"), int):
+        return False
+    annotations = task.get("annotations") or []
+    return isinstance(task.get("data") or {}, dict) and isinstance(annotations, list) and \
+        all(isinstance(a, dict) and a.get("id") is not None for a in annotations)
+
+
+def _raise_unreadable(connector: LabelStudioConnector, what: str, body) -> None:
+    shown = redact(" ".join(json.dumps(body, default=str).split()))[:120]
+    raise ConnectorError(f"Label Studio at {url_without_userinfo(connector.url)} answered {what} with JSON relabel "
+                         f"cannot read ({shown}); check that 'url' points at a Label Studio 1.x server.")
 
 
 def _normalise_time(value: str) -> str:
@@ -535,7 +678,10 @@ def _choice_of(annotation: dict, config: LabelConfig) -> tuple[str | None, bool,
     if annotation.get("was_cancelled"):
         return None, True, None
     chosen: list[str] = []
-    for result in annotation.get("result") or []:
+    results = annotation.get("result") or []
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        return None, False, "has a result that is not a list of regions"
+    for result in results:
         if result.get("from_name") == config.label_tag:
             chosen.extend((result.get("value") or {}).get("choices") or [])
     if not chosen:

@@ -125,7 +125,8 @@ def pull_batches(connector: "LabelStudioConnector", since: str | None = None, fu
     so far; the last batch's is the next ``since``. A full pull ends with a visibility check: a key that sees
     only its own annotations is refused after the batches (the store writes its cursor only after the last one).
     """
-    from .label_studio import _normalise_time, _user_id  # noqa: PLC0415 (the connector imports this module)
+    from .label_studio import (_normalise_time, _raise_unreadable, _readable_task,  # noqa: PLC0415 (the
+                               _user_id)                                              # connector imports us)
 
     if since is not None:
         since = _normalise_time(since)
@@ -148,6 +149,8 @@ def pull_batches(connector: "LabelStudioConnector", since: str | None = None, fu
     with bar:
         for task in tasks:
             bar.update()
+            if not _readable_task(task):
+                _raise_unreadable(connector, "the snapshot export" if full else "the task list", task)
             updated = task.get("updated_at")
             if updated is not None and (cursor is None or updated > cursor):
                 cursor = updated
@@ -182,11 +185,16 @@ def snapshot_tasks(connector: "LabelStudioConnector", n_tasks: int) -> Iterator[
     with tempfile.TemporaryFile(prefix="relabel-snapshot-", suffix=".json") as file:
         _download_snapshot(connector, file, timeout)
         file.seek(0)
+        head = file.read(200)
+        if not head.lstrip().startswith(b"["):   # a list of tasks, whatever the size; anything else is not
+            from .label_studio import _raise_unreadable  # noqa: PLC0415
+            _raise_unreadable(connector, "the snapshot export", head.decode("utf-8", "replace"))
+        file.seek(0)
         try:
             # use_float: annotation fields such as lead_time are floats; ijson would give Decimal by default.
             yield from ijson.items(file, "item", use_float=True)
         except ijson.JSONError as exc:
-            raise ConnectorError(f"The snapshot export of project {connector.project_id} at {connector.url} is "
+            raise ConnectorError(f"The snapshot export of project {connector.project_id} at {_url(connector)} is "
                                  f"not valid JSON ({exc}); check the server log and pull again.") from None
 
 
@@ -221,12 +229,12 @@ def _wait_for_snapshot(connector: "LabelStudioConnector", snapshot: dict, timeou
     deadline = time.monotonic() + timeout
     while snapshot.get("status") not in ("completed", "failed"):
         if time.monotonic() > deadline:
-            raise ConnectorError(f"Label Studio at {connector.url} did not finish the snapshot export of project "
+            raise ConnectorError(f"Label Studio at {_url(connector)} did not finish the snapshot export of project "
                                  f"{project} within {timeout:.0f} s; retry when the server is less busy.")
         time.sleep(SNAPSHOT_POLL_SECONDS)
         snapshot = connector._request("GET", f"api/projects/{project}/exports/{export_id}", project=project)
     if snapshot.get("status") == "failed":
-        raise ConnectorError(f"Label Studio at {connector.url} failed to build the snapshot export of project "
+        raise ConnectorError(f"Label Studio at {_url(connector)} failed to build the snapshot export of project "
                              f"{project}; check the server log and pull again.")
 
 
@@ -240,6 +248,12 @@ def _delete_snapshot(connector: "LabelStudioConnector", export_id: int) -> None:
                     "from the project's export page.", export_id, connector.project_id, exc)
 
 
+def _url(connector: "LabelStudioConnector") -> str:
+    """The server's URL as messages show it (without any user:password part)."""
+    from relabel.redaction import url_without_userinfo  # noqa: PLC0415
+    return url_without_userinfo(connector.url)
+
+
 def _json_or_raise(connector: "LabelStudioConnector", response, what: str, project: int) -> dict:
     from .label_studio import _raise_for_status  # noqa: PLC0415
 
@@ -248,7 +262,7 @@ def _json_or_raise(connector: "LabelStudioConnector", response, what: str, proje
     try:
         return response.json()
     except json.JSONDecodeError:
-        raise ConnectorError(f"Label Studio at {connector.url} answered {what} with something that is not JSON; "
+        raise ConnectorError(f"Label Studio at {_url(connector)} answered {what} with something that is not JSON; "
                              "check the URL points at Label Studio.") from None
 
 

@@ -76,6 +76,9 @@ class ReviewRequest:
     quality: float
     reason: str
     suggested_label: str
+    # The review panel: who said what, in the order given, and the model's top classes with probabilities.
+    annotators: tuple[tuple[str, str], ...] = ()
+    model_top: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,8 @@ class PushedTask:
 
 @dataclass(frozen=True)
 class ReviewAnswer:
-    """A reviewer's answer to a pushed task. ``label`` is None when the reviewer skipped it."""
+    """An answer to a pushed task (by a reviewer or not: relabel/decisions.py tells). ``label`` is None for a
+    skip; ``answered_at`` is when it was last changed (Label Studio's ``updated_at``)."""
 
     item_id: str
     round: int
@@ -109,7 +113,9 @@ class Connector(Protocol):
 
     def pull(self, since: str | None = None, reconcile: bool = False) -> Pull: ...
 
-    def push(self, requests: list[ReviewRequest], *, mode: str = "project",
-             show_suggestion: bool = True) -> list[PushedTask]: ...
+    def push(self, requests: list[ReviewRequest], *, mode: str = "project", show_suggestion: bool = True,
+             preselect: bool = False) -> list[PushedTask]: ...
 
-    def collect(self, pushed: list[PushedTask]) -> list[ReviewAnswer]: ...
+    def collect(self, pushed: list[PushedTask]) -> list[ReviewAnswer]:
+        """Every answer on the pushed tasks as it stands now (edits included), not only the newest."""
+        ...

@@ -8,29 +8,79 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 
 import click
 
 from . import __version__, progress
-from .config import API_KEY_ENV, DEFAULT_BUDGET, DEFAULT_CONFIG, REVIEW_MODES, load_config
+from .calibration import format_expected
+from .config import (API_KEY_ENV, DEFAULT_BUDGET, DEFAULT_CONFIG, REVIEW_MODES, label_studio_url, load_config,
+                     non_empty_string, positive_budget, positive_int)
 from .errors import RelabelError
+from .redaction import redact
 from .report import DEFAULT_TOP
 from .rounds import EXPORT_FORMATS, Loop, initialise
 
+# Set to anything to get Python's traceback instead of the one-line message for an unexpected error.
+DEBUG_ENV = "RELABEL_DEBUG"
+
 
 def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())
+    """The exception's message on one line, with every credential redacted (keys, tokens, URL passwords)."""
+    return " ".join(redact(exc, os.environ.get(API_KEY_ENV, "").strip()).split())
 
 
 def _errors_to_exit_1(command):
-    """Turn relabel's own errors into a one-line `Error: ...` and exit code 1 (never a traceback)."""
+    """Turn errors into a one-line `Error: ...` and exit code 1, never a traceback (RELABEL_DEBUG=1 shows it).
+
+    relabel's own errors say what is wrong and how to fix it; anything else is a bug or an operating-system
+    failure, named as such so the user can report it.
+    """
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except RelabelError as exc:
-            raise click.ClickException(_one_line(exc)) from exc
+            raise click.ClickException(_one_line(exc)) from None
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise click.ClickException(_one_line(f"{exc.strerror or exc}{where}; check the path and its "
+                                                 "permissions.")) from None
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            raise click.ClickException(_one_line(
+                f"relabel failed unexpectedly ({type(exc).__name__}: {exc}); this is a bug: please report it with "
+                f"the command you ran (set {DEBUG_ENV}=1 to see the traceback).")) from None
     return wrapper
+
+
+def _validated(check):
+    """A click callback running one of relabel.config's validators, so a bad value is a usage error (exit 2)
+    with the same message the config file gets."""
+    def callback(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            return check(value)
+        except RelabelError as exc:
+            raise click.BadParameter(_one_line(exc), ctx=ctx, param=param) from None
+    return callback
+
+
+def _positive(name: str):
+    return _validated(lambda value: positive_int(name, value))
+
+
+def _non_empty(name: str):
+    return _validated(lambda value: non_empty_string(name, value))
+
+
+def _featurizer(value: str) -> str:
+    from .model import ModelSettings  # heavy: imported only when --featurizer is given
+    return ModelSettings.from_dict({"featurizer": non_empty_string("featurizer", value)}).featurizer
 
 
 def _loop(ctx: click.Context) -> Loop:
@@ -64,16 +114,21 @@ def cli(ctx: click.Context, config_path: str, quiet: bool):
 
 
 @cli.command()
-@click.option("--url", required=True, help="The Label Studio server, e.g. http://localhost:8080.")
-@click.option("--project", required=True, type=int, help="The source project id (the number in /projects/<id>/).")
-@click.option("--label-tag", default=None, help="The <Choices name=...> to score, if the config has several.")
-@click.option("--text-field", default=None, help="The task data field holding the text, if ambiguous.")
-@click.option("--api-key-file", default=None, help=f"A file holding the API key (else ${API_KEY_ENV}).")
+@click.option("--url", required=True, callback=_validated(label_studio_url),
+              help="The Label Studio server, e.g. http://localhost:8080.")
+@click.option("--project", required=True, type=int, callback=_positive("project"),
+              help="The source project id (the number in /projects/<id>/).")
+@click.option("--label-tag", default=None, callback=_non_empty("label_tag"), help="The <Choices name=...> to score, if the config has several.")
+@click.option("--text-field", default=None, callback=_non_empty("text_field"), help="The task data field holding the text, if ambiguous.")
+@click.option("--api-key-file", default=None, callback=_non_empty("api_key_file"), help=f"A file holding the API key (else ${API_KEY_ENV}).")
 @click.option("--mode", type=click.Choice(REVIEW_MODES), default="project", show_default=True,
               help="Review in a separate project or in place.")
-@click.option("--budget", type=int, default=DEFAULT_BUDGET, show_default=True, help="Review tasks per round.")
-@click.option("--store", "store_path", default="relabel.db", show_default=True, help="The SQLite store.")
-@click.option("--featurizer", default=None, help="The model's featurizer ('tfidf', the default, or 'sentence-transformers').")
+@click.option("--budget", type=int, default=DEFAULT_BUDGET, show_default=True, callback=_validated(positive_budget),
+              help="Review tasks per round.")
+@click.option("--store", "store_path", default="relabel.db", show_default=True, callback=_non_empty("store"),
+              help="The SQLite store.")
+@click.option("--featurizer", default=None, callback=_validated(_featurizer),
+              help="The model's featurizer ('tfidf', the default, or 'sentence-transformers').")
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
 @click.pass_context
 @_errors_to_exit_1
@@ -146,7 +201,8 @@ def score(ctx, dask_scheduler):
 
 
 @cli.command()
-@click.option("--budget", type=int, default=None, help="Items to send to review (default: the config's budget).")
+@click.option("--budget", type=int, default=None, callback=_validated(positive_budget),
+              help="Items to send to review (default: the config's budget).")
 @click.pass_context
 @_errors_to_exit_1
 def push(ctx, budget):
@@ -167,30 +223,36 @@ def collect(ctx):
     \b
     relabel collect
     """
-    s = _loop(ctx).collect()
-    click.echo(f"Collected {s.decisions} decisions: {s.confirmed} confirmed, {s.corrected} corrected, "
-               f"{s.skipped} skipped.")
+    _echo_collect(_loop(ctx).collect())
 
 
 @cli.command("round")
-@click.option("--budget", type=int, default=None, help="Items to send to review (default: the config's budget).")
+@click.option("--budget", type=int, default=None, callback=_validated(positive_budget),
+              help="Items to send to review (default: the config's budget).")
+@click.option("--force", is_flag=True, help="Start a round even when nothing changed since the last one.")
 @_DASK_OPTION
 @click.pass_context
 @_errors_to_exit_1
-def round_(ctx, budget, dask_scheduler):
+def round_(ctx, budget, force, dask_scheduler):
     """Run a relabel round: collect -> pull -> score -> select -> push (resumes a round that died).
+
+    With nothing new since the last round (no new or changed annotations, no new or changed decisions) it
+    says so and exits 0 without starting a round, so it is safe to run from cron; --force starts one anyway.
 
     \b
     relabel round --budget 20
     """
-    s = _on_dask(_loop(ctx), dask_scheduler).round(budget)
+    s = _on_dask(_loop(ctx), dask_scheduler).round(budget, force=force)
     if s.resumed:
         click.echo(f"Resumed round {s.round}.")
     if s.collect is not None:
-        click.echo(f"Collected {s.collect.decisions} decisions ({s.collect.corrected} corrected).")
+        _echo_collect(s.collect)
     if s.pull is not None:
         click.echo(f"Pulled {s.pull.items} items: {s.pull.new} new, {s.pull.changed} changed, "
                    f"{s.pull.deleted} deleted annotations.")
+    if s.unchanged_reason is not None:
+        click.echo(f"{s.unchanged_reason[0].upper()}{s.unchanged_reason[1:]}; no new round "
+                   "(--force starts one anyway).")
     if s.score is not None:
         _echo_score(s.score)
     if s.push is not None:
@@ -216,7 +278,12 @@ def status(ctx, as_json):
         return
     header = ["round", "status", "items", "annotations", "pushed", "reviewed", "corrected",
               "expected_remaining_errors"]
-    click.echo(_table(header, [[r[h] for h in header] for r in report["rounds"]], formats={7: "{:,.1f}"}))
+    click.echo(_table(header, [[r[h] for h in header[:7]] + [format_expected(r["expected_remaining_errors"],
+                                                                            r["expected_low"], r["expected_high"])]
+                               for r in report["rounds"]]))
+    for r in report["rounds"]:
+        if r["stop_reason"]:
+            click.echo(f"round {r['round']}: {r['stop_reason']}")
 
 
 @cli.command()
@@ -240,10 +307,12 @@ def annotators(ctx, as_json):
 @cli.command()
 @click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True),
               help="The HTML file to write.")
-@click.option("--round", "round_number", type=int, default=None, help="The round to report (default: the latest).")
-@click.option("--top", type=int, default=DEFAULT_TOP, show_default=True,
+@click.option("--round", "round_number", type=int, default=None, callback=_positive("round"),
+              help="The round to report (default: the latest).")
+@click.option("--top", type=int, default=DEFAULT_TOP, show_default=True, callback=_positive("top"),
               help="How many of the items most likely mislabelled to list.")
-@click.option("--url", default=None, help="The Label Studio URL for task links (default: the config's).")
+@click.option("--url", default=None, callback=_validated(label_studio_url),
+              help="The Label Studio URL for task links (default: the config's).")
 @click.pass_context
 @_errors_to_exit_1
 def report(ctx, out, round_number, top, url):
@@ -279,6 +348,23 @@ def export(ctx, fmt, out):
 
 
 @cli.command()
+@click.pass_context
+@_errors_to_exit_1
+def writeback(ctx):
+    """Write every item's final label into the source project's task field `relabel_final`.
+
+    The same label `relabel export` gives (the reviewer's where reviewed, the consensus elsewhere); only
+    changed tasks are written, so running it twice changes nothing. Label Studio's exports then carry it.
+
+    \b
+    relabel round && relabel writeback
+    """
+    s = _loop(ctx).writeback()
+    click.echo(f"Final labels in Label Studio: {s.written} written, {s.updated} updated, {s.removed} removed, "
+               f"{s.unchanged} unchanged" + (f"; {s.missing} items are no longer tasks." if s.missing else "."))
+
+
+@cli.command()
 @click.option("--dir", "root", default=".relabel-demo", show_default=True, type=click.Path(file_okay=False),
               help="Where the demo keeps Label Studio's data, the store and the ground truth.")
 @click.option("--items", "n_items", type=click.IntRange(20, 2000), default=300, show_default=True,
@@ -287,7 +373,8 @@ def export(ctx, fmt, out):
 @click.option("--rounds", type=click.IntRange(1, 20), default=1, show_default=True, help="Rounds to run.")
 @click.option("--simulate-review", is_flag=True,
               help="An expert answers each round's review tasks with the ground truth, through the API.")
-@click.option("--featurizer", default=None, help="The model's featurizer (default: the config default).")
+@click.option("--featurizer", default=None, callback=_validated(_featurizer),
+              help="The model's featurizer (default: the config default).")
 @click.option("--keep-running", is_flag=True, help="Leave Label Studio running after the demo and say how to stop it.")
 @_errors_to_exit_1
 def demo(root, n_items, budget, rounds, simulate_review, featurizer, keep_running):
@@ -319,12 +406,22 @@ def demo(root, n_items, budget, rounds, simulate_review, featurizer, keep_runnin
 def _echo_score(s) -> None:
     click.echo(f"Round {s.round} scored ({s.method}): {s.labelled_items} labelled of {s.items} items, "
                f"{s.annotations} annotations by {s.annotators} annotators; {s.label_issues} label issues; "
-               f"expected wrong labels left {s.expected_remaining_errors:.1f}.")
+               f"expected wrong labels left {s.expected_text}"
+               + (f"; {s.overrides} overrides (a label no annotator gave)." if s.overrides else "."))
     for note in s.notes:
         click.echo(f"note: {note}")
 
 
+def _echo_collect(s) -> None:
+    click.echo(f"Collected {s.decisions} decisions ({s.confirmed} confirmed, {s.corrected} corrected, "
+               f"{s.skipped} skipped, {s.disputed} disputed), {s.changed} changed, "
+               f"{s.ordinary} answers by non-reviewers kept as annotations.")
+
+
 def _echo_push(s) -> None:
+    if s.stop_reason:
+        click.echo(f"Round {s.round}: nothing pushed. {s.stop_reason}")
+        return
     click.echo(f"Round {s.round}: {s.new} new review tasks ({s.mode}), {s.total} in total.")
 
 

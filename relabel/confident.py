@@ -18,7 +18,7 @@ multi-annotator data and live in consensus.py):
 Smaller differences: bad input raises :mod:`relabel.errors` exceptions (a singular noise matrix with
 ``py_method='eqn'`` raises InputError, not LinAlgError); fewer than two given classes is always an error
 (cleanlab lets all-zero labels through, for its multi-label code); only single-label data is handled, so
-there is no ``multi_label``, and no ``n_jobs`` / ``verbose`` because the work is vectorised, not pooled.
+there is no ``multi_label``; ``n_jobs`` / ``verbose`` are accepted and ignored because the work is vectorised.
 
 Public functions validate their inputs and raise :mod:`relabel.errors` exceptions; the private
 ``_compute_*`` functions trust theirs (CROWDLAB in ``consensus.py`` calls them directly).
@@ -613,6 +613,9 @@ def _check_filter_options(filter_by, frac_noise, num_to_remove_per_class, min_ex
 def _check_num_to_remove(num_to_remove_per_class, label_counts: np.ndarray) -> np.ndarray:
     r = np.asarray(num_to_remove_per_class)
     n_classes = label_counts.shape[0]
+    if r.ndim == 0 and np.issubdtype(r.dtype, np.number) and np.isfinite(r) and r == np.round(r) and r >= 0:
+        # A scalar applies to every class, as in cleanlab; a class cannot lose more items than it has.
+        return np.minimum(np.full(n_classes, int(r), dtype=np.int64), label_counts.astype(np.int64))
     if (r.shape != (n_classes,) or not np.issubdtype(r.dtype, np.number) or not np.all(np.isfinite(r))
             or np.any(r != np.round(r)) or np.any(r < 0)):
         raise ConfigError(f"num_to_remove_per_class must be {n_classes} non-negative integers, one per class; "
@@ -628,7 +631,7 @@ def _check_num_to_remove(num_to_remove_per_class, label_counts: np.ndarray) -> n
 def find_label_issues(labels, pred_probs, *, return_indices_ranked_by: str | None = None,
                       rank_by_kwargs: dict | None = None, filter_by: str = "prune_by_noise_rate",
                       frac_noise: float = 1.0, num_to_remove_per_class=None, min_examples_per_class: int = 1,
-                      confident_joint=None) -> np.ndarray:
+                      confident_joint=None, n_jobs: int | None = None, verbose: bool = False) -> np.ndarray:
     """Which items are likely mislabelled: a boolean mask, or their indices ranked most-likely-wrong first.
 
     ``filter_by`` chooses how many and which items of each given class are flagged:
@@ -641,13 +644,14 @@ def find_label_issues(labels, pred_probs, *, return_indices_ranked_by: str | Non
     the given label when it gets 1e-6 more probability.
 
     ``frac_noise`` flags only that fraction of each estimated noise count; ``num_to_remove_per_class`` (K
-    counts) fixes how many items of each class are flagged; a class with at most ``min_examples_per_class``
+    counts, or one count for every class) fixes how many items of each class are flagged; a class with at most ``min_examples_per_class``
     items is not pruned (a warning names it), and a class of one item is never flagged. With
     ``return_indices_ranked_by`` (a quality method; ``rank_by_kwargs`` may set ``adjust_pred_probs``) the
     flagged indices are returned in ascending score order, ties in index order (stable sort: cleanlab's
     unstable sort may order exactly equal scores differently, and may pick differently among items tied at
     a cut-off). ``confident_joint`` (uncalibrated or calibrated counts) replaces the computed one for the
-    pruning filters. Same as ``cleanlab.filter.find_label_issues`` (single-label; no n_jobs: vectorised).
+    pruning filters. Same as ``cleanlab.filter.find_label_issues`` (single-label). ``n_jobs`` and ``verbose``
+    are accepted for compatibility and change nothing: the work is vectorised, not pooled, and prints nothing.
     """
     kwargs = _check_filter_options(filter_by, frac_noise, num_to_remove_per_class, min_examples_per_class,
                                    return_indices_ranked_by, rank_by_kwargs)

@@ -12,8 +12,10 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import AuthError, ConfigError
+from .redaction import redact
 
 DEFAULT_CONFIG = "relabel.toml"
 DEFAULT_STORE = "relabel.db"
@@ -23,13 +25,16 @@ DEFAULT_BUDGET = 50
 # A full pull (the whole project, to catch anything the counts could not) at most this often; the incremental pull
 # in between finds new, changed and deleted labels by itself. 0 turns the periodic full pull off.
 DEFAULT_FULL_PULL_HOURS = 24.0
+DEFAULT_MIN_EXPECTED_ERRORS = 0.5
 # The featurizer written by `relabel init`: TF-IDF won the 20 Newsgroups benchmark (benchmarks/text_pipeline.py).
 DEFAULT_FEATURIZER = "tfidf"
+# Settings people put secrets under; refused with a message saying where the key goes instead.
+_SECRET_KEYS = {"api_key", "token", "api_token", "access_token", "password", "secret"}
 
 _SECTIONS = {
     "label_studio": {"url", "project", "label_tag", "text_field", "api_key_file", "full_pull_hours"},
     "model": None,  # validated by relabel.model.ModelSettings.from_dict
-    "review": {"mode", "budget", "show_suggestion"},
+    "review": {"mode", "budget", "show_suggestion", "preselect", "reviewers", "min_expected_errors"},
     "store": {"path"},
 }
 
@@ -53,6 +58,17 @@ class ReviewSettings:
     mode: str = "project"
     budget: int = DEFAULT_BUDGET
     show_suggestion: bool = True
+    # Off by default: a label already selected anchors the reviewer on it (the review panel still shows why).
+    preselect: bool = False
+    # Who decides (emails). Empty: anyone who answers a review task decides (a one-person team's setting).
+    reviewers: tuple[str, ...] = ()
+    # Stop signal: a round whose selected items hold fewer expected wrong labels than this pushes nothing
+    # (0 turns it off). 0.5: a batch expected to fix less than half a label is not worth a reviewer's time.
+    min_expected_errors: float = DEFAULT_MIN_EXPECTED_ERRORS
+
+    def decides(self, who: str) -> bool:
+        """Whether an answer by ``who`` (an email) is a reviewer's decision rather than an ordinary annotation."""
+        return not self.reviewers or who.strip().lower() in self.reviewers
 
 
 @dataclass(frozen=True)
@@ -69,18 +85,22 @@ class Config:
         """The API key, read now from the environment or the key file (never cached, never logged)."""
         key = os.environ.get(API_KEY_ENV, "").strip()
         if key:
-            return key
+            return checked_api_key(key, f"The {API_KEY_ENV} environment variable")
         key_file = self.label_studio.api_key_file
         if key_file is not None:
             try:
-                key = key_file.read_text().strip()
+                raw = key_file.read_bytes()
             except OSError as exc:
                 raise ConfigError(f"The 'api_key_file' setting points at {str(key_file)!r}, which cannot be read "
                                   f"({exc.strerror}); fix the path or set {API_KEY_ENV}.") from exc
+            source = f"The API key file {str(key_file)!r}"
+            try:
+                key = raw.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                raise AuthError(f"{source} is not text; put only your Label Studio access token in it.") from None
             if not key:
-                raise AuthError(f"The API key file {str(key_file)!r} is empty; put your Label Studio access token "
-                                f"in it or set {API_KEY_ENV}.")
-            return key
+                raise AuthError(f"{source} is empty; put your Label Studio access token in it or set {API_KEY_ENV}.")
+            return checked_api_key(key, source)
         raise AuthError(f"No Label Studio API key: set the {API_KEY_ENV} environment variable or name a file "
                         "holding it with 'api_key_file' in [label_studio].")
 
@@ -142,8 +162,8 @@ def parse_config(raw: dict, base: Path | None = None, path: Path | None = None) 
                           "--project ID` or add it to the config.")
     key_file = _optional_str(ls, "api_key_file")
     label_studio = LabelStudioSettings(
-        url=_url(ls["url"]),
-        project=_positive_int("project", ls["project"]),
+        url=label_studio_url(ls["url"]),
+        project=positive_int("project", ls["project"]),
         label_tag=_optional_str(ls, "label_tag"),
         text_field=_optional_str(ls, "text_field"),
         api_key_file=_resolve(key_file, base) if key_file else None,
@@ -154,6 +174,9 @@ def parse_config(raw: dict, base: Path | None = None, path: Path | None = None) 
         mode=review_mode(rv.get("mode", "project")),
         budget=positive_budget(rv.get("budget", DEFAULT_BUDGET)),
         show_suggestion=_bool("show_suggestion", rv.get("show_suggestion", True)),
+        preselect=_bool("preselect", rv.get("preselect", False)),
+        reviewers=reviewer_emails(rv.get("reviewers", [])),
+        min_expected_errors=min_expected_errors(rv.get("min_expected_errors", DEFAULT_MIN_EXPECTED_ERRORS)),
     )
     store = raw.get("store", {}).get("path", DEFAULT_STORE)
     if not isinstance(store, str) or not store.strip():
@@ -162,9 +185,45 @@ def parse_config(raw: dict, base: Path | None = None, path: Path | None = None) 
                   store_path=_resolve(store, base), path=path)
 
 
+def checked_api_key(key: str, source: str = f"The {API_KEY_ENV} environment variable") -> str:
+    """``key`` stripped of surrounding whitespace, refused (without ever echoing it) when it cannot be a token.
+
+    Label Studio's keys (40 hex characters, or a JWT) are printable ASCII without spaces. Anything else (a second
+    line in a key file, a CR/LF, a pasted non-ASCII character) would otherwise reach the HTTP header, where httpx
+    fails with an error that quotes the whole header, key included.
+    """
+    key = key.strip()
+    if not key:
+        raise AuthError(f"{source} holds no API key; put your Label Studio access token there.")
+    if any(ch in "\r\n" for ch in key):
+        raise AuthError(f"{source} holds more than one line; keep only the Label Studio access token, on one line.")
+    if not key.isascii():
+        raise AuthError(f"{source} holds a non-ASCII character; copy the access token again from Label Studio's "
+                        "Account & Settings.")
+    if not key.isprintable() or any(ch.isspace() for ch in key):
+        raise AuthError(f"{source} holds spaces or control characters inside the key; keep only the access token.")
+    return key
+
+
 def positive_budget(value) -> int:
     """Validate a review budget (config or --budget)."""
-    return _positive_int("budget", value)
+    return positive_int("budget", value)
+
+
+def reviewer_emails(value) -> tuple[str, ...]:
+    """Validate the 'reviewers' setting: a list of emails, compared case-insensitively (Label Studio logins are)."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and "@" in v for v in value):
+        raise ConfigError(f"The 'reviewers' setting in [review] must be a list of emails such as "
+                          f"[\"lead@example.com\"]. Got {value!r}.")
+    return tuple(sorted({v.strip().lower() for v in value}))
+
+
+def min_expected_errors(value) -> float:
+    """Validate the stop signal's threshold: a number >= 0 (0 turns the stop signal off)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ConfigError(f"The 'min_expected_errors' setting in [review] must be a number >= 0 (0 turns the "
+                          f"stop signal off). Got {value!r}.")
+    return float(value)
 
 
 def review_mode(value) -> str:
@@ -198,7 +257,9 @@ def write_config(path: str | os.PathLike | None, *, url: str, project: int, labe
     lines += ["", "[model]"] + [f"{k} = {_toml(v)}" for k, v in model.items()]
     lines += ["", "[review]", f"mode = {_toml(mode)}  # \"project\" (a separate review project) or \"in_place\"",
               f"budget = {int(budget)}  # review tasks per round",
-              f"show_suggestion = {'true' if show_suggestion else 'false'}",
+              f"show_suggestion = {'true' if show_suggestion else 'false'}  # name relabel's suggestion in the panel",
+              "preselect = false  # true: the suggestion is also pre-selected (anchors reviewers)",
+              "# reviewers = [\"lead@example.com\"]  # who decides; others' answers are ordinary annotations",
               "", "[store]", f"path = {_toml(store)}", ""]
     text = "\n".join(lines)
     parse_config(tomllib.loads(text), base=file.resolve().parent)  # refuse to write what we could not read
@@ -210,12 +271,13 @@ def write_config(path: str | os.PathLike | None, *, url: str, project: int, labe
 # ---- validation helpers -------------------------------------------------------------------------------------
 def _refuse_secrets(raw: dict) -> None:
     for section, value in raw.items():
-        if section in ("api_key", "token") or (isinstance(value, dict) and ({"api_key", "token"} & set(value))):
+        if section in _SECRET_KEYS or (isinstance(value, dict) and (_SECRET_KEYS & set(value))):
             raise ConfigError(f"The config must not hold the API key; remove it and set the {API_KEY_ENV} "
                               "environment variable or name a key file with 'api_key_file'.")
 
 
-def _positive_int(name: str, value) -> int:
+def positive_int(name: str, value) -> int:
+    """Validate a positive integer setting or option, naming it in the message."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ConfigError(f"The '{name}' setting must be a positive integer. Got {value!r}.")
     return value
@@ -236,16 +298,33 @@ def _bool(name: str, value) -> bool:
 
 def _optional_str(section: dict, name: str) -> str | None:
     value = section.get(name)
-    if value is None:
-        return None
+    return None if value is None else non_empty_string(name, value)
+
+
+def non_empty_string(name: str, value) -> str:
+    """Validate a string setting or option that may not be blank, naming it in the message."""
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"The '{name}' setting must be a non-empty string. Got {value!r}.")
     return value
 
 
-def _url(value) -> str:
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        raise ConfigError(f"The 'url' setting must be an http(s) URL such as 'http://localhost:8080'. Got {value!r}.")
+def label_studio_url(value, name: str = "url") -> str:
+    """Validate a Label Studio server URL: http or https with a host, nothing else (no javascript:, file:...).
+
+    The message never shows a password given in the URL's userinfo.
+    """
+    ok = isinstance(value, str) and not any(ch.isspace() or not ch.isprintable() for ch in value)
+    if ok:
+        try:
+            parts = urlsplit(value)
+            parts.port  # raises ValueError for a port that is not a number
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:  # a port that is not a number, an unbalanced [ ] host
+            ok = False
+    if not ok:
+        shown = redact(value) if isinstance(value, str) else value
+        raise ConfigError(f"The '{name}' setting must be an http(s) URL such as 'http://localhost:8080' (the Label "
+                          f"Studio server). Got {shown!r}.")
     return value.rstrip("/")
 
 

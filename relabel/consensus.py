@@ -390,7 +390,7 @@ def _annotator_credibility(table: _Table, consensus: np.ndarray, unique_top: np.
     return credibility
 
 
-def get_majority_vote_label(labels_multiannotator, pred_probs=None) -> np.ndarray:
+def get_majority_vote_label(labels_multiannotator, pred_probs=None, verbose: bool = True) -> np.ndarray:
     """The majority vote label of each item, ties broken as in ALGORITHMS 2.1.
 
     Among the classes with the most votes keep, in turn: the one with the largest ``pred_probs`` (if given);
@@ -398,6 +398,7 @@ def get_majority_vote_label(labels_multiannotator, pred_probs=None) -> np.ndarra
     the majority vote on items with a clear winner; finally the smallest class index (cleanlab picks at random
     here). ``labels_multiannotator`` is an :class:`Annotations`, a DataFrame (columns = annotators) or an
     items x annotators array with NaN for 'not labelled'. Returns an int array with one label per item.
+    ``verbose`` is accepted for compatibility with cleanlab; relabel prints nothing.
     """
     if pred_probs is None:
         if isinstance(labels_multiannotator, Annotations):

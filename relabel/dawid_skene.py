@@ -9,16 +9,7 @@ and memory O(M·K²) for the confusion matrices, never items x annotators.
 
 This is relabel's annotation-only consensus (no model, no features) and a baseline in the benchmarks.
 
-With ``pred_probs`` it becomes relabel's default consensus, :func:`model_dawid_skene`: the model's
-temperature-calibrated probabilities take the place of the class prior, every annotator keeps a full confusion
-matrix (so "confuses tech with business" is learned, not averaged into one weight), and three things make it
-beat CROWDLAB on real annotators (benchmarks/quality.py, CIFAR-10N):
-  * the temperature is re-fitted in every M-step against the current posterior (the EM update of that parameter);
-  * an annotator's confusion matrix is shrunk towards the pooled matrix of everyone with a strength of
-    ``pool_strength`` pseudo-labels, so an annotator with three labels is "average", not "perfect";
-  * the annotators' log-likelihoods are discounted by ``annotator_discount`` (< 1): real annotators' mistakes are
-    correlated (hard items fool several people the same way), which plain Dawid-Skene, assuming independence,
-    turns into overconfident agreement. Items a reviewer decided are clamped to the reviewer's label.
+relabel's default consensus is the same model with every setting fitted on the data: :mod:`relabel.fitted_em`.
 """
 from __future__ import annotations
 
@@ -45,7 +36,6 @@ class DawidSkeneResult:
     confusion: np.ndarray      # (n_annotators, K true, K given), rows sum to 1
     n_iter: int
     converged: bool
-    temperature: float = 1.0   # the model's fitted temperature (model_dawid_skene only)
 
     @property
     def consensus_label(self) -> np.ndarray:
@@ -110,73 +100,6 @@ def _compute_dawid_skene(a: Annotations, posterior: np.ndarray, max_iter: int, t
             converged = True
             break
     return DawidSkeneResult(posterior, prior / prior.sum(), confusion, n_iter, converged)
-
-
-# Defaults of the model-aware EM, chosen on CIFAR-10N (benchmarks/quality.py prints the comparison).
-ANNOTATOR_DISCOUNT = 0.7
-POOL_STRENGTH_PER_CLASS = 1.0      # pseudo-labels per confusion row = K: one per cell on average
-TEMPERATURES = tuple(np.exp(np.linspace(np.log(0.2), np.log(5.0), 25)))
-# Floor for probabilities before the log, so a model that gives exactly 0 to a class does not veto it forever.
-PROB_FLOOR = 1e-30
-
-
-def model_dawid_skene(annotations: Annotations, pred_probs: np.ndarray, *, max_iter: int = 50, tol: float = 1e-5,
-                      annotator_discount: float = ANNOTATOR_DISCOUNT, pool_strength: float | None = None,
-                      known_labels: np.ndarray | None = None) -> DawidSkeneResult:
-    """Dawid-Skene with the model as the per-item prior (see the module docstring).
-
-    ``pred_probs`` must be out-of-sample, one row per item of ``annotations``. ``known_labels`` (n_items, int,
-    -1 = unknown) clamps items whose true label a reviewer has decided; they also teach the annotators'
-    confusion matrices and the temperature like gold labels. Returns the posterior, the fitted temperature as
-    ``temperature`` and each annotator's confusion matrix; ``prior`` is the mean posterior.
-    """
-    if not 0 < annotator_discount <= 1:
-        raise ConfigError(f"The 'annotator_discount' setting must be in (0, 1]. Got {annotator_discount}.")
-    if max_iter < 1:
-        raise ConfigError(f"The 'max_iter' setting must be a positive integer. Got {max_iter}.")
-    k = annotations.n_classes
-    strength = POOL_STRENGTH_PER_CLASS * k if pool_strength is None else float(pool_strength)
-    if strength < 0:
-        raise ConfigError(f"The 'pool_strength' setting must be >= 0. Got {pool_strength}.")
-    return _compute_model_dawid_skene(annotations, np.asarray(pred_probs, dtype=float), max_iter, tol,
-                                      annotator_discount, strength, known_labels)
-
-
-def _log_temperature_scale(log_p: np.ndarray, temperature: float) -> np.ndarray:
-    """log softmax(log p / T), row-normalised in log space."""
-    z = log_p / temperature
-    z -= z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-
-
-def _compute_model_dawid_skene(a: Annotations, p: np.ndarray, max_iter: int, tol: float, discount: float,
-                               strength: float, known_labels) -> DawidSkeneResult:
-    k = a.n_classes
-    confusion_index, item_index = _flat_indices(a)
-    log_p = np.log(np.maximum(p, PROB_FLOOR))
-    scaled = {t: _log_temperature_scale(log_p, t) for t in TEMPERATURES}
-    votes = a.vote_counts().astype(float)
-    n_votes = votes.sum(axis=1, keepdims=True)
-    # Start halfway between the vote fractions and the model: neither source alone decides the first M-step.
-    posterior = 0.5 * (np.divide(votes, n_votes, out=np.full_like(votes, 1.0 / k), where=n_votes > 0) + p)
-    clamp = _clamp_known(posterior, known_labels)
-    converged, temperature = False, 1.0
-    for n_iter in range(1, max_iter + 1):
-        # M-step: confusion counts, shrunk towards the pooled confusion of all annotators.
-        counts = _confusion_counts(a, posterior, confusion_index)
-        pooled = counts.sum(axis=0) + CONFUSION_SMOOTHING
-        pooled /= pooled.sum(axis=1, keepdims=True)
-        counts += CONFUSION_SMOOTHING                      # keeps log() finite even with pool_strength=0
-        confusion = (counts + strength * pooled) / (counts.sum(axis=2, keepdims=True) + strength)
-        # ... and the temperature maximising the expected log-likelihood of the posterior under the model.
-        temperature = max(TEMPERATURES, key=lambda t: float(np.einsum("ik,ik->", posterior, scaled[t])))
-        # E-step, in log space.
-        posterior, change = _posterior_step(discount * _log_likelihood(a, confusion, item_index)
-                                            + scaled[temperature], posterior, clamp)
-        if change < tol:
-            converged = True
-            break
-    return DawidSkeneResult(posterior, posterior.mean(axis=0), confusion, n_iter, converged, temperature)
 
 
 def _flat_indices(a: Annotations) -> tuple[np.ndarray, np.ndarray]:

@@ -78,12 +78,12 @@ def run_demo(root: str | os.PathLike = DEMO_DIR, *, n_items: int = 300, budget: 
     import httpx
 
     from .rounds import Loop, initialise
-    from .server import start_label_studio
+    from .server import private_dir, start_label_studio
 
     if rounds < 1:
         raise ConfigError(f"The 'rounds' setting must be a positive integer. Got {rounds}.")
     paths = DemoPaths(Path(root).resolve())
-    paths.root.mkdir(parents=True, exist_ok=True)
+    private_dir(paths.root)   # the store, the key file, the login and Label Studio's tokens: owner only
     state = json.loads(paths.state.read_text()) if paths.state.exists() else {}
     if "password" not in state:
         state["password"] = secrets.token_urlsafe(12)
@@ -234,9 +234,11 @@ def _print_round(echo, loop, summary, measured: dict, show_details: bool) -> Non
         differs = sum(1 for r in rows if r.get("majority_label") and r["majority_label"] != r["consensus_label"])
         if any("majority_label" in r for r in rows):
             echo(f"  consensus differs from the majority vote on {differs} items")
-        echo(f"  expected wrong labels left: {score.expected_remaining_errors:.1f}; "
+        echo(f"  expected wrong labels left: {score.expected_text}; "
              f"confident learning flags {score.label_issues} items")
-    if push is not None:
+    if summary.stop_reason:
+        echo(f"  nothing pushed: {summary.stop_reason}")
+    elif push is not None:
         sent = {t["item_id"] for t in loop.store.review_tasks(summary.round)}
         expected_in_queue = sum(1 - (r.get("posterior") or 0) for r in loop.store.scores(summary.round)
                                 if r["item_id"] in sent)

@@ -20,7 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic_files import atomic_write
+from .calibration import format_expected
+from .config import label_studio_url
 from .errors import ConfigError, StoreError
+from .redaction import url_without_userinfo
 from .report_assets import SCRIPT, STYLE, content_security_policy
 from .selection import select_for_review
 from .store import Store, now
@@ -65,10 +69,8 @@ def write_report(store: Store, out: str | Path, round: int | None = None, *, url
         raise ConfigError(f"The folder {str(path.parent)!r} for the report does not exist; create it or choose "
                           "another --out path.")
     page, rnd, listed = _render(store, round, url, top)
-    tmp = path.with_name(path.name + ".partial")
-    # Written aside then renamed, so a failure never leaves half a report under the real name.
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    with atomic_write(path, what="the report") as f:
+        f.write(page)
     return ReportSummary(round=rnd, path=path, bytes=path.stat().st_size, items_listed=listed)
 
 
@@ -91,6 +93,11 @@ def _check_round(store: Store, round: int | None) -> dict:
     return rounds[numbers.index(int(round))]
 
 
+def _link_base(url: str | None) -> str:
+    """The server the task links point at: http(s) only (never a javascript: link), without user:password@."""
+    return url_without_userinfo(label_studio_url(url, "--url")) if url else ""
+
+
 def _check_top(top) -> int:
     if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
         raise ConfigError(f"The number of items to list (--top) must be a positive integer. Got {top!r}.")
@@ -102,9 +109,9 @@ def _render(store: Store, round: int | None, url: str | None, top) -> tuple[str,
     top = _check_top(top)
     row = _check_round(store, round)
     rnd = int(row["round"])
-    classes = store.classes
+    classes = store.round_classes(rnd)  # the labeling config may have gained or reordered classes since
     trend = _trend(store, rnd)
-    base_url = (url or store.get_meta("label_studio_url") or "").rstrip("/")
+    base_url = _link_base(url or store.get_meta("label_studio_url"))
     items_html, listed = _items_section(store, rnd, classes, top, base_url, store.project_id)
     title = store.get_meta("project_title") or f"project {store.project_id}"
     body = "\n".join([
@@ -160,7 +167,8 @@ def _trend(store: Store, upto: int) -> list[dict]:
         out.append({"round": r["round"], "items": r["items"], "annotations": r["annotations"],
                     "annotators": r["annotators"], "expected": r["expected_remaining_errors"],
                     "issues": r["label_issues"], "pushed": store.count("review_tasks", "round <= ?", [r["round"]]),
-                    "reviewed": len(latest), "corrected": sum(o == "corrected" for o in latest.values())})
+                    "reviewed": len(latest), "corrected": sum(o == "corrected" for o in latest.values()),
+                    "overrides": store.count("scores", "round = ? and override = 1", [r["round"]])})
     return out
 
 
@@ -193,8 +201,15 @@ def _summary_section(row: dict, trend: list[dict]) -> str:
     return (f"<section id=\"summary\"><h2>Round {row['round']} at a glance</h2>"
             f"<p class=\"lead\">Reviewed and corrected count distinct items answered in the review queues of rounds "
             f"1–{row['round']}; expected wrong labels left is the sum over unreviewed items of 1 − the posterior "
-            f"of their consensus label.</p><div class=\"cards\">{cards}</div>"
+            f"of their consensus label.</p><p>{_e(_expected_line(row, now_['overrides']))}</p><div class=\"cards\">{cards}</div>"
             f"{_img(_trend_plot(trend), 'Trend across rounds')}{table}</section>")
+
+
+def _expected_line(row: dict, overrides: int) -> str:
+    """Expected wrong labels with their 90% interval, overrides, and the stop signal's reason if it fired."""
+    expected = format_expected(row["expected_remaining_errors"], row.get("expected_low"), row.get("expected_high"))
+    stop = f" {row['stop_reason']}" if row.get("stop_reason") else ""
+    return f"Expected wrong labels left {expected}; {overrides} consensus labels no annotator gave (overrides).{stop}"
 
 
 # ---- plots --------------------------------------------------------------------------------------------------
@@ -368,6 +383,10 @@ def _classes_section(store: Store, rnd: int, classes: tuple[str, ...]) -> str:
         return ("<section id=\"classes\"><h2>Classes</h2><p class=\"note\">This round was scored before relabel "
                 "recorded class matrices; score a new round to see them.</p></section>")
     confusion = np.array(stats["annotator_confusion"], dtype=float)
+    if confusion.shape != (len(classes), len(classes)):
+        return ("<section id=\"classes\"><h2>Classes</h2><p class=\"note\">The labeling config's classes changed "
+                "after this round was scored, and this round did not record its own; its class matrices cannot be "
+                "named.</p></section>")
     left = _heatmap(confusion, classes, "annotators' label", "consensus label", row_normalise=True)
     figures = [f"<figure>{_img(left, 'Annotator labels against consensus')}<figcaption>Annotators' labels against "
                "the consensus: each row is the items of one consensus class, split by the label annotators gave "
@@ -386,7 +405,8 @@ def _classes_section(store: Store, rnd: int, classes: tuple[str, ...]) -> str:
                        "(too few classes among the labels).</p>")
         pairs_html = _pairs(confusion.T, classes, "labels")  # rows = given, columns = consensus
         pairs_title = "Most often confused (annotators' labels against the consensus):"
-    return (f"<section id=\"classes\"><h2>Classes</h2><div class=\"two\">{''.join(figures)}</div>"
+    return (f"<section id=\"classes\"><h2>Classes</h2><p class=\"lead\">Classes when round {rnd} was scored: "
+            f"{_e(', '.join(classes))}.</p><div class=\"two\">{''.join(figures)}</div>"
             f"<p><strong>{_e(pairs_title)}</strong></p>{pairs_html}</section>")
 
 

@@ -10,12 +10,11 @@ connector returned them.
 """
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -24,17 +23,22 @@ from . import active, confident, progress
 # Imported by name: relabel/__init__.py exports the function `consensus`, which shadows the submodule attribute.
 from .consensus import consensus as consensus_of, get_majority_vote_label
 from .annotations import Annotations
+from .calibration import ExpectedErrors, expected_errors as expected_errors_of, fit_recalibration, format_expected, recalibrate
 from .config import (DEFAULT_BUDGET, DEFAULT_FEATURIZER, DEFAULT_FULL_PULL_HOURS, DEFAULT_STORE, Config, ReviewSettings, config_path,
                      parse_config, positive_budget, review_mode, write_config)
+from .export import EXPORT_FORMATS, export_rows, iter_export_rows, write_export
 from .errors import AnnotationError, ConfigError, ConnectorError, InputError, LabelError, StoreError, preview
+from .redaction import url_without_userinfo
 from .selection import select_for_review
 from .store import PullSummary, Store, now
 
+if TYPE_CHECKING:
+    from .writeback import WritebackSummary
+
 # A round is "open" (resumable) until its review tasks are all recorded.
 OPEN_STATUSES = ("scored", "selected")
-EXPORT_FORMATS = ("csv", "jsonl")
-EXPORT_COLUMNS = ["item_id", "final_label", "source", "consensus_label", "quality", "num_annotations", "reviewed",
-                  "label_issue", "round", "text"]
+# How many of the model's classes the review panel lists: enough to show the runner-up and one more.
+MODEL_TOP_CLASSES = 3
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,14 @@ class ScoreSummary:
     label_issues: int
     expected_remaining_errors: float
     notes: tuple[str, ...] = ()
+    expected_low: int | None = None       # the 90% interval of expected_remaining_errors
+    expected_high: int | None = None
+    overrides: int = 0                    # consensus labels that none of the item's annotators gave
+
+    @property
+    def expected_text(self) -> str:
+        """ "≈ N (90% interval a–b)" """
+        return format_expected(self.expected_remaining_errors, self.expected_low, self.expected_high)
 
 
 @dataclass(frozen=True)
@@ -61,16 +73,25 @@ class PushSummary:
     selected: int
     new: int
     total: int
+    stop_reason: str | None = None        # why nothing was pushed (the stop signal), None when it pushed
 
 
 @dataclass(frozen=True)
 class CollectSummary:
-    """Reviewers' answers turned into decisions."""
+    """Reviewers' answers turned into decisions (relabel/decisions.py says what counts).
+
+    ``decisions`` are new decisions, ``changed`` decisions a reviewer edited to another label since the last
+    collect; ``confirmed``/``corrected``/``skipped``/``disputed`` count the outcomes of both; ``ordinary`` counts
+    new or changed answers by people who are not reviewers (kept as annotations).
+    """
 
     decisions: int
     confirmed: int
     corrected: int
     skipped: int
+    changed: int = 0
+    disputed: int = 0
+    ordinary: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,6 +105,10 @@ class RoundSummary:
     score: ScoreSummary | None = None
     push: PushSummary | None = None
     steps: tuple[str, ...] = field(default_factory=tuple)
+    stop_reason: str | None = None        # why the round pushed nothing (the stop signal); None when it pushed
+    # Set when the round was not started because nothing changed since the last one ("nothing changed since
+    # round 4; 30 review tasks still open"); ``round`` is then that last round. Read by the plugin service.
+    unchanged_reason: str | None = None
 
 
 class Loop:
@@ -125,16 +150,33 @@ class Loop:
 
     # ---- collect ----------------------------------------------------------------------------------------
     def collect(self) -> CollectSummary:
-        """Read reviewers' answers on pushed tasks that have none yet and record them as decisions."""
-        answered = {(r["round"], r["task_id"]) for r in self.store.decisions()}
-        pending = [PushedTask(item_id=r["item_id"], round=r["round"], target_project=r["target_project"],
-                              task_id=r["task_id"], mode=r["mode"])
-                   for r in self.store.review_tasks() if (r["round"], r["task_id"]) not in answered]
-        rows = self.store.record_decisions(self.connector.collect(pending)) if pending else []
-        outcomes = [r["outcome"] for r in rows]
-        summary = CollectSummary(decisions=len(rows), confirmed=outcomes.count("confirmed"),
-                                 corrected=outcomes.count("corrected"), skipped=outcomes.count("skipped"))
-        self.store.log_event("collect", f"{len(rows)} decisions from {len(pending)} open review tasks",
+        """Re-read every answer on every pushed review task and record what is new or changed.
+
+        Answered tasks are read again because a reviewer may edit an answer after it was collected: the
+        decision changes and the ledger keeps both versions. Answers by people who are not in
+        ``[review] reviewers`` become ordinary annotations, not decisions (relabel/decisions.py).
+        """
+        tasks = [PushedTask(item_id=r["item_id"], round=r["round"], target_project=r["target_project"],
+                            task_id=r["task_id"], mode=r["mode"]) for r in self.store.review_tasks()]
+        answers = self.connector.collect(tasks) if tasks else []
+        deciding = [a for a in answers if self.review.decides(a.reviewer)]
+        self.store.record_review_answers(answers, {a.reviewer for a in deciding})
+        ordinary = self.store.record_review_annotations([a for a in answers if not self.review.decides(a.reviewer)])
+        rows = self.store.record_decisions(deciding)
+        for r in rows:
+            if r["change"] == "changed":
+                self.store.log_event("collect", f"decision changed: item {r['item_id']} (round {r['round']}) by "
+                                                f"{r['reviewer']} is now {r['label'] or 'skipped'}",
+                                     round=r["round"], details={"item_id": r["item_id"], "label": r["label"]})
+        counted = [r for r in rows if r["change"] in ("new", "changed")]
+        outcomes = [r["outcome"] for r in counted]
+        summary = CollectSummary(decisions=sum(r["change"] == "new" for r in rows),
+                                 changed=sum(r["change"] == "changed" for r in rows),
+                                 confirmed=outcomes.count("confirmed"), corrected=outcomes.count("corrected"),
+                                 skipped=outcomes.count("skipped"), disputed=outcomes.count("disputed"),
+                                 ordinary=ordinary)
+        self.store.log_event("collect", f"{summary.decisions} new and {summary.changed} changed decisions, "
+                                        f"{ordinary} answers by non-reviewers, from {len(tasks)} review tasks",
                              details=summary.__dict__)
         return summary
 
@@ -235,19 +277,32 @@ class Loop:
         items = self.store.items(with_data=False)
         _check_scorable(self.store, table, items)
         result = _compute_round_scores(table, annotation_ids, items, self.store.final_labels(), self.model,
-                                       cache=self.store)
+                                       cache=self.store, calibration=self._recalibration())
         round_row = {"round": rnd, "status": "scored", "method": result.method, "note": " ".join(result.notes),
                      "items": len(items), "labelled_items": table.n_items, "annotations": len(table),
-                     "annotators": table.n_annotators, "expected_remaining_errors": result.expected_errors,
+                     "annotators": table.n_annotators, "expected_remaining_errors": result.expected_errors.expected,
+                     "expected_low": result.expected_errors.low, "expected_high": result.expected_errors.high,
+                     "stop_reason": None,
                      "label_issues": result.n_issues, "model_weight": result.model_weight, "scored_at": now(),
                      "selected_at": None, "pushed_at": None, "budget": None, "mode": None,
-                     "class_stats": json.dumps(result.class_stats)}
+                     "class_stats": json.dumps(result.class_stats), "classes": json.dumps(list(table.classes)),
+                     "inputs": self.store.inputs_signature()}
         self.store.save_scores(round_row, result.item_rows, result.annotator_rows, result.annotation_rows)
         self.store.log_event("score", f"round {rnd} scored with {result.method}", round=rnd,
                              details={"notes": list(result.notes)})
         return ScoreSummary(round=rnd, method=result.method, items=len(items), labelled_items=table.n_items,
                             annotations=len(table), annotators=table.n_annotators, label_issues=result.n_issues,
-                            expected_remaining_errors=result.expected_errors, notes=result.notes)
+                            expected_remaining_errors=result.expected_errors.expected, notes=result.notes,
+                            expected_low=result.expected_errors.low, expected_high=result.expected_errors.high,
+                            overrides=sum(r["override"] for r in result.item_rows))
+
+    def _recalibration(self) -> tuple[float, float]:
+        """Platt-scaling parameters from reviewers' decisions: was the consensus with posterior q right?"""
+        pairs = self.store.decision_posteriors()
+        if not pairs:
+            return 1.0, 0.0
+        q, right = zip(*pairs)
+        return fit_recalibration(np.array(q), np.array(right))
 
     # ---- select + push ----------------------------------------------------------------------------------
     def push(self, budget: int | None = None) -> PushSummary:
@@ -256,32 +311,74 @@ class Loop:
         if latest is None:
             raise StoreError("No scored round yet; run `relabel score` (or `relabel round`) first.")
         rnd = latest["round"]
+        if latest["status"] == "stopped":
+            return PushSummary(round=rnd, mode=latest["mode"] or self.review.mode, selected=0, new=0, total=0,
+                               stop_reason=latest["stop_reason"])
         if latest["status"] == "scored":
             self._select(rnd, positive_budget(budget if budget is not None else self.review.budget))
             latest = self.store.latest_round()
+            reason = self._stop_reason(rnd)
+            if reason is not None:
+                self.store.mark_stopped(rnd, reason)
+                self.store.log_event("push", f"round {rnd}: nothing pushed. {reason}", round=rnd)
+                return PushSummary(round=rnd, mode=latest["mode"], selected=0, new=0, total=0, stop_reason=reason)
         selection = self.store.selection(rnd)
         mode = latest["mode"] or self.review.mode
         done = {r["item_id"] for r in self.store.review_tasks(rnd)}
         todo = [r for r in selection if r["item_id"] not in done]
         new = 0
         if todo:
-            data = self.store.item_data(r["item_id"] for r in todo)
-            requests = [ReviewRequest(item_id=r["item_id"], round=rnd, data=data.get(r["item_id"], {}),
-                                      quality=float(r["quality"]), reason=r["reason"], suggested_label=r["suggested"])
-                        for r in todo]
+            requests = self._review_requests(rnd, todo)
             # One bulk call; nothing is recorded until it returned, and the connector finds what an earlier,
             # killed push already created, so recording afterwards never duplicates.
-            pushed = self.connector.push(requests, mode=mode, show_suggestion=self.review.show_suggestion)
+            pushed = self.connector.push(requests, mode=mode, show_suggestion=self.review.show_suggestion,
+                                         preselect=self.review.preselect)
             missing = sorted({r.item_id for r in requests} - {str(t.item_id) for t in pushed})
             new = self.store.record_pushed(rnd, pushed, selection, mark_pushed=not missing)
             if missing:
                 raise ConnectorError(f"Label Studio did not return review tasks for items {preview(missing)} of "
                                      f"round {rnd}; run `relabel push` again to finish the round.")
+            self._assign(rnd, pushed)
         elif latest["status"] != "pushed":
             self.store.record_pushed(rnd, [], selection, mark_pushed=True)
         total = len(self.store.review_tasks(rnd))
         self.store.log_event("push", f"round {rnd}: {new} new review tasks, {total} in total ({mode})", round=rnd)
         return PushSummary(round=rnd, mode=mode, selected=len(selection), new=new, total=total)
+
+    def _stop_reason(self, rnd: int) -> str | None:
+        """The stop signal: why round ``rnd``'s selection is not worth reviewing, or None to push it."""
+        threshold = self.review.min_expected_errors
+        selected = {r["item_id"] for r in self.store.selection(rnd)}
+        if threshold <= 0:
+            return None
+        p_wrong = [r["p_wrong"] for r in self.store.scores(rnd) if r["item_id"] in selected]
+        expected = float(sum(p for p in p_wrong if p is not None))
+        if selected and expected >= threshold:
+            return None
+        return (f"The {len(selected)} items this round would send hold ≈ {expected:.2f} expected wrong labels, "
+                f"below [review] min_expected_errors = {threshold:g}: nothing worth reviewing, so nothing was "
+                "pushed (lower min_expected_errors, or set it to 0, to push anyway).")
+
+    def _review_requests(self, rnd: int, selection: list[dict]) -> list[ReviewRequest]:
+        """The review requests of selected items, with what the review panel shows: who said what, the
+        model's top classes."""
+        ids = [r["item_id"] for r in selection]
+        data = self.store.item_data(ids)
+        labels = self.store.labels_of(ids)
+        model = self.store.model_top(rnd, ids)
+        return [ReviewRequest(item_id=r["item_id"], round=rnd, data=data.get(r["item_id"], {}),
+                              quality=float(r["quality"]), reason=r["reason"], suggested_label=r["suggested"],
+                              annotators=tuple(labels.get(r["item_id"], ())),
+                              model_top=tuple(model.get(r["item_id"], ())))
+                for r in selection]
+
+    def _assign(self, rnd: int, pushed: list[PushedTask]) -> None:
+        """Assign the new review tasks to the reviewers where the server allows it (Enterprise only)."""
+        assign = getattr(self.connector, "assign", None)
+        if not self.review.reviewers or assign is None:
+            return
+        outcome = assign(pushed, self.review.reviewers)
+        self.store.log_event("assign", f"round {rnd}: {len(pushed)} review tasks {outcome}", round=rnd)
 
     def _select(self, rnd: int, budget: int) -> None:
         classes = self.store.classes
@@ -301,32 +398,49 @@ class Loop:
         reviewed = np.array([bool(r["reviewed"]) for r in scores])
         waiting_ids = self.store.waiting_item_ids()
         waiting = np.array([i in waiting_ids for i in ids])
+        requeued = self.store.requeued_items()
         sel = select_for_review(quality, consensus_idx, votes, model_label,
                                 np.array([r["model_prob"] for r in scores], dtype=float), classes, budget,
                                 reviewed=reviewed, waiting=waiting,
-                                label_issue=np.array([bool(r["label_issue"]) for r in scores]))
-        rows_out = [{"item_id": ids[i], "rank": n, "quality": float(q), "reason": reason,
+                                label_issue=np.array([bool(r["label_issue"]) for r in scores]),
+                                requeue=np.array([i in requeued for i in ids]))
+        rows_out = [{"item_id": ids[i], "rank": n, "quality": float(q),
+                     "reason": f"{requeued[ids[i]]}; {reason}" if ids[i] in requeued else reason,
                      "suggested": classes[int(s)]}
                     for n, (i, q, s, reason) in enumerate(zip(sel.index, sel.quality, sel.suggested, sel.reasons))]
         self.store.save_selection(rnd, rows_out, budget=budget, mode=review_mode(self.review.mode))
         self.store.log_event("select", f"round {rnd}: {len(rows_out)} items selected (budget {budget})", round=rnd)
 
     # ---- a whole round ----------------------------------------------------------------------------------
-    def round(self, budget: int | None = None) -> RoundSummary:
-        """collect -> pull -> score -> select -> push; an open round is resumed instead of started again."""
+    def round(self, budget: int | None = None, force: bool = False) -> RoundSummary:
+        """collect -> pull -> score -> select -> push; an open round is resumed instead of started again.
+
+        When nothing is new since the last round was scored (no new, changed or deleted annotations or tasks,
+        no new or changed decisions: ``Store.inputs_signature``), no round is started: the summary's ``unchanged_reason`` says so, and the
+        review queue is not flooded by a cron job. ``force`` starts a round anyway.
+        """
         if budget is not None:
             positive_budget(budget)
         latest = self.store.latest_round()
         if latest is not None and latest["status"] in OPEN_STATUSES:
             pushed = self.push(budget)
-            return RoundSummary(round=latest["round"], resumed=True, push=pushed, steps=("push",))
+            return RoundSummary(round=latest["round"], resumed=True, push=pushed, steps=("push",),
+                                stop_reason=pushed.stop_reason)
         collected = self.collect() if self.store.review_tasks() else None
         pulled = self.pull()
+        # Compared with what the last round scored, not with the last collect or pull: `relabel collect`
+        # run by hand in between must not hide its decisions from the next round.
+        if latest is not None and not force and latest.get("inputs") == self.store.inputs_signature():
+            reason = (f"nothing changed since round {latest['round']}; "
+                      f"{len(self.store.waiting_item_ids())} review tasks still open")
+            self.store.log_event("round", reason, round=latest["round"])
+            return RoundSummary(round=latest["round"], resumed=False, collect=collected, pull=pulled,
+                                steps=(("collect",) if collected else ()) + ("pull",), unchanged_reason=reason)
         scored = self.score()
         pushed = self.push(budget)
         steps = (("collect",) if collected else ()) + ("pull", "score", "select", "push")
         return RoundSummary(round=scored.round, resumed=False, collect=collected, pull=pulled, score=scored,
-                            push=pushed, steps=steps)
+                            push=pushed, steps=steps, stop_reason=pushed.stop_reason)
 
     # ---- reports ------------------------------------------------------------------------------------------
     def status(self) -> dict:
@@ -337,9 +451,12 @@ class Loop:
             mine = [d for d in decisions if d["round"] == r["round"]]
             out.append({"round": r["round"], "status": r["status"], "items": r["items"],
                         "annotations": r["annotations"], "pushed": len(self.store.review_tasks(r["round"])),
-                        "reviewed": sum(d["outcome"] != "skipped" for d in mine),
+                        # Decided answers only: a skip or a disputed answer leaves the item undecided.
+                        "reviewed": sum(d["outcome"] in ("confirmed", "corrected") for d in mine),
                         "corrected": sum(d["outcome"] == "corrected" for d in mine),
-                        "expected_remaining_errors": r["expected_remaining_errors"]})
+                        "expected_remaining_errors": r["expected_remaining_errors"],
+                        "expected_low": r["expected_low"], "expected_high": r["expected_high"],
+                        "stop_reason": r["stop_reason"]})
         return {"rounds": out}
 
     def annotators(self) -> list[dict]:
@@ -350,50 +467,17 @@ class Loop:
                 for r in self.store.annotator_scores(latest["round"])]
 
     def export_rows(self) -> list[dict]:
-        """Every item with its final label: the reviewer's where reviewed, the consensus elsewhere."""
-        return list(self.iter_export_rows())
-
-    def iter_export_rows(self) -> Iterator[dict]:
-        """``export_rows()`` one row at a time, read from the store as they are written (bounded memory)."""
-        latest = self._latest_scored()
-        reviewer = self.store.final_labels()
-        for iid, text, consensus_label, quality, label_issue, n_labels in self.store.export_cursor(latest["round"]):
-            reviewed = iid in reviewer
-            yield {"item_id": iid, "final_label": reviewer[iid] if reviewed else consensus_label,
-                   "source": "reviewer" if reviewed else ("consensus" if consensus_label else None),
-                   "consensus_label": consensus_label, "quality": quality, "num_annotations": int(n_labels),
-                   "reviewed": reviewed, "label_issue": bool(label_issue), "round": latest["round"], "text": text}
+        """Every item with its final label, annotators' labels, review and link (relabel/export.py)."""
+        return export_rows(self.store)
 
     def export(self, fmt: str, out: str | Path) -> int:
         """Write the export rows as CSV or JSON Lines as they are read; returns the number of items written."""
-        if fmt not in EXPORT_FORMATS:
-            raise ConfigError(f"The export format must be one of {', '.join(EXPORT_FORMATS)}. Got {fmt!r}.")
-        rows = self.iter_export_rows()
-        path = Path(out)
-        tmp = path.with_name(path.name + ".partial")
-        written = 0
-        # Written aside then renamed, so a failure never leaves a half-written export under the real name.
-        try:
-            with open(tmp, "w", newline="", encoding="utf-8") as f:
-                if fmt == "csv":
-                    writer = csv.DictWriter(f, fieldnames=EXPORT_COLUMNS)
-                    writer.writeheader()
-                    for row in rows:
-                        writer.writerow(row)
-                        written += 1
-                else:
-                    for row in rows:
-                        f.write(json.dumps(row, ensure_ascii=False) + "\n")
-                        written += 1
-            tmp.replace(path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise ConfigError(f"Cannot write the export to {str(path)!r} ({exc.strerror or exc}); check that its "
-                              "folder exists and is writable, or choose another --out.") from exc
-        except BaseException:  # rows are read while writing: a failure there must not leave the .partial file
-            tmp.unlink(missing_ok=True)
-            raise
-        return written
+        return write_export(iter_export_rows(self.store), fmt, out)
+
+    def writeback(self) -> "WritebackSummary":
+        """Write every item's final label into the source project (relabel/writeback.py)."""
+        from .writeback import write_back
+        return write_back(self.store, self.connector)
 
     def _latest_scored(self) -> dict:
         latest = self.store.latest_round()
@@ -435,7 +519,7 @@ def initialise(path=None, *, url: str, project: int, label_tag: str | None = Non
         write_config(file, overwrite=overwrite, **settings)
         st.bind_project(info)
         # Reports link each item to its task in Label Studio; the URL is not a secret, the key never goes here.
-        st.set_meta("label_studio_url", url.rstrip("/"))
+        st.set_meta("label_studio_url", url_without_userinfo(config.label_studio.url))
         st.log_event("init", f"project {info.project_id} {info.title!r}: {info.n_tasks} tasks, "
                              f"{info.n_annotations} annotations, classes {', '.join(info.classes)}")
     return info
@@ -456,7 +540,7 @@ class _Scores:
     item_rows: list
     annotator_rows: list
     annotation_rows: list
-    expected_errors: float
+    expected_errors: ExpectedErrors
     n_issues: int
     model_weight: float | None
     notes: tuple
@@ -476,7 +560,8 @@ def _check_scorable(store: Store, table: Annotations, items: list[dict]) -> None
 
 
 def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items: list[dict],
-                          reviewer_labels: dict[str, str], model, cache) -> _Scores:
+                          reviewer_labels: dict[str, str], model, cache,
+                          calibration: tuple[float, float] = (1.0, 0.0)) -> _Scores:
     """All of a round's numbers, as rows for the store. Inputs come from the store, so they are trusted."""
     from .model import predict_probs  # the model stack (scikit-learn, maybe torch) loads only when scoring
 
@@ -533,11 +618,16 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
         notes.append(f"ActiveLab scores were skipped ({exc}).")
 
     post_of_consensus = posterior[np.arange(table.n_items), cons]
-    # Expected wrong labels left: each unreviewed labelled item is wrong with probability 1 - P(consensus).
+    # Expected wrong labels left: each unreviewed labelled item is wrong with probability 1 - P(consensus),
+    # the posterior recalibrated on reviewers' earlier decisions once there are enough (relabel.calibration).
+    p_wrong = 1.0 - recalibrate(post_of_consensus, calibration)
     unreviewed = ~reviewed[rows]
-    expected = float(np.sum(1.0 - post_of_consensus[unreviewed]))
+    expected = expected_errors_of(1.0 - p_wrong[unreviewed])
+    override = np.asarray(res.override, dtype=bool)
 
     model_top = pred_probs.argmax(axis=1)
+    # The review panel shows the model's view as its most likely classes; the rest of pred_probs is not kept.
+    top_k = np.argsort(-pred_probs, axis=1, kind="stable")[:, :min(MODEL_TOP_CLASSES, k)]
     counts = table.num_annotations()
     item_rows = []
     lab_pos = np.full(n, -1, dtype=np.intp)
@@ -557,7 +647,10 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
             "model_label": classes[model_top[i]], "model_prob": float(pred_probs[i, model_top[i]]),
             "label_issue": int(bool(issues[j])) if labelled else 0,
             "active_score": None if np.isnan(active_lab[i]) else float(active_lab[i]),
-            "reviewed": int(reviewed[i]), "final_label": final_label})
+            "reviewed": int(reviewed[i]), "final_label": final_label,
+            "model_top": json.dumps([[classes[c], round(float(pred_probs[i, c]), 4)] for c in top_k[i]]),
+            "override": int(bool(override[j]) and not reviewed[i]) if labelled else 0,
+            "p_wrong": float(p_wrong[j]) if labelled and not reviewed[i] else (0.0 if labelled else None)})
     annotation_rows = [{"annotation_id": str(a), "quality": float(q)} for a, q in zip(annotation_ids, ann_quality)]
     return _Scores(method, item_rows, annotator_rows, annotation_rows, expected, int(issues.sum()),
                    model_weight, tuple(notes), class_stats)

@@ -29,12 +29,13 @@ class Selection:
 
 
 def select_for_review(quality, consensus, vote_counts, model_label, model_prob, classes, budget: int, *,
-                      reviewed=None, waiting=None, label_issue=None) -> Selection:
+                      reviewed=None, waiting=None, label_issue=None, requeue=None) -> Selection:
     """Pick up to ``budget`` items to review, lowest quality first.
 
     ``quality``, ``consensus`` (class index, -1 = unlabelled), ``vote_counts`` (N x K annotator votes),
     ``model_label`` and ``model_prob`` (the model's top class and its probability) describe the N scored
-    items; ``reviewed``, ``waiting`` and ``label_issue`` are optional boolean masks. Items with consensus -1 (no label) are never selected.
+    items; ``reviewed``, ``waiting``, ``label_issue`` and ``requeue`` are optional boolean masks. Items with consensus -1 (no label) are never selected.
+    ``requeue`` items (skipped or disputed in review, so still undecided) come first, lowest quality first.
 
     >>> s = select_for_review([0.9, 0.2], [0, 1], [[2, 0], [1, 1]], [0, 0], [0.9, 0.7], ("a", "b"), 5)
     >>> s.index.tolist(), s.reasons[0]
@@ -63,16 +64,18 @@ def select_for_review(quality, consensus, vote_counts, model_label, model_prob, 
         raise InputError(f"quality is NaN or infinite for labelled items at positions {preview(np.flatnonzero(bad))}; "
                          "score every labelled item before selecting.")
     masks = [_vector(name, m, n, bool) if m is not None else np.zeros(n, bool)
-             for name, m in (("reviewed", reviewed), ("waiting", waiting), ("label_issue", label_issue))]
+             for name, m in (("reviewed", reviewed), ("waiting", waiting), ("label_issue", label_issue),
+                             ("requeue", requeue))]
     return _compute_selection(quality, consensus, votes, model_label, model_prob, classes, int(budget), *masks)
 
 
 def _compute_selection(quality, consensus, votes, model_label, model_prob, classes, budget,
-                       reviewed, waiting, label_issue) -> Selection:
+                       reviewed, waiting, label_issue, requeue) -> Selection:
     candidates = np.flatnonzero((consensus >= 0) & ~reviewed & ~waiting)
     # Stable sort over candidates already in item order: equal qualities keep item order, so a round that
     # is re-run on the same scores picks exactly the same items (push relies on that to stay idempotent).
-    order = candidates[np.argsort(quality[candidates], kind="stable")][:budget]
+    # Requeued items first: a reviewer already looked and left them undecided, so they are owed an answer.
+    order = candidates[np.lexsort((quality[candidates], ~requeue[candidates]))][:budget]
     reasons = tuple(_reason(votes[i], model_label[i], model_prob[i], quality[i], bool(label_issue[i]), classes)
                     for i in order)
     return Selection(index=order, quality=quality[order], suggested=consensus[order], reasons=reasons)

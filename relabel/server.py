@@ -120,6 +120,18 @@ def _server_env(data_dir: Path, username: str, password: str, token: str) -> dic
     return env
 
 
+def private_dir(path) -> Path:
+    """Create ``path`` (and its parents) and make it 0700, also when it already existed.
+
+    Label Studio's database holds every user's API token and writes its files 0644 under the usual umask: the
+    folder around it is what keeps other users of the machine out.
+    """
+    path = Path(path).resolve()
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.chmod(0o700)
+    return path
+
+
 def _read_or_make_token(data_dir: Path, token: str | None) -> str:
     """The admin's legacy token: the one given, else the one this data dir was initialised with, else a new one.
 
@@ -152,8 +164,7 @@ def start_label_studio(data_dir, *, port: int | None = None, username: str, pass
     dir). Returns a handle whose ``api_key`` works with the SDK; call ``.stop()`` or use it in a ``with``.
     Raises ConnectorError when the server dies or does not come up within ``timeout`` seconds.
     """
-    data_dir = Path(data_dir).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = private_dir(data_dir)
     (data_dir / "home").mkdir(exist_ok=True)
     token = _read_or_make_token(data_dir, token)
     if port is None:

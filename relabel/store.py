@@ -9,6 +9,7 @@ half-written. Secrets (API keys) are never written here.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import sqlite_utils
 
 from connectors.records import AnnotationRecord, ProjectInfo, Pull, PushedTask, ReviewAnswer
 from .annotations import Annotations
+from .decisions import change_of, latest_per_reviewer, requeue_note, task_outcomes
 from .errors import InputError, StoreError, preview
 
 # 2: an item's text is kept once, in items.text, and no longer also inside items.data (see _item_row).
@@ -34,10 +36,6 @@ _BUSY_TIMEOUT_MS = 10_000
 # Rows rewritten per executemany while migrating, so the migration's memory does not grow with the store.
 _MIGRATE_BATCH = 10_000
 
-# The annotations (alias a) that count as labels: see Store._scorable_rows.
-_SCORABLE = ("a.kind = 'annotation' and a.deleted = 0 and a.skipped = 0 and a.valid = 1 and a.label is not null "
-             "and a.annotation_id not in (select annotation_id from decisions where annotation_id is not null)")
-
 _TABLES: dict[str, tuple[dict, object]] = {
     "meta": ({"key": str, "value": str}, "key"),
     "items": ({"item_id": str, "data": str, "text": str, "updated_at": str, "deleted": int}, "item_id"),
@@ -46,13 +44,15 @@ _TABLES: dict[str, tuple[dict, object]] = {
                      "deleted": int}, "annotation_id"),
     "rounds": ({"round": int, "status": str, "method": str, "note": str, "items": int, "labelled_items": int,
                 "annotations": int, "annotators": int, "expected_remaining_errors": float,
+                "expected_low": int, "expected_high": int, "stop_reason": str,
                 "label_issues": int, "model_weight": float, "budget": int, "mode": str,
-                "scored_at": str, "selected_at": str, "pushed_at": str, "class_stats": str}, "round"),
+                "scored_at": str, "selected_at": str, "pushed_at": str, "class_stats": str, "classes": str,
+                "inputs": str}, "round"),
     "scores": ({"round": int, "item_id": str, "labelled": int, "consensus_label": str, "majority_label": str,
                 "quality": float,
                 "agreement": float, "num_annotations": int, "posterior": float, "model_label": str,
                 "model_prob": float, "label_issue": int, "active_score": float, "reviewed": int,
-                "final_label": str}, ("round", "item_id")),
+                "final_label": str, "model_top": str, "override": int, "p_wrong": float}, ("round", "item_id")),
     "annotator_scores": ({"round": int, "annotator_id": str, "quality": float, "agreement": float,
                           "worst_class": str, "num_labels": int, "weight": float}, ("round", "annotator_id")),
     "annotation_scores": ({"round": int, "annotation_id": str, "quality": float}, ("round", "annotation_id")),
@@ -63,6 +63,13 @@ _TABLES: dict[str, tuple[dict, object]] = {
     "decisions": ({"task_id": int, "reviewer": str, "round": int, "item_id": str, "label": str,
                    "previous_label": str, "outcome": str, "answered_at": str, "annotation_id": str,
                    "collected_at": str}, ("round", "task_id", "reviewer")),
+    # Every answer on a review task as last collected, whether it decides or not (who may decide can change).
+    "review_answers": ({"annotation_id": str, "round": int, "task_id": int, "item_id": str, "reviewer": str,
+                        "label": str, "decides": int, "answered_at": str}, "annotation_id"),
+    # The ledger: every version of every reviewer decision, in the order collected (never updated or deleted).
+    "decision_log": ({"id": int, "round": int, "task_id": int, "item_id": str, "reviewer": str, "label": str,
+                      "previous_label": str, "change": str, "answered_at": str, "annotation_id": str,
+                      "collected_at": str}, "id"),
     "embeddings": ({"model_id": str, "text_hash": str, "dim": int, "vector": bytes}, ("model_id", "text_hash")),
     "events": ({"id": int, "at": str, "round": int, "step": str, "message": str, "details": str}, "id"),
 }
@@ -71,7 +78,24 @@ _INDEXES = [
     ("annotations", ["annotator_id"]),
     ("review_tasks", ["item_id"]),
     ("decisions", ["item_id"]),
+    ("decision_log", ["item_id"]),
 ]
+# Annotations that count as labels: the source project's, and answers on review tasks by people who are not
+# reviewers (relabel/decisions.py), which are ordinary labels of the item.
+COUNTED_KINDS = ("annotation", "review_annotation")
+_COUNTED = "('annotation', 'review_annotation')"
+# An annotator's answer on a review task replaces their own earlier label of the item (they looked again), and
+# their latest such answer wins: one label per annotator and item, as scoring requires. (SQL over alias `a`.)
+_NOT_SUPERSEDED = (
+    "not exists (select 1 from annotations b where b.item_id = a.item_id and b.annotator_id = a.annotator_id "
+    "and b.kind = 'review_annotation' and b.deleted = 0 and b.skipped = 0 and b.valid = 1 "
+    "and b.label is not null and b.annotation_id != a.annotation_id "
+    "and (a.kind = 'annotation' or b.updated_at > a.updated_at "
+    "or (b.updated_at = a.updated_at and b.annotation_id > a.annotation_id)))")
+# The annotations (alias a) that count as labels: see Store._scorable_rows.
+_SCORABLE = (f"a.kind in {_COUNTED} and a.deleted = 0 and a.skipped = 0 and a.valid = 1 and {_NOT_SUPERSEDED} "
+             "and a.label is not null "
+             "and a.annotation_id not in (select annotation_id from decisions where annotation_id is not null)")
 
 
 def now() -> str:
@@ -105,6 +129,8 @@ class Store:
             if self.path.parent and not self.path.parent.exists():
                 raise StoreError(f"The folder {str(self.path.parent)!r} of the store does not exist; "
                                  "create it or point the 'store' setting elsewhere.")
+            if str(self.path) != ":memory:":
+                _refuse_unusable(self.path)
             self.db = sqlite_utils.Database(self.path)
             self.db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             if str(self.path) != ":memory:":
@@ -405,12 +431,11 @@ class Store:
                                          np.array([r[3] for r in rows], dtype=object), classes=classes)
         return table, ann_ids
 
-    def export_cursor(self, round: int) -> Iterator[tuple]:
-        """(item_id, text, consensus_label, quality, label_issue, number of counted labels) of every live item
-        in item order, read row by row so an export's memory does not grow with the project."""
+    def export_items(self, round: int) -> Iterator[tuple]:
+        """(item_id, text, consensus_label, quality, label_issue, override) of every live item with its score in
+        ``round``, in item order, read row by row so an export's memory does not grow with the project."""
         yield from self.db.execute(
-            "select i.item_id, i.text, s.consensus_label, s.quality, s.label_issue, "
-            f"(select count(*) from annotations a where a.item_id = i.item_id and {_SCORABLE}) "
+            "select i.item_id, i.text, s.consensus_label, s.quality, s.label_issue, s.override "
             "from items i left join scores s on s.item_id = i.item_id and s.round = ? "
             "where i.deleted = 0 order by i.rowid", [round])
 
@@ -418,7 +443,7 @@ class Store:
         """Number of counted labels per annotator (what Label Studio's own counts should match)."""
         return {r[0]: r[1] for r in self.db.execute(
             "select a.annotator_id, count(*) from annotations a join items i on i.item_id = a.item_id "
-            "where a.kind = 'annotation' and a.deleted = 0 and a.skipped = 0 and i.deleted = 0 "
+            f"where a.kind in {_COUNTED} and a.deleted = 0 and a.skipped = 0 and i.deleted = 0 and {_NOT_SUPERSEDED} "
             "group by a.annotator_id order by a.annotator_id").fetchall()}
 
     def count(self, table: str, where: str = "", params: list | None = None) -> int:
@@ -428,6 +453,19 @@ class Store:
         return int(self.db.execute(sql, params or []).fetchone()[0])
 
     # ---- rounds and scores ------------------------------------------------------------------------------
+    def inputs_signature(self) -> str:
+        """A digest of everything a round's scores and selection depend on: the live items, every annotation
+        (label, skip, validity, deletion) and every reviewer decision. Equal digests: nothing new to score."""
+        digest = hashlib.sha256()
+        for sql in ("select item_id from items where deleted = 0 order by item_id",
+                    "select annotation_id, item_id, annotator_id, label, kind, skipped, valid, deleted "
+                    "from annotations order by annotation_id",
+                    "select round, task_id, reviewer, label, outcome from decisions order by round, task_id, reviewer"):
+            for row in self.db.execute(sql):
+                digest.update(json.dumps(row).encode())
+            digest.update(b"|")
+        return digest.hexdigest()
+
     def rounds(self) -> list[dict]:
         return list(self.db.query("select * from rounds order by round"))
 
@@ -449,6 +487,15 @@ class Store:
             _insert(self.db, "scores", [{**r, "round": rnd} for r in item_rows])
             _insert(self.db, "annotator_scores", [{**r, "round": rnd} for r in annotator_rows])
             _insert(self.db, "annotation_scores", [{**r, "round": rnd} for r in annotation_rows])
+
+    def round_classes(self, round: int) -> tuple[str, ...]:
+        """The classes, in order, that a round was scored with: its matrices and label indexes follow them.
+
+        Rounds scored before relabel recorded them fall back to the project's current classes (right unless the
+        labeling config changed since; the report checks the matrices' size).
+        """
+        row = self.db.execute("select classes from rounds where round = ?", [round]).fetchone()
+        return tuple(json.loads(row[0])) if row and row[0] else self.classes
 
     def class_stats(self, round: int) -> dict:
         """The per-class matrices a round recorded when it was scored ({} for rounds scored before they were)."""
@@ -478,10 +525,21 @@ class Store:
         out: dict[str, list[tuple[str, str]]] = {}
         for chunk in _chunks([str(i) for i in item_ids]):
             for item, annotator, label in self.db.execute(
-                    "select item_id, annotator_id, label from annotations where kind = 'annotation' "
-                    "and deleted = 0 and skipped = 0 and valid = 1 and label is not null and item_id in "
-                    f"({','.join('?' * len(chunk))}) order by rowid", chunk).fetchall():
+                    f"select item_id, annotator_id, label from annotations a where kind in {_COUNTED} "
+                    f"and deleted = 0 and skipped = 0 and valid = 1 and label is not null and {_NOT_SUPERSEDED} "
+                    f"and item_id in ({','.join('?' * len(chunk))}) order by rowid", chunk).fetchall():
                 out.setdefault(item, []).append((annotator, label))
+        return out
+
+    def model_top(self, round: int, item_ids: Iterable[str]) -> dict[str, list[tuple[str, float]]]:
+        """The model's top classes with probabilities for some items of a round (what the review panel shows)."""
+        out: dict[str, list[tuple[str, float]]] = {}
+        for chunk in _chunks([str(i) for i in item_ids]):
+            for item, top in self.db.execute(
+                    f"select item_id, model_top from scores where round = ? and item_id in "
+                    f"({','.join('?' * len(chunk))})", [round, *chunk]).fetchall():
+                if top:
+                    out[item] = [(label, float(p)) for label, p in json.loads(top)]
         return out
 
     def scores(self, round: int) -> list[dict]:
@@ -503,6 +561,18 @@ class Store:
             _insert(self.db, "selections", [{**r, "round": round} for r in rows])
             self.db.execute("update rounds set status = 'selected', selected_at = ?, budget = ?, mode = ? "
                             "where round = ?", [now(), budget, mode, round])
+
+    def decision_posteriors(self) -> list[tuple[float, bool]]:
+        """(posterior of the consensus when the item was sent, reviewer kept that label) per decision."""
+        rows = self.db.execute(
+            "select s.posterior, d.outcome from decisions d join scores s on s.round = d.round and "
+            "s.item_id = d.item_id where d.outcome in ('confirmed', 'corrected') and s.posterior is not null")
+        return [(float(q), outcome == "confirmed") for q, outcome in rows.fetchall()]
+
+    def mark_stopped(self, round: int, reason: str) -> None:
+        """Close a round that pushes nothing (the stop signal), keeping its selection for the record."""
+        with self.db.atomic():
+            self.db.execute("update rounds set status = 'stopped', stop_reason = ? where round = ?", [reason, round])
 
     def selection(self, round: int) -> list[dict]:
         return list(self.db.query("select * from selections where round = ? order by rank", [round]))
@@ -534,51 +604,131 @@ class Store:
         return list(self.db.query(f"select * from review_tasks {where} order by round, rowid", params))
 
     def record_decisions(self, answers: list[ReviewAnswer]) -> list[dict]:
-        """Turn reviewers' answers into decisions (upsert by task and reviewer); returns the rows written."""
+        """Record reviewers' answers as decisions and return the rows that are new or changed.
+
+        One current decision per (round, task, reviewer): their latest answer. An edit replaces it and both
+        versions stay in ``decision_log``; each returned row carries ``change`` ("new", "changed", "edited").
+        Outcomes are then recomputed per task, so reviewers who disagree are all marked "disputed".
+        """
         tasks = {(r["round"], r["task_id"]): r for r in self.review_tasks()}
+        for a in answers:
+            if (int(a.round), int(a.task_id)) not in tasks:
+                raise StoreError(f"Review task {a.task_id} (item {a.item_id!r}, round {a.round}) was never recorded "
+                                 "as pushed; run `relabel push` to record it before collecting.")
         previous = {}
         for r in self.db.query("select round, item_id, consensus_label from scores where item_id in "
                                "(select item_id from review_tasks)"):
             previous[(r["round"], r["item_id"])] = r["consensus_label"]
+        current = {(r["round"], r["task_id"], r["reviewer"]): r for r in self.db.query("select * from decisions")}
         stamp = now()
-        rows = []
+        rows, log = [], []
+        for a in latest_per_reviewer(answers):
+            task = tasks[(int(a.round), int(a.task_id))]
+            change = change_of(current.get((task["round"], int(a.task_id), str(a.reviewer))), a)
+            if change is None:
+                continue
+            prev = task["suggested"] or previous.get((task["round"], task["item_id"]))
+            row = {"task_id": int(a.task_id), "reviewer": str(a.reviewer), "round": int(task["round"]),
+                   "item_id": task["item_id"], "label": a.label, "previous_label": prev, "outcome": None,
+                   "answered_at": a.answered_at, "annotation_id": a.annotation_id, "collected_at": stamp}
+            rows.append(row)
+            log.append({**{k: row[k] for k in ("round", "task_id", "item_id", "reviewer", "label",
+                                                "previous_label", "answered_at", "annotation_id",
+                                                "collected_at")}, "change": change})
+        if not rows:
+            return []
+        with self.db.atomic():
+            self.db["decisions"].upsert_all(rows, pk=("round", "task_id", "reviewer"))
+            self.db["decision_log"].insert_all(log)
+            touched = sorted({(r["round"], r["task_id"]) for r in rows})
+            for rnd, task_id in touched:
+                mine = list(self.db.query("select rowid, * from decisions where round = ? and task_id = ? "
+                                          "order by rowid", [rnd, task_id]))
+                for r, outcome in zip(mine, task_outcomes(mine)):
+                    self.db.execute("update decisions set outcome = ? where rowid = ?", [outcome, r["rowid"]])
+        outcomes = {(r["round"], r["task_id"], r["reviewer"]): r["outcome"] for r in self.db.query(
+            "select round, task_id, reviewer, outcome from decisions")}
+        return [{**r, "outcome": outcomes[(r["round"], r["task_id"], r["reviewer"])], "change": l["change"]}
+                for r, l in zip(rows, log)]
+
+    def record_review_annotations(self, answers: list[ReviewAnswer]) -> int:
+        """Keep answers on review-project tasks by people who do not decide as ordinary annotations of the
+        item (kind "review_annotation"); returns how many are new or changed. In-place answers are already
+        annotations of the source project (pulled), so only review-project tasks are recorded here."""
+        tasks = {(r["round"], r["task_id"]): r for r in self.review_tasks()}
+        records = []
         for a in answers:
             task = tasks.get((int(a.round), int(a.task_id)))
-            if task is None:
-                raise StoreError(f"Review task {a.task_id} (item {a.item_id!r}, round {a.round}) was never recorded "
-                                 "as pushed; run `relabel push` to record it before collecting.")
-            prev = task["suggested"] or previous.get((task["round"], task["item_id"]))
-            if a.label is None:
-                outcome = "skipped"
-            elif a.label == prev:
-                outcome = "confirmed"
-            else:
-                outcome = "corrected"
-            rows.append({"task_id": int(a.task_id), "reviewer": str(a.reviewer), "round": int(task["round"]),
-                         "item_id": task["item_id"], "label": a.label, "previous_label": prev,
-                         "outcome": outcome, "answered_at": a.answered_at, "annotation_id": a.annotation_id,
-                         "collected_at": stamp})
-        if rows:
-            with self.db.atomic():
-                self.db["decisions"].upsert_all(rows, pk=("round", "task_id", "reviewer"))
-        return rows
+            if task is None or task["mode"] != "project" or a.annotation_id is None:
+                continue
+            records.append(AnnotationRecord(
+                annotation_id=str(a.annotation_id), item_id=task["item_id"], annotator_id=str(a.reviewer),
+                label=a.label, created_at=a.answered_at, updated_at=a.answered_at, kind="review_annotation",
+                skipped=a.label is None))
+        if not records:
+            return 0
+        before = self._annotation_fingerprints([r.annotation_id for r in records])
+        rows = [_annotation_row(r) for r in records]
+        fresh = sum(1 for r in rows if before.get(r["annotation_id"]) != _fingerprint(r))
+        with self.db.atomic():
+            self.db["annotations"].upsert_all(rows, pk="annotation_id")
+        return fresh
 
     def decisions(self) -> list[dict]:
         return list(self.db.query("select * from decisions order by round, answered_at, rowid"))
 
+    def decision_log(self, item_id: str | None = None) -> list[dict]:
+        """Every version of every decision, oldest first (optionally of one item)."""
+        where, params = ("where item_id = ?", [str(item_id)]) if item_id is not None else ("", [])
+        return list(self.db.query(f"select * from decision_log {where} order by id", params))
+
     def final_labels(self) -> dict[str, str]:
-        """Each reviewed item's reviewer label: the latest non-skipped decision wins."""
+        """Each reviewed item's reviewer label: from its latest round whose task was answered with a label and
+        not disputed (skips and disputed tasks decide nothing, see relabel/decisions.py)."""
         out: dict[str, str] = {}
         for r in self.db.query("select item_id, label from decisions where label is not null "
-                               "order by answered_at, rowid"):
+                               "and outcome != 'disputed' order by round, answered_at, rowid"):
             out[r["item_id"]] = r["label"]
         return out
+
+    def record_review_answers(self, answers: list[ReviewAnswer], deciders: set[str]) -> None:
+        """Remember every answer on review tasks and whether it decides: a task answered only by people who do
+        not decide is no longer waiting (Label Studio counts it done) and goes back to review."""
+        tasks = {(r["round"], r["task_id"]): r["item_id"] for r in self.review_tasks()}
+        rows = [{"annotation_id": str(a.annotation_id), "round": int(a.round), "task_id": int(a.task_id),
+                 "item_id": tasks.get((int(a.round), int(a.task_id)), str(a.item_id)), "reviewer": str(a.reviewer),
+                 "label": a.label, "decides": int(str(a.reviewer) in deciders), "answered_at": a.answered_at}
+                for a in answers if a.annotation_id is not None]
+        if rows:
+            with self.db.atomic():
+                self.db["review_answers"].upsert_all(rows, pk="annotation_id")
+
+    def requeued_items(self) -> dict[str, str]:
+        """Items to send back to review first, with why: their latest answered task was skipped, disputed, or
+        answered only by people who do not decide, and they have no reviewer label and no task still waiting."""
+        final, waiting = self.final_labels(), self.waiting_item_ids()
+        notes = {item: (rows[0]["round"], requeue_note(rows)) for item, rows in self.latest_task_decisions().items()}
+        for rnd, item, who in self.db.execute(
+                "select a.round, a.item_id, group_concat(distinct a.reviewer) from review_answers a where not exists "
+                "(select 1 from decisions d where d.round = a.round and d.task_id = a.task_id) "
+                "group by a.round, a.task_id order by a.round").fetchall():
+            if rnd >= notes.get(item, (0, ""))[0]:
+                notes[item] = (rnd, f"answered in round {rnd} only by non-reviewers ({who.replace(',', ', ')})")
+        return {item: note for item, (_, note) in notes.items() if item not in final and item not in waiting}
+
+    def latest_task_decisions(self) -> dict[str, list[dict]]:
+        """Per item, the current decisions on its latest answered review task (one row per reviewer)."""
+        tasks: dict[str, dict[tuple, list[dict]]] = {}
+        for r in self.db.query("select * from decisions order by rowid"):
+            tasks.setdefault(r["item_id"], {}).setdefault((r["round"], r["task_id"]), []).append(r)
+        return {item: groups[max(groups)] for item, groups in tasks.items()}
 
     def waiting_item_ids(self) -> set[str]:
         """Items with a pushed review task that nobody has answered yet."""
         return {r[0] for r in self.db.execute(
             "select t.item_id from review_tasks t where not exists "
-            "(select 1 from decisions d where d.task_id = t.task_id and d.round = t.round)").fetchall()}
+            "(select 1 from decisions d where d.task_id = t.task_id and d.round = t.round) and not exists "
+            "(select 1 from review_answers a where a.task_id = t.task_id and a.round = t.round)").fetchall()}
 
     # ---- embedding cache (used by relabel.model) ---------------------------------------------------------
     def cached_embeddings(self, model_id: str, text_hashes: list[str]) -> dict[str, np.ndarray]:
@@ -625,6 +775,46 @@ def _item_data(data: str | None, text: str | None, text_field: str | None) -> di
     if text_field and text is not None and text_field not in out:
         out[text_field] = text
     return out
+
+
+def _refuse_unusable(path: Path) -> None:
+    """Refuse a file that is not a SQLite database, or a store from a newer relabel, before anything touches it.
+
+    Opening the store for real switches it to WAL and adds missing tables and columns; a newer relabel's store
+    must be refused byte-for-byte unchanged, so it is read first through an immutable, read-only URI, which takes
+    no lock and writes no -wal or -shm file.
+    """
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    if path.is_dir():
+        raise StoreError(f"The store path {str(path)!r} is a folder; point the 'store' setting at a file.")
+    uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
+    try:
+        probe = sqlite3.connect(uri, uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"Cannot open the store {str(path)!r} ({exc}); check the 'store' setting.") from None
+    try:
+        names = {r[0] for r in probe.execute("select name from sqlite_master where type = 'table'")}
+        version = None
+        if "meta" in names:
+            row = probe.execute("select value from meta where key = 'schema_version'").fetchone()
+            version = row[0] if row else None
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"The file {str(path)!r} is not a relabel store ({exc}); point the 'store' setting at "
+                         "a new file, or restore the store from a backup.") from None
+    finally:
+        probe.close()
+    if names and "meta" not in names:
+        raise StoreError(f"The SQLite file {str(path)!r} is not a relabel store (it has no meta table); point the "
+                         "'store' setting at a new file.")
+    try:
+        newer = version is not None and int(version) > SCHEMA_VERSION
+    except ValueError:
+        raise StoreError(f"The store {str(path)!r} has an unreadable schema version {version!r}; restore it from a "
+                         "backup or point the 'store' setting at a new file.") from None
+    if newer:
+        raise StoreError(f"The store {str(path)!r} has schema version {version}, newer than this relabel "
+                         f"({SCHEMA_VERSION}); upgrade relabel to use it. Nothing in it was changed.")
 
 
 def _annotation_row(r: AnnotationRecord) -> dict:

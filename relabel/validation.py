@@ -8,8 +8,9 @@ from .errors import LabelError, PredProbsError, preview
 # pred_probs rows may drift from 1 by float rounding (float16 model outputs drift by ~4e-4); beyond this
 # they are not probabilities (logits, or a missing softmax) and scoring them would be silently wrong.
 ROW_SUM_TOLERANCE = 1e-3
-# Values this far outside [0, 1] are rounding, not a bug (cleanlab's own tolerance).
-VALUE_TOLERANCE = 1e-6
+# Values this far outside [0, 1] are rounding, not a bug. The same tolerance as the row sums: a float32 softmax
+# gives 1.00001 as readily as a row summing to 1.0004, and accepting one but not the other made no sense.
+VALUE_TOLERANCE = ROW_SUM_TOLERANCE
 
 
 def check_pred_probs(pred_probs, n_rows: int | None = None, n_classes: int | None = None,
@@ -48,8 +49,10 @@ def check_pred_probs(pred_probs, n_rows: int | None = None, n_classes: int | Non
     out = (low < -VALUE_TOLERANCE) | (high > 1 + VALUE_TOLERANCE)
     if out.any():
         rows = np.flatnonzero(out)
+        first = p[rows[0]]
+        value = first.min() if low[rows[0]] < -VALUE_TOLERANCE else first.max()   # the offending value
         raise PredProbsError(f"{name} has values outside [0, 1] in rows {preview(rows)} "
-                             f"(e.g. {p[rows[0]].min():.4g}); pass probabilities, e.g. a softmax of the logits.")
+                             f"(e.g. {value:.6g} in row {rows[0]}); pass probabilities, e.g. a softmax of the logits.")
     off = np.abs(p.sum(axis=1) - 1) > ROW_SUM_TOLERANCE
     if off.any():
         rows = np.flatnonzero(off)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -25,9 +26,14 @@ def run(runner, fake, *args):
     return runner.invoke(cli, list(args), obj={"connector": fake}, catch_exceptions=False)
 
 
-def init(runner, fake, *extra):
-    return run(runner, fake, "init", "--url", "http://ls.example:8080", "--project", str(fake.project_id),
-               "--featurizer", "tfidf", *extra)
+def init(runner, fake, *extra, stop_signal=False):
+    result = run(runner, fake, "init", "--url", "http://ls.example:8080", "--project", str(fake.project_id),
+                 "--featurizer", "tfidf", *extra)
+    config = Path("relabel.toml")
+    if not stop_signal and result.exit_code == 0 and config.exists():
+        # The small fake holds few expected errors: turn the stop signal off unless a test is about it.
+        config.write_text(config.read_text().replace("[review]\n", "[review]\nmin_expected_errors = 0\n"))
+    return result
 
 
 def test_every_command_has_help_with_a_worked_example(runner):
@@ -72,12 +78,13 @@ def test_bad_usage_is_exit_2(runner):
     assert runner.invoke(cli, ["nosuchcommand"]).exit_code == 2
 
 
-def test_bad_budget_is_a_one_line_error(runner):
+def test_bad_budget_is_a_usage_error_with_the_settings_message(runner):
     fake = FakeLabelStudio()
     init(runner, fake)
     result = run(runner, fake, "round", "--budget", "-3")
-    assert result.exit_code == 1
-    assert result.output.strip() == "Error: The 'budget' setting must be a positive integer. Got -3."
+    assert result.exit_code == 2   # bad usage, as the README says; runtime failures stay exit 1
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: Invalid value for '--budget': The 'budget' setting must be a positive integer. Got -3.")
     assert fake.push_calls == []
 
 
@@ -102,7 +109,8 @@ def test_round_status_push_collect_annotators_export(runner, tmp_path):
     assert list(status) == ["rounds"] and len(status["rounds"]) == 1
     r1 = status["rounds"][0]
     assert list(r1) == ["round", "status", "items", "annotations", "pushed", "reviewed", "corrected",
-                        "expected_remaining_errors"]
+                        "expected_remaining_errors", "expected_low", "expected_high", "stop_reason"]
+    assert r1["expected_low"] <= r1["expected_remaining_errors"] <= r1["expected_high"] and r1["stop_reason"] is None
     assert (r1["round"], r1["status"], r1["items"], r1["annotations"], r1["pushed"]) == (1, "pushed", 60, 180, 10)
 
     task_ids = sorted(fake.review_tasks.values())
@@ -174,5 +182,23 @@ def test_export_to_a_missing_folder_is_one_line_exit_1(runner, tmp_path):
 def test_init_with_an_unknown_featurizer_writes_nothing(runner, tmp_path):
     fake = FakeLabelStudio()
     result = run(runner, fake, "init", "--url", "http://ls.example:8080", "--project", "7", "--featurizer", "bogus")
-    assert result.exit_code == 1 and "'featurizer'" in result.output and "bogus" in result.output, result.output
+    assert result.exit_code == 2 and "'featurizer'" in result.output and "bogus" in result.output, result.output
     assert not (tmp_path / "relabel.toml").exists() and not (tmp_path / "relabel.db").exists()
+
+
+def test_round_stops_and_says_why_when_nothing_is_worth_reviewing(runner):
+    fake = FakeLabelStudio()
+    init(runner, fake, stop_signal=True)
+    Path("relabel.toml").write_text(Path("relabel.toml").read_text().replace(
+        "[review]\n", "[review]\nmin_expected_errors = 1000\n"))
+    result = run(runner, fake, "round", "--budget", "10")
+    assert result.exit_code == 0, result.output
+    assert "nothing pushed" in result.output and "min_expected_errors = 1000" in result.output
+    assert "90% interval" in result.output
+    assert fake.push_calls == []
+    status = run(runner, fake, "status")
+    assert "stopped" in status.output and "90% interval" in status.output
+    bad = Path("relabel.toml").read_text().replace("min_expected_errors = 1000", "min_expected_errors = -1")
+    Path("relabel.toml").write_text(bad)
+    result = run(runner, fake, "round")
+    assert result.exit_code == 1 and "min_expected_errors" in result.output

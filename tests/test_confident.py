@@ -339,3 +339,32 @@ def test_confident_learning_ignores_a_given_joint_with_a_warning():
     with pytest.warns(UserWarning, match="confident_joint is ignored with filter_by='confident_learning'"):
         mask = cl.find_label_issues(TOY_Y, TOY_P, filter_by="confident_learning", confident_joint=joint)
     assert np.flatnonzero(mask).tolist() == [5]
+
+
+def test_cleanlab_drop_in_arguments_are_accepted():
+    """cleanlab callers pass n_jobs, verbose and a scalar num_to_remove_per_class (issue 10)."""
+    import cleanlab.filter
+
+    from relabel.confident import find_label_issues as ours
+    from relabel.consensus import get_majority_vote_label
+    rng = np.random.default_rng(3)
+    p = rng.dirichlet(np.ones(3), 300)
+    y = np.where(rng.random(300) < 0.8, p.argmax(axis=1), rng.integers(0, 3, 300))
+    np.testing.assert_array_equal(ours(y, p, n_jobs=2, verbose=True), ours(y, p))
+    scalar = ours(y, p, filter_by="prune_by_class", num_to_remove_per_class=4)
+    assert np.array_equal(scalar, ours(y, p, filter_by="prune_by_class", num_to_remove_per_class=[4, 4, 4]))
+    np.testing.assert_array_equal(
+        scalar, cleanlab.filter.find_label_issues(y, p, filter_by="prune_by_class", num_to_remove_per_class=4))
+    dense = np.array([[0, 1, np.nan], [2, 2, 1]], dtype=float)
+    np.testing.assert_array_equal(get_majority_vote_label(dense, verbose=False), get_majority_vote_label(dense))
+
+
+def test_pred_probs_tolerances_agree_and_the_error_names_the_value():
+    from relabel.errors import PredProbsError
+    from relabel.validation import check_pred_probs
+    p = np.array([[1.00001, 0.0], [0.5, 0.5]], dtype=np.float32)     # a float32 softmax's rounding
+    check_pred_probs(p)
+    with pytest.raises(PredProbsError, match=r"-0\.2 in row 1"):
+        check_pred_probs(np.array([[1.0, 0.0], [1.2, -0.2]]))
+    with pytest.raises(PredProbsError, match=r"e\.g\. 1\.3 in row 0"):
+        check_pred_probs(np.array([[1.3, 0.0], [0.5, 0.5]]))

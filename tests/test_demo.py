@@ -46,3 +46,5 @@ def test_demo_keeps_its_login_when_the_first_start_fails(tmp_path, monkeypatch):
     state = DemoPaths(tmp_path / "demo").state
     assert json.loads(state.read_text())["password"] == passwords[0]
     assert oct(state.stat().st_mode & 0o777) == "0o600"
+    # Label Studio's data (every user's token in label_studio.sqlite3) sits in a folder only the owner can enter
+    assert oct(state.parent.stat().st_mode & 0o777) == "0o700"

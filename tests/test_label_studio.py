@@ -57,7 +57,7 @@ def test_config_text_field_can_be_overridden():
 
 
 def test_connector_refuses_bad_settings_before_any_request():
-    with pytest.raises(ConfigError, match="must start with http"):
+    with pytest.raises(ConfigError, match=r"must be an http\(s\) URL"):
         LabelStudioConnector("localhost:8080", "k", 1)
     with pytest.raises(AuthError, match="LABEL_STUDIO_API_KEY"):
         LabelStudioConnector("http://127.0.0.1:1", "", 1)
@@ -245,13 +245,14 @@ def fresh_acceptance(ls_admin, request):
 def test_push_project_mode_creates_review_tasks_once(label_studio, ls_admin, fresh_acceptance):
     connector = LabelStudioConnector(label_studio.url, label_studio.api_key, fresh_acceptance.project_id)
     requests = _requests(fresh_acceptance.task_ids, fresh_acceptance.texts)
-    pushed = connector.push(requests)
+    pushed = connector.push(requests, preselect=True)
     assert [p.item_id for p in pushed] == [r.item_id for r in requests]
     target = pushed[0].target_project
     assert target != fresh_acceptance.project_id and {p.mode for p in pushed} == {"project"}
     review = ls_admin.projects.get(id=target)
     assert review.title == "relabel review: push"
-    assert review.label_config == ls_admin.projects.get(id=fresh_acceptance.project_id).label_config
+    # The review config (connectors/review_config.py), with the suggestion named in the panel.
+    assert review.label_config == connector.review_config(show_suggestion=True)
     assert review.model_version == model_version(1)
     tasks = {t["id"]: t for t in connector._iter_tasks(target)}
     assert len(tasks) == 20
@@ -259,12 +260,14 @@ def test_push_project_mode_creates_review_tasks_once(label_studio, ls_admin, fre
         task = tasks[p.task_id]
         assert task["data"] == {TEXT_FIELD: request.data[TEXT_FIELD], "relabel_item": request.item_id,
                                 "relabel_round": 1, "relabel_quality": request.quality,
-                                "relabel_reason": request.reason, "relabel_suggested": request.suggested_label}
+                                "relabel_reason": request.reason, "relabel_suggested": request.suggested_label,
+                                "relabel_annotators": "no annotator labelled it",
+                                "relabel_model": "no model view recorded"}
         (prediction,) = task["predictions"]
         assert prediction["model_version"] == model_version(1) and prediction["score"] == request.quality
         assert prediction["result"][0]["value"]["choices"] == [request.suggested_label]
         assert task["predictions_score"] == pytest.approx(request.quality)  # counted: sortable by quality
-    assert connector.push(requests) == pushed
+    assert connector.push(requests, preselect=True) == pushed
     assert len(list(connector._iter_tasks(target))) == 20
     # A later round of the same items is new work in the same review project.
     again = connector.push(_requests(fresh_acceptance.task_ids, fresh_acceptance.texts, round_number=2, n=3))

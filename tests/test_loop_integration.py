@@ -37,9 +37,13 @@ def relabel(*args, obj=None):
     return result
 
 
-def init(url, project_id, *extra):
+def init(url, project_id, *extra, stop_signal=True):
     result = relabel("init", "--url", url, "--project", str(project_id), "--featurizer", "tfidf", *extra)
     assert result.exit_code == 0, result.output
+    if not stop_signal:
+        # These scenarios are about pushing: keep the stop signal out of their way.
+        config = Path("relabel.toml")
+        config.write_text(config.read_text().replace("[review]\n", "[review]\nmin_expected_errors = 0\n"))
     return result
 
 
@@ -75,7 +79,9 @@ def test_acceptance_two_rounds_in_a_review_project(workdir, label_studio, ls_adm
     for t in tasks:
         assert {"text", "relabel_item", "relabel_round", "relabel_quality", "relabel_reason",
                 "relabel_suggested"} <= set(t.data)
-        assert t.predictions and t.data["relabel_item"] in labelled
+        # Nothing pre-selected by default ([review] preselect = false): the panel fields say why instead.
+        assert not t.predictions and t.data["relabel_item"] in labelled
+        assert {"relabel_annotators", "relabel_model"} <= set(t.data)
     again = relabel("push")
     assert again.exit_code == 0 and "0 new review tasks" in again.output
     assert len(review_project_tasks(ls_admin, proj.project_id)[1]) == 20
@@ -220,3 +226,22 @@ def test_empty_project_round_is_a_clear_error(workdir, label_studio, ls_admin):
     assert len(result.output.strip().splitlines()) == 1 and "has no labelled tasks" in result.output
     with Store(workdir / "relabel.db") as store:
         assert store.rounds() == [] and store.count("scores") == 0 and store.review_tasks() == []
+
+
+def test_stop_signal_against_label_studio_pushes_nothing_and_says_why(workdir, label_studio, ls_admin):
+    """Issue 10 acceptance 4: annotators who all agree leave nothing worth reviewing, so the round stops."""
+    from connectors.label_studio import REVIEW_MARKER
+    proj = build_acceptance_project(ls_admin, title="relabel stop signal", n_tasks=60, n_unlabelled=0, p_skip=0.0,
+                                    accuracy=(1.0, 1.0, 1.0), seed=11, email_prefix="stop-")
+    init(label_studio.url, proj.project_id)            # the default [review] min_expected_errors
+    result = relabel("round", "--budget", "10")
+    assert result.exit_code == 0, result.output
+    assert "nothing pushed" in result.output and "min_expected_errors" in result.output
+    with Store(workdir / "relabel.db") as store:
+        assert store.review_tasks() == [] and store.latest_round()["status"] == "stopped"
+        assert "min_expected_errors" in store.latest_round()["stop_reason"]
+    marker = f"{REVIEW_MARKER}{proj.project_id}"
+    assert not [p for p in ls_admin.projects.list() if marker in (p.description or "").split()]
+    assert all(not t.predictions for t in ls_admin.tasks.list(project=proj.project_id, fields="all"))
+    status = relabel("status")
+    assert "stopped" in status.output and "90% interval" in status.output

@@ -51,14 +51,15 @@ class FakeLabelStudio:
                     annotation_id=str(len(self.annotations) + 1), item_id=iid, annotator_id=annotators[a],
                     label=given, created_at="2026-01-01", updated_at="2026-01-01T00:00:00"))
         self.review_tasks = {}       # (round, item_id) -> task id
-        self.answers = {}            # task id -> (reviewer, label)
+        self.answers = {}            # task id -> {reviewer: (label, answered_at, annotation id)}
         self.push_calls = []
         self.after_import = None
         self.describe_calls = 0
 
     # -- what tests do to "Label Studio" --
-    def answer(self, task_id, reviewer, label):
-        self.answers[task_id] = (reviewer, label)
+    def answer(self, task_id, reviewer, label, at="2026-02-01T00:00:00"):
+        """``reviewer`` answers (or edits their answer: same annotation, later ``at``)."""
+        self.answers.setdefault(task_id, {})[reviewer] = (label, at, f"r{task_id}-{reviewer}")
 
     def counts_per_annotator(self):
         out = {}
@@ -81,7 +82,9 @@ class FakeLabelStudio:
                     all_annotation_ids={a.annotation_id for a in self.annotations} if reconcile else None,
                     all_item_ids={it.item_id for it in self.items} if reconcile else None)
 
-    def push(self, requests, *, mode="project", show_suggestion=True):
+    def push(self, requests, *, mode="project", show_suggestion=True, preselect=False):
+        self.last_requests = list(requests)
+        self.push_kwargs = {"mode": mode, "show_suggestion": show_suggestion, "preselect": preselect}
         self.push_calls.append([r.item_id for r in requests])
         out = []
         for r in requests:
@@ -97,16 +100,16 @@ class FakeLabelStudio:
     def collect(self, pushed):
         out = []
         for t in pushed:
-            if t.task_id in self.answers:
-                reviewer, label = self.answers[t.task_id]
+            for reviewer, (label, at, annotation_id) in self.answers.get(t.task_id, {}).items():
                 out.append(ReviewAnswer(item_id=t.item_id, round=t.round, task_id=t.task_id, reviewer=reviewer,
-                                        label=label, answered_at="2026-02-01T00:00:00",
-                                        annotation_id=f"r{t.task_id}"))
+                                        label=label, answered_at=at, annotation_id=annotation_id))
         return out
 
 
-def make_loop(tmp_path, fake, budget=10, name="relabel.db"):
-    return Loop(Store(tmp_path / name), fake, model=MODEL, review=ReviewSettings(budget=budget))
+def make_loop(tmp_path, fake, budget=10, name="relabel.db", min_expected_errors=0.0):
+    # The stop signal is off unless a test is about it: these small fakes hold few expected errors.
+    return Loop(Store(tmp_path / name), fake, model=MODEL,
+                review=ReviewSettings(budget=budget, min_expected_errors=min_expected_errors))
 
 
 @pytest.fixture
@@ -327,3 +330,48 @@ def test_annotators_and_export(tmp_path, fake):
     assert len(out.read_text().splitlines()) == 60
     with pytest.raises(ConfigError, match="export format"):
         loop.export("xml", tmp_path / "x")
+
+
+def test_stop_signal_pushes_nothing_when_the_selection_holds_few_expected_errors(tmp_path, fake):
+    loop = make_loop(tmp_path, fake, min_expected_errors=1e6)
+    summary = loop.round(budget=12)
+    assert summary.stop_reason is not None and "min_expected_errors" in summary.stop_reason
+    assert summary.push.new == 0 and fake.push_calls == []
+    assert loop.store.review_tasks() == [] and loop.store.latest_round()["status"] == "stopped"
+    assert loop.status()["rounds"][0]["stop_reason"] == summary.stop_reason
+    # running again neither resumes (and pushes) the stopped round nor starts one while nothing changed
+    again = loop.round(budget=12)
+    assert again.round == 1 and again.unchanged_reason is not None and fake.push_calls == []
+    forced = loop.round(budget=12, force=True)
+    assert forced.round == 2 and forced.stop_reason is not None
+    assert fake.push_calls == []
+    pushing = make_loop(tmp_path, fake, name="other.db", min_expected_errors=0.0)
+    done = pushing.round(budget=12)
+    assert done.stop_reason is None and done.push.new == 12
+
+
+def test_round_summary_reports_expected_errors_with_an_interval(tmp_path, fake):
+    s = make_loop(tmp_path, fake).round(budget=5).score
+    assert s.expected_low <= s.expected_remaining_errors <= s.expected_high
+    assert s.expected_text.startswith("≈ ") and "90% interval" in s.expected_text
+
+
+def test_expected_errors_are_recalibrated_from_reviewer_decisions(tmp_path):
+    from relabel.calibration import MIN_DECISIONS, fit_recalibration, recalibrate
+    fake = FakeLabelStudio(n_items=80, noise=0.3)
+    loop = make_loop(tmp_path, fake, budget=30)
+    loop.round(budget=30)
+    for t in loop.store.review_tasks(1):
+        fake.answer(t["task_id"], "eve@x", fake.truth[t["item_id"]])      # an expert answers with the truth
+    second = loop.round(budget=5).score
+    pairs = loop.store.decision_posteriors()
+    assert len(pairs) == 30 >= MIN_DECISIONS
+    q, right = (np.array(x) for x in zip(*pairs))
+    sent = {t["item_id"] for t in loop.store.review_tasks(1)}
+    np.testing.assert_allclose(np.sort(q), np.sort([r["posterior"] for r in loop.store.scores(1) if r["item_id"] in sent]))
+    params = fit_recalibration(q, right)
+    assert params != (1.0, 0.0)               # decisions of both kinds, enough of them: a real fit
+    rows = [r for r in loop.store.scores(second.round) if r["labelled"] and not r["reviewed"]]
+    np.testing.assert_allclose([r["p_wrong"] for r in rows],
+                               1 - recalibrate(np.array([r["posterior"] for r in rows]), params), rtol=1e-9)
+    assert second.expected_remaining_errors == pytest.approx(sum(r["p_wrong"] for r in rows))
