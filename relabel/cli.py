@@ -408,6 +408,8 @@ def _echo_score(s) -> None:
                f"{s.annotations} annotations by {s.annotators} annotators; {s.label_issues} label issues; "
                f"expected wrong labels left {s.expected_text}"
                + (f"; {s.overrides} overrides (a label no annotator gave)." if s.overrides else "."))
+    if s.model:
+        click.echo(s.model)
     for note in s.notes:
         click.echo(f"note: {note}")
 

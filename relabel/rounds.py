@@ -57,6 +57,7 @@ class ScoreSummary:
     expected_low: int | None = None       # the 90% interval of expected_remaining_errors
     expected_high: int | None = None
     overrides: int = 0                    # consensus labels that none of the item's annotators gave
+    model: str | None = None    # the chosen pipeline and its cross-validated scores (ModelReport.summary)
 
     @property
     def expected_text(self) -> str:
@@ -286,7 +287,8 @@ class Loop:
                      "label_issues": result.n_issues, "model_weight": result.model_weight, "scored_at": now(),
                      "selected_at": None, "pushed_at": None, "budget": None, "mode": None,
                      "class_stats": json.dumps(result.class_stats), "classes": json.dumps(list(table.classes)),
-                     "inputs": self.store.inputs_signature()}
+                     "inputs": self.store.inputs_signature(),
+                     "model_report": json.dumps(result.model_report.to_dict()) if result.model_report else None}
         self.store.save_scores(round_row, result.item_rows, result.annotator_rows, result.annotation_rows)
         self.store.log_event("score", f"round {rnd} scored with {result.method}", round=rnd,
                              details={"notes": list(result.notes)})
@@ -294,7 +296,8 @@ class Loop:
                             annotations=len(table), annotators=table.n_annotators, label_issues=result.n_issues,
                             expected_remaining_errors=result.expected_errors.expected, notes=result.notes,
                             expected_low=result.expected_errors.low, expected_high=result.expected_errors.high,
-                            overrides=sum(r["override"] for r in result.item_rows))
+                            overrides=sum(r["override"] for r in result.item_rows),
+                            model=result.model_report.summary() if result.model_report else None)
 
     def _recalibration(self) -> tuple[float, float]:
         """Platt-scaling parameters from reviewers' decisions: was the consensus with posterior q right?"""
@@ -545,6 +548,7 @@ class _Scores:
     model_weight: float | None
     notes: tuple
     class_stats: dict = field(default_factory=dict)
+    model_report: object = None
 
 
 def _check_scorable(store: Store, table: Annotations, items: list[dict]) -> None:
@@ -563,7 +567,7 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
                           reviewer_labels: dict[str, str], model, cache,
                           calibration: tuple[float, float] = (1.0, 0.0)) -> _Scores:
     """All of a round's numbers, as rows for the store. Inputs come from the store, so they are trusted."""
-    from .model import predict_probs  # the model stack (scikit-learn, maybe torch) loads only when scoring
+    from .model import ModelSettings, fit_predict_probs  # the model stack (scikit-learn, maybe torch) loads only when scoring
 
     classes = table.classes
     k = len(classes)
@@ -587,7 +591,17 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
     train[rows] = majority
     train[reviewed] = final[reviewed]
     texts = [it["text"] if it["text"] is not None else "" for it in items]
-    pred_probs = predict_probs(item_ids, texts, train, k, model, cache=cache, progress=progress.enabled())
+    settings = model if isinstance(model, ModelSettings) else ModelSettings.from_dict(model)
+    weight = None
+    if settings.weight_uncertain:
+        # Optional: an item counts as much as its annotators agree with the majority (2 of 3 -> 0.67); reviewers'
+        # decisions are gold and count fully.
+        weight = np.ones(n)
+        weight[rows] = _majority_share(table, majority)
+        weight[reviewed] = 1.0
+    fitted = fit_predict_probs(item_ids, texts, train, k, settings, cache=cache, progress=progress.enabled(),
+                               sample_weight=weight)
+    pred_probs = fitted.probs
     p_lab = pred_probs[rows]
 
     # relabel's default consensus: the model as each item's prior, a confusion matrix per annotator, and the
@@ -653,7 +667,13 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
             "p_wrong": float(p_wrong[j]) if labelled and not reviewed[i] else (0.0 if labelled else None)})
     annotation_rows = [{"annotation_id": str(a), "quality": float(q)} for a, q in zip(annotation_ids, ann_quality)]
     return _Scores(method, item_rows, annotator_rows, annotation_rows, expected, int(issues.sum()),
-                   model_weight, tuple(notes), class_stats)
+                   model_weight, tuple(notes), class_stats, fitted.report)
+
+
+def _majority_share(table: Annotations, majority: np.ndarray) -> np.ndarray:
+    """Per labelled item: the share of its annotations that agree with its majority label (one bincount)."""
+    agree = np.bincount(table.item, weights=(table.label == majority[table.item]), minlength=table.n_items)
+    return agree / np.maximum(np.bincount(table.item, minlength=table.n_items), 1)
 
 
 def _class_stats(table: Annotations, cons: np.ndarray, p_lab: np.ndarray) -> dict:

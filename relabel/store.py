@@ -47,7 +47,7 @@ _TABLES: dict[str, tuple[dict, object]] = {
                 "expected_low": int, "expected_high": int, "stop_reason": str,
                 "label_issues": int, "model_weight": float, "budget": int, "mode": str,
                 "scored_at": str, "selected_at": str, "pushed_at": str, "class_stats": str, "classes": str,
-                "inputs": str}, "round"),
+                "inputs": str, "model_report": str}, "round"),
     "scores": ({"round": int, "item_id": str, "labelled": int, "consensus_label": str, "majority_label": str,
                 "quality": float,
                 "agreement": float, "num_annotations": int, "posterior": float, "model_label": str,
@@ -500,6 +500,12 @@ class Store:
     def class_stats(self, round: int) -> dict:
         """The per-class matrices a round recorded when it was scored ({} for rounds scored before they were)."""
         row = self.db.execute("select class_stats from rounds where round = ?", [round]).fetchone()
+        return json.loads(row[0]) if row and row[0] else {}
+
+    def model_report(self, round: int) -> dict:
+        """What the model phase chose and scored for a round (relabel.model_selection.ModelReport as a dict; {} when
+        the round used a pred_probs file or was scored before relabel recorded it)."""
+        row = self.db.execute("select model_report from rounds where round = ?", [round]).fetchone()
         return json.loads(row[0]) if row and row[0] else {}
 
     def score_columns(self, round: int, columns: Iterable[str]) -> dict[str, list]:

@@ -158,9 +158,9 @@ def test_classifier_by_dotted_path_class_or_instance():
     assert make_classifier().C == 10.0 and make_classifier(None, {"C": 0.5}).C == 0.5
     inst = LogisticRegression(C=2.0)
     assert make_classifier(inst) is not inst and make_classifier(inst).C == 2.0
-    with pytest.raises(ConfigError, match="cannot be imported"):
+    with pytest.raises(ConfigError, match="does not exist in scikit-learn"):
         make_classifier("sklearn.nope.Missing")
-    with pytest.raises(ConfigError, match="LinearSVC has no predict_proba"):
+    with pytest.raises(ConfigError, match="LinearSVC' has no predict_proba"):
         make_classifier("sklearn.svm.LinearSVC")
     with pytest.raises(ConfigError, match="rejected classifier_options"):
         make_classifier("sklearn.linear_model.LogisticRegression", {"colour": 1})
@@ -239,18 +239,33 @@ def test_predict_probs_finds_a_flipped_label_and_predicts_unlabelled_items():
     assert (probs[good].argmax(axis=1) == labels[good]).mean() > 0.9
 
 
+def floored(p):
+    p = np.maximum(p, PROBABILITY_FLOOR)
+    return p / p.sum(axis=1, keepdims=True)
+
+
 def test_predict_probs_labelled_rows_are_cross_validated_unlabelled_rows_full_fit():
+    """A pinned pipeline, recomputed by hand: out-of-fold rows with a cross-fitted temperature for labelled
+    items, the full fit with the temperature of all out-of-fold rows for unlabelled ones."""
+    from relabel.calibration import apply_temperature, cross_fitted_temperature, fit_temperature
+    from relabel.model_selection import stratified_folds
+    from relabel.pipelines import LBFGS_TOL, word_features
     ids, texts, labels = toy_project()
     labels = labels.copy()
     labels[[0, 17]] = -1
-    probs = predict_probs(ids, texts, labels, 2, ModelSettings(featurizer="tfidf", n_folds=3, seed=7))
-    from relabel.featurizers import TfidfFeaturizer
-    X = TfidfFeaturizer().fit_transform(texts)
+    probs = predict_probs(ids, texts, labels, 2, ModelSettings(featurizer="tfidf", n_folds=3, seed=7,
+                                                               pipeline="word", C=10, class_weight=None))
+    X = word_features(texts)
     lab = labels >= 0
-    np.testing.assert_allclose(probs[lab], cross_val_pred_probs(X[lab], labels[lab], n_folds=3, seed=7))
-    full = LogisticRegression(C=10, max_iter=2000).fit(X[lab], labels[lab]).predict_proba(X[~lab])
-    floored = np.maximum(full, PROBABILITY_FLOOR)
-    np.testing.assert_allclose(probs[~lab], floored / floored.sum(axis=1, keepdims=True), rtol=1e-6)
+    X_lab, y_lab = X[lab], labels[lab]
+    folds = stratified_folds(y_lab, 3, 7)
+    raw = np.empty((y_lab.size, 2))
+    for f in range(3):
+        model = LogisticRegression(C=10, max_iter=1000, tol=LBFGS_TOL).fit(X_lab[folds != f], y_lab[folds != f])
+        raw[folds == f] = floored(model.predict_proba(X_lab[folds == f]))
+    np.testing.assert_allclose(probs[lab], floored(cross_fitted_temperature(raw, y_lab, folds)), rtol=1e-5)
+    full = floored(LogisticRegression(C=10, max_iter=1000, tol=LBFGS_TOL).fit(X_lab, y_lab).predict_proba(X[~lab]))
+    np.testing.assert_allclose(probs[~lab], floored(apply_temperature(full, fit_temperature(raw, y_lab))), rtol=1e-5)
 
 
 def test_predict_probs_bad_inputs_name_items():

@@ -39,9 +39,13 @@ GUARDED_EMBED = textwrap.dedent("""
 """)
 
 
-def run_guarded():
+def run_guarded(backend: str = "torch", cache_dir=None):
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
-    done = subprocess.run([sys.executable, "-c", GUARDED_EMBED], capture_output=True, text=True, env=env,
+    if cache_dir is not None:
+        env["RELABEL_CACHE_DIR"] = str(cache_dir)
+    script = GUARDED_EMBED.replace('featurizer("sentence-transformers", threads=1)',
+                                   f'featurizer("sentence-transformers", threads=1, backend={backend!r})')
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
                           timeout=300, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -65,6 +69,20 @@ def test_packaged_minilm_puts_related_sentences_closer_than_unrelated():
     cos = X @ X.T
     assert cos[0, 1] > cos[0, 2] + 0.2 and cos[0, 1] > cos[0, 3] + 0.2
     assert cos[2, 3] > cos[2, 0] + 0.2 and cos[2, 3] > cos[2, 1] + 0.2
+
+
+@pytest.mark.slow
+def test_int8_onnx_path_exports_and_embeds_without_opening_a_socket(tmp_path):
+    """The fast path's first use exports and quantises the installed weights, all offline; its vectors stay
+    within cosine 0.99 of the float model's."""
+    pytest.importorskip("onnxruntime")
+    fast = run_guarded("onnx-int8", cache_dir=tmp_path)
+    assert fast["attempts"] == [] and fast["shape"] == [3, 384]
+    assert fast["model_id"].endswith(":onnx-int8")
+    assert list((tmp_path / "onnx").glob("*-int8.onnx"))
+    exact = run_guarded()
+    cosine = np.sum(np.array(fast["vectors"]) * np.array(exact["vectors"]), axis=1)
+    assert (cosine >= 0.99).all(), cosine
 
 
 def test_guard_would_catch_a_connection():
