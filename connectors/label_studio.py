@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from datetime import datetime, timezone
 from dataclasses import replace
 from typing import Callable, Iterable, Iterator
@@ -58,6 +59,14 @@ def model_version(round_number: int) -> str:
     Studio offers) from also matching round 30.
     """
     return f"relabel-round-{round_number};"
+
+
+def review_of(description: str | None) -> int | None:
+    """The source project id in a relabel review project's description marker, else None."""
+    for word in (description or "").split():
+        if word.startswith(REVIEW_MARKER) and word[len(REVIEW_MARKER):].isdigit():
+            return int(word[len(REVIEW_MARKER):])
+    return None
 
 
 def view_title(round_number: int) -> str:
@@ -198,7 +207,8 @@ class LabelStudioConnector:
                            n_tasks=int(project.get("task_number") or 0),
                            n_annotations=int(project.get("total_annotations_number") or 0),
                            label_config=project.get("label_config") or "",
-                           n_skipped=int(project.get("skipped_annotations_number") or 0))
+                           n_skipped=int(project.get("skipped_annotations_number") or 0),
+                           review_of=review_of(project.get("description")))
 
     # ----------------------------------------------------------------------------------------------- pull
     def pull(self, since: str | None = None, reconcile: bool = False) -> Pull:
@@ -240,7 +250,8 @@ class LabelStudioConnector:
             annotation_id=str(annotation["id"]), item_id=str(task_id),
             annotator_id=self._annotator(annotation.get("completed_by")), label=label,
             created_at=annotation.get("created_at"), updated_at=annotation.get("updated_at"), kind=kind,
-            skipped=bool(annotation.get("was_cancelled")), valid=valid)
+            skipped=bool(annotation.get("was_cancelled")), valid=valid,
+            lead_time=_seconds(annotation.get("lead_time")))
 
     def _check_visibility(self, n_visible: int, authors: set[int]) -> None:
         """Refuse a key that sees only its own annotations: consensus would silently see one annotator.
@@ -665,6 +676,16 @@ def _normalise_time(value: str) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)  # Label Studio's times are UTC
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _seconds(value) -> float | None:
+    """Label Studio's ``lead_time`` (seconds spent on the annotation) as a float; None when absent or not a
+    non-negative finite number (old annotations and API-made ones have none)."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _user_id(completed_by) -> int | None:

@@ -25,6 +25,7 @@ class AnnotationRecord:
 
     ``valid`` is False when the choice is not a class of the labeling config: stored, never scored.
     ``kind`` is "annotation" (source project) or "review" (an answer to a relabel review task).
+    ``lead_time`` is the seconds the annotator spent on it, as the labelling tool measured (None if unknown).
     """
 
     annotation_id: str
@@ -36,6 +37,7 @@ class AnnotationRecord:
     kind: str = "annotation"
     skipped: bool = False
     valid: bool = True
+    lead_time: float | None = None
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,10 @@ class ProjectInfo:
     n_tasks: int
     n_annotations: int          # finished (not skipped) annotations
     label_config: str = ""
-    n_skipped: int = 0          # skipped annotations
+    # Skipped (cancelled) annotations, which n_annotations leaves out; and, when this project is relabel's own
+    # review project, the id of the source project it reviews (relabel refuses it as a source).
+    n_skipped: int = 0
+    review_of: int | None = None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from .consensus import ConsensusResult, crowdlab, get_label_quality_multiannotat
 from .errors import RelabelError
 
 __version__ = "0.1.0"
+# The name to `pip install` (the import name is `relabel`; "relabel" on PyPI is an unrelated package).
+DISTRIBUTION = "relabel-loop"
 __all__ = ["Annotations", "ConsensusResult", "RelabelError", "crowdlab", "find_label_issues",
            "get_active_learning_scores", "get_label_quality_multiannotator", "get_label_quality_scores",
-           "get_majority_vote_label", "__version__"]
+           "get_majority_vote_label", "DISTRIBUTION", "__version__"]

@@ -18,11 +18,32 @@ def _factorize(values) -> tuple[np.ndarray, np.ndarray]:
     values = np.asarray(values)
     if values.ndim != 1:
         raise AnnotationError(f"Expected a 1-D sequence of ids, got an array of shape {values.shape}.")
+    if values.dtype == object:
+        hashed = _factorize_objects(values)
+        if hashed is not None:
+            return hashed
     uniques, first, inverse = np.unique(values, return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
     return rank[inverse.reshape(-1)].astype(np.intp), uniques[order]
+
+
+def _factorize_objects(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Codes of an object array by hashing, in order of first appearance (None if some value is unhashable).
+
+    Ids from the store are Python strings: np.unique sorts them with Python comparisons, 1.5 s for 300,000
+    e-mail addresses, where one dict pass is linear (a 100,000-item report spent most of its time here).
+    """
+    index: dict = {}
+    try:
+        codes = np.fromiter((index.setdefault(v, len(index)) for v in values.tolist()), dtype=np.intp,
+                            count=values.size)
+    except TypeError:
+        return None
+    uniques = np.empty(len(index), dtype=object)
+    uniques[:] = list(index)
+    return codes, uniques
 
 
 @dataclass(frozen=True, eq=False)
@@ -192,7 +213,8 @@ def _encode_labels(labels: np.ndarray, classes) -> tuple[np.ndarray, tuple]:
     position = {c: i for i, c in enumerate(classes)}
     if len(position) != len(classes):
         raise LabelError(f"classes contains duplicates: {classes!r}.")
-    uniques, inverse = np.unique(labels, return_inverse=True)
+    hashed = _factorize_objects(labels) if labels.dtype == object else None
+    inverse, uniques = hashed if hashed is not None else np.unique(labels, return_inverse=True)[::-1]
     lookup = np.array([position.get(_plain(u), -1) for u in uniques], dtype=np.intp)
     if (lookup < 0).any() and np.issubdtype(labels.dtype, np.integer):
         # Integer labels with named classes are positions into classes.

@@ -2,24 +2,32 @@
 
 A RelabelError becomes a one-line message and exit code 1; bad usage is click's exit code 2. ``cli`` is a
 click group, so more commands (e.g. ``demo``) are added with ``cli.add_command``.
+
+Every command takes ``--json`` (one JSON object on standard output instead of the text) and, except ``demo``
+(which keeps its own config in --dir), ``--config FILE`` after the subcommand as well as before it.
 """
 from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import os
+import sys
 
 import click
 
 from . import __version__, progress
 from .calibration import format_expected
-from .config import (API_KEY_ENV, DEFAULT_BUDGET, DEFAULT_CONFIG, REVIEW_MODES, label_studio_url, load_config,
-                     non_empty_string, positive_budget, positive_int)
+from .config import (API_KEY_ENV, DEFAULT_BUDGET, DEFAULT_CONFIG, REVIEW_MODES, URL_ENV, label_studio_url,
+                     load_config, non_empty_string, positive_budget, positive_int)
 from .errors import RelabelError
 from .redaction import redact
 from .report import DEFAULT_TOP
 from .rounds import EXPORT_FORMATS, Loop, initialise
+
+# What `relabel log` prints when not told how many events: the latest this many.
+DEFAULT_LOG_LIMIT = 50
 
 # Set to anything to get Python's traceback instead of the one-line message for an unexpected error.
 DEBUG_ENV = "RELABEL_DEBUG"
@@ -57,6 +65,51 @@ def _errors_to_exit_1(command):
     return wrapper
 
 
+def _set_config(ctx: click.Context, _param, value) -> None:
+    if value is not None:
+        ctx.ensure_object(dict)["config_path"] = value
+
+
+def _set_json(ctx: click.Context, _param, value) -> None:
+    if value:
+        ctx.ensure_object(dict)["json"] = True
+        progress.set_quiet(True)   # nothing but the JSON object, even on a terminal
+
+
+def config_option(command):
+    """``--config FILE`` on a subcommand: the same as before it (``relabel --config F round``)."""
+    return click.option("--config", "config_path", default=None, expose_value=False, is_eager=True,
+                        type=click.Path(dir_okay=False), callback=_set_config,
+                        help=f"The relabel.toml to use (default ./{DEFAULT_CONFIG} or $RELABEL_CONFIG).")(command)
+
+
+def json_option(command):
+    """``--json``: print one JSON object (the command's summary) instead of text."""
+    return click.option("--json", "as_json", is_flag=True, expose_value=False, callback=_set_json,
+                        help="Print a JSON summary instead of text.")(command)
+
+
+def _wants_json(ctx: click.Context) -> bool:
+    return bool((ctx.obj or {}).get("json"))
+
+
+def _say(ctx: click.Context, summary: dict, lines) -> None:
+    """Print ``summary`` as JSON under --json, else the text ``lines`` (a string or a list of strings)."""
+    if _wants_json(ctx):
+        click.echo(json.dumps(summary, default=_jsonable))
+        return
+    for line in ([lines] if isinstance(lines, str) else lines):
+        click.echo(line)
+
+
+def _jsonable(value):
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: getattr(value, k) for k in value.__dataclass_fields__}
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    return str(value)
+
+
 def _validated(check):
     """A click callback running one of relabel.config's validators, so a bad value is a usage error (exit 2)
     with the same message the config file gets."""
@@ -83,21 +136,29 @@ def _featurizer(value: str) -> str:
     return ModelSettings.from_dict({"featurizer": non_empty_string("featurizer", value)}).featurizer
 
 
-def _loop(ctx: click.Context) -> Loop:
+def _loop(ctx: click.Context, wait: float = 0.0) -> Loop:
     obj = ctx.obj
     config = load_config(obj["config_path"])
-    loop = Loop.from_config(config, connector=obj.get("connector"))
+    loop = Loop.from_config(config, connector=obj.get("connector"), lock_wait=wait)
     ctx.call_on_close(loop.close)
     return loop
+
+
+# Every command that changes the store or Label Studio holds the store's writer lock (relabel/lock.py).
+_wait_option = click.option(
+    "--wait", "wait", type=click.FloatRange(min=0, max=86400), default=0, show_default=True, metavar="SECONDS",
+    help="When another relabel command is writing to the store, wait up to this long for it instead of "
+         "exiting 1 at once.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="relabel")
 @click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True, envvar="RELABEL_CONFIG",
-              type=click.Path(dir_okay=False), help="The relabel.toml to use.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars (they show only on a terminal anyway).")
+              type=click.Path(dir_okay=False), help="The relabel.toml to use (also accepted after the command).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or step lines (bars show only on a terminal).")
+@click.option("-v", "--verbose", count=True, help="Show each step as it is logged (the events table); -vv: debug.")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str, quiet: bool):
+def cli(ctx: click.Context, config_path: str, quiet: bool, verbose: int):
     """Find and fix label errors in a Label Studio project, in relabel rounds.
 
     \b
@@ -107,17 +168,48 @@ def cli(ctx: click.Context, config_path: str, quiet: bool):
     relabel round --budget 20                # collect the reviews, rescore, push the next 20
     relabel status
     relabel report --out report.html         # plots, annotators, classes, worst items
+    relabel log                              # what every command did (the events table)
     """
     ctx.ensure_object(dict)
     ctx.obj.setdefault("config_path", config_path)
+    ctx.obj["quiet"] = quiet
     progress.set_quiet(quiet)
+    _set_verbosity(verbose)
+
+
+class _ClickHandler(logging.Handler):
+    """Log lines to standard error through click (found at each line, so test runners capture them)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(self.format(record), err=True)
+
+
+_HANDLER = _ClickHandler()
+_HANDLER.setFormatter(logging.Formatter("%(message)s"))
+
+
+def _set_verbosity(verbose: int) -> None:
+    """-v shows relabel's events (and the connector's info lines) as they happen; -vv adds debug lines.
+
+    Without -v the loggers are left as the host program set them (levels, propagation), so embedding relabel
+    or capturing its logs in tests is unaffected by an earlier `relabel -v`.
+    """
+    for name in ("relabel", "connectors"):
+        logger = logging.getLogger(name)
+        if verbose:
+            if _HANDLER not in logger.handlers:
+                logger.addHandler(_HANDLER)
+            logger.setLevel(logging.INFO if verbose == 1 else logging.DEBUG)
+        elif _HANDLER in logger.handlers:
+            logger.removeHandler(_HANDLER)
+            logger.setLevel(logging.NOTSET)
 
 
 @cli.command()
-@click.option("--url", required=True, callback=_validated(label_studio_url),
-              help="The Label Studio server, e.g. http://localhost:8080.")
-@click.option("--project", required=True, type=int, callback=_positive("project"),
-              help="The source project id (the number in /projects/<id>/).")
+@click.option("--url", envvar=URL_ENV, show_envvar=True, callback=_validated(label_studio_url),
+              help="The Label Studio server, e.g. http://localhost:8080 (required).")
+@click.option("--project", type=int, callback=_positive("project"),
+              help="The source project id, the number in /projects/<id>/ (required).")
 @click.option("--label-tag", default=None, callback=_non_empty("label_tag"), help="The <Choices name=...> to score, if the config has several.")
 @click.option("--text-field", default=None, callback=_non_empty("text_field"), help="The task data field holding the text, if ambiguous.")
 @click.option("--api-key-file", default=None, callback=_non_empty("api_key_file"), help=f"A file holding the API key (else ${API_KEY_ENV}).")
@@ -130,32 +222,54 @@ def cli(ctx: click.Context, config_path: str, quiet: bool):
 @click.option("--featurizer", default=None, callback=_validated(_featurizer),
               help="The model's featurizer ('tfidf', the default, or 'sentence-transformers').")
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
+@click.option("--example", is_flag=True, help="Print the commented example config (every key) and stop.")
+@_wait_option
+@config_option
+@json_option
 @click.pass_context
 @_errors_to_exit_1
-def init(ctx, url, project, label_tag, text_field, api_key_file, mode, budget, store_path, featurizer, force):
+def init(ctx, url, project, label_tag, text_field, api_key_file, mode, budget, store_path, featurizer, force,
+         example, wait):
     """Write relabel.toml and check the connection to the project.
 
     Prints the project's title, task and annotation counts and classes. Nothing is written if the
-    server, the key or the project is wrong.
+    server, the key or the project is wrong, or if the project is relabel's own review project.
+    `relabel init --example` prints a commented example config instead (nothing is checked or written).
 
     \b
     export LABEL_STUDIO_API_KEY=...
     relabel init --url http://localhost:8080 --project 3 --budget 20
+    relabel init --example > relabel.toml
     """
+    if example:
+        from .config import example_config
+        text = example_config()
+        _say(ctx, {"example_config": text}, text.rstrip("\n"))
+        return
+    for name, value in (("--url", url), ("--project", project)):
+        if value is None:
+            raise click.UsageError(f"Missing option '{name}'" + (f" (or set {URL_ENV})." if name == "--url" else "."))
     info = initialise(ctx.obj["config_path"], url=url, project=project, label_tag=label_tag,
                       text_field=text_field, api_key_file=api_key_file, mode=mode, budget=budget,
-                      store=store_path, featurizer=featurizer, overwrite=force, connector=ctx.obj.get("connector"))
-    click.echo(f"Project {info.project_id}: {info.title}")
-    click.echo(f"  tasks: {info.n_tasks}  annotations: {info.n_annotations}")
-    click.echo(f"  classes ({info.label_tag}): {', '.join(info.classes)}")
-    click.echo(f"Wrote {ctx.obj['config_path']}; next: relabel round --budget {budget}")
+                      store=store_path, featurizer=featurizer, overwrite=force, connector=ctx.obj.get("connector"),
+                      lock_wait=wait)
+    _say(ctx, {"project": info.project_id, "title": info.title, "tasks": info.n_tasks,
+               "annotations": info.n_annotations, "skipped": info.n_skipped, "label_tag": info.label_tag,
+               "classes": list(info.classes), "config": str(ctx.obj["config_path"])},
+         [f"Project {info.project_id}: {info.title}",
+          f"  tasks: {info.n_tasks}  annotations: {info.n_annotations} (and {info.n_skipped} skipped)",
+          f"  classes ({info.label_tag}): {', '.join(info.classes)}",
+          f"Wrote {ctx.obj['config_path']}; next: relabel round --budget {budget}"])
 
 
 @cli.command()
 @click.option("--full", is_flag=True, help="Read the whole project (a snapshot export), not only what changed.")
+@_wait_option
+@config_option
+@json_option
 @click.pass_context
 @_errors_to_exit_1
-def pull(ctx, full):
+def pull(ctx, full, wait):
     """Pull new, changed and deleted annotations from Label Studio into the store.
 
     Only tasks changed since the last pull are read; deleted tasks are found from the project's counts.
@@ -165,11 +279,11 @@ def pull(ctx, full):
     relabel pull
     relabel pull --full
     """
-    s = _loop(ctx).pull(full=True if full else None)
-    click.echo(f"Pulled {s.items} items: {s.new} new, {s.changed} changed, {s.unchanged} unchanged, "
-               f"{s.deleted} deleted annotations, {s.deleted_items} deleted tasks.")
-    for w in s.warnings:
-        click.echo(f"warning: {w}", err=True)
+    s = _loop(ctx, wait).pull(full=True if full else None)
+    _say(ctx, _pull_json(s), _pull_line(s, unchanged=True))
+    if not _wants_json(ctx):
+        for w in s.warnings:
+            click.echo(f"warning: {w}", err=True)
 
 
 _DASK_OPTION = click.option(
@@ -188,42 +302,54 @@ def _on_dask(loop: Loop, address: str | None) -> Loop:
 
 @cli.command()
 @_DASK_OPTION
+@_wait_option
+@config_option
+@json_option
 @click.pass_context
 @_errors_to_exit_1
-def score(ctx, dask_scheduler):
+def score(ctx, dask_scheduler, wait):
     """Score every item: model, consensus (model-aware Dawid-Skene) and quality, label issues, ActiveLab.
 
     \b
     relabel pull && relabel score
     relabel score --dask-scheduler tcp://scheduler:8786   # embeddings on a Dask cluster
     """
-    _echo_score(_on_dask(_loop(ctx), dask_scheduler).score())
+    s = _on_dask(_loop(ctx, wait), dask_scheduler).score()
+    _say(ctx, _jsonable(s), _score_lines(s))
 
 
 @cli.command()
 @click.option("--budget", type=int, default=None, callback=_validated(positive_budget),
               help="Items to send to review (default: the config's budget).")
+@_wait_option
+@config_option
+@json_option
 @click.pass_context
 @_errors_to_exit_1
-def push(ctx, budget):
+def push(ctx, budget, wait):
     """Push the latest round's lowest-quality items to review; running it again creates nothing new.
 
     \b
     relabel push --budget 20
     """
-    _echo_push(_loop(ctx).push(budget))
+    s = _loop(ctx, wait).push(budget)
+    _say(ctx, _jsonable(s), _push_line(s))
 
 
 @cli.command()
+@_wait_option
+@config_option
+@json_option
 @click.pass_context
 @_errors_to_exit_1
-def collect(ctx):
+def collect(ctx, wait):
     """Record reviewers' answers to pushed review tasks as decisions.
 
     \b
     relabel collect
     """
-    _echo_collect(_loop(ctx).collect())
+    s = _loop(ctx, wait).collect()
+    _say(ctx, _jsonable(s), _collect_line(s))
 
 
 @cli.command("round")
@@ -231,46 +357,66 @@ def collect(ctx):
               help="Items to send to review (default: the config's budget).")
 @click.option("--force", is_flag=True, help="Start a round even when nothing changed since the last one.")
 @_DASK_OPTION
+@_wait_option
+@config_option
+@json_option
 @click.pass_context
 @_errors_to_exit_1
-def round_(ctx, budget, force, dask_scheduler):
+def round_(ctx, budget, force, dask_scheduler, wait):
     """Run a relabel round: collect -> pull -> score -> select -> push (resumes a round that died).
 
     With nothing new since the last round (no new or changed annotations, no new or changed decisions) it
     says so and exits 0 without starting a round, so it is safe to run from cron; --force starts one anyway.
+    Each step prints its line when it ends; off a terminal (cron, CI) each step also says when it starts,
+    on standard error, so a log never sits silent for the minute a scoring takes.
 
     \b
     relabel round --budget 20
     """
-    s = _on_dask(_loop(ctx), dask_scheduler).round(budget, force=force)
+    as_json = _wants_json(ctx)
+    # A terminal has progress bars; a pipe or a log file gets a line as each step starts.
+    announce = not as_json and not ctx.obj.get("quiet") and not sys.stderr.isatty()
+    starting = {"collect": "Collecting reviewers' answers...", "pull": "Pulling from Label Studio...",
+                "score": "Scoring (model, consensus, quality)...", "push": "Selecting and pushing review tasks..."}
+
+    def on_step(name, summary):
+        if summary is None:
+            if announce:
+                click.echo(starting.get(name, f"{name}..."), err=True)
+        elif not as_json:
+            for line in _step_lines(name, summary):
+                click.echo(line)
+
+    s = _on_dask(_loop(ctx, wait), dask_scheduler).round(budget, force=force, on_step=on_step)
+    unchanged = None if s.unchanged_reason is None else \
+        f"{s.unchanged_reason[0].upper()}{s.unchanged_reason[1:]}; no new round (--force starts one anyway)."
+    if as_json:
+        click.echo(json.dumps({"round": s.round, "resumed": s.resumed, "steps": list(s.steps),
+                               "unchanged": s.unchanged_reason,
+                               "collect": _jsonable(s.collect) if s.collect else None,
+                               "pull": _pull_json(s.pull) if s.pull else None,
+                               "score": _jsonable(s.score) if s.score else None,
+                               "push": _jsonable(s.push) if s.push else None}, default=_jsonable))
+        return
     if s.resumed:
         click.echo(f"Resumed round {s.round}.")
-    if s.collect is not None:
-        _echo_collect(s.collect)
-    if s.pull is not None:
-        click.echo(f"Pulled {s.pull.items} items: {s.pull.new} new, {s.pull.changed} changed, "
-                   f"{s.pull.deleted} deleted annotations.")
-    if s.unchanged_reason is not None:
-        click.echo(f"{s.unchanged_reason[0].upper()}{s.unchanged_reason[1:]}; no new round "
-                   "(--force starts one anyway).")
-    if s.score is not None:
-        _echo_score(s.score)
-    if s.push is not None:
-        _echo_push(s.push)
+    if unchanged is not None:
+        click.echo(unchanged)
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@config_option
+@json_option
 @click.pass_context
 @_errors_to_exit_1
-def status(ctx, as_json):
+def status(ctx):
     """Show every round: items, annotations, review tasks pushed, reviewed, corrected, expected errors left.
 
     \b
     relabel status --json
     """
     report = _loop(ctx).status()
-    if as_json:
+    if _wants_json(ctx):
         click.echo(json.dumps(report))
         return
     if not report["rounds"]:
@@ -287,17 +433,18 @@ def status(ctx, as_json):
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@config_option
+@json_option
 @click.pass_context
 @_errors_to_exit_1
-def annotators(ctx, as_json):
+def annotators(ctx):
     """Per-annotator quality, agreement with consensus, worst class and number of labels (latest round).
 
     \b
     relabel annotators --json
     """
     rows = _loop(ctx).annotators()
-    if as_json:
+    if _wants_json(ctx):
         click.echo(json.dumps({"annotators": rows}))
         return
     header = ["annotator", "quality", "agreement", "worst_class", "labels"]
@@ -313,10 +460,12 @@ def annotators(ctx, as_json):
               help="How many of the items most likely mislabelled to list.")
 @click.option("--url", default=None, callback=_validated(label_studio_url),
               help="The Label Studio URL for task links (default: the config's).")
+@config_option
+@json_option
 @click.pass_context
 @_errors_to_exit_1
 def report(ctx, out, round_number, top, url):
-    """Write a self-contained HTML report of a round: trend, quality, annotators, classes, worst items.
+    """Write a self-contained HTML report of a round: trend, review queue, agreement, annotators, classes, items.
 
     One file that opens offline (plots inline, no external scripts or fonts), to share with annotators.
 
@@ -329,12 +478,15 @@ def report(ctx, out, round_number, top, url):
     loop = _loop(ctx)
     config_url = load_config(ctx.obj["config_path"]).label_studio.url
     s = write_report(loop.store, out, round_number, url=url or config_url, top=top)
-    click.echo(f"Wrote the round {s.round} report to {out} ({s.bytes / 1e6:.1f} MB, {s.items_listed} items listed).")
+    _say(ctx, {"round": s.round, "path": str(s.path), "bytes": s.bytes, "items_listed": s.items_listed},
+         f"Wrote the round {s.round} report to {out} ({s.bytes / 1e6:.1f} MB, {s.items_listed} items listed).")
 
 
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), required=True, help="Output format.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True), help="Output file.")
+@config_option
+@json_option
 @click.pass_context
 @_errors_to_exit_1
 def export(ctx, fmt, out):
@@ -344,10 +496,47 @@ def export(ctx, fmt, out):
     relabel export --format csv --out labels.csv
     """
     n = _loop(ctx).export(fmt, out)
-    click.echo(f"Wrote {n} items to {out}.")
+    _say(ctx, {"items": n, "path": out, "format": fmt}, f"Wrote {n} items to {out}.")
+
+
+@cli.command("log")
+@click.option("--round", "round_number", type=int, default=None, help="Only the events of this round.")
+@click.option("--step", default=None, help="Only this step (init, pull, score, select, push, collect, ...).")
+@click.option("--limit", type=click.IntRange(0), default=DEFAULT_LOG_LIMIT, show_default=True,
+              help="The latest this many events (0: all).")
+@config_option
+@json_option
+@click.pass_context
+@_errors_to_exit_1
+def log_(ctx, round_number, step, limit):
+    """Print the store's audit log (the events table): what every command did, and when, oldest first.
+
+    \b
+    relabel log
+    relabel log --round 3 --step push
+    relabel log --limit 0 --json > events.json
+    """
+    from .report_html import when
+
+    events = _loop(ctx).store.events(step)
+    if round_number is not None:
+        events = [e for e in events if e["round"] == round_number]
+    if limit:
+        events = events[-limit:]
+    if _wants_json(ctx):
+        click.echo(json.dumps({"events": [{**e, "details": json.loads(e["details"]) if e["details"] else None}
+                                          for e in events]}))
+        return
+    if not events:
+        click.echo("No events yet." if step is None and round_number is None else "No events match.")
+        return
+    click.echo(_table(["at", "round", "step", "message"],
+                      [[when(e["at"]), e["round"], e["step"], e["message"]] for e in events]))
 
 
 @cli.command()
+@config_option
+@json_option
 @click.pass_context
 @_errors_to_exit_1
 def writeback(ctx):
@@ -360,8 +549,9 @@ def writeback(ctx):
     relabel round && relabel writeback
     """
     s = _loop(ctx).writeback()
-    click.echo(f"Final labels in Label Studio: {s.written} written, {s.updated} updated, {s.removed} removed, "
-               f"{s.unchanged} unchanged" + (f"; {s.missing} items are no longer tasks." if s.missing else "."))
+    _say(ctx, _jsonable(s),
+         f"Final labels in Label Studio: {s.written} written, {s.updated} updated, {s.removed} removed, "
+         f"{s.unchanged} unchanged" + (f"; {s.missing} items are no longer tasks." if s.missing else "."))
 
 
 @cli.command()
@@ -376,8 +566,12 @@ def writeback(ctx):
 @click.option("--featurizer", default=None, callback=_validated(_featurizer),
               help="The model's featurizer (default: the config default).")
 @click.option("--keep-running", is_flag=True, help="Leave Label Studio running after the demo and say how to stop it.")
+@click.option("--serve", is_flag=True,
+              help="Run `relabel serve` against it: rounds start by themselves as the expert answers (--rounds is the most).")
+@json_option
+@click.pass_context
 @_errors_to_exit_1
-def demo(root, n_items, budget, rounds, simulate_review, featurizer, keep_running):
+def demo(ctx, root, n_items, budget, rounds, simulate_review, featurizer, keep_running, serve):
     """Run relabel end to end on a private Label Studio with real texts and simulated annotators.
 
     Starts Label Studio on a free 127.0.0.1 port (data in --dir; a second run reuses it and starts in
@@ -387,8 +581,8 @@ def demo(root, n_items, budget, rounds, simulate_review, featurizer, keep_runnin
     \b
     relabel demo                                   # one round, then browse it in Label Studio
     relabel demo --simulate-review --rounds 3      # an expert reviews; measured error rate per round
+    relabel demo --serve --rounds 4                # the same, with the rounds started by relabel serve
     """
-    import sys
     import time
 
     from .demo import run_demo
@@ -397,34 +591,104 @@ def demo(root, n_items, budget, rounds, simulate_review, featurizer, keep_runnin
         while True:
             time.sleep(3600)
 
-    run_demo(root, n_items=n_items, budget=budget, rounds=rounds, simulate_review=simulate_review,
-             keep_running=keep_running, featurizer=featurizer, echo=click.echo,
-             wait=wait if sys.stdin.isatty() and sys.stdout.isatty() else None)
+    as_json = _wants_json(ctx)
+    # Under --json the demo's story goes to standard error and standard output carries only the JSON.
+    figures = run_demo(root, n_items=n_items, budget=budget, rounds=rounds, simulate_review=simulate_review,
+                       keep_running=keep_running, featurizer=featurizer,
+                       echo=functools.partial(click.echo, err=True) if as_json else click.echo,
+                       wait=wait if sys.stdin.isatty() and sys.stdout.isatty() and not as_json else None,
+                       serve=serve)
+    if as_json:
+        click.echo(json.dumps({"dir": str(root), "rounds": figures}, default=_jsonable))
+
+
+@cli.command()
+@click.option("--host", default=None, help="The address to listen on (default: [serve] host, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="The port (default: [serve] port, 9090).")
+@click.option("--register", is_flag=True,
+              help="Once listening, connect the project: webhooks with the secret and the ML backend (idempotent).")
+@click.option("--unregister", is_flag=True, help="Remove the webhooks and the ML backend connection, then exit.")
+@click.option("-v", "--verbose", count=True, help="Log requests and tracebacks too.")
+@config_option
+@json_option
+@click.pass_context
+@_errors_to_exit_1
+def serve(ctx, host, port, register, unregister, verbose):
+    """Run relabel as a Label Studio plugin: ML backend, webhooks, rounds that start by themselves.
+
+    Label Studio shows relabel's label and quality as predictions, sends its webhooks here, and the next
+    round runs when the review queue is drained (or per [serve] trigger). Secrets come from
+    RELABEL_SERVE_PASSWORD and RELABEL_WEBHOOK_SECRET (or 0600 files named in [serve]). Logs go to stderr;
+    --json applies to --unregister's summary.
+
+    \b
+    export RELABEL_SERVE_PASSWORD=... RELABEL_WEBHOOK_SECRET=...
+    relabel serve --register                 # listen on 127.0.0.1:9090 and connect the project
+    relabel serve --unregister               # disconnect it
+    """
+    from .service.runner import serve as run_service, setup_logging, unregister_service, with_address
+
+    if register and unregister:
+        raise click.UsageError("--register and --unregister cannot be used together.")
+    setup_logging(verbose)
+    config = with_address(load_config(ctx.obj["config_path"]), host, port)
+    if unregister:
+        done = unregister_service(config)
+        _say(ctx, {**_jsonable(done), "url": config.serve.public_url},
+             f"Removed {done.webhooks_deleted} webhooks and the ML backend connection ({done.ml_backend}) for "
+             f"{config.serve.public_url}.")
+        return
+    code = run_service(config, register_first=register, verbose=verbose)
+    if code:
+        raise click.ClickException("relabel serve stopped with an error; the log above says why.")
 
 
 # ---- output helpers ----------------------------------------------------------------------------------------
-def _echo_score(s) -> None:
-    click.echo(f"Round {s.round} scored ({s.method}): {s.labelled_items} labelled of {s.items} items, "
-               f"{s.annotations} annotations by {s.annotators} annotators; {s.label_issues} label issues; "
-               f"expected wrong labels left {s.expected_text}"
-               + (f"; {s.overrides} overrides (a label no annotator gave)." if s.overrides else "."))
-    if s.model:
-        click.echo(s.model)
-    for note in s.notes:
-        click.echo(f"note: {note}")
+def _pull_line(s, unchanged: bool = False) -> str:
+    """'Pulled 783 annotations (6 skipped) on 300 items: 783 new, 0 changed, 0 deleted.' (skips included in
+    the total, as Label Studio's own count of 777 leaves them out)."""
+    total = s.new + s.changed + s.unchanged
+    rest = f", {s.unchanged} unchanged" if unchanged else ""
+    gone = f", {s.deleted_items} deleted tasks" if s.deleted_items else ""
+    return (f"Pulled {total} annotations ({s.skipped} skipped) on {s.items} items: {s.new} new, {s.changed} "
+            f"changed{rest}, {s.deleted} deleted{gone}.")
 
 
-def _echo_collect(s) -> None:
-    click.echo(f"Collected {s.decisions} decisions ({s.confirmed} confirmed, {s.corrected} corrected, "
-               f"{s.skipped} skipped, {s.disputed} disputed), {s.changed} changed, "
-               f"{s.ordinary} answers by non-reviewers kept as annotations.")
+def _pull_json(s) -> dict:
+    return {**_jsonable(s), "pulled": s.new + s.changed + s.unchanged, "warnings": list(s.warnings)}
 
 
-def _echo_push(s) -> None:
+def _score_lines(s) -> list[str]:
+    return ([f"Round {s.round} scored ({s.method}): {s.labelled_items} labelled of {s.items} items, "
+             f"{s.annotations} annotations by {s.annotators} annotators; {s.label_issues} label issues; "
+             f"expected wrong labels left {s.expected_text}"
+             + (f"; {s.overrides} overrides (a label no annotator gave)." if s.overrides else ".")]
+            + ([s.model] if s.model else []) + [f"note: {note}" for note in s.notes])
+
+
+def _push_line(s) -> str:
     if s.stop_reason:
-        click.echo(f"Round {s.round}: nothing pushed. {s.stop_reason}")
-        return
-    click.echo(f"Round {s.round}: {s.new} new review tasks ({s.mode}), {s.total} in total.")
+        return f"Round {s.round}: nothing pushed. {s.stop_reason}"
+    return f"Round {s.round}: {s.new} new review tasks ({s.mode}), {s.total} in total."
+
+
+def _collect_line(s) -> str:
+    return (f"Collected {s.decisions} decisions ({s.confirmed} confirmed, {s.corrected} corrected, "
+            f"{s.skipped} skipped, {s.disputed} disputed), {s.changed} changed, "
+            f"{s.ordinary} answers by non-reviewers kept as annotations.")
+
+
+def _step_lines(name: str, summary) -> list[str]:
+    """The line(s) `relabel round` prints when a step ends."""
+    if name == "collect":
+        return [_collect_line(summary)]
+    if name == "pull":
+        return [_pull_line(summary)]
+    if name == "score":
+        return _score_lines(summary)
+    if name == "push":
+        return [_push_line(summary)]
+    return [f"{name}: done."]
 
 
 def _cell(value, fmt: str | None = None) -> str:

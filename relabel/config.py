@@ -20,6 +20,8 @@ from .redaction import redact
 DEFAULT_CONFIG = "relabel.toml"
 DEFAULT_STORE = "relabel.db"
 API_KEY_ENV = "LABEL_STUDIO_API_KEY"
+# The server, when the config names none (the SDK's own variable); a url in the config wins over it.
+URL_ENV = "LABEL_STUDIO_URL"
 REVIEW_MODES = ("project", "in_place")
 DEFAULT_BUDGET = 50
 # A full pull (the whole project, to catch anything the counts could not) at most this often; the incremental pull
@@ -36,7 +38,13 @@ _SECTIONS = {
     "model": None,  # validated by relabel.model.ModelSettings.from_dict
     "review": {"mode", "budget", "show_suggestion", "preselect", "reviewers", "min_expected_errors"},
     "store": {"path"},
+    "serve": {"host", "port", "url", "username", "password_file", "webhook_secret_file", "trigger",
+              "new_annotations", "every_minutes", "reconcile_seconds", "max_body_bytes", "retry_max_seconds"},
 }
+# `relabel serve`: its secrets come from these variables or from 0600 files named in [serve], never from the TOML.
+SERVE_PASSWORD_ENV = "RELABEL_SERVE_PASSWORD"
+WEBHOOK_SECRET_ENV = "RELABEL_WEBHOOK_SECRET"
+SERVE_TRIGGERS = ("drained", "annotations", "schedule")
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,38 @@ class ReviewSettings:
 
 
 @dataclass(frozen=True)
+class ServeSettings:
+    """`relabel serve`: where it listens, how Label Studio reaches it, and when it starts a round by itself.
+
+    ``trigger`` lists the round policies, any of: "drained" (every review task of the last round answered or
+    skipped), "annotations" (``new_annotations`` new or changed annotations since the last round), "schedule"
+    (``every_minutes`` since the last round). ``reconcile_seconds``: how often the store is brought up to date
+    without a webhook (missed webhooks are harmless). ``url``: the address Label Studio calls (default
+    http://host:port). The basic-auth password and the webhook secret are read by :meth:`Config.serve_password`
+    and :meth:`Config.webhook_secret`.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 9090
+    url: str | None = None
+    username: str = "relabel"
+    password_file: Path | None = None
+    webhook_secret_file: Path | None = None
+    trigger: tuple[str, ...] = ("drained",)
+    new_annotations: int = 50
+    every_minutes: int = 60
+    reconcile_seconds: int = 300
+    # Label Studio sends every selected task in one /predict: 5 MB holds a few thousand texts of a few KB.
+    max_body_bytes: int = 5_000_000
+    retry_max_seconds: int = 300
+
+    @property
+    def public_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return (self.url or f"http://{host}:{self.port}").rstrip("/")
+
+
+@dataclass(frozen=True)
 class Config:
     """A validated relabel.toml. Relative paths in it are relative to the file's folder."""
 
@@ -80,6 +120,7 @@ class Config:
     model: dict = field(default_factory=dict)
     store_path: Path = Path(DEFAULT_STORE)
     path: Path | None = None
+    serve: ServeSettings = field(default_factory=ServeSettings)
 
     def api_key(self) -> str:
         """The API key, read now from the environment or the key file (never cached, never logged)."""
@@ -112,10 +153,25 @@ class Config:
             return f"the key file {str(self.label_studio.api_key_file)!r} ('api_key_file')"
         return f"the {API_KEY_ENV} environment variable (not set)"
 
+    def serve_password(self) -> str:
+        """The basic-auth password of `relabel serve` (Label Studio's ML backend connection), read now."""
+        return _serve_secret(SERVE_PASSWORD_ENV, self.serve.password_file, "password_file", "basic-auth password")
+
+    def webhook_secret(self) -> str:
+        """The shared secret every webhook must carry, read now."""
+        return _serve_secret(WEBHOOK_SECRET_ENV, self.serve.webhook_secret_file, "webhook_secret_file",
+                             "webhook secret")
+
     def model_settings(self):
         """The [model] table as relabel.model.ModelSettings (raises ConfigError on unknown keys)."""
         from .model import ModelSettings  # imported here: the model stack is heavy and only scoring needs it
         return ModelSettings.from_dict(dict(self.model))
+
+
+def example_config() -> str:
+    """The commented example relabel.toml (configs/relabel.example.toml, shipped inside the package)."""
+    from importlib.resources import files
+    return files("relabel").joinpath("relabel.example.toml").read_text(encoding="utf-8")
 
 
 def config_path(path: str | os.PathLike | None = None) -> Path:
@@ -156,10 +212,12 @@ def parse_config(raw: dict, base: Path | None = None, path: Path | None = None) 
                 raise ConfigError(f"Unknown setting {extra[0]!r} in [{section}]; the settings there are "
                                   f"{', '.join(repr(s) for s in sorted(allowed))}.")
     ls = raw.get("label_studio", {})
+    if "url" not in ls and os.environ.get(URL_ENV, "").strip():
+        ls = {**ls, "url": os.environ[URL_ENV].strip()}
     if "url" not in ls or "project" not in ls:
         missing = "url" if "url" not in ls else "project"
         raise ConfigError(f"The '{missing}' setting in [label_studio] is missing; run `relabel init --url URL "
-                          "--project ID` or add it to the config.")
+                          f"--project ID` or add it to the config{f' (or set {URL_ENV})' if missing == 'url' else ''}.")
     key_file = _optional_str(ls, "api_key_file")
     label_studio = LabelStudioSettings(
         url=label_studio_url(ls["url"]),
@@ -183,7 +241,59 @@ def parse_config(raw: dict, base: Path | None = None, path: Path | None = None) 
     if not isinstance(store, str) or not store.strip():
         raise ConfigError(f"The 'path' setting in [store] must be a file path. Got {store!r}.")
     return Config(label_studio=label_studio, review=review, model=dict(raw.get("model", {})),
-                  store_path=_resolve(store, base), path=path)
+                  store_path=_resolve(store, base), path=path, serve=_serve_settings(raw.get("serve", {}), base))
+
+
+def _serve_settings(sv: dict, base: Path) -> ServeSettings:
+    trigger = sv.get("trigger", ["drained"])
+    trigger = [trigger] if isinstance(trigger, str) else trigger
+    if not isinstance(trigger, list) or not trigger or any(t not in SERVE_TRIGGERS for t in trigger):
+        raise ConfigError(f"The 'trigger' setting in [serve] must be one or a list of "
+                          f"{', '.join(repr(t) for t in SERVE_TRIGGERS)}. Got {sv.get('trigger')!r}.")
+    host = sv.get("host", "127.0.0.1")
+    if not isinstance(host, str) or not host.strip():
+        raise ConfigError(f"The 'host' setting in [serve] must be an address such as '127.0.0.1'. Got {host!r}.")
+    port = positive_int("port", sv.get("port", 9090))
+    if port > 65535:
+        raise ConfigError(f"The 'port' setting in [serve] must be a TCP port (1-65535). Got {port}.")
+    url = sv.get("url")
+    if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://")) and "://" != url[-3:]):
+        raise ConfigError(f"The 'url' setting in [serve] must be the http(s) address Label Studio reaches relabel "
+                          f"serve at, such as 'http://10.0.0.5:9090'. Got {url!r}.")
+    files = {}
+    for name in ("password_file", "webhook_secret_file"):
+        value = _optional_str(sv, name)
+        files[name] = _resolve(value, base) if value else None
+    return ServeSettings(
+        host=host, port=port, url=url.rstrip("/") if url else None,
+        username=_optional_str(sv, "username") or "relabel", trigger=tuple(dict.fromkeys(trigger)),
+        new_annotations=positive_int("new_annotations", sv.get("new_annotations", 50)),
+        every_minutes=positive_int("every_minutes", sv.get("every_minutes", 60)),
+        reconcile_seconds=positive_int("reconcile_seconds", sv.get("reconcile_seconds", 300)),
+        max_body_bytes=positive_int("max_body_bytes", sv.get("max_body_bytes", 5_000_000)),
+        retry_max_seconds=positive_int("retry_max_seconds", sv.get("retry_max_seconds", 300)), **files)
+
+
+def _serve_secret(variable: str, path: Path | None, setting: str, what: str) -> str:
+    """A secret of `relabel serve`: the environment variable, else a file only its owner may read."""
+    value = os.environ.get(variable, "").strip()
+    if value:
+        return value
+    if path is None:
+        raise ConfigError(f"No {what} for relabel serve: set {variable} or name a file holding it with "
+                          f"'{setting}' in [serve] (mode 0600).")
+    try:
+        mode = path.stat().st_mode
+        value = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"The '{setting}' setting points at {str(path)!r}, which cannot be read ({exc.strerror}); "
+                          f"fix the path or set {variable}.") from exc
+    if mode & 0o077:
+        raise ConfigError(f"The {what} file {str(path)!r} can be read by other users (mode {mode & 0o777:o}); "
+                          f"run `chmod 600 {path}`.")
+    if not value:
+        raise ConfigError(f"The {what} file {str(path)!r} is empty; put the {what} in it or set {variable}.")
+    return value
 
 
 def checked_api_key(key: str, source: str = f"The {API_KEY_ENV} environment variable") -> str:
@@ -284,6 +394,10 @@ def _refuse_secrets(raw: dict) -> None:
         if section in _SECRET_KEYS or (isinstance(value, dict) and (_SECRET_KEYS & set(value))):
             raise ConfigError(f"The config must not hold the API key; remove it and set the {API_KEY_ENV} "
                               "environment variable or name a key file with 'api_key_file'.")
+    serve = raw.get("serve")
+    if isinstance(serve, dict) and {"password", "webhook_secret"} & set(serve):
+        raise ConfigError(f"The config must not hold relabel serve's secrets; remove them and set {SERVE_PASSWORD_ENV} "
+                          f"and {WEBHOOK_SECRET_ENV} or name 0600 files with 'password_file' and 'webhook_secret_file'.")
 
 
 def positive_int(name: str, value) -> int:

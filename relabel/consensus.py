@@ -36,7 +36,7 @@ kwargs define (ALGORITHMS 2.4).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -48,6 +48,7 @@ from .confident import (
     check_quality_method,
 )
 from .errors import AnnotationError, ConfigError, LabelError, PredProbsError, preview
+from .results import NamedResult
 from .validation import check_pred_probs
 
 # Lower clip of the error rates and weights (cleanlab's CLIPPING_LOWER_BOUND): keeps a weight positive and
@@ -65,7 +66,7 @@ _SCORE_KWARGS = ("method", "adjust_pred_probs")
 
 
 @dataclass(frozen=True, eq=False)
-class ConsensusResult:
+class ConsensusResult(NamedResult):
     """Everything CROWDLAB computes, as numpy arrays aligned with an :class:`Annotations` table.
 
     Per item (``annotations.item_ids`` order): ``consensus_label``, ``consensus_quality_score``,
@@ -78,6 +79,9 @@ class ConsensusResult:
     With ``quality_method="agreement"`` there are no weights: ``annotator_weight`` and ``model_weight`` are NaN.
     An annotator id with no annotations in a long-format table gets NaN statistics, ``worst_class`` -1 and 0
     examples. ``temperature`` is the temperature applied to ``pred_probs`` (1.0 unless ``calibrate_probs``).
+    ``item_ids``, ``annotator_ids`` and ``classes`` name those positions: ``to_frame()``, ``annotator_frame()``
+    and ``annotator_stats()`` (relabel.results) give the results keyed by item id and annotator id, with
+    class names.
     """
 
     consensus_label: np.ndarray
@@ -93,6 +97,9 @@ class ConsensusResult:
     annotator_weight: np.ndarray
     model_weight: float
     temperature: float = 1.0
+    item_ids: np.ndarray | None = None
+    annotator_ids: np.ndarray | None = None
+    classes: tuple | None = None
 
 
 # ---- the validated table ------------------------------------------------------------------------------------
@@ -608,13 +615,19 @@ def crowdlab(annotations, pred_probs, *, consensus_method: str = "best_quality",
     if isinstance(consensus_method, (list, tuple)):
         raise ConfigError("crowdlab() takes one consensus_method; use get_label_quality_multiannotator for a list.")
     method, adjust = _check_options([consensus_method], quality_method, label_quality_score_kwargs)
-    table, p, _ = _prepare(annotations, pred_probs)
+    table, p, named = _prepare(annotations, pred_probs)
     temperature = 1.0
     if calibrate_probs:
         temperature = _compute_best_temperature(table, p)
         p = _compute_temperature_scale(p, temperature)
     stats = _compute_consensus(table, p, [consensus_method], quality_method, method, adjust)[consensus_method]
-    return _finish(table, stats, quality_method, method, adjust, temperature)
+    return with_names(_finish(table, stats, quality_method, method, adjust, temperature), named)
+
+
+def with_names(result: ConsensusResult, annotations: Annotations) -> ConsensusResult:
+    """The result with the item ids, annotator ids and classes of ``annotations`` attached."""
+    return replace(result, item_ids=np.asarray(annotations.item_ids),
+                   annotator_ids=np.asarray(annotations.annotator_ids), classes=tuple(annotations.classes))
 
 
 def _finish(table: _Table, stats: _Stats, quality_method: str, method: str, adjust: bool,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .annotations import Annotations
-from .consensus import ConsensusResult, _keep_best
+from .consensus import ConsensusResult, _keep_best, with_names
 from .errors import AnnotationError, ConfigError, preview
 from .fitted_em import fitted_dawid_skene
 from .validation import check_pred_probs
@@ -99,7 +99,8 @@ def consensus(annotations: Annotations, pred_probs=None, *, known_labels=None, m
                             pool_strength=pool_strength, dtype=dtype)
     if allow_overrides == "model":
         allow_overrides = "never" if p is None else "always"
-    return _result(annotations, em, "dawid-skene" if p is None else "model-dawid-skene", allow_overrides, known)
+    return with_names(_result(annotations, em, "dawid-skene" if p is None else "model-dawid-skene",
+                              allow_overrides, known), annotations)
 
 
 def _restrict_to_given(a: Annotations, posterior: np.ndarray, allowed: np.ndarray) -> np.ndarray:

@@ -59,6 +59,14 @@ class DemoPaths:
     def store(self) -> Path:
         return self.root / "relabel.db"
 
+    @property
+    def serve_password(self) -> Path:
+        return self.root / "serve_password"       # relabel serve's basic-auth password (0600)
+
+    @property
+    def webhook_secret(self) -> Path:
+        return self.root / "webhook_secret"       # the secret header of its webhooks (0600)
+
 
 def labeling_config(classes) -> str:
     choices = "".join(f'<Choice value="{c}"/>' for c in classes)
@@ -72,8 +80,14 @@ def _choice(label: str) -> list[dict]:
 
 def run_demo(root: str | os.PathLike = DEMO_DIR, *, n_items: int = 300, budget: int = 30, rounds: int = 1,
              simulate_review: bool = False, keep_running: bool = False, featurizer: str | None = None,
-             echo: Callable[[str], None] = print, wait: Callable[[], None] | None = None) -> list[dict]:
-    """Run the demo; returns one dict of measured figures per round (what the tables print)."""
+             echo: Callable[[str], None] = print, wait: Callable[[], None] | None = None,
+             serve: bool = False) -> list[dict]:
+    """Run the demo; returns one dict of measured figures per round (what the tables print).
+
+    ``serve``: instead of calling rounds itself, the demo runs `relabel serve` against its Label Studio,
+    registers it, and only answers review tasks through the API; the service starts every round by itself,
+    up to ``rounds`` of them or until it stops the loop.
+    """
     from label_studio_sdk import LabelStudio
     import httpx
 
@@ -94,7 +108,9 @@ def run_demo(root: str | os.PathLike = DEMO_DIR, *, n_items: int = 300, budget: 
     echo(f"Starting Label Studio in {paths.label_studio} "
          + ("(first start: database migrations take about a minute)..." if first_start else "..."))
     started = time.monotonic()
-    server = start_label_studio(paths.label_studio, username=ADMIN_EMAIL, password=state["password"])
+    # The service listens on 127.0.0.1, which Label Studio refuses to call unless SSRF protection is off.
+    server = start_label_studio(paths.label_studio, username=ADMIN_EMAIL, password=state["password"],
+                                ssrf_protection=not serve)
     echo(f"Label Studio is up at {server.url} ({time.monotonic() - started:.0f} s). "
          f"Log in as {ADMIN_EMAIL} / {state['password']}")
     try:
@@ -109,6 +125,9 @@ def run_demo(root: str | os.PathLike = DEMO_DIR, *, n_items: int = 300, budget: 
         initialise(paths.config, url=server.url, project=state["project"], api_key_file=str(paths.api_key),
                    budget=budget, store=str(paths.store), featurizer=featurizer, overwrite=True)
         config = load_config(paths.config)
+        if serve:
+            figures = _run_served(client, server, state, truth, paths, rounds, echo, wait)
+            return figures
         figures = []
         for n in range(rounds):
             loop = Loop.from_config(config)
@@ -129,7 +148,7 @@ def run_demo(root: str | os.PathLike = DEMO_DIR, *, n_items: int = 300, budget: 
             finally:
                 loop.close()
             echo(_trend_table(figures, config, truth))
-        _print_next_steps(echo, server.url, state, paths)
+        _print_next_steps(echo, server.url, state, paths, served=True)
         if keep_running:
             echo(f"Label Studio keeps running at {server.url} (pid {server.process.pid}); "
                  f"stop it with: kill {server.process.pid}")
@@ -209,11 +228,11 @@ def _queue_precision(store, truth: dict[str, str]) -> dict[int, tuple[int, int]]
     return {r: (n, w) for r, (n, w) in out.items()}
 
 
-def _answer_reviews(client, state: dict, truth: dict, loop) -> int:
-    """The expert answers every unanswered review task with the ground truth, through the API."""
+def _answer_reviews(client, state: dict, truth: dict, loop, round: int | None = None) -> int:
+    """The expert answers every unanswered review task (of ``round``) with the ground truth, through the API."""
     answered = 0
     decided = {(d["item_id"], d["round"]) for d in loop.store.decisions()}
-    for task in loop.store.review_tasks():
+    for task in loop.store.review_tasks(round):
         if (task["item_id"], task["round"]) in decided:
             continue
         client.annotations.create(id=int(task["task_id"]), result=_choice(truth[str(task["item_id"])]),
@@ -221,6 +240,93 @@ def _answer_reviews(client, state: dict, truth: dict, loop) -> int:
                                   request_options={"max_retries": 0})
         answered += 1
     return answered
+
+
+def _run_served(client, server, state: dict, truth: dict, paths: DemoPaths, rounds: int, echo,
+                wait: Callable[[], None] | None) -> list[dict]:
+    """`relabel demo --serve`: the service runs the rounds; the demo only plays the reviewer."""
+    from .rounds import Loop
+    from .server import free_port
+    from .service.runner import ServiceThread, setup_logging, unregister_service
+
+    config = _configure_service(paths, free_port())
+    setup_logging()     # the service's own log lines on stderr: each round it starts, and why
+    service = ServiceThread(config, register_first=True).start()
+    figures: list[dict] = []
+    try:
+        service.wait_registered()
+        base = config.serve.public_url
+        echo(f"relabel serve is up at {base} and registered with project {state['project']}: the project's "
+             f"Settings > Model lists the ML backend 'relabel', Settings > Webhooks its webhook.")
+        echo(f"  live report: {base}/   status: {base}/status.json   (user {config.serve.username}, password in "
+             f"{os.path.relpath(paths.serve_password)})")
+        for n in range(1, rounds + 1):
+            pushed = _wait_for_round(service, config, n)
+            if pushed is None:
+                echo(f"\nThe service stopped the loop before round {n}: {service.worker.snapshot()['stopped']}")
+                break
+            loop = Loop.from_config(config)
+            try:
+                measured = _measure(loop, truth)
+                figures.append(measured)
+                echo(f"\nRound {n}, started by the service ({service.worker.snapshot()['last_trigger']}): "
+                     f"{pushed} items sent to review; measured {measured['wrong_final_labels']} of "
+                     f"{measured['labelled_items']} final labels wrong ({measured['error_rate']:.1%}), "
+                     f"expected {measured['expected_remaining_errors']:.1f}")
+                if n < rounds:
+                    answered = _answer_reviews(client, state, truth, loop, round=n)
+                    echo(f"  expert reviewer answered {answered} review tasks in Label Studio; no CLI call follows")
+            finally:
+                loop.close()
+        echo(_trend_table(figures, config, truth))
+        _print_next_steps(echo, server.url, state, paths, served=True)
+        if wait is not None:
+            echo(f"The service keeps running at {base}; press Ctrl-C to stop it and Label Studio.")
+            try:
+                wait()
+            except KeyboardInterrupt:
+                pass
+    finally:
+        try:
+            unregister_service(config)
+        finally:
+            service.stop()
+    return figures
+
+
+def _configure_service(paths: DemoPaths, port: int):
+    """The demo's [serve] table and its two secrets (0600 files next to the config, never in the TOML)."""
+    for path in (paths.serve_password, paths.webhook_secret):
+        if not path.exists():
+            _write_private(path, secrets.token_urlsafe(24))
+    with open(paths.config, "a") as f:
+        f.write(f"\n[serve]\nport = {port}\npassword_file = {json.dumps(paths.serve_password.name)}\n"
+                f"webhook_secret_file = {json.dumps(paths.webhook_secret.name)}\ntrigger = \"drained\"\n"
+                f"reconcile_seconds = 30\n")
+    return load_config(paths.config)
+
+
+# A demo round (pull, model, consensus, push of a few hundred items) takes seconds; this is room for a busy machine.
+_ROUND_WAIT_SECONDS = 600.0
+
+
+def _wait_for_round(service, config, number: int) -> int | None:
+    """Wait until the service pushed round ``number``; its review tasks, or None when it stopped the loop."""
+    from .errors import ConnectorError
+    from .store import Store
+
+    deadline = time.monotonic() + _ROUND_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        with Store(config.store_path) as store:
+            row = next((r for r in store.rounds() if r["round"] == number), None)
+            if row is not None and row["status"] == "pushed":
+                return len(store.review_tasks(number))
+        snapshot = service.worker.snapshot()
+        if snapshot["stopped"] and snapshot["state"] == "idle" and (row is None):
+            return None
+        time.sleep(0.5)
+    raise ConnectorError(f"relabel serve did not finish round {number} within {_ROUND_WAIT_SECONDS:.0f} s; "
+                         f"its last error: {service.worker.snapshot()['last_error']}")
 
 
 def _print_round(echo, loop, summary, measured: dict, show_details: bool) -> None:
@@ -278,9 +384,14 @@ def _trend_table(figures: list[dict], config, truth: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def _print_next_steps(echo, url: str, state: dict, paths: DemoPaths) -> None:
+def _print_next_steps(echo, url: str, state: dict, paths: DemoPaths, served: bool = False) -> None:
     echo("")
     echo(f"Open {url}/projects/{state['project']} for the source project; the review project is "
          f"'relabel review: {PROJECT_TITLE}' (sort by prediction score to see the worst items first).")
+    if served:
+        echo(f"Next: answer review tasks as {state['reviewer_email']} (same password): while the service runs, it "
+             f"starts the next round by itself once all are answered. Start it again with the demo's Label Studio "
+             f"up: `relabel --config {os.path.relpath(paths.config)} serve --register`.")
+        return
     echo(f"Next: answer some review tasks as {state['reviewer_email']} (same password), then run "
          f"`relabel --config {os.path.relpath(paths.config)} round`; or `relabel demo --simulate-review --rounds 3`.")

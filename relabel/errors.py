@@ -11,6 +11,7 @@ Every message names the bad value, the item, annotator or setting it belongs to,
      ├── ConnectorError               the outside system (Label Studio) refused, failed or is unreachable
      │    └── AuthError               the API key is missing, wrong or cannot see what relabel needs
      └── StoreError                   the SQLite store is missing, locked or from another project
+          └── StoreLocked             another relabel command is writing to the store right now
 """
 
 
@@ -48,6 +49,10 @@ class AuthError(ConnectorError):
 
 class StoreError(RelabelError):
     """The SQLite store cannot be used."""
+
+
+class StoreLocked(StoreError):
+    """Another relabel command holds the store's writer lock (see relabel/lock.py)."""
 
 
 def preview(values, limit: int = 5) -> str:

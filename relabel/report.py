@@ -12,9 +12,6 @@ per-item, and only the ``top`` items most likely mislabelled are listed.
 """
 from __future__ import annotations
 
-import base64
-import html
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,25 +23,33 @@ from .config import label_studio_url
 from .errors import ConfigError, StoreError
 from .redaction import url_without_userinfo
 from .report_assets import SCRIPT, STYLE, content_security_policy
+from .report_html import AMBER as _AMBER, BLUE as _BLUE, GREEN as _GREEN, GREY as _GREY, RED as _RED
+from .report_html import e as _e, figure as _figure, fmt as _fmt, img as _img, pct as _pct, style as _style
+from .report_html import age, short_name, svg as _svg, v as _v, when
+from . import report_agreement, report_review
 from .selection import select_for_review
 from .store import Store, now
 
 DEFAULT_TOP = 50
-# Characters of an item's text shown in the list of likely mislabelled items.
-EXCERPT_CHARS = 240
+# Characters of an item's text kept in the list of likely mislabelled items: the page shows 3 lines and a click
+# expands the rest, so this only bounds the page size (top x EXCERPT_CHARS).
+EXCERPT_CHARS = 2000
 # Heatmap cells get their number written in them up to this many classes; beyond, the colours speak alone.
 ANNOTATE_CLASSES_UP_TO = 12
 # Class pairs named in words under the heatmaps.
 CONFUSED_PAIRS = 6
-QUALITY_BINS = 40
+# "What is left to fix" bins 1 - quality on a log axis from LEFT_TO_FIX_FLOOR to 1: quality 0.9999 and 0.99 land
+# in different bars, where a linear quality histogram piles every settled item into one bar at 1.0.
+QUALITY_BINS = 24
+LEFT_TO_FIX_FLOOR = 1e-4
+# Height in inches of the three small trend charts (a glance, not a third of the first screen).
+TREND_HEIGHT = 1.7
 # Annotators named next to their point in the scatter: the lowest-quality few.
 NAMED_ANNOTATORS = 3
 # Scatter x axis goes logarithmic when the busiest annotator has this many times the labels of the quietest.
 LOG_X_RATIO = 30
 # The quality histogram's y axis goes logarithmic when its tallest bar is this many times the median bar.
 LOG_Y_RATIO = 20
-
-_BLUE, _RED, _GREEN, _AMBER, _GREY = "#2563eb", "#dc2626", "#15803d", "#d97706", "#64748b"
 
 
 @dataclass(frozen=True)
@@ -114,18 +119,28 @@ def _render(store: Store, round: int | None, url: str | None, top) -> tuple[str,
     base_url = _link_base(url or store.get_meta("label_studio_url"))
     items_html, listed = _items_section(store, rnd, classes, top, base_url, store.project_id)
     title = store.get_meta("project_title") or f"project {store.project_id}"
+    table = store.annotations_table()
+    reference = report_agreement.reference_labels(store, rnd, table)
     body = "\n".join([
         f"<header><h1>Relabel report: {_e(title)}, round {rnd}</h1>"
-        f"<p>Project {_e(store.project_id)} · {len(classes)} classes · scored {_e(row['scored_at'] or '-')} with "
-        f"{_e(row['method'] or '-')} · status {_e(row['status'])} · report made {_e(now())}</p></header>",
+        f"<p>Project {_e(store.project_id)} · {len(classes)} classes · scored {_e(when(row['scored_at']))} with "
+        f"{_e(row['method'] or '-')} · status {_e(row['status'])} · report made {_e(when(now()))}</p></header>",
+        report_review.done_banner(store, row),
         _summary_section(row, trend),
+        report_review.queue_section(store, rnd),
+        report_review.changes_section(store, rnd, base_url),
         _quality_section(store, rnd),
         _annotators_section(store, rnd),
+        report_agreement.agreement_section(table),
+        report_agreement.accuracy_section(table, reference),
         _classes_section(store, rnd, classes),
         _model_section(store.model_report(rnd)),
+        report_agreement.overrides_section(store, rnd, table, base_url),
         items_html,
-        "<footer>Made by relabel. Every number here is in the store; `relabel status` and `relabel annotators` "
-        "print the same.</footer>",
+        "<footer>Made by relabel from the store. Per round, as `relabel status` prints them: the trend table and "
+        "the review queue. Cumulative over rounds 1–N: the cards' reviewed and corrected items and the reviewer "
+        "changes. Annotator scores are round N's (`relabel annotators` prints the latest round); agreement, "
+        "accuracy and time per label use the annotations in the store now.</footer>",
     ])
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta http-equiv=\"Content-Security-Policy\" content=\"{content_security_policy()}\">"
@@ -135,40 +150,28 @@ def _render(store: Store, round: int | None, url: str | None, top) -> tuple[str,
     return page, rnd, listed
 
 
-def _e(value) -> str:
-    """Escape anything for HTML text and attribute values (quotes included)."""
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def _fmt(value, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        return "–"
-    if isinstance(value, (int, np.integer)):
-        return f"{int(value):,}"
-    return f"{float(value):,.{digits}f}"
-
-
-def _pct(value) -> str:
-    return "–" if value is None else f"{100 * float(value):.0f}%"
-
-
 # ---- round summary and trend --------------------------------------------------------------------------------
 def _trend(store: Store, upto: int) -> list[dict]:
-    """Per round up to ``upto``: its counts, and items reviewed/corrected from the review queues of rounds so far
-    (distinct items; the latest decision on an item counts), as `relabel status` counts them per round."""
+    """Per round up to ``upto``: its counts and its own review queue (pushed, reviewed, corrected) exactly as
+    `relabel status` counts them, plus ``reviewed_so_far``/``corrected_so_far``: distinct items answered in the
+    queues of rounds 1..round (the latest decision on an item counts)."""
     decisions = store.decisions()
     out = []
     for r in store.rounds():
         if r["round"] > upto:
             break
+        mine = [d for d in decisions if d["round"] == r["round"]]
         latest: dict[str, str] = {}
         for d in decisions:
             if d["round"] <= r["round"] and d["outcome"] != "skipped":
                 latest[d["item_id"]] = d["outcome"]
         out.append({"round": r["round"], "items": r["items"], "annotations": r["annotations"],
                     "annotators": r["annotators"], "expected": r["expected_remaining_errors"],
-                    "issues": r["label_issues"], "pushed": store.count("review_tasks", "round <= ?", [r["round"]]),
-                    "reviewed": len(latest), "corrected": sum(o == "corrected" for o in latest.values()),
+                    "issues": r["label_issues"], "pushed": store.count("review_tasks", "round = ?", [r["round"]]),
+                    "reviewed": sum(d["outcome"] != "skipped" for d in mine),
+                    "corrected": sum(d["outcome"] == "corrected" for d in mine),
+                    "reviewed_so_far": len(latest),
+                    "corrected_so_far": sum(o == "corrected" for o in latest.values()),
                     "overrides": store.count("scores", "round = ? and override = 1", [r["round"]])})
     return out
 
@@ -188,7 +191,8 @@ def _summary_section(row: dict, trend: list[dict]) -> str:
         return f"<div class=\"card\"><div class=\"v\">{shown}</div><div class=\"k\">{_e(label)}</div>{delta}</div>"
 
     cards = "".join([card("items", "items"), card("annotations", "annotations"), card("annotators", "annotators"),
-                     card("reviewed", "items reviewed so far"), card("corrected", "corrected by reviewers"),
+                     card("reviewed_so_far", "items reviewed so far"),
+                     card("corrected_so_far", "corrected by reviewers so far"),
                      card("expected", "expected wrong labels left", 1, lower_is_better=True)])
     head = ["round", "items", "annotations", "annotators", "label issues", "sent to review", "reviewed",
             "corrected", "expected wrong left"]
@@ -200,10 +204,12 @@ def _summary_section(row: dict, trend: list[dict]) -> str:
     table = ("<table><thead><tr>" + "".join(f"<th class=\"{'' if h == 'round' else 'n'}\">{h}</th>" for h in head)
              + f"</tr></thead><tbody>{rows}</tbody></table>")
     return (f"<section id=\"summary\"><h2>Round {row['round']} at a glance</h2>"
-            f"<p class=\"lead\">Reviewed and corrected count distinct items answered in the review queues of rounds "
-            f"1–{row['round']}; expected wrong labels left is the sum over unreviewed items of 1 − the posterior "
-            f"of their consensus label.</p><p>{_e(_expected_line(row, now_['overrides']))}</p><div class=\"cards\">{cards}</div>"
-            f"{_img(_trend_plot(trend), 'Trend across rounds')}{table}</section>")
+            f"<p class=\"lead\">The cards count distinct items reviewed and corrected in rounds 1–{row['round']} "
+            f"(cumulative); the table is per round, as `relabel status` prints it: each round's own review tasks "
+            f"and answers. Expected wrong labels left is the sum over unreviewed items of 1 − the posterior of "
+            f"their consensus label.</p><p>{_e(_expected_line(row, now_['overrides']))}</p>"
+            f"<div class=\"cards\">{cards}</div>"
+            f"{table}{_img(_trend_plot(trend), 'Trend across rounds')}</section>")
 
 
 def _expected_line(row: dict, overrides: int) -> str:
@@ -213,103 +219,93 @@ def _expected_line(row: dict, overrides: int) -> str:
     return f"Expected wrong labels left {expected}; {overrides} consensus labels no annotator gave (overrides).{stop}"
 
 
-# ---- plots --------------------------------------------------------------------------------------------------
-def _figure(width: float, height: float):
-    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
-    return Figure(figsize=(width, height), dpi=100, layout="constrained")
-
-
-def _svg(fig) -> str:
-    import matplotlib
-    buf = io.BytesIO()
-    with matplotlib.rc_context({"svg.fonttype": "path", "svg.hashsalt": "relabel"}):
-        fig.savefig(buf, format="svg", metadata={"Date": None})
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _img(svg_b64: str, alt: str) -> str:
-    return f"<img class=\"plot\" alt=\"{_e(alt)}\" src=\"data:image/svg+xml;base64,{svg_b64}\">"
-
-
-def _style(ax) -> None:
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.grid(True, color="#e5e7eb", linewidth=0.8)
-    ax.set_axisbelow(True)
-    ax.tick_params(labelsize=9, colors="#374151")
 
 
 def _trend_plot(trend: list[dict]) -> str:
     import matplotlib
     from matplotlib.ticker import MaxNLocator
     with matplotlib.rc_context({"text.parse_math": False}):
-        fig = _figure(11.2, 2.9)
+        fig = _figure(11.2, TREND_HEIGHT)
         axes = fig.subplots(1, 3)
         x = [t["round"] for t in trend]
         panels = [("Items and annotations", [("annotations", "annotations", _BLUE), ("items", "items", _GREY)]),
                   ("Annotators", [("annotators", "annotators", _AMBER)]),
-                  ("Review", [("expected", "expected wrong labels left", _RED), ("reviewed", "reviewed", _BLUE),
-                              ("corrected", "corrected", _GREEN)])]
+                  ("Review", [("expected", "expected wrong left", _RED),
+                              ("reviewed_so_far", "reviewed so far", _BLUE),
+                              ("corrected_so_far", "corrected so far", _GREEN)])]
         for ax, (title, series) in zip(axes, panels):
             for key, label, colour in series:
                 ax.plot(x, [np.nan if t[key] is None else t[key] for t in trend], marker="o", color=colour,
                         label=label, linewidth=2)
-            ax.set_title(title, fontsize=11, loc="left")
-            ax.set_xlabel("round", fontsize=9)
+            ax.set_title(title, fontsize=10, loc="left")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylim(bottom=0)
             if len(x) == 1:
                 ax.set_xlim(x[0] - 1, x[0] + 1)
             _style(ax)
             if len(series) > 1:
-                ax.legend(fontsize=8, frameon=False)
+                ax.legend(fontsize=7, frameon=False)
         return _svg(fig)
 
 
 def _quality_section(store: Store, rnd: int) -> str:
-    cols = store.score_columns(rnd, ["labelled", "quality", "reviewed"])
+    cols = store.score_columns(rnd, ["labelled", "quality", "reviewed", "posterior"])
     labelled = np.array(cols["labelled"], dtype=bool)
     quality = np.array([np.nan if q is None else q for q in cols["quality"]], dtype=float)[labelled]
+    posterior = np.array([np.nan if p is None else p for p in cols["posterior"]], dtype=float)[labelled]
     reviewed = np.array(cols["reviewed"], dtype=bool)[labelled]
     sent = store.selection(rnd) or store.review_tasks(rnd)
     threshold = max((float(s["quality"]) for s in sent if s["quality"] is not None), default=None)
     if not quality.size:
-        return ("<section id=\"quality\"><h2>Consensus quality</h2><p class=\"note\">No labelled item in this "
+        return ("<section id=\"quality\"><h2>What is left to fix</h2><p class=\"note\">No labelled item in this "
                 "round.</p></section>")
     below = int(np.sum(quality[~reviewed] <= threshold)) if threshold is not None else 0
-    lead = (f"Quality of the consensus label of the {quality.size:,} labelled items (1 = certain). The red line "
-            f"is the review threshold: the highest quality among the {len(sent):,} items sent to review this "
-            f"round ({_fmt(threshold)}); {below:,} unreviewed items are at or below it."
+    lead = (f"Left: the {quality.size:,} labelled items by 1 − consensus quality, on a log axis (right = more "
+            "likely wrong); right: the expected wrong labels among unreviewed items in each bar (1 − posterior "
+            "summed), i.e. where the errors left are. The red line is the review threshold: the highest quality "
+            f"among the {len(sent):,} items sent to review this round ({_fmt(threshold)}); {below:,} unreviewed "
+            "items are at or below it."
             if threshold is not None else
-            f"Quality of the consensus label of the {quality.size:,} labelled items (1 = certain). Nothing was "
+            f"Left: the {quality.size:,} labelled items by 1 − consensus quality, on a log axis (right = more "
+            "likely wrong); right: the expected wrong labels among unreviewed items in each bar. Nothing was "
             "sent to review in this round yet.")
-    return (f"<section id=\"quality\"><h2>Consensus quality</h2><p class=\"lead\">{_e(lead)}</p>"
-            f"{_img(_quality_plot(quality, reviewed, threshold), 'Distribution of consensus quality')}</section>")
+    return (f"<section id=\"quality\"><h2>What is left to fix</h2><p class=\"lead\">{_e(lead)}</p>"
+            f"{_img(_quality_plot(quality, posterior, reviewed, threshold), 'What is left to fix')}</section>")
 
 
-def _quality_plot(quality: np.ndarray, reviewed: np.ndarray, threshold: float | None) -> str:
-    fig = _figure(11.2, 3.0)
-    ax = fig.subplots()
-    bins = np.linspace(0.0, 1.0, QUALITY_BINS + 1)
-    # Counts are binned here, so the SVG holds QUALITY_BINS bars however many items there are.
-    open_counts, _ = np.histogram(np.clip(quality[~reviewed], 0, 1), bins=bins)
-    done_counts, _ = np.histogram(np.clip(quality[reviewed], 0, 1), bins=bins)
-    width = bins[1] - bins[0]
-    ax.bar(bins[:-1], open_counts, width=width, align="edge", color=_BLUE, alpha=0.85, label="not reviewed")
+def _quality_plot(quality: np.ndarray, posterior: np.ndarray, reviewed: np.ndarray, threshold: float | None) -> str:
+    fig = _figure(11.2, 2.6)
+    left, right = fig.subplots(1, 2)
+    bins = np.geomspace(LEFT_TO_FIX_FLOOR, 1.0, QUALITY_BINS + 1)
+    # Counts are binned here, so the SVG holds QUALITY_BINS bars however many items there are; a certain item
+    # (1 - quality below the floor) is counted in the first bar.
+    doubt = np.clip(1.0 - np.nan_to_num(quality, nan=1.0), bins[0], 1.0)
+    open_counts, _ = np.histogram(doubt[~reviewed], bins=bins)
+    done_counts, _ = np.histogram(doubt[reviewed], bins=bins)
+    wrong = np.clip(1.0 - np.nan_to_num(posterior, nan=1.0), 0.0, 1.0)
+    expected, _ = np.histogram(doubt[~reviewed], bins=bins, weights=wrong[~reviewed])
+    widths = np.diff(bins)
+    left.bar(bins[:-1], open_counts, width=widths, align="edge", color=_BLUE, alpha=0.85, label="not reviewed")
     if reviewed.any():
-        ax.bar(bins[:-1], done_counts, width=width, align="edge", bottom=open_counts, color=_GREEN, alpha=0.8,
-               label="reviewed")
-    if threshold is not None:
-        ax.axvline(threshold, color=_RED, linewidth=2, linestyle="--", label=f"review threshold {threshold:.2f}")
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("consensus quality", fontsize=9)
+        left.bar(bins[:-1], done_counts, width=widths, align="edge", bottom=open_counts, color=_GREEN, alpha=0.8,
+                 label="reviewed")
+    right.bar(bins[:-1], expected, width=widths, align="edge", color=_RED, alpha=0.75,
+              label=f"expected wrong labels ({expected.sum():,.1f} in all)")
+    for ax, ylabel in ((left, "items"), (right, "expected wrong labels")):
+        ax.set_xscale("log")
+        ax.set_xlim(bins[0], 1.0)
+        ax.set_xlabel("1 − consensus quality (log)", fontsize=9)
+        ax.set_ylabel(ylabel, fontsize=9)
+        if threshold is not None:
+            ax.axvline(max(1.0 - threshold, bins[0]), color=_RED, linewidth=1.5, linestyle="--",
+                       label=f"review threshold {threshold:.2f}" if ax is left else None)
+        ax.legend(fontsize=7, frameon=False, loc="upper left")
+        _style(ax)
     total = open_counts + done_counts
-    # Most items of a healthy project sit near quality 1; a log axis keeps the few low bars visible beside it.
-    log_y = total.max() > LOG_Y_RATIO * max(np.median(total[total > 0]), 1)
-    if log_y:
-        ax.set_yscale("log")
-    ax.set_ylabel("items (log scale)" if log_y else "items", fontsize=9)
-    ax.legend(fontsize=8, frameon=False, loc="upper left")
-    _style(ax)
+    # Most items of a healthy project are near-certain; a log count axis keeps the few doubtful bars visible.
+    if total.max() > LOG_Y_RATIO * max(np.median(total[total > 0]), 1):
+        left.set_yscale("log")
+        left.set_ylabel("items (log scale)", fontsize=9)
     return _svg(fig)
 
 
@@ -328,30 +324,33 @@ def _annotators_section(store: Store, rnd: int) -> str:
         cls = "up" if d > 0 else ("down" if d < 0 else "")
         return f"<td class=\"n {cls}\" data-v=\"{d:.6f}\">{d:+.3f}</td>"
 
+    done = report_agreement.activity(store)
     body = []
     for r in rows:
         old = before.get(r["annotator_id"], {})
+        act = done.get(r["annotator_id"], {})
         body.append(
             f"<tr><td>{_e(r['annotator_id'])}</td>"
             f"<td class=\"n\" data-v=\"{r['num_labels']}\">{_fmt(r['num_labels'])}</td>"
             f"<td class=\"n\" data-v=\"{_v(r['quality'])}\">{_fmt(r['quality'], 3)}</td>"
             f"<td class=\"n\" data-v=\"{_v(r['agreement'])}\">{_pct(r['agreement'])}</td>"
             f"<td>{_e(r['worst_class'] or '–')}</td>"
-            + delta(r["quality"], old.get("quality")) + delta(r["agreement"], old.get("agreement")) + "</tr>")
+            + delta(r["quality"], old.get("quality")) + delta(r["agreement"], old.get("agreement"))
+            + f"<td class=\"n\" data-v=\"{act.get('skipped', '')}\">{_fmt(act.get('skipped'))}</td>"
+            f"<td class=\"n\" data-v=\"{_v(act.get('median_seconds'))}\">{_seconds(act.get('median_seconds'))}</td>"
+            f"<td class=\"n\" data-v=\"{_v(act.get('total_seconds'))}\">{age(act.get('total_seconds'))}</td></tr>")
     since = f"since round {earlier[-1]}" if earlier else "(no earlier round)"
     head = ("<tr><th>annotator</th><th class=\"n\">labels</th><th class=\"n\">quality</th>"
             f"<th class=\"n\">agreement</th><th>worst class</th><th class=\"n\">Δ quality {since}</th>"
-            f"<th class=\"n\">Δ agreement</th></tr>")
+            f"<th class=\"n\">Δ agreement</th><th class=\"n\">skips</th><th class=\"n\">median time per label</th>"
+            f"<th class=\"n\">time in all</th></tr>")
     return (f"<section id=\"annotators\"><h2>Annotators</h2><p class=\"lead\">Quality is how often an annotator's "
             f"label is right, estimated against everyone else and the model; agreement is the share of their labels "
-            f"equal to the consensus. Click a column to sort.</p>"
+            f"equal to the consensus. Skips and time come from Label Studio (was_cancelled, lead_time; – where it "
+            f"recorded none). Click a column to sort.</p>"
             f"{_img(_annotator_plot(rows), 'Annotator quality against number of labels')}"
             f"<div class=\"scroll\"><table class=\"sortable\" id=\"annotator-table\"><thead>{head}</thead>"
             f"<tbody>{''.join(body)}</tbody></table></div></section>")
-
-
-def _v(value) -> str:
-    return "" if value is None else f"{float(value):.6f}"
 
 
 def _annotator_plot(rows: list[dict]) -> str:
@@ -368,9 +367,15 @@ def _annotator_plot(rows: list[dict]) -> str:
         if n.size and n.min() > 0 and n.max() / n.min() > LOG_X_RATIO:
             ax.set_xscale("log")
         finite = np.flatnonzero(np.isfinite(q))
+        ax.margins(x=0.08, y=0.12)
+        lo, hi = (np.log10(n.min()), np.log10(n.max())) if ax.get_xscale() == "log" else (n.min(), n.max())
         for i in finite[np.argsort(q[finite], kind="stable")][:NAMED_ANNOTATORS]:
-            ax.annotate(str(rows[i]["annotator_id"])[:30], (n[i], q[i]), textcoords="offset points", xytext=(6, 4),
-                        fontsize=8, color="#374151")
+            # Names of points in the right half go to their left, so no name runs off the plot.
+            x = np.log10(n[i]) if ax.get_xscale() == "log" else n[i]
+            leftward = hi > lo and (x - lo) / (hi - lo) > 0.5
+            ax.annotate(short_name(rows[i]["annotator_id"], 40), (n[i], q[i]), textcoords="offset points",
+                        xytext=(-6 if leftward else 6, 4), ha="right" if leftward else "left", fontsize=8,
+                        color="#374151", annotation_clip=False)
         ax.set_xlabel("labels given", fontsize=9)
         ax.set_ylabel("annotator quality", fontsize=9)
         _style(ax)
@@ -392,6 +397,10 @@ def _model_section(model: dict) -> str:
             f"{model['cv_accuracy']:.3f}, calibration error (ECE) {model['ece']:.3f} after temperature scaling "
             f"(T = {model['temperature']:.2f}; {model['ece_uncalibrated']:.3f} before), {model['labelled']:,} "
             f"labelled items, {model['folds']} folds.</p>{tried}</section>")
+
+
+def _seconds(value) -> str:
+    return "–" if value is None else (f"{value:.1f} s" if value < 90 else age(value))
 
 
 # ---- classes ------------------------------------------------------------------------------------------------
@@ -444,12 +453,14 @@ def _heatmap(matrix: np.ndarray, classes: tuple[str, ...], xlabel: str, ylabel: 
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1.0) if row_normalise else matrix
     with matplotlib.rc_context({"text.parse_math": False}):
         side = min(5.4, 2.2 + 0.32 * k)
-        fig = _figure(side + 0.9, side)
+        margin = 0.07 * max((len(short_name(c)) for c in classes), default=4)  # room for whole tick labels
+        fig = _figure(side + 0.9 + margin * 0.6, side + margin * 0.7)
         ax = fig.subplots()
         image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1, aspect="equal")
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
-        names = [c[:18] for c in classes]
-        ax.set_xticks(range(k), names, rotation=45 if k > 3 else 0, ha="right" if k > 3 else "center", fontsize=8)
+        names = [short_name(c) for c in classes]
+        ax.set_xticks(range(k), names, rotation=45 if k > 3 else 0, ha="right" if k > 3 else "center",
+                      rotation_mode="anchor", fontsize=8)
         ax.set_yticks(range(k), names, fontsize=8)
         ax.set_xlabel(xlabel, fontsize=9)
         ax.set_ylabel(ylabel, fontsize=9)
@@ -482,8 +493,7 @@ def _items_section(store: Store, rnd: int, classes: tuple[str, ...], top: int, b
         reason = picked["reason"] if picked else reasons[iid]
         text = r["text"] or ""
         excerpt = text[:EXCERPT_CHARS] + ("…" if len(text) > EXCERPT_CHARS else "")
-        link = (f"<a href=\"{_e(base_url)}/projects/{_e(project)}/data?task={_e(iid)}\" target=\"_blank\" "
-                f"rel=\"noopener noreferrer\">{_e(iid)}</a>" if base_url and project is not None else _e(iid))
+        link = report_review.task_link(base_url, project, iid)
         by_label: dict[str, list[str]] = {}
         for annotator, label in given.get(iid, []):
             by_label.setdefault(label, []).append(annotator)
@@ -491,7 +501,7 @@ def _items_section(store: Store, rnd: int, classes: tuple[str, ...], top: int, b
                              f"{_e(', '.join(who))}</span>" for label, who in by_label.items())
         tag = "<div class=\"tag\">in review</div>" if iid in waiting else ""
         body.append(f"<tr><td class=\"n\">{n}</td><td>{link}{tag}</td>"
-                    f"<td class=\"text\"><div class=\"excerpt\">{_e(excerpt)}</div></td><td>{labels}</td>"
+                    f"<td class=\"text\"><div class=\"excerpt\" tabindex=\"0\" title=\"Click to show all\">{_e(excerpt)}</div></td><td>{labels}</td>"
                     f"<td><span class=\"label sugg\">{_e(suggestion)}</span></td><td>{_e(reason)}</td>"
                     f"<td class=\"n\" data-v=\"{_v(r['quality'])}\">{_fmt(r['quality'], 3)}</td></tr>")
     head = ("<tr><th class=\"n\">#</th><th>task</th><th>text</th><th>labels given (by whom)</th><th>suggestion</th>"

@@ -45,7 +45,20 @@ ul.pairs { margin: 8px 0 0; padding-left: 18px; }
 .note { color: var(--muted); font-style: italic; }
 .scroll { max-height: 420px; overflow: auto; border: 1px solid var(--line); border-radius: 6px; }
 .items td.text { max-width: 380px; }
-.items .excerpt { white-space: pre-wrap; word-break: break-word; }
+.items .excerpt { white-space: pre-wrap; word-break: break-word; display: -webkit-box; -webkit-box-orient: vertical;
+                  -webkit-line-clamp: 3; line-clamp: 3; overflow: hidden; cursor: pointer; }
+.items .excerpt.open { display: block; -webkit-line-clamp: unset; line-clamp: none; cursor: auto; }
+.banner { border-radius: 10px; padding: 14px 18px; margin-top: 18px; font-size: 15px; }
+.banner.done { background: #dcfce7; border: 1px solid #86efac; color: #14532d; }
+tfoot td { font-weight: 600; background: var(--soft); }
+table.confusion { width: auto; margin-top: 6px; }
+table.confusion th, table.confusion td { padding: 2px 6px; font-size: 12px; }
+table.confusion td.diag { background: #dcfce7; }
+table.matrix { width: auto; }
+table.matrix td { min-width: 64px; white-space: nowrap; }
+table.matrix td.self { color: var(--muted); background: var(--soft); }
+table.matrix tbody th { white-space: nowrap; font-size: 13px; color: var(--ink); font-weight: 500; }
+details summary { cursor: pointer; color: var(--blue); font-size: 12px; }
 .items .who { color: var(--muted); font-size: 12px; }
 .label { display: inline-block; padding: 0 6px; border-radius: 4px; background: #e0e7ff; color: #1e3a8a;
          font-size: 12px; margin: 1px 0; }
@@ -57,8 +70,14 @@ a { color: var(--blue); }
 """
 
 # Sorts a table.sortable by the clicked column: numbers by their data-v attribute, text by its content. It moves
-# existing rows only (no innerHTML), so sorting can never turn escaped text back into markup.
+# existing rows only (no innerHTML), so sorting can never turn escaped text back into markup. A click (or Enter)
+# on a clamped excerpt toggles the class that shows all of it.
 SCRIPT = """
+document.querySelectorAll(".excerpt").forEach(function (el) {
+  function toggle() { el.classList.toggle("open"); }
+  el.addEventListener("click", toggle);
+  el.addEventListener("keydown", function (ev) { if (ev.key === "Enter") { toggle(); } });
+});
 document.querySelectorAll("table.sortable").forEach(function (table) {
   var heads = table.querySelectorAll("th");
   heads.forEach(function (th, col) {

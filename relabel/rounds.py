@@ -10,6 +10,7 @@ connector returned them.
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -27,7 +28,9 @@ from .calibration import ExpectedErrors, expected_errors as expected_errors_of, 
 from .config import (DEFAULT_BUDGET, DEFAULT_FEATURIZER, DEFAULT_FULL_PULL_HOURS, DEFAULT_STORE, Config, ReviewSettings, config_path,
                      parse_config, positive_budget, review_mode, write_config)
 from .export import EXPORT_FORMATS, export_rows, iter_export_rows, write_export
-from .errors import AnnotationError, ConfigError, ConnectorError, InputError, LabelError, StoreError, preview
+from .errors import (AnnotationError, ConfigError, ConnectorError, InputError, LabelError, StoreError, StoreLocked,
+                     preview)
+from .lock import writer_lock
 from .redaction import url_without_userinfo
 from .selection import select_for_review
 from .store import PullSummary, Store, now
@@ -112,30 +115,64 @@ class RoundSummary:
     unchanged_reason: str | None = None
 
 
+def _writes(command: str):
+    """Run a Loop method under the store's writer lock (relabel/lock.py), so the CLI, the plugin service and
+    scripts are guarded alike. Nested calls (``round`` -> ``push``) re-enter the lock their caller holds."""
+    def decorate(method):
+        @functools.wraps(method)
+        def locked(self, *args, **kwargs):
+            with writer_lock(self.store, command, wait=self.lock_wait) as lock:
+                outermost = self._lock is None
+                if outermost:
+                    self._lock = lock
+                try:
+                    return method(self, *args, **kwargs)
+                finally:
+                    if outermost:
+                        self._lock = None
+        return locked
+    return decorate
+
+
 class Loop:
     """The relabel loop over one store and one connector.
 
     ``connector`` may be a Connector or a zero-argument callable making one, so commands that never talk to
-    Label Studio (status, annotators, export) never need a key or a server.
+    Label Studio (status, annotators, export) never need a key or a server. The steps that write (collect,
+    pull, score, push, round) hold the store's writer lock; a second writer waits up to ``lock_wait`` seconds
+    and then raises StoreLocked naming the owner. Readers never take it.
     """
 
     def __init__(self, store: Store, connector: Connector | Callable[[], Connector] | None = None, *,
                  model: dict | object | None = None, review: ReviewSettings | None = None,
-                 full_pull_hours: float | None = DEFAULT_FULL_PULL_HOURS):
+                 full_pull_hours: float | None = DEFAULT_FULL_PULL_HOURS, lock_wait: float = 0.0):
         self.store = store
         self._connector = connector
         self.model = model
         self.review = review or ReviewSettings()
         self.full_pull_hours = full_pull_hours
+        self.lock_wait = _lock_wait(lock_wait)
+        self._lock = None
 
     @classmethod
-    def from_config(cls, config: Config, connector: Connector | Callable[[], Connector] | None = None) -> "Loop":
+    def from_config(cls, config: Config, connector: Connector | Callable[[], Connector] | None = None, *,
+                    lock_wait: float = 0.0) -> "Loop":
         """A Loop for a config: its store, its review settings, its model table, and a lazily made connector."""
         store = Store(config.store_path)
         store.check_project(config.label_studio.project)
         return cls(store, connector if connector is not None else (lambda: make_connector(config)),
-                   model=config.model, review=config.review,
+                   model=config.model, review=config.review, lock_wait=lock_wait,
                    full_pull_hours=config.label_studio.full_pull_hours)
+
+    def _working_on(self, round_number: int | None) -> None:
+        """Tell a refused second writer which round this command is on; stop if our lock was taken over."""
+        if self._lock is None:
+            return
+        if self._lock.lost:
+            raise StoreLocked("This command's writer lock was taken over by another relabel command (this one "
+                              "looked dead: no heartbeat for a minute); stopping before writing more; "
+                              "run it again when the other one has finished.")
+        self._lock.set_round(round_number)
 
     @property
     def connector(self) -> Connector:
@@ -150,6 +187,7 @@ class Loop:
         self.store.close()
 
     # ---- collect ----------------------------------------------------------------------------------------
+    @_writes("collect")
     def collect(self) -> CollectSummary:
         """Re-read every answer on every pushed review task and record what is new or changed.
 
@@ -182,6 +220,7 @@ class Loop:
         return summary
 
     # ---- pull -------------------------------------------------------------------------------------------
+    @_writes("pull")
     def pull(self, full: bool | None = None) -> PullSummary:
         """Bring the store up to date with the source project.
 
@@ -262,6 +301,7 @@ class Loop:
         return summary
 
     # ---- score ------------------------------------------------------------------------------------------
+    @_writes("score")
     def score(self) -> ScoreSummary:
         """Score every item: model pred_probs, consensus (relabel.consensus.consensus) and qualities, label issues, ActiveLab."""
         latest = self.store.latest_round()
@@ -274,6 +314,7 @@ class Loop:
             rnd = latest["round"]       # re-score an open round nobody has seen yet
         else:
             rnd = (latest["round"] + 1) if latest else 1
+        self._working_on(rnd)
         table, annotation_ids = self.store.scoring_table()
         items = self.store.items(with_data=False)
         _check_scorable(self.store, table, items)
@@ -308,12 +349,14 @@ class Loop:
         return fit_recalibration(np.array(q), np.array(right))
 
     # ---- select + push ----------------------------------------------------------------------------------
+    @_writes("push")
     def push(self, budget: int | None = None) -> PushSummary:
         """Push the latest round's review tasks; pushing again creates nothing new."""
         latest = self.store.latest_round()
         if latest is None:
             raise StoreError("No scored round yet; run `relabel score` (or `relabel round`) first.")
         rnd = latest["round"]
+        self._working_on(rnd)
         if latest["status"] == "stopped":
             return PushSummary(round=rnd, mode=latest["mode"] or self.review.mode, selected=0, new=0, total=0,
                                stop_reason=latest["stop_reason"])
@@ -415,22 +458,29 @@ class Loop:
         self.store.log_event("select", f"round {rnd}: {len(rows_out)} items selected (budget {budget})", round=rnd)
 
     # ---- a whole round ----------------------------------------------------------------------------------
-    def round(self, budget: int | None = None, force: bool = False) -> RoundSummary:
+    @_writes("round")
+    def round(self, budget: int | None = None, force: bool = False,
+              on_step: Callable[[str, object], None] | None = None) -> RoundSummary:
         """collect -> pull -> score -> select -> push; an open round is resumed instead of started again.
 
         When nothing is new since the last round was scored (no new, changed or deleted annotations or tasks,
         no new or changed decisions: ``Store.inputs_signature``), no round is started: the summary's ``unchanged_reason`` says so, and the
         review queue is not flooded by a cron job. ``force`` starts a round anyway.
+        ``on_step(name, summary)`` is called as each step starts (summary None) and ends (its summary), so the
+        CLI prints a line per step while the round runs, not all at the end.
         """
         if budget is not None:
             positive_budget(budget)
+        step = _stepper(on_step)
         latest = self.store.latest_round()
-        if latest is not None and latest["status"] in OPEN_STATUSES:
-            pushed = self.push(budget)
+        opened = latest is not None and latest["status"] in OPEN_STATUSES
+        self._working_on(latest["round"] if opened else (latest["round"] + 1 if latest else 1))
+        if opened:
+            pushed = step("push", lambda: self.push(budget))
             return RoundSummary(round=latest["round"], resumed=True, push=pushed, steps=("push",),
                                 stop_reason=pushed.stop_reason)
-        collected = self.collect() if self.store.review_tasks() else None
-        pulled = self.pull()
+        collected = step("collect", self.collect) if self.store.review_tasks() else None
+        pulled = step("pull", self.pull)
         # Compared with what the last round scored, not with the last collect or pull: `relabel collect`
         # run by hand in between must not hide its decisions from the next round.
         if latest is not None and not force and latest.get("inputs") == self.store.inputs_signature():
@@ -439,8 +489,8 @@ class Loop:
             self.store.log_event("round", reason, round=latest["round"])
             return RoundSummary(round=latest["round"], resumed=False, collect=collected, pull=pulled,
                                 steps=(("collect",) if collected else ()) + ("pull",), unchanged_reason=reason)
-        scored = self.score()
-        pushed = self.push(budget)
+        scored = step("score", self.score)
+        pushed = step("push", lambda: self.push(budget))
         steps = (("collect",) if collected else ()) + ("pull", "score", "select", "push")
         return RoundSummary(round=scored.round, resumed=False, collect=collected, pull=pulled, score=scored,
                             push=pushed, steps=steps, stop_reason=pushed.stop_reason)
@@ -477,6 +527,7 @@ class Loop:
         """Write the export rows as CSV or JSON Lines as they are read; returns the number of items written."""
         return write_export(iter_export_rows(self.store), fmt, out)
 
+    @_writes("writeback")
     def writeback(self) -> "WritebackSummary":
         """Write every item's final label into the source project (relabel/writeback.py)."""
         from .writeback import write_back
@@ -489,10 +540,30 @@ class Loop:
         return latest
 
 
+def _lock_wait(seconds) -> float:
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0 \
+            or seconds == float("inf"):
+        raise ConfigError(f"The lock wait (--wait) must be a number of seconds >= 0. Got {seconds!r}.")
+    return float(seconds)
+
+
+def _stepper(on_step):
+    """Run a step between two on_step calls (start: None, end: its summary)."""
+    def run(name, work):
+        if on_step is not None:
+            on_step(name, None)
+        summary = work()
+        if on_step is not None:
+            on_step(name, summary)
+        return summary
+    return run
+
+
 def initialise(path=None, *, url: str, project: int, label_tag: str | None = None, text_field: str | None = None,
                api_key_file: str | None = None, mode: str = "project", budget: int = DEFAULT_BUDGET,
                store: str = DEFAULT_STORE, featurizer: str | None = None, overwrite: bool = False,
-               connector: Connector | Callable[[], Connector] | None = None) -> ProjectInfo:
+               connector: Connector | Callable[[], Connector] | None = None,
+               lock_wait: float = 0.0) -> ProjectInfo:
     """`relabel init`: check the settings and the connection, then write the config and bind the store.
 
     Order matters for "nothing half-written": everything that can fail (settings, server, key, project,
@@ -516,8 +587,12 @@ def initialise(path=None, *, url: str, project: int, label_tag: str | None = Non
     else:
         conn = connector() if callable(connector) and not hasattr(connector, "describe") else connector
     info = conn.describe()
+    if info.review_of is not None:
+        raise ConfigError(f"Project {info.project_id} ({info.title!r}) is relabel's own review project for project "
+                          f"{info.review_of}; its answers are reviews, not annotations. Use --project "
+                          f"{info.review_of} (the source project) instead.")
     config.store_path.parent.mkdir(parents=True, exist_ok=True)
-    with Store(config.store_path) as st:
+    with Store(config.store_path) as st, writer_lock(st, "init", wait=_lock_wait(lock_wait)):
         st.check_project(info.project_id)
         write_config(file, overwrite=overwrite, **settings)
         st.bind_project(info)

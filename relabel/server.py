@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from . import DISTRIBUTION
 from .errors import ConfigError, ConnectorError
 
 # How often to poll /health while the server boots, and how long one poll may take.
@@ -76,7 +77,7 @@ def label_studio_executable() -> Path:
     if not exe.exists():
         raise ConfigError(
             f"The label-studio command is not installed next to {sys.executable}; "
-            f"install the server extra with `pip install 'relabel[server]'`."
+            f"install the server extra with `pip install '{DISTRIBUTION}[server]'`."
         )
     return exe
 
@@ -97,7 +98,7 @@ def _port_is_free(port: int) -> bool:
         return True
 
 
-def _server_env(data_dir: Path, username: str, password: str, token: str) -> dict:
+def _server_env(data_dir: Path, username: str, password: str, token: str, ssrf_protection: bool = True) -> dict:
     home = data_dir / "home"
     env = dict(os.environ)
     env.update({
@@ -117,6 +118,10 @@ def _server_env(data_dir: Path, username: str, password: str, token: str) -> dic
         "XDG_DATA_HOME": str(home / ".local" / "share"),
         "XDG_CACHE_HOME": str(home / ".cache"),
     })
+    if not ssrf_protection:
+        # Webhooks and ML backends on 127.0.0.1 (relabel serve next to a private server) are refused as "reserved
+        # network addresses" otherwise: SSRF_PROTECTION_ENABLED guards webhooks, ML_BLOCK_LOCAL_IP ML backends.
+        env.update({"SSRF_PROTECTION_ENABLED": "false", "ML_BLOCK_LOCAL_IP": "false"})
     return env
 
 
@@ -157,11 +162,14 @@ def _read_or_make_token(data_dir: Path, token: str | None) -> str:
 
 
 def start_label_studio(data_dir, *, port: int | None = None, username: str, password: str,
-                       token: str | None = None, log_path=None, timeout: float = 180) -> LabelStudioServer:
+                       token: str | None = None, log_path=None, timeout: float = 180,
+                       ssrf_protection: bool = True) -> LabelStudioServer:
     """Start Label Studio on 127.0.0.1 with its data in ``data_dir`` and wait until it answers /health.
 
     ``token`` is the admin's legacy API token (40 hex chars, generated when None and remembered in the data
-    dir). Returns a handle whose ``api_key`` works with the SDK; call ``.stop()`` or use it in a ``with``.
+    dir). ``ssrf_protection=False`` lets this server call webhooks and ML backends on 127.0.0.1 (`relabel serve`
+    beside a private server: the tests and ``relabel demo --serve``); leave it on for anything else.
+    Returns a handle whose ``api_key`` works with the SDK; call ``.stop()`` or use it in a ``with``.
     Raises ConnectorError when the server dies or does not come up within ``timeout`` seconds.
     """
     data_dir = private_dir(data_dir)
@@ -177,7 +185,7 @@ def start_label_studio(data_dir, *, port: int | None = None, username: str, pass
     cmd = [str(label_studio_executable()), "start", "--no-browser", "--internal-host", "127.0.0.1",
            "--port", str(port), "--data-dir", str(data_dir)]
     # The admin's email, password and token go through the environment, not argv, which `ps` shows to everyone.
-    process = subprocess.Popen(cmd, env=_server_env(data_dir, username, password, token), cwd=data_dir,
+    process = subprocess.Popen(cmd, env=_server_env(data_dir, username, password, token, ssrf_protection), cwd=data_dir,
                                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                start_new_session=True)
     server = LabelStudioServer(url=f"http://127.0.0.1:{port}", port=port, api_key=token, username=username,

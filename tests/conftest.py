@@ -14,7 +14,9 @@ def label_studio(tmp_path_factory):
     from relabel.server import start_label_studio
 
     data_dir = tmp_path_factory.mktemp("label_studio")
-    server = start_label_studio(data_dir, username=LABEL_STUDIO_ADMIN, password=LABEL_STUDIO_PASSWORD)
+    # SSRF protection off: tests/test_service.py registers webhooks and an ML backend on 127.0.0.1.
+    server = start_label_studio(data_dir, username=LABEL_STUDIO_ADMIN, password=LABEL_STUDIO_PASSWORD,
+                                ssrf_protection=False)
     yield server
     server.stop()
 

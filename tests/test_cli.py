@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from connectors.records import AnnotationRecord
 from relabel.cli import cli
 from relabel.config import API_KEY_ENV
 from relabel.errors import AuthError, ConnectorError
@@ -145,7 +147,11 @@ def test_empty_project_round_fails_cleanly(runner, tmp_path):
     assert init(runner, fake).exit_code == 0
     result = run(runner, fake, "round")
     assert result.exit_code == 1 and "has no labelled tasks" in result.output
-    assert len(result.output.strip().splitlines()) == 1
+    lines = result.output.strip().splitlines()
+    # the steps that ran printed their lines as they went; the error itself is one line, the last
+    assert lines[-1].startswith("Error: ") and "has no labelled tasks" in lines[-1]
+    assert lines[:-1] == ["Pulling from Label Studio...", "Pulled 0 annotations (0 skipped) on 4 items: 0 new, "
+                          "0 changed, 0 deleted.", "Scoring (model, consensus, quality)..."]
     with Store(tmp_path / "relabel.db") as s:
         assert s.rounds() == [] and s.count("scores") == 0
 
@@ -202,3 +208,136 @@ def test_round_stops_and_says_why_when_nothing_is_worth_reviewing(runner):
     Path("relabel.toml").write_text(bad)
     result = run(runner, fake, "round")
     assert result.exit_code == 1 and "min_expected_errors" in result.output
+
+
+# ---- CLI conventions (issue 13, point 8) ---------------------------------------------------------------------
+def _round_done(runner, fake, config="relabel.toml"):
+    assert run(runner, fake, "init", "--url", "http://ls.example:8080", "--project", "7", "--featurizer", "tfidf",
+               "--config", config).exit_code == 0
+    assert run(runner, fake, "round", "--budget", "5", "--config", config).exit_code == 0
+
+
+class _WritableFake(FakeLabelStudio):
+    """The fake with the writeback call of the Label Studio connector: counts what it was given."""
+
+    def write_task_field(self, labels):
+        return {"written": len(labels), "updated": 0, "removed": 0, "unchanged": 0, "missing": 0}
+
+
+def test_every_command_takes_config_after_the_subcommand_and_json(runner, tmp_path):
+    fake = _WritableFake()
+    _round_done(runner, fake, config="sub/other.toml")           # init and round take --config after the command
+    assert (tmp_path / "sub" / "other.toml").exists() and not (tmp_path / "relabel.toml").exists()
+    calls = {
+        "init": ["--url", "http://ls.example:8080", "--project", "7", "--force"],
+        "pull": [], "score": [], "push": [], "collect": [], "round": [], "status": [], "annotators": [],
+        "export": ["--format", "jsonl", "--out", "x.jsonl"], "report": ["--out", "r.html"], "log": [],
+        "writeback": [],
+    }
+    # demo and serve start servers: their --json is checked by their own tests (test_demo, test_service)
+    assert set(calls) | {"demo", "serve"} >= set(cli.commands), "a new command needs a line here"
+    for name, args in calls.items():
+        result = run(runner, fake, name, *args, "--config", "sub/other.toml", "--json")
+        assert result.exit_code == 0, (name, result.output)
+        summary = json.loads(result.output)          # one JSON object, nothing else on standard output
+        assert isinstance(summary, dict) and summary, name
+    demo_help = runner.invoke(cli, ["demo", "--help"]).output
+    assert "--json" in demo_help
+    serve_help = runner.invoke(cli, ["serve", "--help"]).output
+    assert "--json" in serve_help and "--config" in serve_help
+    assert json.loads(run(runner, fake, "report", "--out", "r.html", "--json", "--config", "sub/other.toml")
+                      .output)["path"] == "r.html" and (tmp_path / "r.html").stat().st_size > 10_000
+    # without --config, the subcommand uses ./relabel.toml, which does not exist: one line, exit 1
+    missing = run(runner, fake, "status")
+    assert missing.exit_code == 1 and "No config file at 'relabel.toml'" in missing.output
+
+
+def test_round_json_and_pull_counts_name_the_skips(runner):
+    fake = FakeLabelStudio()
+    fake.annotations += [AnnotationRecord(annotation_id=f"s{n}", item_id=str(1000 + n), annotator_id="ann@x",
+                                          label=None, created_at="2026-01-01", updated_at="2026-01-01T00:00:00",
+                                          skipped=True) for n in range(6)]
+    init(runner, fake)
+    text = run(runner, fake, "pull").output
+    assert text == "Pulled 186 annotations (6 skipped) on 60 items: 186 new, 0 changed, 0 unchanged, 0 deleted.\n"
+    fake.annotations += [AnnotationRecord(annotation_id="late", item_id="1001", annotator_id="new@x", label="tech",
+                                          created_at="2026-01-02", updated_at="2026-01-02T00:00:00")]
+    result = run(runner, fake, "round", "--budget", "5", "--json")
+    summary = json.loads(result.output)
+    assert summary["round"] == 1 and summary["steps"] == ["pull", "score", "select", "push"]
+    assert (summary["pull"]["pulled"], summary["pull"]["new"], summary["push"]["new"]) == (1, 1, 5)
+
+
+def test_a_round_off_a_terminal_prints_a_line_per_step(runner):
+    fake = FakeLabelStudio()
+    init(runner, fake)
+    output = run(runner, fake, "round", "--budget", "5").output.splitlines()
+    assert any(line.startswith("model: ") for line in output)     # the score step also names the model it chose
+    lines = [line for line in output if not line.startswith("model: ")]
+    assert lines[0] == "Pulling from Label Studio..."
+    assert lines[1].startswith("Pulled 180 annotations (0 skipped) on 60 items")
+    assert lines[2] == "Scoring (model, consensus, quality)..." and lines[3].startswith("Round 1 scored")
+    assert lines[4] == "Selecting and pushing review tasks..." and lines[5].startswith("Round 1: 5 new review tasks")
+    quiet = run(runner, fake, "--quiet", "round", "--budget", "5").output
+    assert "..." not in quiet and "Collected 0 decisions" in quiet
+
+
+def test_log_prints_the_events_table(runner):
+    fake = FakeLabelStudio()
+    init(runner, fake)
+    run(runner, fake, "round", "--budget", "5")
+    with Store("relabel.db") as store:
+        events = store.events()
+    text = run(runner, fake, "log").output.splitlines()
+    assert text[0].split() == ["at", "round", "step", "message"] and len(text) == 2 + len(events)
+    assert [line.split("  ")[0] for line in text[2:]][0].endswith("UTC (just now)")
+    assert any(" push " in f" {line} " and "5 new review tasks" in line for line in text)
+    only = json.loads(run(runner, fake, "log", "--round", "1", "--step", "push", "--json").output)["events"]
+    assert [e["step"] for e in only] == ["push"] and only[0]["round"] == 1
+    assert len(json.loads(run(runner, fake, "log", "--limit", "2", "--json").output)["events"]) == 2
+
+
+def test_verbose_shows_events_as_they_happen(runner):
+    fake = FakeLabelStudio()
+    init(runner, fake)
+    loud = runner.invoke(cli, ["-v", "round", "--budget", "5"], obj={"connector": fake})
+    assert "round 1 score: round 1 scored with model-dawid-skene" in loud.output
+    calm = runner.invoke(cli, ["round", "--budget", "5"], obj={"connector": fake})
+    assert "score: round" not in calm.output
+
+
+def test_label_studio_url_from_the_environment(runner, tmp_path, monkeypatch):
+    fake = FakeLabelStudio()
+    monkeypatch.setenv("LABEL_STUDIO_URL", "http://from-env:8080")
+    result = run(runner, fake, "init", "--project", "7", "--featurizer", "tfidf")
+    assert result.exit_code == 0, result.output
+    assert 'url = "http://from-env:8080"' in (tmp_path / "relabel.toml").read_text()
+    monkeypatch.delenv("LABEL_STUDIO_URL")
+    usage = runner.invoke(cli, ["init", "--project", "7"])
+    assert usage.exit_code == 2 and "--url" in usage.output and "LABEL_STUDIO_URL" in usage.output
+    # a config without a url takes the variable; one with a url keeps its own
+    (tmp_path / "bare.toml").write_text('[label_studio]\nproject = 7\n')
+    from relabel.config import load_config
+    monkeypatch.setenv("LABEL_STUDIO_URL", "http://other:9090")
+    assert load_config(tmp_path / "bare.toml").label_studio.url == "http://other:9090"
+    assert load_config(tmp_path / "relabel.toml").label_studio.url == "http://from-env:8080"
+
+
+def test_init_refuses_relabels_own_review_project(runner, tmp_path):
+    class ReviewProject(FakeLabelStudio):
+        def describe(self):
+            return dataclasses.replace(super().describe(), project_id=8, review_of=7)
+    fake = ReviewProject(project_id=8)
+    result = run(runner, fake, "init", "--url", "http://ls.example:8080", "--project", "8")
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert "is relabel's own review project for project 7" in result.output and "Use --project 7" in result.output
+    assert not (tmp_path / "relabel.toml").exists() and not (tmp_path / "relabel.db").exists()
+
+
+def test_init_example_prints_the_shipped_example(runner, tmp_path):
+    result = runner.invoke(cli, ["init", "--example"])
+    assert result.exit_code == 0
+    from pathlib import Path
+    shipped = (Path(__file__).resolve().parents[1] / "configs" / "relabel.example.toml").read_text()
+    assert result.output == shipped.rstrip("\n") + "\n" and "[label_studio]" in result.output
+    assert not (tmp_path / "relabel.toml").exists()

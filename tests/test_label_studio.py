@@ -12,7 +12,7 @@ from collections import Counter
 import httpx
 import pytest
 from label_studio_helpers import (CLASSES, LABEL_TAG, TEXT_FIELD, annotation, answer_task,
-                                  choices_config, import_tasks, make_members, make_project, make_text)
+                                  choice_result, choices_config, import_tasks, make_members, make_project, make_text)
 
 from connectors.label_config import parse_label_config
 from connectors.label_studio import LabelStudioConnector, model_version, view_title
@@ -457,3 +457,18 @@ def test_key_that_sees_only_its_own_annotations_is_refused(label_studio, ls_admi
                                         r"LABEL_STUDIO_API_KEY to an owner's"):
         blind.pull()
     assert len(LabelStudioConnector(label_studio.url, label_studio.api_key, project_id).pull().annotations) == 3
+
+
+@pytest.mark.integration
+def test_pull_keeps_lead_time_and_skips(label_studio, ls_admin):
+    """The report's time per label and skips come from Label Studio's lead_time and was_cancelled."""
+    (uid, _), = make_members(ls_admin, f"lead{time.time_ns()}-", 1)
+    project_id = make_project(ls_admin, "lead time")
+    first, second = import_tasks(ls_admin, project_id, [{"data": {TEXT_FIELD: "a"}}, {"data": {TEXT_FIELD: "b"}}])
+    timed = ls_admin.annotations.create(id=first, result=choice_result("tech"), completed_by=uid, lead_time=12.5,
+                                        ground_truth=False, request_options={"max_retries": 0}).id
+    skipped = answer_task(ls_admin, second, None, uid, skipped=True)
+    pull = LabelStudioConnector(label_studio.url, label_studio.api_key, project_id).pull()
+    by_id = {a.annotation_id: a for a in pull.annotations}
+    assert by_id[str(timed)].lead_time == pytest.approx(12.5) and not by_id[str(timed)].skipped
+    assert by_id[str(skipped)].skipped and by_id[str(skipped)].label is None

@@ -85,6 +85,11 @@ def test_acceptance_two_rounds_in_a_review_project(workdir, label_studio, ls_adm
     again = relabel("push")
     assert again.exit_code == 0 and "0 new review tasks" in again.output
     assert len(review_project_tasks(ls_admin, proj.project_id)[1]) == 20
+    # relabel's own review project is refused as a source, naming the project to use instead
+    refused = relabel("init", "--url", label_studio.url, "--project", str(review_id), "--config", "review.toml")
+    assert refused.exit_code == 1 and refused.output.count("\n") == 1, refused.output
+    assert f"relabel's own review project for project {proj.project_id}" in refused.output
+    assert not (workdir / "review.toml").exists()
 
     # 2. a fifth user answers 10 review tasks, half agreeing with the suggestion
     ((reviewer_id, reviewer_email),) = make_members(ls_admin, f"reviewer-{os.getpid()}-", 1)
@@ -223,7 +228,10 @@ def test_empty_project_round_is_a_clear_error(workdir, label_studio, ls_admin):
     init(label_studio.url, empty)
     result = relabel("round", "--budget", "5")
     assert result.exit_code == 1
-    assert len(result.output.strip().splitlines()) == 1 and "has no labelled tasks" in result.output
+    # the steps that ran said so as they went; the error is one line, the last
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("Error: ") and "has no labelled tasks" in lines[-1]
+    assert sum(line.startswith("Error") for line in lines) == 1
     with Store(workdir / "relabel.db") as store:
         assert store.rounds() == [] and store.count("scores") == 0 and store.review_tasks() == []
 

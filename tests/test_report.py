@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import html
 import json
 import re
 import shutil
@@ -17,13 +18,15 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from connectors.records import Pull
+from connectors.records import AnnotationRecord, Pull
 from relabel.cli import cli
 from relabel.config import API_KEY_ENV
 from relabel.errors import ConfigError, StoreError
+from relabel.agreement import krippendorff_alpha, pairwise_agreement
 from relabel.report import DEFAULT_TOP, render_report, write_report
 from relabel.store import Store
 from test_rounds import FakeLabelStudio, make_loop
@@ -34,7 +37,7 @@ HOSTILE_TEXT = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 HOSTILE_ANNOTATOR = '"><b>x</b>'
 ANNOTATORS = ("ann@x", "bob@x", "cy@x", "dee@x", HOSTILE_ANNOTATOR)
 URL = "http://ls.example:8080"
-PLOTS = 5   # trend, quality, annotators, annotator confusion, noise matrix
+PLOTS = 5   # trend, left to fix, annotators, annotator confusion, noise matrix (the agreement matrix is a table)
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +46,12 @@ def three_rounds(tmp_path_factory):
     item's text and one annotator's name made of HTML."""
     tmp = tmp_path_factory.mktemp("report")
     fake = FakeLabelStudio(n_items=150, annotators=ANNOTATORS, noise=0.3, seed=3)
+    # Label Studio's lead_time on every annotation (cy@x's: none recorded), and three skips by bob@x.
+    fake.annotations = [dataclasses.replace(a, lead_time=None if a.annotator_id == "cy@x" else 4.0 + n % 5)
+                        for n, a in enumerate(fake.annotations)]
+    fake.annotations += [AnnotationRecord(annotation_id=f"skip{n}", item_id=str(1000 + n), annotator_id="bob@x",
+                                          label=None, created_at="2026-01-01", updated_at="2026-01-01T00:00:00",
+                                          skipped=True, lead_time=2.0) for n in range(3)]
     loop = make_loop(tmp, fake, budget=12)
     loop.store.set_meta("label_studio_url", URL)
     for rnd in (1, 2, 3):
@@ -65,16 +74,16 @@ def test_summary_and_trend_match_the_store(three_rounds):
     loop, _, _, _ = three_rounds
     page = render_report(loop.store)
     status = loop.status()["rounds"]
-    # the trend table: reviewed/corrected are cumulative over the review queues of rounds so far
-    for n, row in enumerate(status):
-        so_far = status[:n + 1]
+    # the trend table is per round, exactly as `relabel status` prints it
+    for row in status:
         cells = _row_cells(page, row["round"])
         assert cells[1:4] == [f"{row['items']:,}", f"{row['annotations']:,}", "5"]
-        assert cells[5] == str(sum(r["pushed"] for r in so_far))
-        assert cells[6] == str(sum(r["reviewed"] for r in so_far))
-        assert cells[7] == str(sum(r["corrected"] for r in so_far))
+        assert cells[5:8] == [str(row["pushed"]), str(row["reviewed"]), str(row["corrected"])]
         assert cells[8] == f"{row['expected_remaining_errors']:.1f}"
     assert sum(r["corrected"] for r in status) > 0 and "since round 2" in page
+    # the cards are cumulative and say so: distinct items reviewed in rounds 1-3
+    reviewed_items = {d["item_id"] for d in loop.store.decisions() if d["outcome"] != "skipped"}
+    assert re.search(rf'<div class="v">{len(reviewed_items)}</div><div class="k">items reviewed so far', page)
 
 
 def test_review_threshold_is_the_highest_quality_sent_to_review(three_rounds):
@@ -123,7 +132,7 @@ def test_worst_items_are_listed_with_labels_suggestion_reason_and_link(three_rou
     loop, _, _, _ = three_rounds
     page = render_report(loop.store, top=7)
     expected = loop.store.lowest_quality(3, 7)
-    links = re.findall(r'href="([^"]+)"', page)
+    links = re.findall(r'href="([^"]+)"', page.split('<section id="items">')[1])
     assert links == [f"{URL}/projects/7/data?task={r['item_id']}" for r in expected]
     listed = page.split('<table class="items">')[1]
     assert listed.count("<tr>") == 1 + 7
@@ -133,6 +142,136 @@ def test_worst_items_are_listed_with_labels_suggestion_reason_and_link(three_rou
     for annotator, label in labels:
         assert label in row and annotator.replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;") in row
     assert "model says" in row and f"{first['quality']:.3f}" in row
+
+
+def test_agreement_matrix_and_alpha_match_the_store(three_rounds):
+    loop, _, _, _ = three_rounds
+    page = render_report(loop.store)
+    table = loop.store.annotations_table()
+    alpha = krippendorff_alpha(table)     # itself checked by hand in tests/test_agreement.py
+    assert 0 < alpha < 1
+    assert f'<div class="v" id="alpha">{alpha:.3f}</div>' in page
+    assert f"Krippendorff&#x27;s α (nominal) over the {int((table.num_annotations() >= 2).sum()):,} items" in page
+    # the matrix: every pair's agreement and items shared, as relabel.agreement counts them (checked by hand there)
+    most_active_first = np.argsort(-np.bincount(table.annotator), kind="stable")
+    pairs = pairwise_agreement(table, most_active_first)
+    matrix = page.split('id="agreement-matrix"')[1].split("</table>")[0]
+    rows = re.findall(r"<tr><th>(\d+)\. (.*?)</th>(.*?)</tr>", matrix)
+    assert [html.unescape(name) for _, name, _ in rows] == [str(a) for a in pairs.annotator_ids]
+    for i, (_, _, cells) in enumerate(rows):
+        values = re.findall(r"<td[^>]*>(.*?)</td>", cells)
+        for j, cell in enumerate(values):
+            if i == j:
+                assert cell == str(pairs.shared[i, i])
+            elif pairs.shared[i, j]:
+                assert cell == f'{pairs.agreed[i, j] / pairs.shared[i, j]:.2f} <span class="who">({pairs.shared[i, j]})</span>'
+            else:
+                assert cell == ""
+
+
+def test_queue_state_per_round_matches_the_store(three_rounds):
+    loop, fake, _, _ = three_rounds
+    page = render_report(loop.store)
+    body = page.split('id="queue-table"')[1].split("</table>")[0]
+    for rnd in (1, 2, 3):
+        tasks = loop.store.review_tasks(rnd)
+        answered = sum(t["task_id"] in fake.answers for t in tasks) if rnd < 3 else 0
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", re.search(rf"<tr><td>{rnd}</td>(.*?)</tr>", body).group(1))
+        # pushed (human time), tasks, answered, skipped, open, oldest open
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC \((just now|\d+ s ago)\)", cells[0]), cells[0]
+        assert cells[1:5] == [str(len(tasks)), str(answered), "0", str(len(tasks) - answered)]
+        assert cells[5].endswith(" s")                 # the oldest open task was pushed seconds ago
+    assert "3 tasks are still open" not in page        # 9 in round 1-2 left open plus round 3's 12
+    assert f"{sum(len(loop.store.review_tasks(r)) for r in (1, 2, 3)) - len(fake.answers):,} tasks are still open" in page
+
+
+def test_reviewer_changes_list_item_old_new_and_who(three_rounds):
+    loop, _, _, _ = three_rounds
+    page = render_report(loop.store)
+    changed = [d for d in loop.store.decisions() if d["outcome"] == "corrected"]
+    assert changed
+    body = page.split('id="changes-table"')[1].split("</table>")[0]
+    assert body.count("<tr>") == 1 + len(changed)
+    for d in changed:
+        row = body.split(f"task={d['item_id']}\"")[1].split("</tr>")[0]
+        assert (f'<span class="label">{d["previous_label"]}</span> → <span class="label sugg">{d["label"]}</span>'
+                in row and "lead@x" in row and "2026-02-01 00:00 UTC" in row)
+    assert f"{len(changed)} labels changed by reviewers in rounds 1–3 (cumulative)" in page
+
+
+def test_per_annotator_confusion_and_class_accuracy_with_counts(three_rounds):
+    loop, _, _, _ = three_rounds
+    store = loop.store
+    page = render_report(store)
+    final = {r["item_id"]: r["final_label"] for r in store.scores(3)}
+    body = page.split('id="accuracy-table"')[1].split("<tfoot>")[0]
+    classes = store.classes
+    for annotator in ("ann@x", "dee@x"):
+        given = [(final[item], label) for item, labels in store.labels_of(final).items()
+                 for who, label in labels if who == annotator and final[item] is not None]
+        row = body.split(f"<tr><td>{annotator}</td>")[1].split("</details>")[0]
+        cells = re.findall(r'<td class="n" data-v="([^"]*)">(.*?)</td>', row.split("<details>")[0])
+        right = sum(f == g for f, g in given)
+        assert cells[0][0] == str(len(given)) and float(cells[1][0]) == pytest.approx(right / len(given), abs=1e-6)
+        for c, cls in enumerate(classes):
+            of_class = [g for f, g in given if f == cls]
+            ok = sum(g == cls for g in of_class)
+            assert cells[2 + c][1] == f'{ok / len(of_class):.2f} <span class="who">({len(of_class)})</span>'
+        # the confusion: every final class x given class count of this annotator
+        confusion = row.split('<table class="confusion">')[1]
+        for f in classes:
+            counts = [sum(1 for ff, g in given if ff == f and g == gg) for gg in classes]
+            cells_f = re.findall(r"<td[^>]*>(\d*)</td>", confusion.split(f"<tr><th>{f}</th>")[1].split("</tr>")[0])
+            assert [int(x or 0) for x in cells_f] == counts
+
+
+def test_time_per_label_and_skips_come_from_label_studio(three_rounds):
+    loop, _, _, _ = three_rounds
+    page = render_report(loop.store)
+    body = page.split('id="annotator-table"')[1].split("</table>")[0]
+
+    def tail(name):
+        row = body.split(f"<tr><td>{name}</td>")[1].split("</tr>")[0]
+        return re.findall(r"<td[^>]*>(.*?)</td>", row)[-3:]
+    times = [t for a, t in loop.store.annotation_activity()[1] if a == "ann@x"]
+    assert tail("ann@x") == ["0", f"{float(np.median(times)):.1f} s", f"{sum(times) / 60:.0f} min"]
+    assert tail("bob@x")[0] == "3"               # three skipped annotations
+    assert tail("cy@x")[1:] == ["–", "–"]        # Label Studio recorded no lead_time
+
+
+def test_consensus_overriding_every_annotator_is_listed(three_rounds, tmp_path):
+    loop, _, _, _ = three_rounds
+    copy = tmp_path / "override.db"
+    loop.store.db.conn.execute("vacuum into ?", [str(copy)])
+    with Store(copy) as store:
+        scores = [r for r in store.scores(3) if r["labelled"] and not r["reviewed"]]
+        target = scores[0]
+        given = {label for _, label in store.labels_of([target["item_id"]])[target["item_id"]]}
+        other = next(c for c in store.classes if c not in given)
+        store.db.execute("update scores set consensus_label = ? where round = 3 and item_id = ?",
+                         [other, target["item_id"]])
+        store.db.conn.commit()
+        page = render_report(store)
+        labels = store.labels_of(r["item_id"] for r in scores)
+        overridden = [r["item_id"] for r in store.scores(3) if r["labelled"] and not r["reviewed"]
+                      and r["consensus_label"] not in {lab for _, lab in labels.get(r["item_id"], [])}]
+    assert target["item_id"] in overridden
+    body = page.split('id="overrides-table"')[1].split("</table>")[0]
+    assert f"task={target['item_id']}" in body and f'<span class="label sugg">{other}</span>' in body
+    assert body.count("<tr>") == 1 + len(overridden) and f"{len(overridden)} items this round." in page
+
+
+def test_done_banner_when_the_stop_signal_fired(three_rounds, tmp_path):
+    loop, _, _, _ = three_rounds
+    assert 'id="done"' not in render_report(loop.store)
+    copy = tmp_path / "stopped.db"
+    loop.store.db.conn.execute("vacuum into ?", [str(copy)])
+    with Store(copy) as store:
+        store.log_event("stop", "expected wrong labels among the next batch 0.3 < min_expected_errors 1", round=3)
+        page = render_report(store)
+        assert 'id="done"' not in render_report(store, round=2)
+    assert re.search(r'<div class="banner done" id="done"><strong>You are done.</strong> expected wrong labels '
+                     r"among the next batch 0.3 &lt; min_expected_errors 1", page)
 
 
 def test_task_text_and_annotator_names_are_escaped(three_rounds):
@@ -288,6 +427,10 @@ def browser_page(three_rounds, tmp_path_factory):
         chrome.send("Page.navigate", url=report.as_uri())
         chrome.wait_for("Page.loadEventFired")
         chrome.evaluate("Promise.all(Array.from(document.images).map(i => i.decode()))")
+        first = chrome.send("Page.captureScreenshot", format="png",
+                            clip={"x": 0, "y": 0, "width": 1280, "height": 900, "scale": 1})
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "report-first-screen.png").write_bytes(base64.b64decode(first["data"]))
         height = chrome.evaluate("document.documentElement.scrollHeight")
         shot = chrome.send("Page.captureScreenshot", format="png", captureBeyondViewport=True,
                            clip={"x": 0, "y": 0, "width": 1280, "height": height, "scale": 1})
@@ -312,8 +455,12 @@ def test_report_in_headless_chromium(browser_page):
                             ".map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight])")
     assert len(plots) == PLOTS
     assert all(done and w > 200 and h > 150 for _, done, w, h in plots), plots
-    shot = ARTIFACTS / "report.png"
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+    for shot in (ARTIFACTS / "report.png", ARTIFACTS / "report-first-screen.png"):
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+    # The 3-line clamp keeps the worst-items table short, and a click shows the whole text.
+    clamped = chrome.evaluate("(() => { const el = document.querySelector('.excerpt'); const h = el.clientHeight;"
+                              " const lh = parseFloat(getComputedStyle(el).lineHeight); return [h, lh]; })()")
+    assert clamped[0] <= 3 * clamped[1] + 1, clamped
 
 
 @pytest.mark.slow
@@ -348,3 +495,15 @@ def _row_cells(page: str, rnd: int) -> list[str]:
     table = page.split('id="summary"')[1].split("</table>")[0]
     row = re.search(rf"<tr><td>{rnd}</td>(.*?)</tr>", table).group(1)
     return [str(rnd)] + re.findall(r"<td[^>]*>(.*?)</td>", row)
+
+
+def test_times_read_as_people_say_them():
+    from datetime import datetime, timezone
+
+    from relabel.report_html import age, when
+    now = datetime(2026, 3, 4, 12, 0, tzinfo=timezone.utc)
+    assert when("2026-03-01T12:00:00+00:00", now) == "2026-03-01 12:00 UTC (3 days ago)"
+    assert when("2026-03-04T11:00:00.123Z", now) == "2026-03-04 11:00 UTC (60 min ago)"
+    assert when("2026-03-04T11:59:30", now) == "2026-03-04 11:59 UTC (just now)"
+    assert when(None) == "–" and when("not a time") == "not a time"
+    assert [age(s) for s in (5, 600, 7200, 400000, None)] == ["5 s", "10 min", "2 h", "5 days", "–"]
