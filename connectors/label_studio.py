@@ -7,9 +7,12 @@ given by the caller and never stored or logged.
 Why it looks the way it does (see docs/LABEL_STUDIO.md):
 - HTTP keep-alive is off: the Django dev server stalls ~40 ms on every kept-alive request, which dominates
   when a push or a collect makes many small calls.
-- Writes are sent with the SDK's retries off, so a timed-out POST is never sent twice; every write is instead
-  idempotent at our level: before importing, the target is searched for what a previous (possibly killed) push
-  already created, and that is returned instead of created again.
+- Retries live in one place, the HTTP transport (connectors/http.py): idempotent requests are retried on
+  resets, timeouts, 502/503/504 and 429; a POST only when it never left. The SDK's own retries are off for
+  every request, so nothing is retried twice over and a POST whose outcome is unknown is never blindly re-sent.
+  Every write is instead idempotent at our level: before importing, and again after any error, the target is
+  listed for what a previous (possibly killed, possibly still in flight) push already created, and only what
+  is missing is sent (see ``_push_project``).
 - Reads go through the SDK's authenticated HTTP client but are decoded as plain JSON: a pull of 10,000 tasks
   would otherwise build 40,000 pydantic objects only to read five fields of each.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from datetime import datetime, timezone
 from dataclasses import replace
 from typing import Callable, Iterable, Iterator
@@ -28,10 +32,11 @@ from label_studio_sdk.core.api_error import ApiError
 
 from relabel import progress
 from relabel.config import checked_api_key, label_studio_url
-from relabel.errors import AuthError, ConfigError, ConnectorError, InputError, preview
+from relabel.errors import AuthError, ConfigError, ConnectorError, InputError, OutcomeUnknown, preview
 from relabel.redaction import redact, url_without_userinfo
 
 from . import label_studio_pull
+from .http import IDEMPOTENT_METHODS, GaveUp, is_tls_error, retry_summary, retrying_client
 from .label_config import LabelConfig, parse_label_config
 from .records import AnnotationRecord, ProjectInfo, Pull, PushedTask, ReviewAnswer, ReviewRequest
 from .review_config import panel_data, review_label_config
@@ -50,6 +55,16 @@ FINAL_FIELD = "relabel_final"
 OWN_PREFIX = "relabel_"
 NO_RETRY = {"max_retries": 0}
 DEFAULT_TIMEOUT = 300.0
+# After a write whose outcome is unknown, what is in Label Studio is listed until it stops changing and the write
+# is at least SETTLE_SECONDS old: a request held up by a proxy or a busy server lands within a few seconds of
+# being sent or not at all (Label Studio imports inside the request, in one transaction). Looks are
+# SETTLE_POLL_SECONDS apart; after SETTLE_MAX_SECONDS of constant change we go on (and duplicates are removed at
+# the next push).
+SETTLE_SECONDS = 5.0
+SETTLE_POLL_SECONDS = 0.5
+SETTLE_MAX_SECONDS = 60.0
+# A write whose outcome stays unknown is re-checked and re-sent (only what is missing) this many times in all.
+WRITE_ATTEMPTS = 6
 
 
 def model_version(round_number: int) -> str:
@@ -95,8 +110,7 @@ class LabelStudioConnector:
         self.after_import = after_import
         self._label_tag = label_tag
         self._text_field = text_field
-        self._http = httpx_client or httpx.Client(
-            timeout=timeout, limits=httpx.Limits(max_keepalive_connections=0))
+        self._http = httpx_client or retrying_client(timeout=timeout)
         with self._translate("connect"):
             self.client = LabelStudio(base_url=self.url, api_key=api_key, httpx_client=self._http)
         self._raw = self.client._client_wrapper.httpx_client  # the SDK's authenticated client (JWT refresh included)
@@ -108,30 +122,44 @@ class LabelStudioConnector:
         return f"LabelStudioConnector(url={self.url!r}, project_id={self.project_id})"
 
     # ----------------------------------------------------------------------------------------------- plumbing
-    def _translate(self, what: str, project: int | None = None):
-        return _Translate(self, what, project)
+    def _translate(self, what: str, project: int | None = None, unsure: bool = False):
+        return _Translate(self, what, project, unsure)
 
     def _request(self, method: str, path: str, *, params: dict | None = None, json_body=None,
                  write: bool = False, project: int | None = None, missing_ok: bool = False):
         """One API call, decoded as JSON, with Label Studio's failures turned into relabel errors.
 
-        ``missing_ok`` returns None for a 404 instead of raising (a page past the end of a listing).
+        ``missing_ok`` returns None for a 404 instead of raising (a page past the end of a listing, a task
+        already deleted). A request that is not idempotent (POST) and failed after it was sent raises
+        OutcomeUnknown: the caller re-checks what landed (``_write_missing``). ``write`` marks calls that change
+        Label Studio, for the reader; retrying is decided by the method, in connectors/http.py.
         """
-        with self._translate(f"{method} /{path}", project):
+        what = f"{method} /{path}"
+        unsure = method.upper() not in IDEMPOTENT_METHODS
+        with self._translate(what, project, unsure):
+            # Retries are the transport's (connectors/http.py); the SDK's would re-send POSTs.
             response = self._raw.request(path, method=method, params=params, json=json_body,
-                                         request_options=NO_RETRY if write else None)
+                                         request_options=NO_RETRY)
         if response.status_code == 404 and missing_ok:
             return None
         if response.status_code >= 400:
-            _raise_for_status(self, response.status_code, response.text, f"{method} /{path}", project)
+            if unsure and (response.status_code >= 500 or response.status_code == 429):
+                raise OutcomeUnknown(f"Label Studio at {url_without_userinfo(self.url)} answered "
+                                     f"{response.status_code} to {what}, which may or may not have been carried out.")
+            _raise_for_status(self, response.status_code, response.text, what, project,
+                              retried=retry_summary(response))
         if 300 <= response.status_code < 400 or (response.content and not _looks_like_json(response)):
-            _raise_not_json(self, response, f"{method} /{path}")
+            if unsure and response.status_code < 300:
+                _raise_unknown_not_json(self, response, what)
+            _raise_not_json(self, response, what)
         if not response.content:
             return None
         try:
             return response.json()
         except ValueError:
-            _raise_not_json(self, response, f"{method} /{path}")
+            if unsure:
+                _raise_unknown_not_json(self, response, what)
+            _raise_not_json(self, response, what)
 
     def _project_json(self, project_id: int | None = None, refresh: bool = False) -> dict:
         project_id = project_id or self.project_id
@@ -271,7 +299,7 @@ class LabelStudioConnector:
 
     # ----------------------------------------------------------------------------------------------- push
     def push(self, requests: list[ReviewRequest], *, mode: str = "project", show_suggestion: bool = True,
-             preselect: bool = False) -> list[PushedTask]:
+             preselect: bool = False, unsure_since: float | None = None) -> list[PushedTask]:
         """Put review requests into Label Studio with one bulk import; return where each landed.
 
         ``mode="project"``: tasks in a review project next to the source (created on first use, with the review
@@ -282,6 +310,10 @@ class LabelStudioConnector:
         round and carries the quality for sorting), one more requested annotation (overlap) and a saved view
         "relabel round N". Idempotent: what an earlier push of the same (item, round) created is
         found and returned, never created twice.
+
+        ``unsure_since`` (a ``time.time()``) says an earlier push started then and may have sent writes whose
+        outcome is unknown (it was killed, or lost the answer): they may still land, so what is there is listed
+        until it stops changing (``_settled``) before anything missing is sent.
         """
         if mode not in MODES:
             raise ConfigError(f"The push mode must be one of {', '.join(MODES)}. Got {mode!r}.")
@@ -291,34 +323,130 @@ class LabelStudioConnector:
         config = self._label_config()
         _check_requests(requests, config, mode)
         if mode == "project":
-            return self._push_project(requests, config, show_suggestion, preselect)
-        return self._push_in_place(requests, config, preselect)
+            return self._push_project(requests, config, show_suggestion, preselect, unsure_since)
+        return self._push_in_place(requests, config, preselect, unsure_since)
 
-    def review_project_id(self, create: bool = False, show_suggestion: bool = False) -> int | None:
-        """The review project of this source project, found by the marker in its description."""
+    # ---- writes whose outcome may be unknown -----------------------------------------------------------
+    def _settled(self, look: Callable[[], object], size: Callable[[object], int], sent_at: float | None):
+        """``look()`` again and again until what it sees stops changing, when a write sent at ``sent_at`` (a
+        ``time.time()``) may still be on its way; at once when nothing is in doubt.
+
+        A POST that was delayed (by a proxy, a busy server) can land after its sender died or gave up; sending
+        the same thing again before it landed is how duplicates happen. So we wait until the write is at least
+        ``SETTLE_SECONDS`` old and two looks ``SETTLE_POLL_SECONDS`` apart agree.
+        """
+        seen = look()
+        if sent_at is None or time.time() >= sent_at + SETTLE_SECONDS + SETTLE_POLL_SECONDS:
+            return seen      # nothing in doubt, or so long ago that it has landed or never will
+        give_up = time.monotonic() + SETTLE_MAX_SECONDS
+        while time.monotonic() < give_up:
+            time.sleep(SETTLE_POLL_SECONDS)
+            again = look()
+            if size(again) == size(seen) and time.time() >= sent_at + SETTLE_SECONDS:
+                return again
+            seen = again
+        log.warning("Label Studio kept changing while relabel waited for an earlier write to land; going on.")
+        return seen
+
+    def _write_missing(self, what: str, look: Callable[[], object], size: Callable[[object], int],
+                       send: Callable[[object], object], unsure_since: float | None):
+        """Send only what ``look()`` shows missing (``send(seen)`` returns None when nothing is), and after a write
+        whose outcome is unknown, look again (settled) before sending what is still missing.
+
+        Returns ``(seen, answer)``: the last settled look and the answer of the send that went through (None if
+        nothing had to be sent, or what it created was found by looking).
+        """
+        seen = self._settled(look, size, unsure_since)
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            sent_at = time.time()
+            try:
+                return seen, send(seen)
+            except OutcomeUnknown as exc:
+                if attempt == WRITE_ATTEMPTS:
+                    raise ConnectorError(f"{exc} It was tried {attempt} times, each time re-checking what had "
+                                         f"landed; run the command again to finish {what}.") from None
+                log.warning("%s: outcome unknown (%s); re-checking what landed before sending the rest.", what, exc)
+                seen = self._settled(look, size, sent_at)
+        raise AssertionError("unreachable")
+
+    # ---- review project ----------------------------------------------------------------------------------
+    def review_project_id(self, create: bool = False, show_suggestion: bool = False,
+                          unsure_since: float | None = None) -> int | None:
+        """The review project of this source project, found by the marker in its description.
+
+        When a lost answer made two of them (a creation that landed late), the oldest is the one; empty later
+        ones are deleted.
+        """
+        def look() -> list[dict]:
+            return self._marked_projects()
+
+        def send(found: list[dict]):
+            if found:
+                return None
+            source = self._project_json()
+            return self._request("POST", "api/projects/", write=True, json_body={
+                "title": f"relabel review: {source.get('title') or self.project_id}"[:50],
+                "description": f"Items relabel sent for review. {REVIEW_MARKER}{self.project_id}",
+                "label_config": self.review_config(show_suggestion),
+                # One careful answer per review task is the point; the next round can ask again.
+                "maximum_annotations": 1,
+            })
+        if not create:
+            found = look()
+        else:
+            found, created = self._write_missing("creating the review project", look, len, send, unsure_since)
+            if created is not None:
+                return created["id"]
+        if not found:
+            return None
+        keep, *extra = sorted(found, key=lambda p: p["id"])
+        for project in extra:
+            if not int(project.get("task_number") or 0):
+                log.warning("Deleting review project %s: an empty duplicate of review project %s.",
+                            project["id"], keep["id"])
+                self._request("DELETE", f"api/projects/{project['id']}", write=True, missing_ok=True)
+        return keep["id"]
+
+    def _marked_projects(self) -> list[dict]:
         marker = f"{REVIEW_MARKER}{self.project_id}"
-        page = 1
+        found, page = [], 1
         while True:
             body = self._request("GET", "api/projects/", params={"page": page, "page_size": 100,
-                                                                 "include": "id,title,description"})
+                                                                 "include": "id,title,description,task_number"})
             projects = body.get("results", []) if isinstance(body, dict) else body
-            for project in projects:
-                if marker in (project.get("description") or "").split():
-                    return project["id"]
+            found += [p for p in projects if marker in (p.get("description") or "").split()]
             if not isinstance(body, dict) or not body.get("next"):
-                break
+                return found
             page += 1
-        if not create:
-            return None
-        source = self._project_json()
-        created = self._request("POST", "api/projects/", write=True, json_body={
-            "title": f"relabel review: {source.get('title') or self.project_id}"[:50],
-            "description": f"Items relabel sent for review. {marker}",
-            "label_config": self.review_config(show_suggestion),
-            # One careful answer per review task is the point; the next round can ask again.
-            "maximum_annotations": 1,
-        })
-        return created["id"]
+
+    def review_project_exists(self, project_id: int) -> bool:
+        """False when the project is gone from Label Studio (deleted by someone)."""
+        return self._request("GET", f"api/projects/{project_id}", project=project_id, missing_ok=True) is not None
+
+    def _review_listing(self, target: int) -> dict[tuple[str, int], list[dict]]:
+        """Every relabel review task in ``target``, by (item, round); more than one means a duplicate."""
+        out: dict[tuple[str, int], list[dict]] = {}
+        for task in self._iter_tasks(target, fields="all"):
+            data = task.get("data") or {}
+            if "relabel_item" in data and "relabel_round" in data:
+                out.setdefault((str(data["relabel_item"]), int(data["relabel_round"])), []).append(task)
+        return out
+
+    def _drop_duplicates(self, target: int, listing: dict[tuple[str, int], list[dict]]) -> dict[tuple[str, int], int]:
+        """One task per (item, round): the oldest. Later copies (a late-landing import) are deleted unless
+        someone already answered them, which is reported and kept."""
+        chosen = {}
+        for key, tasks in listing.items():
+            first, *copies = sorted(tasks, key=lambda t: t["id"])
+            chosen[key] = first["id"]
+            for copy in copies:
+                if copy.get("annotations") or int(copy.get("total_annotations") or 0):
+                    log.warning("Review task %s duplicates task %s (item %s, round %s) and was already answered; "
+                                "it is kept, and only task %s's answer is collected.", copy["id"], first["id"],
+                                key[0], key[1], first["id"])
+                    continue
+                self._request("DELETE", f"api/tasks/{copy['id']}", write=True, missing_ok=True)
+        return chosen
 
     def review_config(self, show_suggestion: bool = False) -> str:
         """The review project's labeling config, generated from the source project's."""
@@ -338,32 +466,40 @@ class LabelStudioConnector:
             log.warning("The review project %s keeps its labeling config; Label Studio refused the new one (%s).",
                         target, exc)
 
-    def _push_project(self, requests: list[ReviewRequest], config: LabelConfig,
-                      show_suggestion: bool, preselect: bool) -> list[PushedTask]:
-        target = self.review_project_id(create=True, show_suggestion=show_suggestion)
+    def _push_project(self, requests: list[ReviewRequest], config: LabelConfig, show_suggestion: bool,
+                      preselect: bool, unsure_since: float | None) -> list[PushedTask]:
+        target = self.review_project_id(create=True, show_suggestion=show_suggestion, unsure_since=unsure_since)
         self._update_review_config(target, show_suggestion)
-        existing = {}
-        for task in self._iter_tasks(target, fields="task_only"):
-            data = task.get("data") or {}
-            if "relabel_item" in data and "relabel_round" in data:
-                existing[(str(data["relabel_item"]), int(data["relabel_round"]))] = task["id"]
-        new = [r for r in requests if (r.item_id, r.round) not in existing]
-        if new:
+        by_key = {(r.item_id, r.round): r for r in requests}
+        bar = progress.bar(f"Pushing {len(requests)} review tasks", total=1)   # one bulk import
+
+        def send(listing):
+            new = [r for key, r in by_key.items() if key not in listing]
+            if not new:
+                return None
             tasks = [self._review_task(r, config, show_suggestion, preselect) for r in new]
-            with progress.bar(f"Pushing {len(new)} review tasks", total=1) as bar:  # one bulk import
-                body = self._request("POST", f"api/projects/{target}/import", params={"return_task_ids": "true"},
-                                     json_body=tasks, write=True, project=target)
-                bar.update()
+            body = self._request("POST", f"api/projects/{target}/import", params={"return_task_ids": "true"},
+                                 json_body=tasks, write=True, project=target)
             if self.after_import is not None:
                 self.after_import()
-            task_ids = body.get("task_ids") or []
+            task_ids = (body or {}).get("task_ids") or []
             if len(task_ids) != len(new):
                 raise ConnectorError(f"Label Studio imported {len(task_ids)} of {len(new)} review tasks into "
                                      f"project {target}; push again to complete the round.")
             # The community edition creates tasks in request order and returns their ids in that order.
-            existing.update({(r.item_id, r.round): tid for r, tid in zip(new, task_ids)})
-            if preselect:
-                self._set_model_version(target, max(r.round for r in new))
+            return {(r.item_id, r.round): tid for r, tid in zip(new, task_ids)}
+
+        with bar:
+            listing, created = self._write_missing(f"pushing round {max(r.round for r in requests)}",
+                                                   lambda: self._review_listing(target),
+                                                   lambda found: sum(map(len, found.values())), send, unsure_since)
+            bar.update()
+        existing = self._drop_duplicates(target, listing)
+        existing.update(created or {})
+        if preselect:
+            # Always, not only when something was imported: a rerun after a lost answer or a failed PATCH
+            # must not leave the project sorting by the previous round's predictions.
+            self._ensure_model_version(target, max(r.round for r in requests))
         return [PushedTask(item_id=r.item_id, round=r.round, target_project=target,
                            task_id=existing[(r.item_id, r.round)], mode="project") for r in requests]
 
@@ -390,36 +526,64 @@ class LabelStudioConnector:
             prediction["task"] = task_id
         return prediction
 
-    def _set_model_version(self, project_id: int, round_number: int) -> None:
+    def _ensure_model_version(self, project_id: int, round_number: int) -> None:
         # predictions_score only counts predictions whose model_version is the project's: without this the
-        # Data Manager cannot sort the round by quality.
-        self._request("PATCH", f"api/projects/{project_id}", json_body={"model_version": model_version(round_number)},
-                      write=True, project=project_id)
+        # Data Manager cannot sort the round by quality. A PATCH of an absolute value: safe to retry.
+        wanted = model_version(round_number)
+        if self._project_json(project_id, refresh=True).get("model_version") != wanted:
+            self._request("PATCH", f"api/projects/{project_id}", json_body={"model_version": wanted},
+                          write=True, project=project_id)
 
-    def _push_in_place(self, requests: list[ReviewRequest], config: LabelConfig,
-                       preselect: bool) -> list[PushedTask]:
+    def _push_in_place(self, requests: list[ReviewRequest], config: LabelConfig, preselect: bool,
+                       unsure_since: float | None) -> list[PushedTask]:
         by_task = {int(r.item_id): r for r in requests}
-        tasks = {t["id"]: t for t in self._iter_tasks(self.project_id, task_ids=sorted(by_task))}
-        missing = sorted(set(by_task) - set(tasks))
-        if missing:
-            raise InputError(f"Tasks {preview(missing)} are not in project {self.project_id} at {self.url}; "
-                             f"pull again and select from the current tasks.")
-        new = [r for r in requests if _round_prediction(tasks[int(r.item_id)], r.round) is None]
-        if new:
+
+        def look() -> dict[int, dict]:
+            tasks = {t["id"]: t for t in self._iter_tasks(self.project_id, task_ids=sorted(by_task))}
+            missing = sorted(set(by_task) - set(tasks))
+            if missing:
+                raise InputError(f"Tasks {preview(missing)} are not in project {self.project_id} at {self.url}; "
+                                 f"pull again and select from the current tasks.")
+            return tasks
+
+        def size(tasks: dict[int, dict]) -> int:
+            return sum(_round_prediction(t, by_task[tid].round) is not None for tid, t in tasks.items())
+
+        def send(tasks: dict[int, dict]):
+            new = [r for r in requests if _round_prediction(tasks[int(r.item_id)], r.round) is None]
+            if not new:
+                return None
             predictions = [self._prediction(r, config, int(r.item_id), preselect=preselect) for r in new]
             self._request("POST", f"api/projects/{self.project_id}/import/predictions", json_body=predictions,
                           write=True)
             if self.after_import is not None:
                 self.after_import()
+            return len(new)
+
+        tasks, sent = self._write_missing(f"pushing round {max(r.round for r in requests)} in place", look, size,
+                                          send, unsure_since)
+        if sent or self._drop_duplicate_predictions(tasks, requests):
             # Re-read so the overlap step below sees the predictions' timestamps, also on a resumed push.
-            tasks = {t["id"]: t for t in self._iter_tasks(self.project_id, task_ids=sorted(by_task))}
+            tasks = look()
         self._raise_overlap(tasks, requests)
         rounds = sorted({r.round for r in requests})
         for round_number in rounds:
-            self._save_view(round_number)
-        self._set_model_version(self.project_id, rounds[-1])
+            self._save_view(round_number, unsure_since)
+        self._ensure_model_version(self.project_id, rounds[-1])
         return [PushedTask(item_id=r.item_id, round=r.round, target_project=self.project_id,
                            task_id=int(r.item_id), mode="in_place") for r in requests]
+
+    def _drop_duplicate_predictions(self, tasks: dict[int, dict], requests: list[ReviewRequest]) -> int:
+        """Delete later copies of a round's prediction on a task (a late-landing import); return how many."""
+        dropped = 0
+        for r in requests:
+            version = model_version(r.round)
+            mine = sorted((p for p in tasks[int(r.item_id)].get("predictions") or []
+                           if isinstance(p, dict) and p.get("model_version") == version), key=lambda p: p["id"])
+            for copy in mine[1:]:
+                self._request("DELETE", f"api/predictions/{copy['id']}", write=True, missing_ok=True)
+                dropped += 1
+        return dropped
 
     def _raise_overlap(self, tasks: dict[int, dict], requests: list[ReviewRequest]) -> None:
         """Ask Label Studio for one more annotator on each task than it had when the round's prediction came.
@@ -443,7 +607,7 @@ class LabelStudioConnector:
                 self._request("PATCH", f"api/tasks/{task['id']}", write=True,
                               json_body={"overlap": wanted, "is_labeled": labelled})
 
-    def _save_view(self, round_number: int) -> None:
+    def _save_view(self, round_number: int, unsure_since: float | None = None) -> None:
         """A Data Manager tab listing the round's tasks, lowest quality (prediction score) first."""
         title = view_title(round_number)
         data = {"title": title,
@@ -451,13 +615,23 @@ class LabelStudioConnector:
                     "filter": "filter:tasks:predictions_model_versions", "operator": "contains", "type": "List",
                     "value": [model_version(round_number)]}]},
                 "ordering": ["tasks:predictions_score"]}
-        views = self._request("GET", "api/dm/views/", params={"project": self.project_id})
-        for view in views or []:
-            if (view.get("data") or {}).get("title") == title:
-                self._request("PATCH", f"api/dm/views/{view['id']}", write=True,
-                              json_body={"project": self.project_id, "data": data})
-                return
-        self._request("POST", "api/dm/views/", write=True, json_body={"project": self.project_id, "data": data})
+
+        def look() -> list[dict]:
+            views = self._request("GET", "api/dm/views/", params={"project": self.project_id}) or []
+            return sorted((v for v in views if (v.get("data") or {}).get("title") == title), key=lambda v: v["id"])
+
+        def send(views: list[dict]):
+            if views:
+                return None
+            return self._request("POST", "api/dm/views/", write=True,
+                                 json_body={"project": self.project_id, "data": data})
+        views, created = self._write_missing(f"saving the view {title!r}", look, len, send, unsure_since)
+        if created is None and views:
+            keep, *copies = views
+            self._request("PATCH", f"api/dm/views/{keep['id']}", write=True,
+                          json_body={"project": self.project_id, "data": data})
+            for copy in copies:     # a creation that landed late
+                self._request("DELETE", f"api/dm/views/{copy['id']}", write=True, missing_ok=True)
 
     # ----------------------------------------------------------------------------------------------- collect
     def collect(self, pushed: list[PushedTask]) -> list[ReviewAnswer]:
@@ -589,8 +763,8 @@ def _advancing(values, bar):
 class _Translate:
     """Turn transport failures and SDK ApiErrors inside a block into one-sentence relabel errors."""
 
-    def __init__(self, connector: LabelStudioConnector, what: str, project: int | None):
-        self.connector, self.what, self.project = connector, what, project
+    def __init__(self, connector: LabelStudioConnector, what: str, project: int | None, unsure: bool = False):
+        self.connector, self.what, self.project, self.unsure = connector, what, project, unsure
 
     def __enter__(self):
         return self
@@ -599,6 +773,24 @@ class _Translate:
         if exc is None:
             return False
         url = url_without_userinfo(self.connector.url)
+        if self.unsure and isinstance(exc, httpx.TransportError) and not isinstance(
+                exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError, GaveUp)):
+            raise OutcomeUnknown(f"The request {self.what} to Label Studio at {url} was sent but its answer was "
+                                 f"lost ({type(exc).__name__}).") from None
+        if isinstance(exc, GaveUp) and isinstance(exc.last, (httpx.ConnectError, httpx.ConnectTimeout)) \
+                and not is_tls_error(exc.last):
+            raise ConnectorError(f"Cannot reach Label Studio at {url} ({type(exc.last).__name__}, {exc}); check "
+                                 "the URL and that the server is running.") from None
+        if isinstance(exc, GaveUp):
+            raise ConnectorError(f"Label Studio at {url} kept failing: {exc}; check the server and the network, "
+                                 "then run the command again (it resumes where it stopped).") from None
+        if isinstance(exc, httpx.ProxyError):
+            raise ConnectorError(f"The proxy between relabel and Label Studio at {url} refused {self.what} "
+                                 f"({exc}); check HTTPS_PROXY / HTTP_PROXY / NO_PROXY.") from None
+        if isinstance(exc, httpx.ConnectError) and is_tls_error(exc):
+            raise ConnectorError(f"The TLS connection to Label Studio at {url} failed ({_tls_reason(exc)}); check "
+                                 "the certificate (SSL_CERT_FILE for a private CA) or the http/https in the "
+                                 "URL.") from None
         if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
             raise ConnectorError(f"Cannot reach Label Studio at {url} ({type(exc).__name__}); check the URL and "
                                  f"that the server is running.") from None
@@ -614,7 +806,7 @@ class _Translate:
 
 
 def _raise_for_status(connector: LabelStudioConnector, status: int, body: str, what: str,
-                      project: int | None) -> None:
+                      project: int | None, retried: str = "") -> None:
     url = url_without_userinfo(connector.url)
     if status == 401:
         raise AuthError(f"Label Studio at {url} rejected the API key (401); check {API_KEY_VARIABLE}: legacy "
@@ -624,8 +816,24 @@ def _raise_for_status(connector: LabelStudioConnector, status: int, body: str, w
                         f"user who may read and write project {project or connector.project_id}.")
     if status == 404 and project is not None:
         raise ConnectorError(f"There is no project {project} at {url}; check the project id in the project's URL.")
-    short = redact(" ".join(body.split())[:200])  # a proxy may echo the request's headers back
-    raise ConnectorError(f"Label Studio at {url} answered {status} to {what}: {short}; check the server log.")
+    if body.lstrip().startswith("<"):   # an HTML error page (a proxy's or Django's): its text says little
+        short = "an HTML error page"
+    else:
+        short = redact(" ".join(body.split())[:200])  # a proxy may echo the request's headers back
+    raise ConnectorError(f"Label Studio at {url} answered {status} to {what}{retried}: {short}; check the "
+                         "server log.")
+
+
+def _tls_reason(exc: BaseException) -> str:
+    text = str(exc)
+    return text.split("] ", 1)[-1].split(" (_ssl")[0] if text else type(exc).__name__
+
+
+def _raise_unknown_not_json(connector: LabelStudioConnector, response, what: str) -> None:
+    """A write answered with something that is not Label Studio's JSON (a proxy's page): it may have landed."""
+    kind = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+    raise OutcomeUnknown(f"Label Studio at {url_without_userinfo(connector.url)} answered {what} with {kind} "
+                         "instead of JSON, so whether it was carried out is unknown.")
 
 
 def _looks_like_json(response) -> bool:

@@ -119,8 +119,12 @@ class Connector(Protocol):
     def pull(self, since: str | None = None, reconcile: bool = False) -> Pull: ...
 
     def push(self, requests: list[ReviewRequest], *, mode: str = "project", show_suggestion: bool = True,
-             preselect: bool = False) -> list[PushedTask]: ...
+             preselect: bool = False, unsure_since: float | None = None) -> list[PushedTask]:
+        """``unsure_since``: an earlier push started then and may have sent writes that are still landing."""
 
     def collect(self, pushed: list[PushedTask]) -> list[ReviewAnswer]:
         """Every answer on the pushed tasks as it stands now (edits included), not only the newest."""
         ...
+
+    # Optional: ``review_project_exists(project_id) -> bool`` lets collect notice a review project deleted in
+    # the labelling tool (relabel.rounds.Loop looks it up with getattr).

@@ -349,7 +349,7 @@ def collect(ctx, wait):
     relabel collect
     """
     s = _loop(ctx, wait).collect()
-    _say(ctx, _jsonable(s), _collect_line(s))
+    _say(ctx, _jsonable(s), _collect_lines(s))
 
 
 @cli.command("round")
@@ -396,12 +396,15 @@ def round_(ctx, budget, force, dask_scheduler, wait):
                                "collect": _jsonable(s.collect) if s.collect else None,
                                "pull": _pull_json(s.pull) if s.pull else None,
                                "score": _jsonable(s.score) if s.score else None,
-                               "push": _jsonable(s.push) if s.push else None}, default=_jsonable))
+                               "push": _jsonable(s.push) if s.push else None, "notes": list(s.notes)},
+                              default=_jsonable))
         return
     if s.resumed:
         click.echo(f"Resumed round {s.round}.")
     if unchanged is not None:
         click.echo(unchanged)
+    for note in s.notes:
+        click.echo(f"note: {note}")
 
 
 @cli.command()
@@ -535,11 +538,12 @@ def log_(ctx, round_number, step, limit):
 
 
 @cli.command()
+@_wait_option
 @config_option
 @json_option
 @click.pass_context
 @_errors_to_exit_1
-def writeback(ctx):
+def writeback(ctx, wait):
     """Write every item's final label into the source project's task field `relabel_final`.
 
     The same label `relabel export` gives (the reviewer's where reviewed, the consensus elsewhere); only
@@ -548,7 +552,7 @@ def writeback(ctx):
     \b
     relabel round && relabel writeback
     """
-    s = _loop(ctx).writeback()
+    s = _loop(ctx, wait).writeback()
     _say(ctx, _jsonable(s),
          f"Final labels in Label Studio: {s.written} written, {s.updated} updated, {s.removed} removed, "
          f"{s.unchanged} unchanged" + (f"; {s.missing} items are no longer tasks." if s.missing else "."))
@@ -672,6 +676,10 @@ def _push_line(s) -> str:
     return f"Round {s.round}: {s.new} new review tasks ({s.mode}), {s.total} in total."
 
 
+def _collect_lines(s) -> list[str]:
+    return [f"note: {note}" for note in s.notes] + [_collect_line(s)]
+
+
 def _collect_line(s) -> str:
     return (f"Collected {s.decisions} decisions ({s.confirmed} confirmed, {s.corrected} corrected, "
             f"{s.skipped} skipped, {s.disputed} disputed), {s.changed} changed, "
@@ -681,7 +689,7 @@ def _collect_line(s) -> str:
 def _step_lines(name: str, summary) -> list[str]:
     """The line(s) `relabel round` prints when a step ends."""
     if name == "collect":
-        return [_collect_line(summary)]
+        return _collect_lines(summary)
     if name == "pull":
         return [_pull_line(summary)]
     if name == "score":

@@ -296,6 +296,15 @@ def _serve_secret(variable: str, path: Path | None, setting: str, what: str) -> 
     return value
 
 
+def _check_code_settings(model: dict) -> None:
+    """A shared config is data, not code: the settings that name code are checked as soon as the file is read, so
+    a refused name never reaches an import (relabel.classifiers)."""
+    from .classifiers import check_options, classifier_class
+    if model.get("classifier") is not None:
+        classifier_class(model["classifier"])
+    check_options(model.get("classifier_options", {}))
+
+
 def checked_api_key(key: str, source: str = f"The {API_KEY_ENV} environment variable") -> str:
     """``key`` stripped of surrounding whitespace, refused (without ever echoing it) when it cannot be a token.
 
@@ -314,15 +323,6 @@ def checked_api_key(key: str, source: str = f"The {API_KEY_ENV} environment vari
     if not key.isprintable() or any(ch.isspace() for ch in key):
         raise AuthError(f"{source} holds spaces or control characters inside the key; keep only the access token.")
     return key
-
-
-def _check_code_settings(model: dict) -> None:
-    """A shared config is data, not code: the settings that name code are checked as soon as the file is read, so
-    a refused name never reaches an import (relabel.classifiers)."""
-    from .classifiers import check_options, classifier_class
-    if model.get("classifier") is not None:
-        classifier_class(model["classifier"])
-    check_options(model.get("classifier_options", {}))
 
 
 def positive_budget(value) -> int:

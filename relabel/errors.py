@@ -9,7 +9,8 @@ Every message names the bad value, the item, annotator or setting it belongs to,
      │    └── AnnotationError         items with no label, too few annotators, all items singly labelled
      ├── ConfigError (ValueError)     a setting in relabel.toml or on the command line is wrong or missing
      ├── ConnectorError               the outside system (Label Studio) refused, failed or is unreachable
-     │    └── AuthError               the API key is missing, wrong or cannot see what relabel needs
+     │    ├── AuthError               the API key is missing, wrong or cannot see what relabel needs
+     │    └── OutcomeUnknown          a write was sent and no answer came back: it may or may not have landed
      └── StoreError                   the SQLite store is missing, locked or from another project
           └── StoreLocked             another relabel command is writing to the store right now
 """
@@ -45,6 +46,10 @@ class ConnectorError(RelabelError):
 
 class AuthError(ConnectorError):
     """The API key is missing, wrong, or cannot see what relabel needs."""
+
+
+class OutcomeUnknown(ConnectorError):
+    """A write (POST) was sent but its answer was lost: it may or may not have landed. Re-check, never re-send."""
 
 
 class StoreError(RelabelError):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from .featurizers import (MemoryEmbeddingCache, ModelWarning, check_texts, featu
                           resolve_model_path, text_hash)
 from .validation import check_labels, check_pred_probs
 from .vector_files import read_keyed_vectors
+
+if TYPE_CHECKING:
+    from .model_selection import ModelReport
 
 __all__ = ["ModelSettings", "predict_probs", "fit_predict_probs", "ModelResult", "cross_val_pred_probs", "featurizer", "text_hash",
            "MemoryEmbeddingCache", "ModelWarning", "check_in_sample", "texts_for_items", "make_classifier",

@@ -96,6 +96,8 @@ class CollectSummary:
     changed: int = 0
     disputed: int = 0
     ordinary: int = 0
+    notes: tuple[str, ...] = ()       # e.g. a review project deleted in Label Studio
+    forgotten: int = 0                # unanswered review tasks of deleted review projects, to push again
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ class RoundSummary:
     # Set when the round was not started because nothing changed since the last one ("nothing changed since
     # round 4; 30 review tasks still open"); ``round`` is then that last round. Read by the plugin service.
     unchanged_reason: str | None = None
+    notes: tuple[str, ...] = ()       # e.g. the annotations the round leaves out, and why
 
 
 def _writes(command: str):
@@ -132,6 +135,16 @@ def _writes(command: str):
                         self._lock = None
         return locked
     return decorate
+
+
+def _reads(method):
+    """Run a Loop method that only reads inside one snapshot of the store (it never waits for the writer lock
+    and sees one committed state throughout, never half of a write that lands meanwhile)."""
+    @functools.wraps(method)
+    def snapshot(self, *args, **kwargs):
+        with self.store.snapshot():
+            return method(self, *args, **kwargs)
+    return snapshot
 
 
 class Loop:
@@ -197,6 +210,9 @@ class Loop:
         """
         tasks = [PushedTask(item_id=r["item_id"], round=r["round"], target_project=r["target_project"],
                             task_id=r["task_id"], mode=r["mode"]) for r in self.store.review_tasks()]
+        notes, forgotten, gone = self._forget_deleted_review_projects(tasks)
+        # A deleted project's answered tasks stay recorded with their decisions, but cannot be read again.
+        tasks = [p for p in tasks if p.target_project not in gone]
         answers = self.connector.collect(tasks) if tasks else []
         deciding = [a for a in answers if self.review.decides(a.reviewer)]
         self.store.record_review_answers(answers, {a.reviewer for a in deciding})
@@ -213,11 +229,34 @@ class Loop:
                                  changed=sum(r["change"] == "changed" for r in rows),
                                  confirmed=outcomes.count("confirmed"), corrected=outcomes.count("corrected"),
                                  skipped=outcomes.count("skipped"), disputed=outcomes.count("disputed"),
-                                 ordinary=ordinary)
+                                 ordinary=ordinary, notes=tuple(notes), forgotten=forgotten)
         self.store.log_event("collect", f"{summary.decisions} new and {summary.changed} changed decisions, "
                                         f"{ordinary} answers by non-reviewers, from {len(tasks)} review tasks",
                              details=summary.__dict__)
         return summary
+
+    def _forget_deleted_review_projects(self, pending: list[PushedTask]) -> tuple[list[str], int, set[int]]:
+        """Review projects deleted in Label Studio: forget their unanswered review tasks (so their items can be
+        selected and pushed again, into a new review project) and keep every decision already collected.
+        Returns a note per project whose tasks were forgotten now, how many, and every deleted project."""
+        exists = getattr(self.connector, "review_project_exists", None)
+        if exists is None:
+            return [], 0, set()
+        notes, total, gone = [], 0, set()
+        for project in sorted({p.target_project for p in pending if p.mode == "project"}):
+            if exists(project):
+                continue
+            gone.add(project)
+            forgotten, kept = self.store.forget_review_tasks(project)
+            if not forgotten:
+                continue          # said when it was found deleted; its answered tasks stay as they are
+            total += forgotten
+            note = (f"Review project {project} was deleted in Label Studio: its {forgotten} unanswered review tasks "
+                    f"are forgotten and their items can be selected again; the {kept} decisions already collected "
+                    "from it are kept; the next push creates a new review project.")
+            self.store.log_event("collect", note, details={"deleted_review_project": project})
+            notes.append(note)
+        return notes, total, gone
 
     # ---- pull -------------------------------------------------------------------------------------------
     @_writes("pull")
@@ -376,9 +415,12 @@ class Loop:
         if todo:
             requests = self._review_requests(rnd, todo)
             # One bulk call; nothing is recorded until it returned, and the connector finds what an earlier,
-            # killed push already created, so recording afterwards never duplicates.
+            # killed push already created, so recording afterwards never duplicates. The in-flight mark is
+            # written before anything is sent: a push killed with a request still on its way leaves it, and the
+            # next push then lets that request land (or not) before it imports what is missing.
+            unsure_since = self.store.push_started(rnd)
             pushed = self.connector.push(requests, mode=mode, show_suggestion=self.review.show_suggestion,
-                                         preselect=self.review.preselect)
+                                         preselect=self.review.preselect, unsure_since=unsure_since)
             missing = sorted({r.item_id for r in requests} - {str(t.item_id) for t in pushed})
             new = self.store.record_pushed(rnd, pushed, selection, mark_pushed=not missing)
             if missing:
@@ -483,7 +525,10 @@ class Loop:
         pulled = step("pull", self.pull)
         # Compared with what the last round scored, not with the last collect or pull: `relabel collect`
         # run by hand in between must not hide its decisions from the next round.
-        if latest is not None and not force and latest.get("inputs") == self.store.inputs_signature():
+        # Review tasks forgotten because their review project was deleted must go out again: that is a change.
+        forgotten = collected is not None and collected.forgotten > 0
+        unchanged = latest is not None and latest.get("inputs") == self.store.inputs_signature()
+        if unchanged and not force and not forgotten:
             reason = (f"nothing changed since round {latest['round']}; "
                       f"{len(self.store.waiting_item_ids())} review tasks still open")
             self.store.log_event("round", reason, round=latest["round"])
@@ -493,9 +538,11 @@ class Loop:
         pushed = step("push", lambda: self.push(budget))
         steps = (("collect",) if collected else ()) + ("pull", "score", "select", "push")
         return RoundSummary(round=scored.round, resumed=False, collect=collected, pull=pulled, score=scored,
-                            push=pushed, steps=steps, stop_reason=pushed.stop_reason)
+                            push=pushed, steps=steps, stop_reason=pushed.stop_reason,
+                            notes=_excluded_note(self.store))
 
     # ---- reports ------------------------------------------------------------------------------------------
+    @_reads
     def status(self) -> dict:
         """{"rounds": [{round, status, items, annotations, pushed, reviewed, corrected, expected_remaining_errors}]}"""
         decisions = self.store.decisions()
@@ -512,6 +559,7 @@ class Loop:
                         "stop_reason": r["stop_reason"]})
         return {"rounds": out}
 
+    @_reads
     def annotators(self) -> list[dict]:
         """Per-annotator quality, agreement, worst class and number of labels in the latest round."""
         latest = self._latest_scored()
@@ -519,6 +567,7 @@ class Loop:
                  "worst_class": r["worst_class"], "labels": r["num_labels"]}
                 for r in self.store.annotator_scores(latest["round"])]
 
+    @_reads
     def export_rows(self) -> list[dict]:
         """Every item with its final label, annotators' labels, review and link (relabel/export.py)."""
         return export_rows(self.store)
@@ -538,6 +587,17 @@ class Loop:
         if latest is None:
             raise StoreError("No round has been scored yet; run `relabel round` first.")
         return latest
+
+
+def _excluded_note(store: Store) -> tuple[str, ...]:
+    """A round says which stored annotations it leaves out (the pull that found them warned only once)."""
+    excluded = store.excluded_annotations()
+    if not excluded:
+        return ()
+    examples = preview([f"{r['annotation_id']} on item {r['item_id']} ({r['label'] or 'several choices'})"
+                        for r in excluded], limit=3)
+    return (f"{len(excluded)} annotations are not scored because their choice is not a single class of the "
+            f"labeling config: {examples}; fix them in Label Studio or add the class to the config.",)
 
 
 def _lock_wait(seconds) -> float:

@@ -9,10 +9,12 @@ half-written. Secrets (API keys) are never written here.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import sqlite3
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -200,6 +202,18 @@ class Store:
                 self.db.conn.executemany("update items set data = ? where item_id = ?", updates)
             self.db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one consistent state (a WAL read transaction), whatever writers commit meanwhile."""
+        if self.db.conn.in_transaction:      # already inside a transaction: it is the snapshot
+            yield
+            return
+        self.db.execute("begin")
+        try:
+            yield
+        finally:
+            self.db.execute("rollback")       # nothing was written; ends the read transaction
+
     # ---- meta ---------------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("select value from meta where key = ?", [key]).fetchone()
@@ -251,7 +265,8 @@ class Store:
     # ---- pull -------------------------------------------------------------------------------------------
     def apply_pull(self, pull: Pull) -> PullSummary:
         """Upsert the pulled items and annotations (by id) in one transaction; mark deletions on a reconcile."""
-        rows, new, changed = self._annotation_rows(pull.annotations)
+        rows, new, changed, duplicates = self._annotation_rows(pull.annotations)
+        warnings = list(pull.warnings) + duplicates
         deleted = deleted_items = 0
         with self.db.atomic():
             self._upsert(pull.items, rows)
@@ -265,7 +280,7 @@ class Store:
             if pull.cursor is not None:
                 self.db["meta"].upsert({"key": "pull_cursor", "value": pull.cursor}, pk="key")
         return PullSummary(items=len(pull.items), new=new, changed=changed,
-                           unchanged=len(rows) - new - changed, deleted=deleted, warnings=tuple(pull.warnings),
+                           unchanged=len(rows) - new - changed, deleted=deleted, warnings=tuple(warnings),
                            deleted_items=deleted_items, skipped=sum(r["skipped"] for r in rows))
 
     def apply_pull_batches(self, batches: Iterable[Pull], full: bool = False) -> PullSummary:
@@ -287,7 +302,7 @@ class Store:
             summary = self._apply_batch(pull, full)
             for key in totals:
                 totals[key] += getattr(summary, key)
-            warnings.extend(pull.warnings)
+            warnings.extend(summary.warnings)
             cursor = pull.cursor if pull.cursor is not None else cursor
         with self.db.atomic():
             if full:
@@ -299,7 +314,7 @@ class Store:
         return PullSummary(warnings=tuple(warnings), **totals)
 
     def _apply_batch(self, pull: Pull, full: bool) -> PullSummary:
-        rows, new, changed = self._annotation_rows(pull.annotations)
+        rows, new, changed, duplicates = self._annotation_rows(pull.annotations)
         ids = [r["annotation_id"] for r in rows]
         item_ids = [str(it.item_id) for it in pull.items]
         with self.db.atomic():
@@ -310,21 +325,19 @@ class Store:
                 self.db.conn.executemany("insert or ignore into temp.seen_annotations values (?)",
                                          ((i,) for i in ids))
         return PullSummary(items=len(item_ids), new=new, changed=changed, unchanged=len(rows) - new - changed,
-                           deleted=deleted, skipped=sum(r["skipped"] for r in rows))
+                           deleted=deleted, skipped=sum(r["skipped"] for r in rows),
+                           warnings=tuple(pull.warnings) + tuple(duplicates))
 
-    def _annotation_rows(self, records: Iterable[AnnotationRecord]) -> tuple[list[dict], int, int]:
-        """Store rows of pulled annotations, and how many are new and how many changed (a repeated id is refused)."""
+    def _annotation_rows(self, records: Iterable[AnnotationRecord]) -> tuple[list[dict], int, int, list[str]]:
+        """Store rows of pulled annotations (the first of a repeated id; a warning names the others), and how
+        many are new and how many changed."""
+        records, duplicates = _first_of_each(records)
         rows = [_annotation_row(r) for r in records]
-        ids = [r["annotation_id"] for r in rows]
-        if len(set(ids)) != len(ids):
-            dup = sorted({i for i in ids if ids.count(i) > 1})
-            raise InputError(f"The pull returned annotation ids {preview(dup)} more than once; "
-                             "the connector must return each annotation once.")
-        before = self._annotation_fingerprints(ids)
+        before = self._annotation_fingerprints([r["annotation_id"] for r in rows])
         new = sum(1 for r in rows if r["annotation_id"] not in before)
         changed = sum(1 for r in rows if r["annotation_id"] in before
                       and before[r["annotation_id"]] != _fingerprint(r))
-        return rows, new, changed
+        return rows, new, changed, duplicates
 
     def _upsert(self, items, annotation_rows: list[dict]) -> None:
         if items:
@@ -446,6 +459,14 @@ class Store:
             "select i.item_id, i.text, s.consensus_label, s.quality, s.label_issue, s.override "
             "from items i left join scores s on s.item_id = i.item_id and s.round = ? "
             "where i.deleted = 0 order by i.rowid", [round])
+
+    def excluded_annotations(self) -> list[dict]:
+        """Live annotations that are stored but not scored because their choice is not a class of the labeling
+        config (or several were chosen): annotation_id, item_id, annotator_id, label."""
+        return list(self.db.query(
+            "select a.annotation_id, a.item_id, a.annotator_id, a.label from annotations a join items i "
+            "on i.item_id = a.item_id where a.kind = 'annotation' and a.deleted = 0 and a.valid = 0 "
+            "and i.deleted = 0 order by a.rowid"))
 
     def annotation_counts(self) -> dict[str, int]:
         """Number of counted labels per annotator (what Label Studio's own counts should match)."""
@@ -631,7 +652,28 @@ class Store:
                 self.db["review_tasks"].upsert_all(rows, pk=("round", "item_id"))
             if mark_pushed:
                 self.db.execute("update rounds set status = 'pushed', pushed_at = ? where round = ?", [stamp, round])
+            if tasks:   # what the connector returned is all there is: no write of this push is in doubt now
+                self.db.execute("delete from meta where key = 'push_in_flight'")
         return new
+
+    def push_started(self, round: int) -> float | None:
+        """Mark that a push of ``round`` is about to send writes; return when an earlier, unfinished push
+        started (a ``time.time()``), or None. The mark is cleared by ``record_pushed``."""
+        earlier = self.get_meta("push_in_flight")
+        self.set_meta("push_in_flight", json.dumps({"round": int(round), "at": time.time()}))
+        return None if not earlier else float(json.loads(earlier)["at"])
+
+    def forget_review_tasks(self, target_project: int) -> tuple[int, int]:
+        """Drop the unanswered review tasks of a review project that no longer exists; keep every decision.
+        Returns (review tasks forgotten, decisions kept)."""
+        with self.db.atomic():
+            kept = self.count("decisions", "task_id in (select task_id from review_tasks where target_project = ?)",
+                              [int(target_project)])
+            forgotten = self.db.execute(
+                "delete from review_tasks where target_project = ? and not exists (select 1 from decisions d "
+                "where d.task_id = review_tasks.task_id and d.round = review_tasks.round)",
+                [int(target_project)]).rowcount
+        return forgotten, kept
 
     def review_tasks(self, round: int | None = None) -> list[dict]:
         where, params = ("where round = ?", [round]) if round is not None else ("", [])
@@ -809,6 +851,22 @@ def _item_data(data: str | None, text: str | None, text_field: str | None) -> di
     if text_field and text is not None and text_field not in out:
         out[text_field] = text
     return out
+
+def _first_of_each(records: Iterable[AnnotationRecord]) -> tuple[list[AnnotationRecord], list[str]]:
+    """Each annotation id once (its first copy) and a warning per duplicated id, instead of refusing the pull:
+    one odd annotation must not block a whole project."""
+    first: dict[str, AnnotationRecord] = {}
+    copies: dict[str, list[AnnotationRecord]] = {}
+    for r in records:
+        if r.annotation_id in first:
+            copies.setdefault(r.annotation_id, []).append(r)
+        else:
+            first[r.annotation_id] = r
+    warnings = [f"Annotation {aid} came {len(more) + 1} times (on items "
+                f"{preview([first[aid].item_id] + [m.item_id for m in more])}); the copy on item "
+                f"{first[aid].item_id!r} is kept and the others are skipped; check it in Label Studio."
+                for aid, more in copies.items()]
+    return list(first.values()), warnings
 
 
 def _refuse_unusable(path: Path) -> None:

@@ -5,6 +5,7 @@ ground truth) and predictions into a project, because annotations created one by
 """
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 import httpx
@@ -143,7 +144,10 @@ def build_acceptance_project(client: LabelStudio, *, title: str = "relabel accep
     """
     rng = np.random.default_rng(seed)
     prefix = email_prefix or f"annotator-s{seed}-p"
-    members = make_members(client, f"{prefix}{rng.integers(10**9)}-", len(accuracy))
+    rng.integers(10**9)  # kept so that every seed's data stays as it was
+    # Emails must be unique on the session's server, whichever seeds other tests pick (one derives its seed from
+    # a hash of its name): a random part, not the seed, keeps two projects from asking for the same user.
+    members = make_members(client, f"{prefix}{uuid.uuid4().hex[:10]}-", len(accuracy))
     emails = [email for _, email in members]
     ids = {email: uid for uid, email in members}
     classes = CLASSES

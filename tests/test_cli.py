@@ -271,13 +271,12 @@ def test_round_json_and_pull_counts_name_the_skips(runner):
 def test_a_round_off_a_terminal_prints_a_line_per_step(runner):
     fake = FakeLabelStudio()
     init(runner, fake)
-    output = run(runner, fake, "round", "--budget", "5").output.splitlines()
-    assert any(line.startswith("model: ") for line in output)     # the score step also names the model it chose
-    lines = [line for line in output if not line.startswith("model: ")]
+    lines = run(runner, fake, "round", "--budget", "5").output.splitlines()
     assert lines[0] == "Pulling from Label Studio..."
     assert lines[1].startswith("Pulled 180 annotations (0 skipped) on 60 items")
     assert lines[2] == "Scoring (model, consensus, quality)..." and lines[3].startswith("Round 1 scored")
-    assert lines[4] == "Selecting and pushing review tasks..." and lines[5].startswith("Round 1: 5 new review tasks")
+    assert lines[4].startswith("model: ") and "out-of-fold log-loss" in lines[4]   # the chosen pipeline
+    assert lines[5] == "Selecting and pushing review tasks..." and lines[6].startswith("Round 1: 5 new review tasks")
     quiet = run(runner, fake, "--quiet", "round", "--budget", "5").output
     assert "..." not in quiet and "Collected 0 decisions" in quiet
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -36,85 +37,71 @@ def _holder(db: Path, command: str = "round", round_number: int = 12) -> subproc
     return proc
 
 
-def test_second_writer_is_refused_with_the_owners_details(tmp_path):
-    db = tmp_path / "relabel.db"
-    Store(db).close()
-    proc = _holder(db)
-    try:
-        with pytest.raises(StoreLocked) as err:
-            with writer_lock(db, "push"):
-                pass
-        message = str(err.value)
-        assert message.startswith(f"round 12 is running (pid {proc.pid} on host ")
-        assert "since " in message and "try again later" in message
-        owner = current_owner(db)
-        assert owner.pid == proc.pid and owner.command == "round" and owner.round == 12
-    finally:
-        proc.kill()
-        proc.wait()
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "relabel.db"
+    Store(path).close()
+    return path
 
 
-def test_waiting_writer_gets_the_lock_when_the_owner_finishes(tmp_path):
-    db = tmp_path / "relabel.db"
-    Store(db).close()
+@pytest.fixture
+def holder(db):
+    """Another process holding the lock of ``db`` for round 12; killed afterwards whatever happened."""
     proc = _holder(db)
-    threading.Timer(0.5, proc.terminate).start()   # SIGTERM: Python dies without releasing; pid gone
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def _tamper(db: Path, sql: str) -> None:
+    conn = sqlite3.connect(db)
+    conn.execute(sql)
+    conn.commit()
+    conn.close()
+
+
+def test_second_writer_is_refused_with_the_owners_details(db, holder):
+    with pytest.raises(StoreLocked) as err:
+        with writer_lock(db, "push"):
+            pass
+    message = str(err.value)
+    assert message.startswith(f"round 12 is running (pid {holder.pid} on host ")
+    assert "since " in message and "try again later" in message
+    owner = current_owner(db)
+    assert owner.pid == holder.pid and owner.command == "round" and owner.round == 12
+
+
+def test_waiting_writer_gets_the_lock_when_the_owner_finishes(db, holder):
+    threading.Timer(0.5, holder.terminate).start()   # SIGTERM: Python dies without releasing; pid gone
     started = time.monotonic()
     with writer_lock(db, "push", wait=10) as held:
         assert current_owner(db).owner == held.owner
     assert time.monotonic() - started >= 0.4
-    proc.wait()
     assert current_owner(db) is None               # released on exit
 
 
-def test_a_killed_owner_on_this_host_is_taken_over_at_once(tmp_path):
-    db = tmp_path / "relabel.db"
-    Store(db).close()
-    proc = _holder(db)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+def test_a_killed_owner_on_this_host_is_taken_over_at_once(db, holder):
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
     with writer_lock(db, "round") as held:         # no wait needed: the pid is gone
         assert current_owner(db).owner == held.owner
 
 
-def test_an_owner_with_a_stale_heartbeat_is_taken_over(tmp_path, monkeypatch):
-    db = tmp_path / "relabel.db"
-    Store(db).close()
-    proc = _holder(db)                             # alive, but we pretend it went silent long ago
-    try:
-        import sqlite3
-        conn = sqlite3.connect(db)
-        conn.execute("update writer_lock set heartbeat_at = '2000-01-01T00:00:00+00:00', host = 'elsewhere'")
-        conn.commit()
-        conn.close()
-        with writer_lock(db, "round") as held:
-            assert current_owner(db).owner == held.owner
-    finally:
-        proc.kill()
-        proc.wait()
+def test_an_owner_with_a_stale_heartbeat_is_taken_over(db, holder):
+    # alive, but on another host and silent for long
+    _tamper(db, "update writer_lock set heartbeat_at = '2000-01-01T00:00:00+00:00', host = 'elsewhere'")
+    with writer_lock(db, "round") as held:
+        assert current_owner(db).owner == held.owner
 
 
-def test_a_fresh_heartbeat_on_another_host_is_respected(tmp_path):
-    db = tmp_path / "relabel.db"
-    Store(db).close()
-    proc = _holder(db)
-    try:
-        import sqlite3
-        conn = sqlite3.connect(db)
-        conn.execute("update writer_lock set host = 'elsewhere', pid = 1")   # we cannot check a remote pid
-        conn.commit()
-        conn.close()
-        with pytest.raises(StoreLocked, match="on host elsewhere"):
-            with writer_lock(db, "round"):
-                pass
-    finally:
-        proc.kill()
-        proc.wait()
+def test_a_fresh_heartbeat_on_another_host_is_respected(db, holder):
+    _tamper(db, "update writer_lock set host = 'elsewhere', pid = 1")   # we cannot check a remote pid
+    with pytest.raises(StoreLocked, match="on host elsewhere"):
+        with writer_lock(db, "round"):
+            pass
 
 
-def test_reentrant_in_one_thread_refused_in_another(tmp_path):
-    db = tmp_path / "relabel.db"
-    Store(db).close()
+def test_reentrant_in_one_thread_refused_in_another(db):
     refused = []
     with writer_lock(db, "round") as outer:
         with writer_lock(db, "push") as inner:     # round -> push in the same thread
@@ -134,31 +121,18 @@ def test_reentrant_in_one_thread_refused_in_another(tmp_path):
     assert current_owner(db) is None
 
 
-def test_heartbeat_refreshes_the_lock(tmp_path, monkeypatch):
+def test_heartbeat_refreshes_the_lock(db, monkeypatch):
     monkeypatch.setattr(lock_module, "HEARTBEAT_SECONDS", 0.05)
-    db = tmp_path / "relabel.db"
-    Store(db).close()
-    import sqlite3
     with writer_lock(db, "round"):
-        conn = sqlite3.connect(db)
-        conn.execute("update writer_lock set heartbeat_at = '2000-01-01T00:00:00+00:00'")
-        conn.commit()
+        _tamper(db, "update writer_lock set heartbeat_at = '2000-01-01T00:00:00+00:00'")
         time.sleep(0.3)
-        beat = conn.execute("select heartbeat_at from writer_lock").fetchone()[0]
-        conn.close()
-    assert not beat.startswith("2000")
+        assert not current_owner(db).heartbeat_at.startswith("2000")
 
 
-def test_lost_lock_is_noticed(tmp_path, monkeypatch):
+def test_lost_lock_is_noticed(db, monkeypatch):
     monkeypatch.setattr(lock_module, "HEARTBEAT_SECONDS", 0.05)
-    db = tmp_path / "relabel.db"
-    Store(db).close()
-    import sqlite3
     with writer_lock(db, "round") as held:
-        conn = sqlite3.connect(db)
-        conn.execute("update writer_lock set owner = 'someone-else'")   # as a takeover would
-        conn.commit()
-        conn.close()
+        _tamper(db, "update writer_lock set owner = 'someone-else'")   # as a takeover would
         time.sleep(0.3)
         assert held.lost
 

@@ -1,6 +1,8 @@
 """The relabel loop against an in-memory fake of Label Studio (fast; the real server is in test_loop_integration)."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -82,7 +84,7 @@ class FakeLabelStudio:
                     all_annotation_ids={a.annotation_id for a in self.annotations} if reconcile else None,
                     all_item_ids={it.item_id for it in self.items} if reconcile else None)
 
-    def push(self, requests, *, mode="project", show_suggestion=True, preselect=False):
+    def push(self, requests, *, mode="project", show_suggestion=True, preselect=False, unsure_since=None):
         self.last_requests = list(requests)
         self.push_kwargs = {"mode": mode, "show_suggestion": show_suggestion, "preselect": preselect}
         self.push_calls.append([r.item_id for r in requests])
@@ -201,10 +203,21 @@ def test_killed_between_import_and_bookkeeping_resumes_without_duplicates(tmp_pa
     assert len(fake.review_tasks) == 8
     assert loop.store.review_tasks() == [] and loop.store.latest_round()["status"] == "selected"
     fake.after_import = None
+    seen = []
+    real_push = fake.push
+
+    def push(requests, **kwargs):
+        seen.append(kwargs["unsure_since"])
+        return real_push(requests, **kwargs)
+    fake.push = push
+    before = time.time()
     resumed = make_loop(tmp_path, fake).push()
     assert (resumed.new, resumed.total) == (8, 8)
     assert len(fake.review_tasks) == 8
-    assert make_loop(tmp_path, fake).store.latest_round()["status"] == "pushed"
+    # the killed push's in-flight mark told the rerun to let its writes land before importing the rest
+    assert len(seen) == 1 and seen[0] is not None and before - 60 < seen[0] <= before
+    store = make_loop(tmp_path, fake).store
+    assert store.latest_round()["status"] == "pushed" and store.get_meta("push_in_flight") is None
 
 
 def test_round_resumes_an_open_round_instead_of_starting_another(tmp_path, fake):

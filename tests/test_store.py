@@ -94,11 +94,14 @@ def test_store_refuses_another_project(tmp_path):
         assert s.project_id == 7
 
 
-def test_duplicate_ids_in_a_pull_write_nothing(store):
-    bad = Pull(items=items("1"), annotations=[ann("a1", "1", "ann", "sport"), ann("a1", "1", "bob", "tech")])
-    with pytest.raises(InputError, match="'a1'"):
-        store.apply_pull(bad)
-    assert store.count("items") == 0 and store.count("annotations") == 0
+def test_a_duplicated_annotation_is_reported_and_skipped_not_blocking(store):
+    pulled = Pull(items=items("1", "2"), annotations=[ann("a1", "1", "ann", "sport"), ann("a1", "2", "bob", "tech"),
+                                                      ann("a2", "2", "cy", "tech")])
+    summary = store.apply_pull(pulled)
+    assert summary.new == 2 and store.count("annotations") == 2
+    assert [w for w in summary.warnings if w.startswith("Annotation a1 came 2 times")]
+    kept = store.db.execute("select item_id, annotator_id from annotations where annotation_id = 'a1'").fetchall()
+    assert kept == [("1", "ann")]
 
 
 def test_failed_multi_row_write_leaves_nothing(store, monkeypatch):
