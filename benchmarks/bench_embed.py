@@ -61,10 +61,16 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads, the same for both sides")
     parser.add_argument("--chunk", type=int, default=100, help="texts per turn")
+    parser.add_argument("--dask-workers", type=int, default=0,
+                        help="also embed on a Dask LocalCluster of this many processes and print its throughput "
+                             "beside the local path's (see dask_comparison)")
+    parser.add_argument("--dask-only", action="store_true", help="run only the Dask comparison")
     args = parser.parse_args(argv)
     import torch
     torch.set_num_threads(args.threads)
     texts = load_texts(args.data_dir or default_data_dir(), args.n)
+    if args.dask_only:
+        return dask_comparison(texts, args)
     print(f"{len(texts)} posts ({len(set(texts))} distinct), batch {args.batch_size}, device {args.device}, "
           f"{args.threads} torch threads, turns of {args.chunk} texts", flush=True)
 
@@ -133,6 +139,32 @@ def main(argv=None):
     ok = min(overhead, overhead_store) >= OVERHEAD_TARGET and min(speed_mem, speed_store) >= CACHED_TARGET
     print(f"\n{'PASS' if ok else 'FAIL'}: overhead ratio {overhead:.3f} (memory) / {overhead_store:.3f} (SQLite), "
           f"cached re-run {speed_mem:.0f}x (memory) / {speed_store:.0f}x (SQLite)")
+    if args.dask_workers:
+        ok = dask_comparison(texts, args) == 0 and ok
+    return 0 if ok else 1
+
+
+def dask_comparison(texts: list[str], args) -> int:
+    """Throughput of relabel's sentence-transformers featurizer in this process against the same featurizer on a
+    Dask LocalCluster of ``--dask-workers`` processes (one thread each), in the same run, both from a cold start
+    (model load, and for Dask the cluster start) with an empty cache, on the same texts. The vectors must agree
+    (cosine >= 0.9999). On one machine Dask can only win what separate processes win over torch's own threads;
+    its point is the cluster: throughput grows with the workers of a real cluster (--dask-scheduler)."""
+    options = dict(batch_size=args.batch_size, device=args.device)
+    local_f = featurizer("sentence-transformers", cache=MemoryEmbeddingCache(), threads=args.threads, **options)
+    t_local, local = timed(local_f.transform, texts)
+    dask_f = featurizer("sentence-transformers", cache=MemoryEmbeddingCache(), workers=args.dask_workers, **options)
+    t_dask, on_dask = timed(dask_f.transform, texts)
+    cosine = np.sum(local * on_dask, axis=1) / (np.linalg.norm(local, axis=1) * np.linalg.norm(on_dask, axis=1))
+    print()
+    print("| embedding path (cold start, empty cache) | seconds | texts/s |")
+    print("|---|---|---|")
+    print(f"| local, {args.threads} torch threads | {t_local:.1f} | {len(texts) / t_local:.1f} |")
+    print(f"| Dask LocalCluster, {args.dask_workers} processes x 1 thread | {t_dask:.1f} | "
+          f"{len(texts) / t_dask:.1f} |")
+    ok = float(cosine.min()) >= 0.9999
+    print(f"\n{'PASS' if ok else 'FAIL'}: Dask / local throughput = {t_local / t_dask:.2f}x; min cosine Dask vs "
+          f"local = {cosine.min():.6f} (>= 0.9999)")
     return 0 if ok else 1
 
 

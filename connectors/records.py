@@ -50,7 +50,7 @@ class ProjectInfo:
     label_tag: str
     text_field: str | None
     n_tasks: int
-    n_annotations: int
+    n_annotations: int          # finished (not skipped) annotations
     label_config: str = ""
     # Skipped (cancelled) annotations, which n_annotations leaves out; and, when this project is relabel's own
     # review project, the id of the source project it reviews (relabel refuses it as a source).

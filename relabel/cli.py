@@ -263,37 +263,58 @@ def init(ctx, url, project, label_tag, text_field, api_key_file, mode, budget, s
 
 
 @cli.command()
+@click.option("--full", is_flag=True, help="Read the whole project (a snapshot export), not only what changed.")
 @_wait_option
 @config_option
 @json_option
 @click.pass_context
 @_errors_to_exit_1
-def pull(ctx, wait):
+def pull(ctx, full, wait):
     """Pull new, changed and deleted annotations from Label Studio into the store.
+
+    Only tasks changed since the last pull are read; deleted tasks are found from the project's counts.
+    The whole project is read on the first pull, with --full, and every `full_pull_hours` (default 24).
 
     \b
     relabel pull
+    relabel pull --full
     """
-    s = _loop(ctx, wait).pull()
+    s = _loop(ctx, wait).pull(full=True if full else None)
     _say(ctx, _pull_json(s), _pull_line(s, unchanged=True))
     if not _wants_json(ctx):
         for w in s.warnings:
             click.echo(f"warning: {w}", err=True)
 
 
+_DASK_OPTION = click.option(
+    "--dask-scheduler", default=None, metavar="ADDRESS",
+    help="Embed on this running Dask cluster (e.g. tcp://host:8786); overrides [model] dask_scheduler.")
+
+
+def _on_dask(loop: Loop, address: str | None) -> Loop:
+    """Point the loop's sentence-transformers featurizer at a Dask scheduler given on the command line."""
+    if address is not None:
+        from .embed_dask import check_scheduler
+        model = loop.model if isinstance(loop.model, dict) else vars(loop.model)
+        loop.model = {**model, "dask_scheduler": check_scheduler(address)}
+    return loop
+
+
 @cli.command()
+@_DASK_OPTION
 @_wait_option
 @config_option
 @json_option
 @click.pass_context
 @_errors_to_exit_1
-def score(ctx, wait):
+def score(ctx, dask_scheduler, wait):
     """Score every item: model, consensus (model-aware Dawid-Skene) and quality, label issues, ActiveLab.
 
     \b
     relabel pull && relabel score
+    relabel score --dask-scheduler tcp://scheduler:8786   # embeddings on a Dask cluster
     """
-    s = _loop(ctx, wait).score()
+    s = _on_dask(_loop(ctx, wait), dask_scheduler).score()
     _say(ctx, _jsonable(s), _score_lines(s))
 
 
@@ -335,12 +356,13 @@ def collect(ctx, wait):
 @click.option("--budget", type=int, default=None, callback=_validated(positive_budget),
               help="Items to send to review (default: the config's budget).")
 @click.option("--force", is_flag=True, help="Start a round even when nothing changed since the last one.")
+@_DASK_OPTION
 @_wait_option
 @config_option
 @json_option
 @click.pass_context
 @_errors_to_exit_1
-def round_(ctx, budget, force, wait):
+def round_(ctx, budget, force, dask_scheduler, wait):
     """Run a relabel round: collect -> pull -> score -> select -> push (resumes a round that died).
 
     With nothing new since the last round (no new or changed annotations, no new or changed decisions) it
@@ -365,7 +387,7 @@ def round_(ctx, budget, force, wait):
             for line in _step_lines(name, summary):
                 click.echo(line)
 
-    s = _loop(ctx, wait).round(budget, force=force, on_step=on_step)
+    s = _on_dask(_loop(ctx, wait), dask_scheduler).round(budget, force=force, on_step=on_step)
     unchanged = None if s.unchanged_reason is None else \
         f"{s.unchanged_reason[0].upper()}{s.unchanged_reason[1:]}; no new round (--force starts one anyway)."
     if as_json:

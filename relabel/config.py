@@ -24,6 +24,9 @@ API_KEY_ENV = "LABEL_STUDIO_API_KEY"
 URL_ENV = "LABEL_STUDIO_URL"
 REVIEW_MODES = ("project", "in_place")
 DEFAULT_BUDGET = 50
+# A full pull (the whole project, to catch anything the counts could not) at most this often; the incremental pull
+# in between finds new, changed and deleted labels by itself. 0 turns the periodic full pull off.
+DEFAULT_FULL_PULL_HOURS = 24.0
 DEFAULT_MIN_EXPECTED_ERRORS = 0.5
 # The featurizer written by `relabel init`: TF-IDF won the 20 Newsgroups benchmark (benchmarks/text_pipeline.py).
 DEFAULT_FEATURIZER = "tfidf"
@@ -31,7 +34,7 @@ DEFAULT_FEATURIZER = "tfidf"
 _SECRET_KEYS = {"api_key", "token", "api_token", "access_token", "password", "secret"}
 
 _SECTIONS = {
-    "label_studio": {"url", "project", "label_tag", "text_field", "api_key_file"},
+    "label_studio": {"url", "project", "label_tag", "text_field", "api_key_file", "full_pull_hours"},
     "model": None,  # validated by relabel.model.ModelSettings.from_dict
     "review": {"mode", "budget", "show_suggestion", "preselect", "reviewers", "min_expected_errors"},
     "store": {"path"},
@@ -53,6 +56,7 @@ class LabelStudioSettings:
     label_tag: str | None = None
     text_field: str | None = None
     api_key_file: Path | None = None
+    full_pull_hours: float | None = DEFAULT_FULL_PULL_HOURS   # None: never a periodic full pull
 
 
 @dataclass(frozen=True)
@@ -221,6 +225,7 @@ def parse_config(raw: dict, base: Path | None = None, path: Path | None = None) 
         label_tag=_optional_str(ls, "label_tag"),
         text_field=_optional_str(ls, "text_field"),
         api_key_file=_resolve(key_file, base) if key_file else None,
+        full_pull_hours=_full_pull_hours(ls.get("full_pull_hours", DEFAULT_FULL_PULL_HOURS)),
     )
     rv = raw.get("review", {})
     review = ReviewSettings(
@@ -400,6 +405,13 @@ def positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ConfigError(f"The '{name}' setting must be a positive integer. Got {value!r}.")
     return value
+
+
+def _full_pull_hours(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(f"The 'full_pull_hours' setting must be a number of hours >= 0 (0 turns the periodic "
+                          f"full pull off). Got {value!r}.")
+    return float(value) or None
 
 
 def _bool(name: str, value) -> bool:

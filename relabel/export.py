@@ -7,8 +7,10 @@ flag for items nobody labelled. JSON Lines keeps ``annotations`` as an object; C
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from .atomic_files import atomic_write
 from .errors import ConfigError, StoreError
@@ -16,6 +18,8 @@ from .redaction import url_without_userinfo
 from .store import Store
 
 EXPORT_FORMATS = ("csv", "jsonl")
+# Items whose labels are read in one query while exporting.
+_CHUNK = 1000
 
 
 def task_link(base_url: str | None, project_id: int | None, item_id: str) -> str | None:
@@ -30,52 +34,66 @@ def task_link(base_url: str | None, project_id: int | None, item_id: str) -> str
 
 def export_rows(store: Store) -> list[dict]:
     """Every live item with its final label, per-annotator labels, review, scores and Label Studio link."""
+    return list(iter_export_rows(store))
+
+
+def iter_export_rows(store: Store) -> Iterator[dict]:
+    """``export_rows`` one row at a time: items and scores are read from the store as rows are written, the
+    labels ``_CHUNK`` items at a time, so memory stays flat whatever the project size (only reviewed items and
+    review tasks, a round's budget each, are held whole)."""
     latest = store.latest_round()
     if latest is None:
         raise StoreError("No round has been scored yet; run `relabel round` first.")
-    scores = {r["item_id"]: r for r in store.scores(latest["round"])}
     reviewer_label = store.final_labels()
-    items = store.items()
-    labels = store.labels_of(it["item_id"] for it in items)
     review = _latest_review(store)
     reasons = {t["item_id"]: t["reason"] for t in store.review_tasks()}  # in round order: the latest wins
     base_url, project = store.get_meta("label_studio_url"), store.project_id
-    rows = []
-    for item in items:
-        iid = item["item_id"]
-        s = scores.get(iid, {})
-        reviewed = iid in reviewer_label
-        given = labels.get(iid, [])
-        decision = review.get(iid, {})
-        rows.append({
-            "item_id": iid,
-            "final_label": reviewer_label[iid] if reviewed else s.get("consensus_label"),
-            "source": "reviewer" if reviewed else ("consensus" if s.get("consensus_label") else None),
-            "consensus_label": s.get("consensus_label"), "quality": s.get("quality"),
-            "num_annotations": len(given), "annotations": _by_annotator(given),
-            "unlabelled": not given, "reviewed": reviewed,
-            "reviewer": decision.get("reviewer"), "decision": decision.get("outcome"),
-            "reason": reasons.get(iid), "label_issue": bool(s.get("label_issue")), "override": bool(s.get("override")),
-            "round": latest["round"],
-            "label_studio_url": task_link(base_url, project, iid), "text": item["text"]})
-    return rows
+    rows = store.export_items(latest["round"])
+    while chunk := list(itertools.islice(rows, _CHUNK)):
+        labels = store.labels_of(r[0] for r in chunk)
+        for iid, text, consensus_label, quality, label_issue, override in chunk:
+            reviewed = iid in reviewer_label
+            given = labels.get(iid, [])
+            decision = review.get(iid, {})
+            yield {
+                "item_id": iid,
+                "final_label": reviewer_label[iid] if reviewed else consensus_label,
+                "source": "reviewer" if reviewed else ("consensus" if consensus_label else None),
+                "consensus_label": consensus_label, "quality": quality,
+                "num_annotations": len(given), "annotations": _by_annotator(given),
+                "unlabelled": not given, "reviewed": reviewed,
+                "reviewer": decision.get("reviewer"), "decision": decision.get("outcome"),
+                "reason": reasons.get(iid), "label_issue": bool(label_issue), "override": bool(override),
+                "round": latest["round"],
+                "label_studio_url": task_link(base_url, project, iid), "text": text}
 
 
-def write_export(rows: list[dict], fmt: str, out: str | Path) -> int:
-    """Write rows as CSV or JSON Lines, aside then renamed (never a half-written file under the real name)."""
+def write_export(rows: Iterable[dict], fmt: str, out: str | Path) -> int:
+    """Write rows as CSV or JSON Lines as they come, aside then renamed (never a half-written file under the real
+    name); returns how many were written."""
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"The export format must be one of {', '.join(EXPORT_FORMATS)}. Got {fmt!r}.")
+    rows = iter(rows)
+    first = next(rows, None)
+    written = 0
     # atomic_write: O_EXCL temp file in the target folder, then os.replace (a planted .partial symlink is never followed).
     with atomic_write(out, what="the export", newline="") as f:
+        if first is None:
+            if fmt == "csv":
+                csv.DictWriter(f, fieldnames=["item_id"]).writeheader()
+            return 0
         if fmt == "csv":
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["item_id"])
+            writer = csv.DictWriter(f, fieldnames=list(first))
             writer.writeheader()
-            writer.writerows({k: json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else v
-                              for k, v in r.items()} for r in rows)
+            for r in itertools.chain([first], rows):
+                writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else v
+                                 for k, v in r.items()})
+                written += 1
         else:
-            for r in rows:
+            for r in itertools.chain([first], rows):
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    return len(rows)
+                written += 1
+    return written
 
 
 def _by_annotator(given: list[tuple[str, str]]) -> dict[str, str]:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from . import progress as progress_bars
+from .embed_dask import check_scheduler
 from .errors import ConfigError, InputError, LabelError, PredProbsError, preview
 from .classifiers import check_options, classifier_class
 from .featurizers import (MemoryEmbeddingCache, ModelWarning, check_texts, featurizer, model_fingerprint,
@@ -96,6 +97,10 @@ class ModelSettings:
     - ``id_field`` = "id": the id column/key in .parquet, .jsonl and .csv files.
     - ``vector_field`` = None: the list column/key holding each vector in .parquet and .jsonl files
       (None = "embedding" for precomputed embeddings, "pred_probs" for a pred_probs file).
+    - ``workers`` = None: embed with sentence-transformers on a Dask LocalCluster of this many processes
+      (relabel.embed_dask); None embeds in this process (on a GPU when torch sees one and ``device`` is unset).
+    - ``dask_scheduler`` = None: the address of a running Dask cluster (e.g. "tcp://host:8786") to embed on
+      instead; its workers need relabel and the model installed. Also `relabel score --dask-scheduler`.
     """
 
     featurizer: str = "tfidf"
@@ -124,6 +129,8 @@ class ModelSettings:
     ids_path: str | None = None
     id_field: str = "id"
     vector_field: str | None = None
+    workers: int | None = None
+    dask_scheduler: str | None = None
 
     def __post_init__(self):
         names = ("sentence-transformers", "tfidf", "auto", "precomputed")
@@ -135,7 +142,8 @@ class ModelSettings:
         _check_int("seed", self.seed, minimum=0)
         _check_int("batch_size", self.batch_size, minimum=1)
         _check_int("tfidf_ngram_max", self.tfidf_ngram_max, minimum=1)
-        for key in ("threads", "max_seq_length", "tfidf_max_features", "n_jobs"):
+        check_scheduler(self.dask_scheduler)
+        for key in ("threads", "max_seq_length", "tfidf_max_features", "n_jobs", "workers"):
             if getattr(self, key) is not None:
                 _check_int(key, getattr(self, key), minimum=1)
         if self.embedding_backend not in EMBEDDING_BACKENDS:
@@ -182,8 +190,9 @@ class ModelSettings:
             return featurizer("precomputed", path=self.precomputed_path, ids_path=self.ids_path,
                               id_field=self.id_field, vector_field=self.vector_field or "embedding")
         return featurizer("sentence-transformers", model=self.model, batch_size=self.batch_size, device=self.device,
-                          threads=self.threads, backend=self.embedding_backend, normalize=self.normalize, max_seq_length=self.max_seq_length,
-                          cache=cache, progress=progress)
+                          threads=self.threads, backend=self.embedding_backend, normalize=self.normalize,
+                          max_seq_length=self.max_seq_length, cache=cache, progress=progress, workers=self.workers,
+                          dask_scheduler=self.dask_scheduler)
 
 
 def _check_int(key: str, value, minimum: int):

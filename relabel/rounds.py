@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -24,9 +25,9 @@ from . import active, confident, progress
 from .consensus import consensus as consensus_of, get_majority_vote_label
 from .annotations import Annotations
 from .error_estimate import ExpectedErrors, expected_errors as expected_errors_of, fit_recalibration, format_expected, recalibrate
-from .config import (DEFAULT_BUDGET, DEFAULT_FEATURIZER, DEFAULT_STORE, Config, ReviewSettings, config_path,
+from .config import (DEFAULT_BUDGET, DEFAULT_FEATURIZER, DEFAULT_FULL_PULL_HOURS, DEFAULT_STORE, Config, ReviewSettings, config_path,
                      parse_config, positive_budget, review_mode, write_config)
-from .export import EXPORT_FORMATS, export_rows, write_export
+from .export import export_rows, iter_export_rows, write_export
 from .errors import (AnnotationError, ConfigError, ConnectorError, InputError, LabelError, StoreError, StoreLocked,
                      preview)
 from .lock import writer_lock
@@ -60,6 +61,7 @@ class ScoreSummary:
     expected_low: int | None = None       # the 90% interval of expected_remaining_errors
     expected_high: int | None = None
     overrides: int = 0                    # consensus labels that none of the item's annotators gave
+    model: str | None = None    # the chosen pipeline and its cross-validated scores (ModelReport.summary)
 
     @property
     def expected_text(self) -> str:
@@ -157,11 +159,12 @@ class Loop:
 
     def __init__(self, store: Store, connector: Connector | Callable[[], Connector] | None = None, *,
                  model: dict | object | None = None, review: ReviewSettings | None = None,
-                 lock_wait: float = 0.0):
+                 full_pull_hours: float | None = DEFAULT_FULL_PULL_HOURS, lock_wait: float = 0.0):
         self.store = store
         self._connector = connector
         self.model = model
         self.review = review or ReviewSettings()
+        self.full_pull_hours = full_pull_hours
         self.lock_wait = _lock_wait(lock_wait)
         self._lock = None
 
@@ -172,7 +175,8 @@ class Loop:
         store = Store(config.store_path)
         store.check_project(config.label_studio.project)
         return cls(store, connector if connector is not None else (lambda: make_connector(config)),
-                   model=config.model, review=config.review, lock_wait=lock_wait)
+                   model=config.model, review=config.review, lock_wait=lock_wait,
+                   full_pull_hours=config.label_studio.full_pull_hours)
 
     def _working_on(self, round_number: int | None) -> None:
         """Tell a refused second writer which round this command is on; stop if our lock was taken over."""
@@ -257,15 +261,83 @@ class Loop:
 
     # ---- pull -------------------------------------------------------------------------------------------
     @_writes("pull")
-    def pull(self) -> PullSummary:
-        """Bring the store up to date with the source project (incremental, reconciling deletions)."""
+    def pull(self, full: bool | None = None) -> PullSummary:
+        """Bring the store up to date with the source project.
+
+        Usually incremental: only tasks changed since the last pull, and deletions found from the project's
+        counts (see ``_reconcile_by_counts``). ``full=True`` reads the whole project and marks whatever is gone
+        as deleted; ``full=None`` (the default) does that on the first pull and then once every
+        ``full_pull_hours`` as a safety net. A connector without ``pull_batches`` is reconciled in full each time.
+        """
         info = self.connector.describe()
         self.store.check_project(info.project_id)
-        pulled = self.connector.pull(since=self.store.get_meta("pull_cursor"), reconcile=True)
-        self.store.bind_project(info)
-        summary = self.store.apply_pull(pulled)
-        self.store.log_event("pull", f"{summary.new} new, {summary.changed} changed, {summary.deleted} deleted "
-                                     f"annotations; {summary.items} items", details=summary.__dict__)
+        self.store.bind_project(info)   # before writing items: the store keeps the text once, by the text field
+        if not hasattr(self.connector, "pull_batches"):
+            pulled = self.connector.pull(since=self.store.get_meta("pull_cursor"), reconcile=True)
+            return self._log_pull(self.store.apply_pull(pulled), "full")
+        cursor = self.store.get_meta("pull_cursor")
+        if full is None:
+            full = cursor is None or self._full_pull_due()
+        if full:
+            return self._full_pull()
+        summary = self.store.apply_pull_batches(self.connector.pull_batches(since=cursor))
+        return self._reconcile_by_counts(summary, info)
+
+    def _full_pull(self) -> PullSummary:
+        summary = self.store.apply_pull_batches(self.connector.pull_batches(full=True), full=True)
+        self.store.set_meta("last_full_pull", now())
+        return self._log_pull(summary, "full")
+
+    def _full_pull_due(self) -> bool:
+        if self.full_pull_hours is None:
+            return False
+        last = self.store.get_meta("last_full_pull")
+        if last is None:
+            return True
+        age = datetime.now(timezone.utc) - datetime.fromisoformat(last)
+        return age.total_seconds() >= self.full_pull_hours * 3600
+
+    def _reconcile_by_counts(self, summary: PullSummary, info: ProjectInfo) -> PullSummary:
+        """Find deletions the incremental pull cannot see, listing ids only when the counts say some exist.
+
+        A deleted annotation bumps its task's ``updated_at``, so the incremental pull already brought its task
+        back without it; a deleted task leaves no trace but lowers the task count. ``info`` holds the project's
+        counts from before the pull. When the store counts the same after it, nothing was deleted (no request
+        at all). Otherwise the counts are read again: more live items in the store than tasks in the project
+        means tasks were deleted, so the connector finds which (``deleted_task_ids``) and they are marked. More
+        annotations in the store than in the project, or fewer than the project had both before and after the
+        pull (something was missed), and the whole project is read once. Fewer than now but not fewer than
+        before is only work that arrived during the pull; the next pull brings it.
+        """
+        before = (info.n_tasks, info.n_annotations, info.n_skipped)
+        store = self.store.live_counts()
+        if store == before:
+            return self._log_pull(summary, "incremental")
+        now_ = self.connector.project_counts()
+        after = (now_.tasks, now_.annotations, now_.skipped)
+        if store[0] > after[0]:
+            gone = self.connector.deleted_task_ids(self.store.live_item_ids())
+            items_gone, labels_gone = self.store.mark_items_deleted(gone)
+            summary = replace(summary, deleted_items=summary.deleted_items + items_gone,
+                              deleted=summary.deleted + labels_gone)
+            store = self.store.live_counts()
+        extra = any(s > a for s, a in zip(store, after))
+        missed = any(s < min(a, b) for s, a, b in zip(store, after, before))
+        if not (extra or missed):
+            return self._log_pull(summary, "incremental")
+        self.store.log_event("pull", f"the store counts {store[0]} tasks, {store[1]} annotations and {store[2]} "
+                                     f"skipped; Label Studio {after[0]}, {after[1]} and {after[2]}: reading the "
+                                     "whole project")
+        full = self._full_pull()
+        return replace(full, new=full.new + summary.new, changed=full.changed + summary.changed,
+                       deleted=full.deleted + summary.deleted,
+                       deleted_items=full.deleted_items + summary.deleted_items,
+                       warnings=summary.warnings + full.warnings)
+
+    def _log_pull(self, summary: PullSummary, kind: str) -> PullSummary:
+        self.store.log_event("pull", f"{kind}: {summary.new} new, {summary.changed} changed, {summary.deleted} "
+                                     f"deleted annotations; {summary.items} items, {summary.deleted_items} deleted",
+                             details=summary.__dict__)
         return summary
 
     # ---- score ------------------------------------------------------------------------------------------
@@ -284,7 +356,7 @@ class Loop:
             rnd = (latest["round"] + 1) if latest else 1
         self._working_on(rnd)
         table, annotation_ids = self.store.scoring_table()
-        items = self.store.items()
+        items = self.store.items(with_data=False)
         _check_scorable(self.store, table, items)
         result = _compute_round_scores(table, annotation_ids, items, self.store.final_labels(), self.model,
                                        cache=self.store, calibration=self._recalibration())
@@ -501,10 +573,8 @@ class Loop:
         return export_rows(self.store)
 
     def export(self, fmt: str, out: str | Path) -> int:
-        """Write export_rows() as CSV or JSON Lines; returns the number of items written."""
-        if fmt not in EXPORT_FORMATS:
-            raise ConfigError(f"The export format must be one of {', '.join(EXPORT_FORMATS)}. Got {fmt!r}.")
-        return write_export(self.export_rows(), fmt, out)
+        """Write the export rows as CSV or JSON Lines as they are read; returns the number of items written."""
+        return write_export(iter_export_rows(self.store), fmt, out)
 
     @_writes("writeback")
     def writeback(self) -> "WritebackSummary":

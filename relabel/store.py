@@ -28,7 +28,8 @@ from .annotations import Annotations
 from .decisions import change_of, latest_per_reviewer, requeue_note, task_outcomes
 from .errors import InputError, StoreError, preview
 
-SCHEMA_VERSION = 1
+# 2: an item's text is kept once, in items.text, and no longer also inside items.data (see _item_row).
+SCHEMA_VERSION = 2
 _events_log = logging.getLogger("relabel.events")
 # SQLite's default limit on bound parameters in one statement is 32766 since 3.32 but 999 before; chunk
 # lookups so the store works on either.
@@ -36,6 +37,8 @@ _MAX_SQL_PARAMS = 900
 # Another process (a second `relabel` command, a test) may hold the write lock for a moment: wait this many
 # milliseconds before giving up with "database is locked".
 _BUSY_TIMEOUT_MS = 10_000
+# Rows rewritten per executemany while migrating, so the migration's memory does not grow with the store.
+_MIGRATE_BATCH = 10_000
 
 _TABLES: dict[str, tuple[dict, object]] = {
     "meta": ({"key": str, "value": str}, "key"),
@@ -76,6 +79,9 @@ _TABLES: dict[str, tuple[dict, object]] = {
 }
 _INDEXES = [
     ("annotations", ["item_id"]),
+    # _NOT_SUPERSEDED looks up one annotator's labels of one item for every annotation: without this index SQLite
+    # scanned all of that annotator's labels each time, O(annotations^2 / annotators) (>12 min at 300k labels).
+    ("annotations", ["item_id", "annotator_id"]),
     ("annotations", ["annotator_id"]),
     ("review_tasks", ["item_id"]),
     ("decisions", ["item_id"]),
@@ -93,6 +99,10 @@ _NOT_SUPERSEDED = (
     "and b.label is not null and b.annotation_id != a.annotation_id "
     "and (a.kind = 'annotation' or b.updated_at > a.updated_at "
     "or (b.updated_at = a.updated_at and b.annotation_id > a.annotation_id)))")
+# The annotations (alias a) that count as labels: see Store._scorable_rows.
+_SCORABLE = (f"a.kind in {_COUNTED} and a.deleted = 0 and a.skipped = 0 and a.valid = 1 and {_NOT_SUPERSEDED} "
+             "and a.label is not null "
+             "and a.annotation_id not in (select annotation_id from decisions where annotation_id is not null)")
 
 
 def now() -> str:
@@ -168,6 +178,29 @@ class Store:
         elif int(version) > SCHEMA_VERSION:
             raise StoreError(f"The store {str(self.path)!r} has schema version {version}, newer than this relabel "
                              f"({SCHEMA_VERSION}); upgrade relabel.")
+        elif int(version) < 2:
+            self._migrate_text_once()
+
+    def _migrate_text_once(self) -> None:
+        """Schema 1 -> 2: drop each item's text from items.data where items.text holds the same string.
+
+        One transaction, so an interrupted migration leaves the store at version 1, to be migrated again.
+        SQLite does not give the freed pages back to the file by itself; `VACUUM` does, when the user wants.
+        """
+        field = self.get_meta("text_field")
+        with self.db.atomic():
+            if field:
+                rows = self.db.execute("select item_id, data, text from items where text is not null")
+                updates = []
+                for item_id, data, text in rows:
+                    row = _item_row(item_id, json.loads(data or "{}"), text, field)
+                    if row["data"] != data:
+                        updates.append((row["data"], item_id))
+                    if len(updates) >= _MIGRATE_BATCH:
+                        self.db.conn.executemany("update items set data = ? where item_id = ?", updates)
+                        updates = []
+                self.db.conn.executemany("update items set data = ? where item_id = ?", updates)
+            self.db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -232,22 +265,11 @@ class Store:
     # ---- pull -------------------------------------------------------------------------------------------
     def apply_pull(self, pull: Pull) -> PullSummary:
         """Upsert the pulled items and annotations (by id) in one transaction; mark deletions on a reconcile."""
-        records, duplicates = _first_of_each(pull.annotations)
+        rows, new, changed, duplicates = self._annotation_rows(pull.annotations)
         warnings = list(pull.warnings) + duplicates
-        ids = [r.annotation_id for r in records]
-        before = self._annotation_fingerprints(ids)
-        rows = [_annotation_row(r) for r in records]
-        new = sum(1 for r in rows if r["annotation_id"] not in before)
-        changed = sum(1 for r in rows if r["annotation_id"] in before
-                      and before[r["annotation_id"]] != _fingerprint(r))
         deleted = deleted_items = 0
         with self.db.atomic():
-            if pull.items:
-                self.db["items"].upsert_all(
-                    [{"item_id": str(it.item_id), "data": json.dumps(it.data, sort_keys=True), "text": it.text,
-                      "updated_at": it.updated_at, "deleted": 0} for it in pull.items], pk="item_id")
-            if rows:
-                self.db["annotations"].upsert_all(rows, pk="annotation_id")
+            self._upsert(pull.items, rows)
             if pull.all_annotation_ids is not None:
                 deleted = self._mark_missing_deleted("annotations", "annotation_id", pull.all_annotation_ids,
                                                      "kind = 'annotation'")
@@ -259,7 +281,114 @@ class Store:
                 self.db["meta"].upsert({"key": "pull_cursor", "value": pull.cursor}, pk="key")
         return PullSummary(items=len(pull.items), new=new, changed=changed,
                            unchanged=len(rows) - new - changed, deleted=deleted, warnings=tuple(warnings),
-                           deleted_items=deleted_items, skipped=sum(1 for r in records if r.skipped))
+                           deleted_items=deleted_items, skipped=sum(r["skipped"] for r in rows))
+
+    def apply_pull_batches(self, batches: Iterable[Pull], full: bool = False) -> PullSummary:
+        """Write a pull batch by batch, in memory bounded by one batch; each batch must hold whole tasks.
+
+        Each batch is one transaction. Because a batch holds every annotation of each of its tasks, annotations
+        of those tasks that the batch lacks were deleted in the source and are marked so. With ``full`` the
+        batches are the whole project: items and annotations that no batch had are marked deleted at the end.
+        The cursor is written last, with those marks, so an interrupted pull is simply pulled again.
+        """
+        totals = dict(items=0, new=0, changed=0, unchanged=0, deleted=0, deleted_items=0, skipped=0)
+        warnings: list[str] = []
+        cursor = None
+        if full:
+            for table in ("seen_items", "seen_annotations"):
+                self.db.execute(f"create temp table if not exists {table} (id text primary key)")
+                self.db.execute(f"delete from temp.{table}")
+        for pull in batches:
+            summary = self._apply_batch(pull, full)
+            for key in totals:
+                totals[key] += getattr(summary, key)
+            warnings.extend(summary.warnings)
+            cursor = pull.cursor if pull.cursor is not None else cursor
+        with self.db.atomic():
+            if full:
+                totals["deleted"] += self._mark_unseen_deleted("annotations", "annotation_id", "seen_annotations",
+                                                               "kind = 'annotation'")
+                totals["deleted_items"] += self._mark_unseen_deleted("items", "item_id", "seen_items")
+            if cursor is not None:
+                self.db["meta"].upsert({"key": "pull_cursor", "value": cursor}, pk="key")
+        return PullSummary(warnings=tuple(warnings), **totals)
+
+    def _apply_batch(self, pull: Pull, full: bool) -> PullSummary:
+        rows, new, changed, duplicates = self._annotation_rows(pull.annotations)
+        ids = [r["annotation_id"] for r in rows]
+        item_ids = [str(it.item_id) for it in pull.items]
+        with self.db.atomic():
+            self._upsert(pull.items, rows)
+            deleted = self._mark_gone_from_tasks(item_ids, set(ids))
+            if full:
+                self.db.conn.executemany("insert or ignore into temp.seen_items values (?)", ((i,) for i in item_ids))
+                self.db.conn.executemany("insert or ignore into temp.seen_annotations values (?)",
+                                         ((i,) for i in ids))
+        return PullSummary(items=len(item_ids), new=new, changed=changed, unchanged=len(rows) - new - changed,
+                           deleted=deleted, skipped=sum(r["skipped"] for r in rows),
+                           warnings=tuple(pull.warnings) + tuple(duplicates))
+
+    def _annotation_rows(self, records: Iterable[AnnotationRecord]) -> tuple[list[dict], int, int, list[str]]:
+        """Store rows of pulled annotations (the first of a repeated id; a warning names the others), and how
+        many are new and how many changed."""
+        records, duplicates = _first_of_each(records)
+        rows = [_annotation_row(r) for r in records]
+        before = self._annotation_fingerprints([r["annotation_id"] for r in rows])
+        new = sum(1 for r in rows if r["annotation_id"] not in before)
+        changed = sum(1 for r in rows if r["annotation_id"] in before
+                      and before[r["annotation_id"]] != _fingerprint(r))
+        return rows, new, changed, duplicates
+
+    def _upsert(self, items, annotation_rows: list[dict]) -> None:
+        if items:
+            field = self.get_meta("text_field")
+            self.db["items"].upsert_all([_item_row(it.item_id, it.data, it.text, field, it.updated_at)
+                                         for it in items], pk="item_id")
+        if annotation_rows:
+            self.db["annotations"].upsert_all(annotation_rows, pk="annotation_id")
+
+    def _mark_gone_from_tasks(self, item_ids: list[str], present: set[str]) -> int:
+        """Mark live source annotations of ``item_ids`` that are not in ``present`` as deleted."""
+        gone = []
+        for chunk in _chunks(item_ids):
+            gone += [r[0] for r in self.db.execute(
+                f"select annotation_id from annotations where deleted = 0 and kind = 'annotation' and item_id in "
+                f"({','.join('?' * len(chunk))})", chunk).fetchall() if r[0] not in present]
+        for chunk in _chunks(gone):
+            self.db.execute(f"update annotations set deleted = 1 where annotation_id in "
+                            f"({','.join('?' * len(chunk))})", chunk)
+        return len(gone)
+
+    def _mark_unseen_deleted(self, table: str, key: str, seen: str, where: str = "1") -> int:
+        cursor = self.db.execute(f"update {table} set deleted = 1 where deleted = 0 and {where} and "
+                                 f"{key} not in (select id from temp.{seen})")
+        return cursor.rowcount
+
+    def live_item_ids(self) -> list[str]:
+        """The ids of every live item."""
+        return [r[0] for r in self.db.execute("select item_id from items where deleted = 0")]
+
+    def mark_items_deleted(self, item_ids: Iterable[str]) -> tuple[int, int]:
+        """Mark items deleted in the source as deleted, with their annotations (a deleted task takes its
+        annotations along); returns how many (items, annotations) were marked."""
+        n_items = n_annotations = 0
+        with self.db.atomic():
+            for chunk in _chunks([str(i) for i in item_ids]):
+                marks = ",".join("?" * len(chunk))
+                n_items += self.db.execute(f"update items set deleted = 1 where deleted = 0 and item_id in ({marks})",
+                                           chunk).rowcount
+                n_annotations += self.db.execute(f"update annotations set deleted = 1 where deleted = 0 and "
+                                                 f"kind = 'annotation' and item_id in ({marks})", chunk).rowcount
+        return n_items, n_annotations
+
+    def live_counts(self) -> tuple[int, int, int]:
+        """(items, finished annotations, skipped annotations) that are live: what the source should count too."""
+        items = self.count("items", "deleted = 0")
+        finished, skipped = self.db.execute(
+            "select coalesce(sum(a.skipped = 0), 0), coalesce(sum(a.skipped = 1), 0) from annotations a "
+            "join items i on i.item_id = a.item_id where a.kind = 'annotation' and a.deleted = 0 "
+            "and i.deleted = 0").fetchone()
+        return items, int(finished), int(skipped)
 
     def _mark_missing_deleted(self, table: str, key: str, present, where: str = "1") -> int:
         """Mark live rows whose id is not in ``present`` (a full reconcile's ids) as deleted; return how many."""
@@ -279,17 +408,24 @@ class Store:
         return out
 
     # ---- reading items and annotations -----------------------------------------------------------------
-    def items(self) -> list[dict]:
-        """Every live item in the order it was first pulled: item_id, text, data (dict)."""
-        return [{"item_id": r["item_id"], "text": r["text"], "data": json.loads(r["data"] or "{}")}
-                for r in self.db.query("select item_id, text, data from items where deleted = 0 order by rowid")]
+    def items(self, with_data: bool = True) -> list[dict]:
+        """Every live item in the order it was first pulled: item_id, text, and data (dict) ``with_data``."""
+        if not with_data:
+            return [{"item_id": r[0], "text": r[1]} for r in
+                    self.db.execute("select item_id, text from items where deleted = 0 order by rowid")]
+        field = self.get_meta("text_field")
+        return [{"item_id": item_id, "text": text, "data": _item_data(data, text, field)}
+                for item_id, text, data in self.db.execute(
+                    "select item_id, text, data from items where deleted = 0 order by rowid")]
 
     def item_data(self, item_ids: Iterable[str]) -> dict[str, dict]:
+        """The task data of some items, as the source holds it (the text put back under its field)."""
+        field = self.get_meta("text_field")
         out = {}
         for chunk in _chunks([str(i) for i in item_ids]):
-            for r in self.db.query(f"select item_id, data from items where item_id in "
-                                   f"({','.join('?' * len(chunk))})", chunk):
-                out[r["item_id"]] = json.loads(r["data"] or "{}")
+            for item_id, data, text in self.db.execute(f"select item_id, data, text from items where item_id in "
+                                                       f"({','.join('?' * len(chunk))})", chunk):
+                out[item_id] = _item_data(data, text, field)
         return out
 
     def _scorable_rows(self) -> list[tuple]:
@@ -297,10 +433,7 @@ class Store:
         # and not an answer to a review task (in-place reviews land in the source project too).
         return self.db.execute(
             "select a.annotation_id, a.item_id, a.annotator_id, a.label from annotations a "
-            "join items i on i.item_id = a.item_id "
-            f"where a.kind in {_COUNTED} and a.deleted = 0 and a.skipped = 0 and a.valid = 1 and {_NOT_SUPERSEDED} "
-            "and a.label is not null and i.deleted = 0 "
-            "and a.annotation_id not in (select annotation_id from decisions where annotation_id is not null) "
+            f"join items i on i.item_id = a.item_id where {_SCORABLE} and i.deleted = 0 "
             "order by i.rowid, a.rowid").fetchall()
 
     def annotations_table(self) -> Annotations:
@@ -318,6 +451,14 @@ class Store:
         table = Annotations.from_records([r[1] for r in rows], [r[2] for r in rows],
                                          np.array([r[3] for r in rows], dtype=object), classes=classes)
         return table, ann_ids
+
+    def export_items(self, round: int) -> Iterator[tuple]:
+        """(item_id, text, consensus_label, quality, label_issue, override) of every live item with its score in
+        ``round``, in item order, read row by row so an export's memory does not grow with the project."""
+        yield from self.db.execute(
+            "select i.item_id, i.text, s.consensus_label, s.quality, s.label_issue, s.override "
+            "from items i left join scores s on s.item_id = i.item_id and s.round = ? "
+            "where i.deleted = 0 order by i.rowid", [round])
 
     def excluded_annotations(self) -> list[dict]:
         """Live annotations that are stored but not scored because their choice is not a class of the labeling
@@ -695,6 +836,22 @@ class Store:
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------
+def _item_row(item_id, data: dict, text: str | None, text_field: str | None, updated_at: str | None = None) -> dict:
+    """An items row that keeps the text once: in ``text``, dropped from ``data`` when it is the same string
+    there (a non-string value stays in ``data``, so reading it back gives exactly what the source had)."""
+    if text_field and text is not None and data.get(text_field) == text:
+        data = {k: v for k, v in data.items() if k != text_field}
+    return {"item_id": str(item_id), "data": json.dumps(data, sort_keys=True), "text": text,
+            "updated_at": updated_at, "deleted": 0}
+
+
+def _item_data(data: str | None, text: str | None, text_field: str | None) -> dict:
+    """The task data of an items row, with its text back under the text field (see ``_item_row``)."""
+    out = json.loads(data or "{}")
+    if text_field and text is not None and text_field not in out:
+        out[text_field] = text
+    return out
+
 def _first_of_each(records: Iterable[AnnotationRecord]) -> tuple[list[AnnotationRecord], list[str]]:
     """Each annotation id once (its first copy) and a warning per duplicated id, instead of refusing the pull:
     one odd annotation must not block a whole project."""

@@ -65,7 +65,9 @@ def served_project(label_config: str | None = None, tasks=None, project: int = P
     task = {"id": 1, "data": {"text": "goal"}, "updated_at": "2026-01-01T00:00:00.000000Z",
             "annotations": [{"id": 11, "completed_by": 1, "result": [], "updated_at": "2026-01-01T00:00:00Z"}]}
     return {f"/api/projects/{project}": json_route(project_json(label_config, project)),
-            f"/api/projects/{project}/export": json_route([task] if tasks is None else tasks),
+            # the snapshot export a full pull makes, then downloads (its DELETE afterwards answers 501 here)
+            f"/api/projects/{project}/exports/": json_route({"id": 1, "status": "completed"}),
+            f"/api/projects/{project}/exports/1/download": json_route([task] if tasks is None else tasks),
             "/api/users/": json_route([{"id": 1, "email": "a@x"}])}
 
 
@@ -349,20 +351,20 @@ CASES = [
          routes=served_project(choices_config(("a", "b", "a")))),
     Case("config-not-xml", INIT, 1, "is not valid XML", routes=served_project("<View><Choices name='x'>")),
     # -- annotations and texts (pull through the real connector)
-    Case("task-without-id", ["pull"], 1, "answered the task list with JSON relabel cannot read",
+    Case("task-without-id", ["pull"], 1, "answered the snapshot export with JSON relabel cannot read",
          routes=served_project(tasks=[{"data": {"text": "x"}, "annotations": []}])),
-    Case("annotation-without-id", ["pull"], 1, "answered the task list with JSON relabel cannot read",
+    Case("annotation-without-id", ["pull"], 1, "answered the snapshot export with JSON relabel cannot read",
          routes=served_project(tasks=[{**GOOD_TASK, "annotations": [{"result": [], "completed_by": 1}]}])),
-    Case("annotations-not-a-list", ["pull"], 1, "answered the task list with JSON relabel cannot read",
+    Case("annotations-not-a-list", ["pull"], 1, "answered the snapshot export with JSON relabel cannot read",
          routes=served_project(tasks=[{**GOOD_TASK, "annotations": "sport"}])),
-    Case("export-not-a-list", ["pull"], 1, "answered the task list with JSON relabel cannot read",
+    Case("export-not-a-list", ["pull"], 1, "answered the snapshot export with JSON relabel cannot read",
          routes=served_project(tasks={"tasks": []})),
     Case("text-missing", ["score"], 1, "Every item's text is empty; check that text_field names the field",
          pulled(texts(None)), fake=texts(None)),
     Case("text-empty", ["score"], 1, "Every item's text is empty", pulled(texts("")), fake=texts("")),
     Case("text-stop-words-only", ["score"], 1, "TF-IDF found no words to use in the 60 texts",
          pulled(texts("the a of")), fake=texts("the a of")),
-    Case("task-data-not-an-object", ["pull"], 1, "answered the task list with JSON relabel cannot read",
+    Case("task-data-not-an-object", ["pull"], 1, "answered the snapshot export with JSON relabel cannot read",
          routes=served_project(tasks=[{**GOOD_TASK, "data": "goal!"}])),
 ]
 

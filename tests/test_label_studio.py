@@ -435,7 +435,7 @@ class _OwnAnnotationsOnly(httpx.BaseTransport):
     def handle_request(self, request):
         response = self.inner.handle_request(request)
         path = request.url.path.rstrip("/")
-        if path != "/api/tasks" and not path.endswith("/export"):
+        if path != "/api/tasks" and not path.endswith(("/export", "/download")):  # list, export, snapshot
             return response
         body = json.loads(response.read())
         for task in body["tasks"] if isinstance(body, dict) else body:

@@ -14,7 +14,7 @@ from relabel.cli import cli
 from relabel.config import API_KEY_ENV, checked_api_key, label_studio_url
 from relabel.errors import AuthError, ConfigError, ConnectorError, StoreError
 from relabel.redaction import redact, url_without_userinfo
-from relabel.store import Store
+from relabel.store import SCHEMA_VERSION, Store
 from test_rounds import FakeLabelStudio
 
 KEY = "9c2e4b6d8f0a3f9a1c7e5b2d4a6f8e0c1b3d5f7a"
@@ -160,13 +160,13 @@ def test_a_store_with_a_newer_schema_is_refused_byte_for_byte_unchanged(scored):
     db = scored / "relabel.db"
     con = sqlite3.connect(db)
     with con:
-        con.execute("update meta set value = '2' where key = 'schema_version'")
+        con.execute("update meta set value = ? where key = 'schema_version'", [str(SCHEMA_VERSION + 1)])
         # what a newer relabel might have added, which this one must neither drop nor "fix"
         con.execute("create table lock (owner text)")
     con.execute("pragma journal_mode=delete")
     con.close()
     digest = hashlib.sha256(db.read_bytes()).hexdigest()
-    with pytest.raises(StoreError, match="schema version 2, newer than this relabel .*upgrade relabel"):
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}, newer than this relabel .*upgrade"):
         Store(db)
     for args in (["status"], ["pull"], ["round"], ["export", "--format", "csv", "--out", "x.csv"],
                  ["report", "--out", "r.html"]):
