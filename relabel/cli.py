@@ -24,7 +24,8 @@ from .config import (API_KEY_ENV, DEFAULT_BUDGET, DEFAULT_CONFIG, REVIEW_MODES, 
 from .errors import RelabelError
 from .redaction import redact
 from .report import DEFAULT_TOP
-from .rounds import EXPORT_FORMATS, Loop, initialise
+from .export import EXPORT_FORMATS
+from .rounds import Loop, initialise
 
 # What `relabel log` prints when not told how many events: the latest this many.
 DEFAULT_LOG_LIMIT = 50
