@@ -362,8 +362,6 @@ CASES = [
     Case("text-missing", ["score"], 1, "Every item's text is empty; check that text_field names the field",
          pulled(texts(None)), fake=texts(None)),
     Case("text-empty", ["score"], 1, "Every item's text is empty", pulled(texts("")), fake=texts("")),
-    Case("text-stop-words-only", ["score"], 1, "TF-IDF found no words to use in the 60 texts",
-         pulled(texts("the a of")), fake=texts("the a of")),
     Case("task-data-not-an-object", ["pull"], 1, "answered the snapshot export with JSON relabel cannot read",
          routes=served_project(tasks=[{**GOOD_TASK, "data": "goal!"}])),
 ]

@@ -480,8 +480,9 @@ def test_annotator_table_sorts_in_the_browser(browser_page):
 def test_hostile_text_renders_as_text_and_no_dialog_fires(browser_page, three_rounds):
     chrome, _ = browser_page
     _, _, _, worst = three_rounds
-    cell = chrome.evaluate(f"document.querySelector('a[href$=\"task={worst}\"]')"
-                           ".closest('tr').querySelector('.excerpt').textContent")
+    # The item's link also stands in other tables (overrides, reviewer changes): read the worst-items row's excerpt.
+    cell = chrome.evaluate(f"Array.from(document.querySelectorAll('a[href$=\"task={worst}\"]'))"
+                           ".map(a => a.closest('tr').querySelector('.excerpt')).find(e => e).textContent")
     assert cell == HOSTILE_TEXT
     names = chrome.evaluate("Array.from(document.querySelectorAll('#annotator-table tbody tr'))"
                             ".map(r => r.cells[0].textContent)")
