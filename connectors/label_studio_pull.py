@@ -24,11 +24,12 @@ import json
 import logging
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Iterable, Iterator
 
 from relabel import progress
-from relabel.errors import ConnectorError
+from relabel.errors import ConnectorError, OutcomeUnknown
 
 from .records import AnnotationRecord, Item, Pull
 
@@ -48,6 +49,8 @@ SNAPSHOT_SECONDS_PER_TASK = 0.02
 SNAPSHOT_MIN_TIMEOUT = 120.0
 # While a snapshot is built in the background (Label Studio with Redis), poll its status this often.
 SNAPSHOT_POLL_SECONDS = 1.0
+# Attempts at creating a snapshot whose answer was lost or a 5xx/429 (each after checking it did not land).
+SNAPSHOT_CREATE_ATTEMPTS = 5
 # Downloaded snapshot bytes are written to the temporary file in chunks of this size.
 DOWNLOAD_CHUNK_BYTES = 1 << 20
 
@@ -202,10 +205,7 @@ def _download_snapshot(connector: "LabelStudioConnector", file: IO[bytes], timeo
     project = connector.project_id
     base = f"api/projects/{project}/exports"
     options = {"timeout_in_seconds": timeout, "max_retries": 0}
-    with connector._translate("POST /" + base + "/", project):
-        response = connector._raw.request(f"{base}/", method="POST", request_options=options,
-                                          json={"title": "relabel pull (deleted after download)"})
-    snapshot = _json_or_raise(connector, response, f"POST /{base}/", project)
+    snapshot = _create_snapshot(connector, base, options)
     export_id = snapshot["id"]
     try:
         _wait_for_snapshot(connector, snapshot, timeout)
@@ -220,6 +220,36 @@ def _download_snapshot(connector: "LabelStudioConnector", file: IO[bytes], timeo
                     file.write(chunk)
     finally:
         _delete_snapshot(connector, export_id)
+
+
+def _create_snapshot(connector: "LabelStudioConnector", base: str, options: dict) -> dict:
+    """Create the snapshot, riding out a lost answer or a 5xx/429 like every other step of a pull does.
+
+    The POST is not retried blindly by the transport (its outcome is unknown once sent), so, as the push does,
+    relabel re-checks what landed: the snapshot carries a title unique to this pull, and after a failure the
+    project's snapshots are listed; one with that title is used, otherwise the POST is sent again.
+    """
+    project = connector.project_id
+    title = f"relabel pull {uuid.uuid4().hex} (deleted after download)"
+    what = f"POST /{base}/"
+    for attempt in range(SNAPSHOT_CREATE_ATTEMPTS):
+        try:
+            with connector._translate(what, project, unsure=True):
+                response = connector._raw.request(f"{base}/", method="POST", request_options=options,
+                                                  json={"title": title})
+            if response.status_code >= 500 or response.status_code == 429:
+                raise OutcomeUnknown(f"Label Studio at {_url(connector)} answered {response.status_code} to "
+                                     f"{what}, which may or may not have been carried out.")
+            return _json_or_raise(connector, response, what, project)
+        except OutcomeUnknown:
+            if attempt == SNAPSHOT_CREATE_ATTEMPTS - 1:
+                raise
+            landed = [s for s in connector._request("GET", f"{base}/", project=project) or []
+                      if isinstance(s, dict) and s.get("title") == title]
+            if landed:
+                return landed[0]
+            time.sleep(SNAPSHOT_POLL_SECONDS * 2 ** attempt)
+    raise AssertionError("unreachable")
 
 
 def _wait_for_snapshot(connector: "LabelStudioConnector", snapshot: dict, timeout: float) -> None:

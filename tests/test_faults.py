@@ -47,8 +47,12 @@ KILL_POINTS = 20           # the suite's own floor: at least 20 seeded SIGKILL p
 # shortened for the in-process reruns so that the suite stays fast, and stays above every delay used here.
 SETTLE_FOR_TESTS = 1.0
 IMPORT = r"^/api/projects/\d+/import\?"
-EXPORT = r"^/api/projects/\d+/export\?"
-PROJECT = r"^/api/projects/\d+$"
+PROJECT = r"^/api/projects/\d+$"                       # the project, and its counts (describe, project_counts)
+# A full pull (the first one, --full, periodic, or counts that disagree) reads a snapshot export: create, then
+# download (then delete); an incremental pull reads the task list filtered by updated_at.
+SNAPSHOT = r"^/api/projects/\d+/exports/$"
+DOWNLOAD = r"^/api/projects/\d+/exports/\d+/download"
+CHANGED_TASKS = r"^/api/tasks/\?.*updated_at"
 
 
 # ---- fixtures ---------------------------------------------------------------------------------------------
@@ -115,6 +119,9 @@ def _template(base: Path, proxy_url: str, project_id: int, *extra) -> dict[str, 
     config = fresh / "relabel.toml"
     assert "preselect = false" in config.read_text()
     config.write_text(config.read_text().replace("preselect = false", "preselect = true"))
+    # Every round here must push (the faults are in the push): the stop rule on expected errors is not the subject.
+    config.write_text(config.read_text().replace("[review]\n", "[review]\nmin_expected_errors = 0\n"))
+    assert "min_expected_errors = 0" in config.read_text()
     shutil.copytree(fresh, scored)
     ok(relabel(scored, "pull"))
     ok(relabel(scored, "score"))
@@ -244,13 +251,27 @@ def answer_some(http, ls_admin, source, workdir: Path, n: int, seed: int = 0) ->
 # Each scenario is a list of rules (several faults in one run keeps the suite fast); every rule must fire.
 READ_FAULTS = {
     "pull: resets": [dict(action="reset", method="GET", path=PROJECT, times=2),
-                     dict(action="reset", method="GET", path=EXPORT)],
-    "pull: 502, 504, 429 Retry-After": [dict(action="status", method="GET", path=EXPORT, status=502),
-                                        dict(action="status", method="GET", path=EXPORT, status=504),
+                     dict(action="reset", method="POST", path=SNAPSHOT),
+                     dict(action="reset", method="GET", path=DOWNLOAD)],
+    "pull: 502, 504, 429 Retry-After": [dict(action="status", method="POST", path=SNAPSHOT, status=502),
+                                        dict(action="status", method="GET", path=DOWNLOAD, status=504),
                                         dict(action="status", method="GET", path=PROJECT, status=429,
                                              retry_after=1)],
-    "export: answer lost": [dict(action="drop", method="GET", path=EXPORT)],
-    "server stopped for 2 s": [dict(action="down", method="GET", path=EXPORT, seconds=2.0)],
+    "snapshot: answers lost": [dict(action="drop", method="POST", path=SNAPSHOT),
+                               dict(action="drop", method="GET", path=DOWNLOAD)],
+    "server stopped for 2 s": [dict(action="down", method="POST", path=SNAPSHOT, seconds=2.0)],
+}
+# The same faults on an incremental pull (a store already pulled): the changed-tasks list and the counts.
+INCREMENTAL_READ_FAULTS = {
+    "incremental pull: resets": [dict(action="reset", method="GET", path=PROJECT, times=2),
+                                 dict(action="reset", method="GET", path=CHANGED_TASKS)],
+    "incremental pull: 502, 504, 429 Retry-After": [
+        dict(action="status", method="GET", path=CHANGED_TASKS, status=502),
+        dict(action="status", method="GET", path=CHANGED_TASKS, status=504),
+        dict(action="status", method="GET", path=PROJECT, status=429, retry_after=1)],
+    "task list: answer lost": [dict(action="drop", method="GET", path=CHANGED_TASKS)],
+    "server stopped for 2 s during the task list": [dict(action="down", method="GET", path=CHANGED_TASKS,
+                                                         seconds=2.0)],
 }
 
 
@@ -259,6 +280,17 @@ READ_FAULTS = {
 def test_pull_step_faults_are_retried_and_the_round_completes(fresh, proxy, http, source, name):
     assert f"{BUDGET} new review tasks" in faulty_run(proxy, READ_FAULTS[name], fresh, "round").output
     assert check(fresh, http, source.project_id)["review_tasks"] == BUDGET
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", INCREMENTAL_READ_FAULTS)
+def test_incremental_pull_faults_are_retried_and_the_round_completes(scored, proxy, http, source, name):
+    # `round` on the scored store would resume its open round (push only), so the pull is run on its own.
+    pulled = faulty_run(proxy, INCREMENTAL_READ_FAULTS[name], scored, "pull").output
+    assert not any(e.method == "POST" and re.search(SNAPSHOT, e.path) for e in proxy.log), "not incremental"
+    assert "0 deleted" in pulled, pulled
+    assert f"{BUDGET} in total" in ok(relabel(scored, "push")).output
+    assert check(scored, http, source.project_id)["review_tasks"] == BUDGET
 
 
 def faulty_run(proxy: FaultProxy, rules: list[dict], workdir: Path, *command: str):
