@@ -25,6 +25,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from . import DISTRIBUTION
 from .errors import ConfigError
 
 # Texts per Dask task: large enough that the task overhead (~ms) vanishes beside the embedding (~20 CPU-s for
@@ -58,7 +59,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None,
         from distributed import Client, LocalCluster
     except ImportError:
         raise ConfigError("Embedding on Dask needs dask.distributed; install it with "
-                          "`pip install 'relabel[dask]'` or unset 'workers' and 'dask_scheduler'.") from None
+                          f"`pip install '{DISTRIBUTION}[dask]'` or unset 'workers' and 'dask_scheduler'.") from None
     if scheduler is not None:
         try:
             client = Client(scheduler, timeout=timeout)

@@ -91,6 +91,9 @@ def free_port() -> int:
 
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As Label Studio's own server does: connections of a stopped server lingering in TIME_WAIT do not make the
+        # port busy (a restart on the same port would be refused for a minute), a listening socket still does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -58,7 +58,7 @@ def review_project_tasks(ls_admin, source_project_id):
 def test_acceptance_two_rounds_in_a_review_project(workdir, label_studio, ls_admin):
     # The acceptance scenario, built fresh: the session's shared copy gets review tasks from other tests.
     proj = build_acceptance_project(ls_admin, title="relabel loop acceptance", seed=4, email_prefix="loop-acc-")
-    out = init(label_studio.url, proj.project_id).output
+    out = init(label_studio.url, proj.project_id, stop_signal=False).output
     assert f"tasks: {len(proj.task_ids)}" in out and "classes (topic): sport, politics, tech" in out
 
     # 1. first round: the store holds exactly Label Studio's annotations; 20 review tasks with fields and predictions
@@ -108,7 +108,7 @@ def test_acceptance_two_rounds_in_a_review_project(workdir, label_studio, ls_adm
         assert all(d["reviewer"] == reviewer_email for d in decisions)
         assert [r["round"] for r in store.rounds()] == [1, 2]
         round2 = {t["item_id"] for t in store.review_tasks(2)}
-        assert len(round2) == 20 and not round2 & {t["item_id"] for t in pushed}
+        assert len(round2) == 20 and not round2 & {t["item_id"] for t in pushed}, r2.output
     status = json.loads(relabel("status", "--json").output)["rounds"]
     assert [(r["round"], r["pushed"], r["reviewed"], r["corrected"]) for r in status] == [(1, 20, 10, 5), (2, 20, 0, 0)]
     assert status[1]["expected_remaining_errors"] < status[0]["expected_remaining_errors"]
