@@ -322,7 +322,8 @@ def _wait_for_round(service, config, number: int) -> int | None:
             if row is not None and row["status"] == "pushed":
                 return len(store.review_tasks(number))
         snapshot = service.worker.snapshot()
-        if snapshot["stopped"] and snapshot["state"] == "idle" and (row is None):
+        # The loop stopped: no round came (nothing changed), or this round was scored and stopped by the stop signal.
+        if snapshot["stopped"] and snapshot["state"] == "idle" and (row is None or row["status"] == "stopped"):
             return None
         time.sleep(0.5)
     raise ConnectorError(f"relabel serve did not finish round {number} within {_ROUND_WAIT_SECONDS:.0f} s; "

@@ -15,20 +15,25 @@ def test_demo_serve_runs_rounds_started_by_the_service(tmp_path):
                        echo=lines.append)
     output = "\n".join(lines)
     paths = DemoPaths(tmp_path / "demo")
-    assert len(figures) == 3
-    # Round 1 because there was none; rounds 2 and 3 because the expert drained the review queue: no CLI call.
+    # Every round is started by the service: round 1 because there was none, the next ones because the expert
+    # drained the review queue (no CLI call), until 3 rounds or the stop signal (nothing worth reviewing) ends it.
+    assert 2 <= len(figures) <= 3, output
     assert "started by the service (no round yet)" in output
-    assert output.count("were answered)") == 2, output
+    assert output.count("were answered)") == len(figures) - 1, output
     assert "registered with project" in output and "/status.json" in output
     with Store(paths.store) as store:
         rounds = store.rounds()
         events = [e["step"] for e in store.events()]
         decisions = store.decisions()
-    assert [r["round"] for r in rounds] == [1, 2, 3] and all(r["status"] == "pushed" for r in rounds)
-    assert len(decisions) == 24 and "register" in events and "unregister" in events
+    pushed = [r["round"] for r in rounds if r["status"] == "pushed"]
+    assert pushed == list(range(1, len(figures) + 1)), rounds
+    if len(figures) < 3:        # the stop signal ended it: round 3 was scored, pushed nothing and said why
+        assert [r["status"] for r in rounds][-1] == "stopped" and "stopped the loop" in output, output
+    # the expert answers every pushed round but the third
+    assert len(decisions) == 12 * min(len(figures), 2) and "register" in events and "unregister" in events
     # measured against the hidden truth: reviewing fixes labels, it never adds wrong ones
     errors = [f["wrong_final_labels"] for f in figures]
-    assert errors[2] <= errors[1] <= errors[0], errors
+    assert errors == sorted(errors, reverse=True), errors
     # the service's secrets are 0600 files named by the config, never in the TOML
     config = paths.config.read_text()
     for secret in (paths.serve_password, paths.webhook_secret):
