@@ -152,7 +152,7 @@ def m_relabel(a, p):
     """relabel's default, plus what "overrides allowed everywhere" would have given (same posterior)."""
     r = consensus(a, p, allow_overrides="always")
     default = r.consensus_label if p is not None else _restrict_to_given(a, r.posterior, np.zeros(a.n_items, bool))
-    quality = r.posterior[np.arange(a.n_items), default]
+    quality = r.posterior[np.arange(a.n_items), default]      # the calibrated posterior of the default's label
     given = a.vote_counts() > 0
     extra = {"override": ~given[np.arange(a.n_items), default], "override_always": r.override,
              "label_always": r.consensus_label, "settings": {k: v for k, v in r.settings.items() if k != "class_prior"}}

@@ -36,6 +36,9 @@ OVERRIDE_POLICIES = ("model", "always", "never")
 class EMConsensusResult(ConsensusResult):
     """A ConsensusResult plus each annotator's estimated confusion matrix (annotators x true x given).
 
+    ``posterior`` is the calibrated one the quality score comes from (``relabel.fitted_em``: annotation-only runs
+    discount it by the held-out annotation likelihood); the labels come from the EM's own posterior, so an
+    annotation-only item's label is not always its argmax (the two differ on a few split items).
     ``annotator_weight`` and ``model_weight`` are NaN: no single weight describes an annotator here. The
     model's influence is its fitted ``temperature``; ``annotator_quality`` is the expected accuracy of the
     annotator's labels (mean posterior probability that each of them is right).
@@ -112,12 +115,14 @@ def _restrict_to_given(a: Annotations, posterior: np.ndarray, allowed: np.ndarra
 
 
 def _result(a: Annotations, em, method: str, allow_overrides: str, known) -> EMConsensusResult:
-    posterior = em.posterior
     counts = a.num_annotations()
     allowed = np.full(a.n_items, allow_overrides == "always")
     if known is not None:
         allowed |= known >= 0                    # a reviewer's label is final, whoever gave it
-    label = _restrict_to_given(a, posterior, allowed)
+    label = _restrict_to_given(a, em.posterior, allowed)
+    # The labels come from the EM's posterior; every confidence figure from the held-out-calibrated one
+    # (relabel.fitted_em: the same posterior with a model, discounted by the held-out fit without one).
+    posterior = em.quality_posterior
     votes_for_consensus = np.bincount(a.item, weights=(a.label == label[a.item]), minlength=a.n_items)
     # P(this annotation is right) under the posterior: the per-annotation quality.
     annotation_quality = posterior[a.item, a.label]
@@ -144,7 +149,8 @@ def _result(a: Annotations, em, method: str, allow_overrides: str, known) -> EMC
         method=method,
         override=votes_for_consensus == 0,
         settings={"temperature": float(em.temperature), "pool_strength": em.pool_strength,
-                  "discount": em.discount, "class_prior": em.class_prior.tolist(), "iterations": em.n_iter},
+                  "discount": em.discount,
+                  "quality_discount": em.quality_discount, "class_prior": em.class_prior.tolist(), "iterations": em.n_iter},
     )
 
 

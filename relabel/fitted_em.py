@@ -16,15 +16,33 @@ and the M-step re-estimates, from the current posterior T, everything that chang
   on T only, so it is computed once per grid temperature up front: no temperature-scaled copy of pred_probs is
   ever kept (memory O(items x K), issue 15).
 * **pooling strength** s: every annotator's confusion row has a Dirichlet(s * pooled row) prior, pooled = all
-  annotators' counts together; s is the empirical-Bayes estimate, the value maximising the Dirichlet-multinomial
-  marginal likelihood of the annotators' expected counts (a grid search over log-spaced s). Annotators with few
-  labels are then "average", and the data say how alike annotators are.
+  annotators' counts together. Annotators with few labels are then "average", and the data say how alike
+  annotators are. Annotations only: s maximises the held-out annotation likelihood (below). With a model: the
+  empirical-Bayes estimate, the value maximising the Dirichlet-multinomial marginal likelihood of the
+  annotators' expected counts (the model's prior already anchors the posterior there, and CIFAR-10N's
+  annotators have hundreds of labels each, so in-sample and held-out fits agree).
 * **annotator discount** d (model-aware only): real annotators' mistakes are correlated (hard items fool several
   people the same way), which Dawid-Skene, assuming independence, turns into overconfident agreement that
   overrules the model. d is fitted by held-out likelihood: the leave-one-annotation-out predictive probability
   of each annotation given the item's other annotations and the model. Annotation-only runs keep d = 1: with
   no other evidence the discount is not identifiable (it only rescales the same ranking) and the class prior
   would dominate.
+
+**Held-out annotation likelihood** (annotations only): every annotation r (annotator j, item i, label l) is
+predicted from the item's other annotations, with every confusion matrix re-estimated without item i's own
+expected counts (leave-item-out: an annotation must not vouch for its own annotator):
+
+    P(l) = sum_k P_{-r}(k) CM_{-i}[j, k, l],  log P_{-r}(k) = log pi_k + d * sum_{r' != r} log CM_{-i}[j', k, l'] + c
+
+The in-sample posterior lets each item's labels raise their own annotators' estimated accuracy, so Dawid-Skene
+is sure of items the crowd splits on; the held-out likelihood measures how well the fitted annotators really
+predict a label they did not see. It chooses the pooling strength (at d = 1) in every M-step and, after
+convergence, the **confidence discount** d of the reported posterior ``quality_posterior`` =
+softmax(log pi + d * leave-item-out evidence): d < 1 when annotators' errors are correlated (the independence
+assumption makes the product of their likelihoods overconfident), d = 1 when they are not. The consensus labels
+still come from the EM posterior (d = 1: a discount would hand items to the class prior); the confidence, the
+quality score and the expected wrong labels come from ``quality_posterior``. With a model, the discount is
+fitted inside the EM (above) and ``quality_posterior`` is the EM posterior.
 
 Reviewers' decisions clamp their items' posterior (gold labels): they teach the confusion matrices, the
 temperature and the prior.
@@ -35,7 +53,7 @@ array is built. Arrays are class-major (K x items) so that each per-class pass i
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.special import gammaln
@@ -53,6 +71,12 @@ CLASS_PRIOR_PSEUDOCOUNT = 1.0
 TEMPERATURES = tuple(np.exp(np.linspace(np.log(0.2), np.log(5.0), 25)))
 POOL_STRENGTH_BOUNDS = (float(np.log(0.1)), float(np.log(1e5)))
 DISCOUNTS = tuple(np.round(np.linspace(0.3, 1.0, 15), 3))
+# Bounds of the searches of the held-out likelihood (annotations only): they bound, they do not choose. The
+# confidence discount spans "annotators' product counts a hundredth" to "fully independent" (1: the EM's own).
+QUALITY_DISCOUNT_BOUNDS = (float(np.log(0.01)), 0.0)
+# Precision of the search over log pooling strength (annotations only): each point is one EM run, and the held-out
+# likelihood is flat within +-10% of s.
+POOL_SEARCH_XTOL = 0.1
 # Floor for probabilities before the log, so a model that gives exactly 0 to a class does not veto it forever.
 PROB_FLOOR = 1e-30
 # The discount when it cannot be fitted: with a model and one label per item there is no other annotation to
@@ -77,6 +101,8 @@ class FittedEM:
     discount: float
     n_iter: int
     converged: bool
+    quality_posterior: np.ndarray = None   # the posterior the confidence figures use (items x K, float64)
+    quality_discount: float = 1.0          # its fitted discount (annotations only; 1 = the EM posterior)
 
 
 class _Long:
@@ -161,9 +187,32 @@ def fitted_dawid_skene(annotations: Annotations, pred_probs: np.ndarray | None =
                        dtype=np.float32, seed: int = 0) -> FittedEM:
     """Run the EM of the module docstring; inputs are trusted (relabel.consensus_em validates them).
 
-    ``discount`` / ``pool_strength`` fix a setting instead of fitting it (for the benchmarks' ablations).
-    ``known_labels``: one class index per item, -1 = not reviewed. ``dtype`` of the items x K arrays.
+    ``discount`` / ``pool_strength`` fix a setting instead of fitting it (for the benchmarks' ablations; a
+    fixed ``discount`` without a model also fixes the confidence discount). ``known_labels``: one class index
+    per item, -1 = not reviewed. ``dtype`` of the items x K arrays.
     """
+    if pred_probs is None and discount is None:
+        return _annotation_only(annotations, known_labels=known_labels, max_iter=max_iter, tol=tol,
+                                pool_strength=pool_strength, dtype=dtype, seed=seed)
+    return _em(annotations, pred_probs, known_labels=known_labels, max_iter=max_iter, tol=tol, discount=discount,
+               pool_strength=pool_strength, dtype=dtype, seed=seed)
+
+
+def negative_of(runs: dict, held_out: "_HeldOut"):
+    """Key for the best of the searched runs: minus the held-out likelihood (cached per run)."""
+    cache = {}
+
+    def key(log_s):
+        if log_s not in cache:
+            em = runs[log_s]
+            cache[log_s] = -held_out.log_likelihood(*held_out.state(em), em.class_prior)
+        return cache[log_s]
+    return key
+
+
+def _em(annotations: Annotations, pred_probs: np.ndarray | None, *, known_labels, max_iter: int, tol: float,
+        discount: float | None, pool_strength: float | None, dtype, seed: int = 0) -> FittedEM:
+    """The EM loop of the module docstring at fixed or per-M-step fitted settings."""
     t = _Long(annotations)
     k, n = t.k, t.n_items
     model = _Model(pred_probs, dtype) if pred_probs is not None else None
@@ -217,10 +266,40 @@ def fitted_dawid_skene(annotations: Annotations, pred_probs: np.ndarray | None =
         if change < tol:
             converged = True
             break
+    posterior = np.ascontiguousarray(post.T, dtype=np.float64)
     if model is not None:
         class_prior = post.mean(axis=1, dtype=np.float64)
-    return FittedEM(np.ascontiguousarray(post.T, dtype=np.float64), class_prior, confusion, temperature,
-                    strength, d, n_iter, converged)
+    return FittedEM(posterior, class_prior, confusion, temperature, strength, d, n_iter, converged, posterior)
+
+
+def _annotation_only(annotations: Annotations, *, known_labels, max_iter: int, tol: float,
+                     pool_strength: float | None, dtype, seed: int) -> FittedEM:
+    """Annotations only: the EM at the pooling strength with the highest held-out annotation likelihood (a
+    bounded search over log s, one EM per point), then the discounted, held-out-calibrated quality posterior."""
+    from scipy.optimize import minimize_scalar
+
+    held_out = _HeldOut(_Long(annotations), seed)
+    run = lambda s: _em(annotations, None, known_labels=known_labels, max_iter=max_iter, tol=tol,  # noqa: E731
+                        discount=1.0, pool_strength=s, dtype=dtype)
+    if pool_strength is None:
+        runs = {}
+
+        def negative(log_s: float) -> float:
+            runs[log_s] = em = run(float(np.exp(log_s)))
+            return -held_out.log_likelihood(*held_out.state(em), em.class_prior)
+
+        minimize_scalar(negative, bounds=POOL_STRENGTH_BOUNDS, method="bounded", options={"xatol": POOL_SEARCH_XTOL})
+        em = runs[min(runs, key=negative_of(runs, held_out))]
+    else:
+        em = run(float(pool_strength))
+    post, counts, pooled, strength = held_out.state(em)
+    d = held_out.fit_discount(post, counts, pooled, strength, em.class_prior)
+    quality = np.ascontiguousarray(_softmax_columns(
+        held_out.log_posterior(post, counts, pooled, strength, em.class_prior, d)).T)
+    if known_labels is not None:
+        clamp = np.asarray(known_labels) >= 0
+        quality[clamp] = em.posterior[clamp]
+    return replace(em, quality_posterior=quality, quality_discount=d)
 
 
 def _fit_discount(t: _Long, log_cm: np.ndarray, evidence: np.ndarray, log_prior: np.ndarray, seed: int) -> float:
@@ -246,3 +325,73 @@ def _fit_discount(t: _Long, log_cm: np.ndarray, evidence: np.ndarray, log_prior:
         if value > best_value:
             best, best_value = float(d), value
     return best
+
+
+class _HeldOut:
+    """The held-out annotation likelihood of the module docstring (annotations only), on a seeded sample of at
+    most DISCOUNT_FIT_ANNOTATIONS annotations (whole items, so each sampled item keeps all its evidence)."""
+
+    def __init__(self, t: _Long, seed: int):
+        self.t = t
+        rows = np.arange(t.item.size)
+        if rows.size > DISCOUNT_FIT_ANNOTATIONS:
+            share = DISCOUNT_FIT_ANNOTATIONS / rows.size
+            keep = np.random.default_rng(seed).random(t.n_items) < share
+            rows = np.flatnonzero(keep[t.item])
+        self.rows = rows
+        self.item, self.cell = t.item[rows], t.cell[rows]
+        self.annotator, self.label = self.cell // t.k, self.cell % t.k
+
+    def _own(self, post, counts, pooled, strength, k, item, cell):
+        """log CM_{-i}[j, k, l] of annotations (item, cell): the annotator's row k without the item's share."""
+        t = self.t
+        share = post[k][item].astype(np.float64)
+        num = counts[:, k, :].ravel()[cell] + CONFUSION_SMOOTHING + strength * pooled[k, cell % t.k] - share
+        den = counts[:, k, :].sum(axis=1)[cell // t.k] + t.k * CONFUSION_SMOOTHING + strength - share
+        # num - share >= smoothing > 0 exactly; the floor only guards float32 rounding of the posterior.
+        return np.log(np.maximum(num, CONFUSION_SMOOTHING * 1e-3)) - np.log(np.maximum(den, CONFUSION_SMOOTHING))
+
+    def _evidence(self, post, counts, pooled, strength, item, cell):
+        """Per class (K x items): the sum of the leave-item-out log CM over each item's annotations."""
+        t = self.t
+        return np.stack([np.bincount(item, weights=self._own(post, counts, pooled, strength, k, item, cell),
+                                     minlength=t.n_items) for k in range(t.k)])
+
+    def log_likelihood(self, post, counts, pooled, strength, class_prior, d=1.0) -> float:
+        own = np.stack([self._own(post, counts, pooled, strength, k, self.item, self.cell)
+                        for k in range(self.t.k)])                                   # (K, sample)
+        evidence = np.stack([np.bincount(self.item, weights=own[k], minlength=self.t.n_items)
+                             for k in range(self.t.k)])
+        z = np.log(class_prior)[:, None] + d * (evidence[:, self.item] - own)      # the other annotations
+        return float((_logsumexp_columns(z + own) - _logsumexp_columns(z)).sum())
+
+    def state(self, em: FittedEM):
+        """(class-major posterior, expected confusion counts, pooled rows, pooling strength) of a finished EM."""
+        post = np.ascontiguousarray(em.posterior.T)
+        counts = _confusion_counts(self.t, post)
+        pooled = counts.sum(axis=0) + CONFUSION_SMOOTHING
+        pooled /= pooled.sum(axis=1, keepdims=True)
+        return post, counts, pooled, em.pool_strength
+
+    def fit_discount(self, post, counts, pooled, strength, class_prior) -> float:
+        from scipy.optimize import minimize_scalar
+
+        own = np.stack([self._own(post, counts, pooled, strength, k, self.item, self.cell)
+                        for k in range(self.t.k)])
+        rest = np.stack([np.bincount(self.item, weights=own[k], minlength=self.t.n_items)
+                         for k in range(self.t.k)])[:, self.item] - own
+        log_pi = np.log(class_prior)[:, None]
+
+        def negative(log_d: float) -> float:
+            z = log_pi + np.exp(log_d) * rest
+            return -float((_logsumexp_columns(z + own) - _logsumexp_columns(z)).sum())
+
+        low, high = QUALITY_DISCOUNT_BOUNDS
+        fit = minimize_scalar(negative, bounds=(low, high), method="bounded", options={"xatol": 1e-3})
+        # The bounded search never evaluates the end point itself: d = 1 (no discount) competes explicitly.
+        return 1.0 if negative(0.0) <= fit.fun else float(np.exp(fit.x))
+
+    def log_posterior(self, post, counts, pooled, strength, class_prior, d) -> np.ndarray:
+        """Class-major log scores of every item: log pi + d * leave-item-out evidence."""
+        evidence = self._evidence(post, counts, pooled, strength, self.t.item, self.t.cell)
+        return np.log(class_prior)[:, None] + d * evidence

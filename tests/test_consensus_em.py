@@ -125,3 +125,69 @@ def test_bad_input_is_named():
     empty = Annotations(a.item, a.annotator, a.label, np.append(a.item_ids, [999]), a.annotator_ids, a.classes)
     with pytest.raises(AnnotationError, match="999"):
         consensus(empty, np.vstack([p, p[:1]]))
+
+
+def _correlated(seed, n_items=600, k=3, n_annotators=8, per_item=5, hard_share=0.25):
+    """Annotators who err together: on 'hard' items most of them give the same wrong label (a decoy)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n_items)
+    decoy = (truth + rng.integers(1, k, n_items)) % k
+    hard = rng.random(n_items) < hard_share
+    items, annotators, labels = [], [], []
+    for i in range(n_items):
+        for j in rng.choice(n_annotators, size=per_item, replace=False):
+            right = rng.random() < (0.45 if hard[i] else 0.95)
+            items.append(i); annotators.append(j)
+            labels.append(truth[i] if right else (decoy[i] if hard[i] else (truth[i] + rng.integers(1, k)) % k))
+    return Annotations.from_records(items, annotators, labels, classes=list(range(k))), truth
+
+
+def test_correlated_errors_are_discounted_by_the_held_out_fit():
+    from relabel.error_estimate import expected_errors
+    from relabel.fitted_em import fitted_dawid_skene
+
+    a, truth = _correlated(0)
+    em = fitted_dawid_skene(a)
+    assert em.quality_discount < 0.9           # the product of correlated annotators overstates the evidence
+    label = consensus(a).consensus_label
+    measured = int((label != truth).sum())
+    rows = np.arange(a.n_items)
+    calibrated = expected_errors(em.quality_posterior[rows, label]).expected
+    in_sample = expected_errors(em.posterior[rows, label]).expected
+    # the discounted posterior's count is nearer the truth than the EM's own (which is overconfident)
+    assert abs(calibrated - measured) < abs(in_sample - measured)
+    assert in_sample < calibrated
+
+
+def test_independent_annotators_keep_their_evidence():
+    from relabel.fitted_em import fitted_dawid_skene
+
+    a, _, _ = _dataset(3, n_items=400, per_item=(3, 4))
+    assert fitted_dawid_skene(a).quality_discount > 0.8
+
+
+def test_annotation_only_labels_come_from_the_em_and_the_quality_from_the_calibrated_posterior():
+    from relabel.consensus_em import _restrict_to_given
+    from relabel.fitted_em import fitted_dawid_skene
+
+    a, truth = _correlated(1)
+    em = fitted_dawid_skene(a)
+    r = consensus(a)
+    np.testing.assert_array_equal(r.consensus_label, _restrict_to_given(a, em.posterior, np.zeros(a.n_items, bool)))
+    np.testing.assert_allclose(r.posterior, em.quality_posterior)
+    np.testing.assert_allclose(r.consensus_quality_score, em.quality_posterior[np.arange(a.n_items), r.consensus_label])
+    assert r.settings["quality_discount"] == em.quality_discount
+
+
+def test_pooling_strength_is_the_held_out_optimum():
+    from relabel.fitted_em import _HeldOut, _Long, fitted_dawid_skene
+
+    # annotators of accuracies 0.5-0.95: neither "each alone" nor "all alike", so the optimum is inside the bounds
+    a, _, _ = _dataset(3, n_items=400, per_item=(3, 5), n_annotators=12)
+    fitted = fitted_dawid_skene(a)
+    assert 0.2 < fitted.pool_strength < 5e4
+    held_out = _HeldOut(_Long(a), 0)
+    score = lambda em: held_out.log_likelihood(*held_out.state(em), em.class_prior)  # noqa: E731
+    best = score(fitted)
+    for s in (fitted.pool_strength / 10, fitted.pool_strength * 10):
+        assert score(fitted_dawid_skene(a, pool_strength=s)) < best
