@@ -47,7 +47,6 @@ from relabel.active import get_active_learning_scores  # noqa: E402
 from relabel.annotations import Annotations  # noqa: E402
 from relabel.consensus import consensus, crowdlab, get_majority_vote_label  # noqa: E402
 from relabel.error_estimate import expected_errors  # noqa: E402
-from relabel.consensus_em import _restrict_to_given  # noqa: E402
 from relabel.dawid_skene import dawid_skene  # noqa: E402
 
 MIN_LABELS_FOR_SPEARMAN = 20
@@ -149,14 +148,12 @@ def m_model(a, p):
 
 
 def m_relabel(a, p):
-    """relabel's default, plus what "overrides allowed everywhere" would have given (same posterior)."""
-    r = consensus(a, p, allow_overrides="always")
-    default = r.consensus_label if p is not None else _restrict_to_given(a, r.posterior, np.zeros(a.n_items, bool))
-    quality = r.posterior[np.arange(a.n_items), default]      # the calibrated posterior of the default's label
-    given = a.vote_counts() > 0
-    extra = {"override": ~given[np.arange(a.n_items), default], "override_always": r.override,
-             "label_always": r.consensus_label, "settings": {k: v for k, v in r.settings.items() if k != "class_prior"}}
-    return default, quality, r.annotator_quality, extra
+    """relabel's default, plus what "overrides allowed everywhere" would have given (with a model: the same)."""
+    r = consensus(a, p)
+    always = r if p is not None else consensus(a, p, allow_overrides="always")
+    extra = {"override": r.override, "override_always": always.override, "label_always": always.consensus_label,
+             "settings": {k: v for k, v in r.settings.items() if k != "class_prior"}}
+    return r.consensus_label, r.consensus_quality_score, r.annotator_quality, extra
 
 
 def _crowdkit(name):

@@ -150,7 +150,8 @@ def _result(a: Annotations, em, method: str, allow_overrides: str, known) -> EMC
         override=votes_for_consensus == 0,
         settings={"temperature": float(em.temperature), "pool_strength": em.pool_strength,
                   "discount": em.discount,
-                  "quality_discount": em.quality_discount, "class_prior": em.class_prior.tolist(), "iterations": em.n_iter},
+                  "quality_discount": em.quality_discount, "quality_temperature": em.quality_temperature,
+                  "class_prior": em.class_prior.tolist(), "iterations": em.n_iter},
     )
 
 

@@ -19,8 +19,8 @@ and the M-step re-estimates, from the current posterior T, everything that chang
   annotators' counts together. Annotators with few labels are then "average", and the data say how alike
   annotators are. Annotations only: s maximises the held-out annotation likelihood (below). With a model: the
   empirical-Bayes estimate, the value maximising the Dirichlet-multinomial marginal likelihood of the
-  annotators' expected counts (the model's prior already anchors the posterior there, and CIFAR-10N's
-  annotators have hundreds of labels each, so in-sample and held-out fits agree).
+  annotators' expected counts (the model anchors the posterior there, CIFAR-10N's annotators have hundreds of
+  labels each, and a held-out search, one EM per point, would cost ~10x on 50,000 items; not compared).
 * **annotator discount** d (model-aware only): real annotators' mistakes are correlated (hard items fool several
   people the same way), which Dawid-Skene, assuming independence, turns into overconfident agreement that
   overrules the model. d is fitted by held-out likelihood: the leave-one-annotation-out predictive probability
@@ -28,21 +28,27 @@ and the M-step re-estimates, from the current posterior T, everything that chang
   no other evidence the discount is not identifiable (it only rescales the same ranking) and the class prior
   would dominate.
 
-**Held-out annotation likelihood** (annotations only): every annotation r (annotator j, item i, label l) is
-predicted from the item's other annotations, with every confusion matrix re-estimated without item i's own
-expected counts (leave-item-out: an annotation must not vouch for its own annotator):
+**Held-out annotation likelihood**: every annotation r (annotator j, item i, label l) is predicted from the
+item's other annotations and its prior, with every confusion matrix re-estimated without item i's own expected
+counts (leave-item-out: an annotation must not vouch for its own annotator):
 
-    P(l) = sum_k P_{-r}(k) CM_{-i}[j, k, l],  log P_{-r}(k) = log pi_k + d * sum_{r' != r} log CM_{-i}[j', k, l'] + c
+    P(l) = sum_k P_{-r}(k) CM_{-i}[j, k, l],  log P_{-r}(k) = prior_T(i, k) + d * sum_{r' != r} log CM_{-i}[j', k, l'] + c
 
-The in-sample posterior lets each item's labels raise their own annotators' estimated accuracy, so Dawid-Skene
-is sure of items the crowd splits on; the held-out likelihood measures how well the fitted annotators really
-predict a label they did not see. It chooses the pooling strength (at d = 1) in every M-step and, after
-convergence, the **confidence discount** d of the reported posterior ``quality_posterior`` =
-softmax(log pi + d * leave-item-out evidence): d < 1 when annotators' errors are correlated (the independence
-assumption makes the product of their likelihoods overconfident), d = 1 when they are not. The consensus labels
-still come from the EM posterior (d = 1: a discount would hand items to the class prior); the confidence, the
-quality score and the expected wrong labels come from ``quality_posterior``. With a model, the discount is
-fitted inside the EM (above) and ``quality_posterior`` is the EM posterior.
+where prior_T is the class prior (annotations only) or the model at temperature T. The in-sample posterior lets
+each item's labels raise their own annotators' estimated accuracy, and the EM's temperature update sharpens the
+model towards a posterior the model itself shaped, so the EM posterior is overconfident (on CIFAR-10N half the
+wrong labels it should predict; on the crowd sets Dawid-Skene is sure of items the crowd splits on). The
+held-out likelihood measures how well the fitted parts predict a label they did not see. It chooses
+
+* the **pooling strength** without a model (one EM per point of a bounded search over log s, at d = 1), and
+* after convergence, the **quality posterior** ``quality_posterior`` = softmax(prior_T + d * leave-item-out
+  evidence), with d <= 1 (and T, with a model) maximising the held-out likelihood: d < 1 when annotators'
+  errors are correlated (the product of their likelihoods overstates the evidence), a flatter T when the model
+  is less sure than the EM made it. With one label per item d cannot be fitted and stays the EM's.
+
+The consensus labels still come from the EM posterior (the benchmarks' accuracy is fitted there); the
+confidence, the quality score and the expected wrong labels come from ``quality_posterior``. Ablations that fix
+``discount`` get the EM posterior as their quality posterior.
 
 Reviewers' decisions clamp their items' posterior (gold labels): they teach the confusion matrices, the
 temperature and the prior.
@@ -74,6 +80,9 @@ DISCOUNTS = tuple(np.round(np.linspace(0.3, 1.0, 15), 3))
 # Bounds of the searches of the held-out likelihood (annotations only): they bound, they do not choose. The
 # confidence discount spans "annotators' product counts a hundredth" to "fully independent" (1: the EM's own).
 QUALITY_DISCOUNT_BOUNDS = (float(np.log(0.01)), 0.0)
+# Precision (in log T and log d) of the held-out fit of the quality posterior's temperature and discount: 1%
+# changes the expected wrong labels by well under 1%.
+CALIBRATION_XTOL = 1e-2
 # Precision of the search over log pooling strength (annotations only): each point is one EM run, and the held-out
 # likelihood is flat within +-10% of s.
 POOL_SEARCH_XTOL = 0.1
@@ -102,7 +111,8 @@ class FittedEM:
     n_iter: int
     converged: bool
     quality_posterior: np.ndarray = None   # the posterior the confidence figures use (items x K, float64)
-    quality_discount: float = 1.0          # its fitted discount (annotations only; 1 = the EM posterior)
+    quality_discount: float = 1.0          # its held-out-fitted discount (1 and the EM posterior in ablations)
+    quality_temperature: float = 1.0       # its held-out-fitted model temperature (1.0 without a model)
 
 
 class _Long:
@@ -191,11 +201,16 @@ def fitted_dawid_skene(annotations: Annotations, pred_probs: np.ndarray | None =
     fixed ``discount`` without a model also fixes the confidence discount). ``known_labels``: one class index
     per item, -1 = not reviewed. ``dtype`` of the items x K arrays.
     """
-    if pred_probs is None and discount is None:
+    if discount is not None:                      # an ablation: the EM as it is, its posterior as the quality
+        return _em(annotations, pred_probs, known_labels=known_labels, max_iter=max_iter, tol=tol,
+                   discount=discount, pool_strength=pool_strength, dtype=dtype, seed=seed)
+    if pred_probs is None:
         return _annotation_only(annotations, known_labels=known_labels, max_iter=max_iter, tol=tol,
                                 pool_strength=pool_strength, dtype=dtype, seed=seed)
-    return _em(annotations, pred_probs, known_labels=known_labels, max_iter=max_iter, tol=tol, discount=discount,
-               pool_strength=pool_strength, dtype=dtype, seed=seed)
+    em = _em(annotations, pred_probs, known_labels=known_labels, max_iter=max_iter, tol=tol, discount=discount,
+             pool_strength=pool_strength, dtype=dtype, seed=seed)
+    log_p = np.log(np.maximum(np.asarray(pred_probs, dtype=dtype).T, PROB_FLOOR))      # class-major
+    return _calibrated(annotations, em, log_p, known_labels, _HeldOut(_Long(annotations), seed))
 
 
 def negative_of(runs: dict, held_out: "_HeldOut"):
@@ -292,14 +307,31 @@ def _annotation_only(annotations: Annotations, *, known_labels, max_iter: int, t
         em = runs[min(runs, key=negative_of(runs, held_out))]
     else:
         em = run(float(pool_strength))
+    return _calibrated(annotations, em, None, known_labels, held_out)
+
+
+def _calibrated(annotations: Annotations, em: FittedEM, log_p: np.ndarray | None, known_labels,
+                held_out: "_HeldOut") -> FittedEM:
+    """``em`` with its quality posterior: softmax(prior + d * leave-item-out evidence), the prior being the
+    class prior (annotations only) or the model at temperature T, with d (and T) maximising the held-out
+    annotation likelihood. Reviewed items keep their clamped posterior."""
     post, counts, pooled, strength = held_out.state(em)
-    d = held_out.fit_discount(post, counts, pooled, strength, em.class_prior)
-    quality = np.ascontiguousarray(_softmax_columns(
-        held_out.log_posterior(post, counts, pooled, strength, em.class_prior, d)).T)
+    if log_p is None:
+        log_pi = np.log(em.class_prior)[:, None]
+        prior_of = lambda temperature, items: log_pi  # noqa: E731
+    else:
+        prior_of = lambda temperature, items: log_p[:, items] / temperature  # noqa: E731
+    temperature, d = held_out.fit_calibration(post, counts, pooled, strength, prior_of, log_p is not None,
+                                              em.temperature, em.discount)
+    log_q = held_out.evidence(post, counts, pooled, strength, post.dtype)      # K x items, in place from here
+    log_q *= d
+    for k in range(log_q.shape[0]):                  # one class at a time: no second K x items array
+        log_q[k] += prior_of(temperature, slice(None))[k] if log_p is None else log_p[k] / temperature
+    quality = np.ascontiguousarray(_softmax_columns(log_q).T, dtype=np.float64)
     if known_labels is not None:
         clamp = np.asarray(known_labels) >= 0
         quality[clamp] = em.posterior[clamp]
-    return replace(em, quality_posterior=quality, quality_discount=d)
+    return replace(em, quality_posterior=quality, quality_discount=d, quality_temperature=temperature)
 
 
 def _fit_discount(t: _Long, log_cm: np.ndarray, evidence: np.ndarray, log_prior: np.ndarray, seed: int) -> float:
@@ -351,12 +383,6 @@ class _HeldOut:
         # num - share >= smoothing > 0 exactly; the floor only guards float32 rounding of the posterior.
         return np.log(np.maximum(num, CONFUSION_SMOOTHING * 1e-3)) - np.log(np.maximum(den, CONFUSION_SMOOTHING))
 
-    def _evidence(self, post, counts, pooled, strength, item, cell):
-        """Per class (K x items): the sum of the leave-item-out log CM over each item's annotations."""
-        t = self.t
-        return np.stack([np.bincount(item, weights=self._own(post, counts, pooled, strength, k, item, cell),
-                                     minlength=t.n_items) for k in range(t.k)])
-
     def log_likelihood(self, post, counts, pooled, strength, class_prior, d=1.0) -> float:
         own = np.stack([self._own(post, counts, pooled, strength, k, self.item, self.cell)
                         for k in range(self.t.k)])                                   # (K, sample)
@@ -373,25 +399,46 @@ class _HeldOut:
         pooled /= pooled.sum(axis=1, keepdims=True)
         return post, counts, pooled, em.pool_strength
 
-    def fit_discount(self, post, counts, pooled, strength, class_prior) -> float:
-        from scipy.optimize import minimize_scalar
+    def fit_calibration(self, post, counts, pooled, strength, prior_of, with_model, temperature0: float,
+                        discount0: float) -> tuple[float, float]:
+        """(T, d) maximising the held-out likelihood of the sampled annotations, d <= 1. Without a model T is
+        unused (1.0). Without items of two or more labels d is not identifiable and stays ``discount0`` (the
+        EM's)."""
+        from scipy.optimize import minimize, minimize_scalar
 
-        own = np.stack([self._own(post, counts, pooled, strength, k, self.item, self.cell)
-                        for k in range(self.t.k)])
-        rest = np.stack([np.bincount(self.item, weights=own[k], minlength=self.t.n_items)
-                         for k in range(self.t.k)])[:, self.item] - own
-        log_pi = np.log(class_prior)[:, None]
+        t = self.t
+        own = np.stack([self._own(post, counts, pooled, strength, k, self.item, self.cell) for k in range(t.k)])
+        rest = np.stack([np.bincount(self.item, weights=own[k], minlength=t.n_items)
+                         for k in range(t.k)])[:, self.item] - own                  # the item's other annotations
+        multi = bool((np.bincount(self.item, minlength=t.n_items) >= 2).any())
 
-        def negative(log_d: float) -> float:
-            z = log_pi + np.exp(log_d) * rest
+        def negative(log_t: float, log_d: float) -> float:
+            z = prior_of(np.exp(log_t), self.item) + np.exp(min(log_d, 0.0)) * rest
             return -float((_logsumexp_columns(z + own) - _logsumexp_columns(z)).sum())
 
-        low, high = QUALITY_DISCOUNT_BOUNDS
-        fit = minimize_scalar(negative, bounds=(low, high), method="bounded", options={"xatol": 1e-3})
-        # The bounded search never evaluates the end point itself: d = 1 (no discount) competes explicitly.
-        return 1.0 if negative(0.0) <= fit.fun else float(np.exp(fit.x))
+        if not with_model:
+            if not multi:
+                return 1.0, 1.0
+            fit = minimize_scalar(lambda x: negative(0.0, x), bounds=QUALITY_DISCOUNT_BOUNDS, method="bounded",
+                                  options={"xatol": 1e-3})
+            # The bounded search never evaluates the end point itself: d = 1 (no discount) competes explicitly.
+            return 1.0, (1.0 if negative(0.0, 0.0) <= fit.fun else float(np.exp(fit.x)))
+        t_low, t_high = np.log(TEMPERATURES[0]), np.log(TEMPERATURES[-1])
+        if not multi:
+            fit = minimize_scalar(lambda x: negative(x, np.log(discount0)), bounds=(t_low, t_high),
+                                  method="bounded", options={"xatol": 1e-3})
+            return float(np.exp(fit.x)), float(discount0)
+        fit = minimize(lambda x: negative(float(np.clip(x[0], t_low, t_high)), x[1]),
+                       x0=np.log([temperature0, discount0]), method="Nelder-Mead",
+                       options={"xatol": CALIBRATION_XTOL, "fatol": 0.1})
+        return float(np.exp(np.clip(fit.x[0], t_low, t_high))), float(np.exp(min(fit.x[1], 0.0)))
 
-    def log_posterior(self, post, counts, pooled, strength, class_prior, d) -> np.ndarray:
-        """Class-major log scores of every item: log pi + d * leave-item-out evidence."""
-        evidence = self._evidence(post, counts, pooled, strength, self.t.item, self.t.cell)
-        return np.log(class_prior)[:, None] + d * evidence
+    def evidence(self, post, counts, pooled, strength, dtype) -> np.ndarray:
+        """Class-major leave-item-out evidence of every item (all annotations, not only the sample), one class
+        at a time into a ``dtype`` array (no annotations x K array)."""
+        t = self.t
+        out = np.empty((t.k, t.n_items), dtype=dtype)
+        for k in range(t.k):
+            out[k] = np.bincount(t.item, weights=self._own(post, counts, pooled, strength, k, t.item, t.cell),
+                                 minlength=t.n_items)
+        return out
