@@ -50,11 +50,15 @@ def test_contract(method, seed):
     assert (r.consensus_label == truth).mean() > 0.5
 
 
-def test_default_posterior_is_the_quality_of_its_argmax():
+def test_default_quality_is_the_calibrated_posterior_of_the_em_label():
+    from relabel.fitted_em import fitted_dawid_skene
+
     a, p, _ = _dataset(7)
     r = consensus(a, p, allow_overrides="always")
-    np.testing.assert_array_equal(r.consensus_label, r.posterior.argmax(axis=1))
-    np.testing.assert_allclose(r.consensus_quality_score, r.posterior.max(axis=1))
+    em = fitted_dawid_skene(a, p)
+    np.testing.assert_array_equal(r.consensus_label, em.posterior.argmax(axis=1))
+    np.testing.assert_allclose(r.posterior, em.quality_posterior)
+    np.testing.assert_allclose(r.consensus_quality_score, r.posterior[np.arange(a.n_items), r.consensus_label])
     np.testing.assert_allclose(r.annotation_quality, r.posterior[a.item, a.label])
 
 
@@ -191,3 +195,24 @@ def test_pooling_strength_is_the_held_out_optimum():
     best = score(fitted)
     for s in (fitted.pool_strength / 10, fitted.pool_strength * 10):
         assert score(fitted_dawid_skene(a, pool_strength=s)) < best
+
+
+def test_with_a_model_the_quality_posterior_is_refitted_on_held_out_annotations():
+    from relabel.fitted_em import fitted_dawid_skene
+
+    a, truth = _correlated(0, per_item=3)
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 1, (a.n_items, a.n_classes))
+    logits[np.arange(a.n_items), truth] += 1.5                       # a model right ~75% of the time, unsure
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    em = fitted_dawid_skene(a, p)
+    r = consensus(a, p)
+    rows = np.arange(a.n_items)
+    measured = int((r.consensus_label != truth).sum())
+    in_sample = float((1 - em.posterior[rows, r.consensus_label]).sum())
+    calibrated = float((1 - r.consensus_quality_score).sum())
+    assert in_sample < calibrated <= measured                          # the EM's posterior is the overconfident one
+    assert (em.quality_temperature, em.quality_discount) != (em.temperature, em.discount)
+    assert r.settings["quality_temperature"] == em.quality_temperature
+    # the labels are the EM's (argmax of its posterior, overrides allowed with a model)
+    np.testing.assert_array_equal(r.consensus_label, em.posterior.argmax(axis=1))
