@@ -80,9 +80,9 @@ DISCOUNTS = tuple(np.round(np.linspace(0.3, 1.0, 15), 3))
 # Bounds of the searches of the held-out likelihood (annotations only): they bound, they do not choose. The
 # confidence discount spans "annotators' product counts a hundredth" to "fully independent" (1: the EM's own).
 QUALITY_DISCOUNT_BOUNDS = (float(np.log(0.01)), 0.0)
-# Precision (in log T and log d) of the held-out fit of the quality posterior's temperature and discount: 1%
-# changes the expected wrong labels by well under 1%.
-CALIBRATION_XTOL = 1e-2
+# Precision (in log d, or log T at one label per item) of the 1-D held-out fits of the quality posterior: fine
+# enough that renaming annotators (float sums in another order) cannot move the result visibly.
+CALIBRATION_XTOL = 1e-4
 # Precision of the search over log pooling strength (annotations only): each point is one EM run, and the held-out
 # likelihood is flat within +-10% of s.
 POOL_SEARCH_XTOL = 0.1
@@ -213,18 +213,6 @@ def fitted_dawid_skene(annotations: Annotations, pred_probs: np.ndarray | None =
     return _calibrated(annotations, em, log_p, known_labels, _HeldOut(_Long(annotations), seed))
 
 
-def negative_of(runs: dict, held_out: "_HeldOut"):
-    """Key for the best of the searched runs: minus the held-out likelihood (cached per run)."""
-    cache = {}
-
-    def key(log_s):
-        if log_s not in cache:
-            em = runs[log_s]
-            cache[log_s] = -held_out.log_likelihood(*held_out.state(em), em.class_prior)
-        return cache[log_s]
-    return key
-
-
 def _em(annotations: Annotations, pred_probs: np.ndarray | None, *, known_labels, max_iter: int, tol: float,
         discount: float | None, pool_strength: float | None, dtype, seed: int = 0) -> FittedEM:
     """The EM loop of the module docstring at fixed or per-M-step fitted settings."""
@@ -297,14 +285,15 @@ def _annotation_only(annotations: Annotations, *, known_labels, max_iter: int, t
     run = lambda s: _em(annotations, None, known_labels=known_labels, max_iter=max_iter, tol=tol,  # noqa: E731
                         discount=1.0, pool_strength=s, dtype=dtype)
     if pool_strength is None:
-        runs = {}
+        runs, scores = {}, {}
 
         def negative(log_s: float) -> float:
             runs[log_s] = em = run(float(np.exp(log_s)))
-            return -held_out.log_likelihood(*held_out.state(em), em.class_prior)
+            scores[log_s] = -held_out.log_likelihood(*held_out.state(em), em.class_prior)
+            return scores[log_s]
 
         minimize_scalar(negative, bounds=POOL_STRENGTH_BOUNDS, method="bounded", options={"xatol": POOL_SEARCH_XTOL})
-        em = runs[min(runs, key=negative_of(runs, held_out))]
+        em = runs[min(scores, key=scores.get)]           # the best point evaluated (not only the last one)
     else:
         em = run(float(pool_strength))
     return _calibrated(annotations, em, None, known_labels, held_out)
@@ -412,26 +401,28 @@ class _HeldOut:
                          for k in range(t.k)])[:, self.item] - own                  # the item's other annotations
         multi = bool((np.bincount(self.item, minlength=t.n_items) >= 2).any())
 
+        prior = prior_of(1.0, self.item).astype(np.float64)                        # K x sample (or K x 1)
+
         def negative(log_t: float, log_d: float) -> float:
-            z = prior_of(np.exp(log_t), self.item) + np.exp(min(log_d, 0.0)) * rest
+            z = (prior / np.exp(log_t) if with_model else prior) + np.exp(log_d) * rest
             return -float((_logsumexp_columns(z + own) - _logsumexp_columns(z)).sum())
 
         if not with_model:
             if not multi:
                 return 1.0, 1.0
             fit = minimize_scalar(lambda x: negative(0.0, x), bounds=QUALITY_DISCOUNT_BOUNDS, method="bounded",
-                                  options={"xatol": 1e-3})
+                                  options={"xatol": CALIBRATION_XTOL})
             # The bounded search never evaluates the end point itself: d = 1 (no discount) competes explicitly.
             return 1.0, (1.0 if negative(0.0, 0.0) <= fit.fun else float(np.exp(fit.x)))
-        t_low, t_high = np.log(TEMPERATURES[0]), np.log(TEMPERATURES[-1])
+        t_bounds = (float(np.log(TEMPERATURES[0])), float(np.log(TEMPERATURES[-1])))
         if not multi:
-            fit = minimize_scalar(lambda x: negative(x, np.log(discount0)), bounds=(t_low, t_high),
-                                  method="bounded", options={"xatol": 1e-3})
+            fit = minimize_scalar(lambda x: negative(x, np.log(discount0)), bounds=t_bounds, method="bounded",
+                                  options={"xatol": CALIBRATION_XTOL})
             return float(np.exp(fit.x)), float(discount0)
-        fit = minimize(lambda x: negative(float(np.clip(x[0], t_low, t_high)), x[1]),
-                       x0=np.log([temperature0, discount0]), method="Nelder-Mead",
-                       options={"xatol": CALIBRATION_XTOL, "fatol": 0.1})
-        return float(np.exp(np.clip(fit.x[0], t_low, t_high))), float(np.exp(min(fit.x[1], 0.0)))
+        fit = minimize(lambda x: negative(x[0], x[1]), x0=np.clip(np.log([temperature0, discount0]),
+                                                                   *np.transpose([t_bounds, QUALITY_DISCOUNT_BOUNDS])),
+                       method="L-BFGS-B", bounds=[t_bounds, QUALITY_DISCOUNT_BOUNDS])
+        return float(np.exp(fit.x[0])), float(np.exp(fit.x[1]))
 
     def evidence(self, post, counts, pooled, strength, dtype) -> np.ndarray:
         """Class-major leave-item-out evidence of every item (all annotations, not only the sample), one class
