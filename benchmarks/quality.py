@@ -289,8 +289,8 @@ def cifar10n_summary(rows: list[dict]) -> str:
         if "refused" not in r:
             groups[(r["pred_probs"], r["labels_per_item"], r["model"])].append(r)
     lines = ["| pred_probs | labels/item | model | majority vote / given | CROWDLAB | model alone | relabel default |"
-             " AUROC CROWDLAB / relabel | worst seed: relabel - CROWDLAB | expected / measured (relabel) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             " AUROC CROWDLAB / relabel | worst seed: relabel - CROWDLAB | expected / measured (relabel) |"
+             " 90% interval covers (seeds) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for (kind, per, model), rs in sorted(groups.items(), key=lambda x: (x[0][0], -x[0][1], x[0][2])):
         by = defaultdict(list)
         for r in rs:
@@ -301,11 +301,15 @@ def cifar10n_summary(rows: list[dict]) -> str:
         diffs = [r["accuracy"] - crowdlab_by_seed.get(r["seed"], float("nan")) for r in by["relabel default"]]
         rel = by["relabel default"]
         ratio = np.mean([r["expected_wrong"] / max(r["measured_wrong"], 1) for r in rel])
-        lines.append(f"| {kind} | {per} | {model} | {mean['majority vote']:.4f} | {mean['CROWDLAB (relabel)']:.4f} | "
-                     f"{mean['model alone']:.4f} | {mean['relabel default']:.4f} | {auc['CROWDLAB (relabel)']:.3f} / "
-                     f"{auc['relabel default']:.3f} | {min(diffs) * 100:+.2f} pt | "
-                     f"{np.mean([r['expected_wrong'] for r in rel]):.0f} / "
-                     f"{np.mean([r['measured_wrong'] for r in rel]):.0f} ({ratio:.2f}) |")
+        covers = sum(r["interval"][0] <= r["measured_wrong"] <= r["interval"][1] for r in rel)
+        refused = not by["CROWDLAB (relabel)"]          # one label per item: CROWDLAB refuses
+        crowdlab_acc = "refuses" if refused else f"{mean['CROWDLAB (relabel)']:.4f}"
+        crowdlab_auc = "–" if refused else f"{auc['CROWDLAB (relabel)']:.3f}"
+        worst = "–" if refused else f"{min(diffs) * 100:+.2f} pt"
+        lines.append(f"| {kind} | {per} | {model} | {mean['majority vote']:.4f} | {crowdlab_acc} | "
+                     f"{mean['model alone']:.4f} | {mean['relabel default']:.4f} | {crowdlab_auc} / "
+                     f"{auc['relabel default']:.3f} | {worst} | {np.mean([r['expected_wrong'] for r in rel]):.0f} / "
+                     f"{np.mean([r['measured_wrong'] for r in rel]):.0f} ({ratio:.2f}) | {covers} of {len(rel)} |")
     return "\n".join(lines)
 
 
@@ -407,7 +411,16 @@ def main(argv=None) -> int:
                         "relabel's gives the same labels, tests/test_consensus_parity.py)")
     parser.add_argument("--featurizer", default="tfidf", help="text model for Snow RTE")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "quality.json")
+    parser.add_argument("--summarise", type=Path, default=None, metavar="JSON", help="print the summary tables of "
+                        "a saved run (--out of an earlier run) and stop")
     args = parser.parse_args(argv)
+    if args.summarise is not None:
+        saved = json.loads(args.summarise.read_text())
+        if "crowd" in saved:
+            print(crowd_summary(saved["crowd"]))
+        if "cifar10n" in saved:
+            print("\n" + cifar10n_summary(saved["cifar10n"]))
+        return 0
     data_dir = args.data_dir or default_data_dir()
     sections = args.only or ["crowd", "cifar10n", "snow", "rounds"]
     out = {}
