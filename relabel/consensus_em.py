@@ -9,7 +9,7 @@ compares it with majority vote, Dawid-Skene, GLAD, MACE and CROWDLAB; the README
 Overrides: a consensus label that no annotator of the item gave. With a model they pay: on CIFAR-10N, for
 every model, pred_probs folder and 1-3 labels per item, overrides are right 46-97% of the time against 2-41%
 for the best label an annotator gave (benchmarks/quality.py). Without a model they do not: on the crowd sets
-they were right 0 of 13 (adult_content2), 2 of 4 (labelme) and 38 of 125 times (trec_rf10). So by default
+they were right 0 of 12 (adult_content2), 3 of 5 (labelme) and 41 of 137 times (trec_rf10). So by default
 (``allow_overrides="model"``) the model may override the annotators, and an annotation-only consensus is the
 most probable class among those the item's annotators gave. ``override`` flags the items whose consensus is
 an override, for the store, the export and the report.
