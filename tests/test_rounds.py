@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from connectors.records import AnnotationRecord, Item, ProjectInfo, Pull, PushedTask, ReviewAnswer
-from relabel.config import ReviewSettings
+from relabel.config import DEFAULT_MIN_EXPECTED_ERRORS, ReviewSettings
 from relabel.errors import AnnotationError, ConfigError, ConnectorError, StoreError
 from relabel.rounds import Loop
 from relabel.store import Store
@@ -108,7 +108,7 @@ class FakeLabelStudio:
         return out
 
 
-def make_loop(tmp_path, fake, budget=10, name="relabel.db", min_expected_errors=0.0):
+def make_loop(tmp_path, fake, budget=10, name="relabel.db", min_expected_errors=DEFAULT_MIN_EXPECTED_ERRORS):
     # The stop signal is off unless a test is about it: these small fakes hold few expected errors.
     return Loop(Store(tmp_path / name), fake, model=MODEL,
                 review=ReviewSettings(budget=budget, min_expected_errors=min_expected_errors))
