@@ -137,6 +137,8 @@ def run_demo(root: str | os.PathLike = DEMO_DIR, *, n_items: int = 300, budget: 
                 measured = _measure(loop, truth)
                 figures.append(measured)
                 _print_round(echo, loop, summary, measured, show_details=(n == 0))
+                if summary.stop_reason or summary.unchanged_reason:
+                    break       # the stop signal ended the loop (or nothing changed): more rounds would repeat it
                 if simulate_review:
                     answered = _answer_reviews(client, state, truth, loop)
                     echo(f"  expert reviewer answered {answered} review tasks with the ground truth")
