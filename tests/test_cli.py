@@ -271,6 +271,9 @@ def test_round_json_and_pull_counts_name_the_skips(runner):
     summary = json.loads(result.output)
     assert summary["round"] == 1 and summary["steps"] == ["pull", "score", "select", "push"]
     assert (summary["pull"]["pulled"], summary["pull"]["new"], summary["push"]["new"]) == (1, 1, 5)
+    batch = summary["push"]["batch"]         # the stop signal's figures, in JSON too
+    assert batch["items"] == 5 and batch["low"] <= batch["expected"] <= batch["high"] and batch["source"] == "posterior"
+    assert batch["evidence"] == {"round": None, "decided": 0, "corrected": 0}
 
 
 def test_a_round_off_a_terminal_prints_a_line_per_step(runner):
