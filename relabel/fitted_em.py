@@ -32,7 +32,8 @@ and the M-step re-estimates, from the current posterior T, everything that chang
 item's other annotations and its prior, with every confusion matrix re-estimated without item i's own expected
 counts (leave-item-out: an annotation must not vouch for its own annotator):
 
-    P(l) = sum_k P_{-r}(k) CM_{-i}[j, k, l],  log P_{-r}(k) = prior_T(i, k) + d * sum_{r' != r} log CM_{-i}[j', k, l'] + c
+    P(l) = sum_k P_{-r}(k) CM_{-i}[j, k, l]
+    log P_{-r}(k) = prior_T(i, k) + d * sum_{r' != r} log CM_{-i}[j', k, l'] + c
 
 where prior_T is the class prior (annotations only) or the model at temperature T. The in-sample posterior lets
 each item's labels raise their own annotators' estimated accuracy, and the EM's temperature update sharpens the

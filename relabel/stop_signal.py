@@ -4,7 +4,8 @@ The posterior alone is not enough. On the benchmark sets its expected count of w
 measured count with a model and 0.03–0.52x on crowd sets (README "Consensus quality"); on the items the loop
 asks about, the 500 it ranks lowest on CIFAR-10N at 3 labels, it expects 289 wrong against 252 (resnet18) and 259
 against 204 (swin_base), where the EM's own posterior expected 240 against 259. The loop has better evidence
-once reviewers have answered: how often they corrected what they were shown. The estimate for a batch of n items uses both:
+once reviewers have answered: how often they corrected what they were shown. The estimate for a batch of n
+items uses both:
 
 - The posterior: the sum of the items' P(wrong) (1 - the posterior of their consensus, recalibrated on all
   reviewers' decisions so far: relabel.error_estimate), with its Poisson-binomial 90% interval.
