@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
@@ -377,7 +377,7 @@ class Loop:
                             annotations=len(table), annotators=table.n_annotators, label_issues=result.n_issues,
                             expected_remaining_errors=result.expected_errors.expected, notes=result.notes,
                             expected_low=result.expected_errors.low, expected_high=result.expected_errors.high,
-                            overrides=sum(r["override"] for r in result.item_rows),
+                            overrides=result.overrides,
                             model=result.model_report.summary() if result.model_report else None)
 
     def _recalibration(self) -> tuple[float, float]:
@@ -672,18 +672,33 @@ def make_connector(config: Config) -> Connector:
 
 
 # ---- scoring ------------------------------------------------------------------------------------------------
+class _Rows:
+    """A round's rows for the store, made one at a time each time they are iterated: at a million items the list
+    of dicts was GBs, and the store writes them as they come (Store.save_scores)."""
+
+    def __init__(self, make: Callable[[], Iterator[dict]], n: int):
+        self._make, self._n = make, n
+
+    def __iter__(self) -> Iterator[dict]:
+        return self._make()
+
+    def __len__(self) -> int:
+        return self._n
+
+
 @dataclass(frozen=True)
 class _Scores:
     method: str
-    item_rows: list
+    item_rows: _Rows
     annotator_rows: list
-    annotation_rows: list
+    annotation_rows: _Rows
     expected_errors: ExpectedErrors
     n_issues: int
     model_weight: float | None
     notes: tuple
     class_stats: dict = field(default_factory=dict)
     model_report: object = None
+    overrides: int = 0
 
 
 def _check_scorable(store: Store, table: Annotations, items: list[dict]) -> None:
@@ -778,31 +793,37 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
     # The review panel shows the model's view as its most likely classes; the rest of pred_probs is not kept.
     top_k = np.argsort(-pred_probs, axis=1, kind="stable")[:, :min(MODEL_TOP_CLASSES, k)]
     counts = table.num_annotations()
-    item_rows = []
     lab_pos = np.full(n, -1, dtype=np.intp)
     lab_pos[rows] = np.arange(table.n_items)
-    for i, iid in enumerate(item_ids):
-        j = lab_pos[i]
-        labelled = j >= 0
-        final_label = classes[final[i]] if reviewed[i] else (classes[cons[j]] if labelled else None)
-        item_rows.append({
-            "item_id": iid, "labelled": int(labelled),
-            "consensus_label": classes[cons[j]] if labelled else None,
-            "majority_label": classes[majority[j]] if labelled else None,
-            "quality": float(quality[j]) if labelled else None,
-            "agreement": float(agreement[j]) if labelled else None,
-            "num_annotations": int(counts[j]) if labelled else 0,
-            "posterior": float(post_of_consensus[j]) if labelled else None,
-            "model_label": classes[model_top[i]], "model_prob": float(pred_probs[i, model_top[i]]),
-            "label_issue": int(bool(issues[j])) if labelled else 0,
-            "active_score": None if np.isnan(active_lab[i]) else float(active_lab[i]),
-            "reviewed": int(reviewed[i]), "final_label": final_label,
-            "model_top": json.dumps([[classes[c], round(float(pred_probs[i, c]), 4)] for c in top_k[i]]),
-            "override": int(bool(override[j]) and not reviewed[i]) if labelled else 0,
-            "p_wrong": float(p_wrong[j]) if labelled and not reviewed[i] else (0.0 if labelled else None)})
-    annotation_rows = [{"annotation_id": str(a), "quality": float(q)} for a, q in zip(annotation_ids, ann_quality)]
-    return _Scores(method, item_rows, annotator_rows, annotation_rows, expected, int(issues.sum()),
-                   model_weight, tuple(notes), class_stats, fitted.report)
+    overrides = int((override[lab_pos[lab_pos >= 0]] & ~reviewed[lab_pos >= 0]).sum())
+
+    def item_rows():
+        for i, iid in enumerate(item_ids):
+            j = lab_pos[i]
+            labelled = j >= 0
+            final_label = classes[final[i]] if reviewed[i] else (classes[cons[j]] if labelled else None)
+            yield {
+                "item_id": iid, "labelled": int(labelled),
+                "consensus_label": classes[cons[j]] if labelled else None,
+                "majority_label": classes[majority[j]] if labelled else None,
+                "quality": float(quality[j]) if labelled else None,
+                "agreement": float(agreement[j]) if labelled else None,
+                "num_annotations": int(counts[j]) if labelled else 0,
+                "posterior": float(post_of_consensus[j]) if labelled else None,
+                "model_label": classes[model_top[i]], "model_prob": float(pred_probs[i, model_top[i]]),
+                "label_issue": int(bool(issues[j])) if labelled else 0,
+                "active_score": None if np.isnan(active_lab[i]) else float(active_lab[i]),
+                "reviewed": int(reviewed[i]), "final_label": final_label,
+                "model_top": json.dumps([[classes[c], round(float(pred_probs[i, c]), 4)] for c in top_k[i]]),
+                "override": int(bool(override[j]) and not reviewed[i]) if labelled else 0,
+                "p_wrong": float(p_wrong[j]) if labelled and not reviewed[i] else (0.0 if labelled else None)}
+
+    def annotation_rows():
+        for a, q in zip(annotation_ids, ann_quality):
+            yield {"annotation_id": str(a), "quality": float(q)}
+
+    return _Scores(method, _Rows(item_rows, n), annotator_rows, _Rows(annotation_rows, len(annotation_ids)),
+                   expected, int(issues.sum()), model_weight, tuple(notes), class_stats, fitted.report, overrides)
 
 
 def _majority_share(table: Annotations, majority: np.ndarray) -> np.ndarray:

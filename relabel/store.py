@@ -513,9 +513,12 @@ class Store:
         rows = list(self.db.query("select * from rounds order by round desc limit 1"))
         return rows[0] if rows else None
 
-    def save_scores(self, round_row: dict, item_rows: list[dict], annotator_rows: list[dict],
-                    annotation_rows: list[dict]) -> None:
-        """Write a round and all its scores in one transaction, replacing an earlier unpushed scoring of it."""
+    def save_scores(self, round_row: dict, item_rows: Iterable[dict], annotator_rows: Iterable[dict],
+                    annotation_rows: Iterable[dict]) -> None:
+        """Write a round and all its scores in one transaction, replacing an earlier unpushed scoring of it.
+
+        The rows may be any iterables of dicts (a column a dict leaves out is NULL): they are read once, row by row,
+        so a caller can generate a million of them without holding them (relabel.rounds does)."""
         rnd = int(round_row["round"])
         existing = self.db.execute("select status from rounds where round = ?", [rnd]).fetchone()
         if existing is not None and existing[0] == "pushed":
@@ -524,9 +527,9 @@ class Store:
             for table in ("scores", "annotator_scores", "annotation_scores", "selections"):
                 self.db.execute(f"delete from {table} where round = ?", [rnd])
             self.db["rounds"].upsert(round_row, pk="round")
-            _insert(self.db, "scores", [{**r, "round": rnd} for r in item_rows])
-            _insert(self.db, "annotator_scores", [{**r, "round": rnd} for r in annotator_rows])
-            _insert(self.db, "annotation_scores", [{**r, "round": rnd} for r in annotation_rows])
+            _insert_stream(self.db, "scores", item_rows, round=rnd)
+            _insert_stream(self.db, "annotator_scores", annotator_rows, round=rnd)
+            _insert_stream(self.db, "annotation_scores", annotation_rows, round=rnd)
 
     def round_classes(self, round: int) -> tuple[str, ...]:
         """The classes, in order, that a round was scored with: its matrices and label indexes follow them.
@@ -924,6 +927,25 @@ def _fingerprint(row: dict) -> tuple:
 def _insert(db: sqlite_utils.Database, table: str, rows: list[dict]) -> None:
     if rows:
         db[table].insert_all(rows, pk=_TABLES[table][1])
+
+
+def _insert_stream(db: sqlite_utils.Database, table: str, rows: Iterable[dict], **fixed) -> None:
+    """Insert dicts row by row with one prepared statement (sqlite3's executemany over a generator): no list of
+    the rows and no copy of each dict, where sqlite-utils' insert_all built each batch's parameters in Python
+    (at a million items the copies of the round's score rows were GBs). ``fixed`` columns are the same for every
+    row. A key that is not a column of the table is refused, as insert_all refused it."""
+    columns = list(_TABLES[table][0])
+    known = set(columns)
+    positions = [(c, fixed[c]) if c in fixed else (c, None) for c in columns]
+
+    def values(row: dict) -> tuple:
+        if not row.keys() <= known:
+            raise StoreError(f"Rows for {table!r} have no column {preview(sorted(set(row) - known))}; the columns "
+                             f"are {', '.join(columns)}.")
+        return tuple(value if column in fixed else row.get(column) for column, value in positions)
+
+    db.conn.executemany(f"insert into [{table}] ({', '.join(f'[{c}]' for c in columns)}) "
+                        f"values ({', '.join('?' * len(columns))})", map(values, rows))
 
 
 def _chunks(values: list, size: int = _MAX_SQL_PARAMS) -> Iterator[list]:
