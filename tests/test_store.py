@@ -201,3 +201,37 @@ def test_pull_round_trips_into_annotations_table(tmp_path_factory, labels):
     got = sorted((str(table.item_ids[i]), str(table.annotator_ids[a]), table.classes[k])
                  for i, a, k in zip(table.item, table.annotator, table.label))
     assert got == sorted((str(i), who, lab) for i, who, lab in labels)
+
+
+def test_a_write_transaction_holds_the_write_lock_from_its_first_read(store, tmp_path):
+    """Another connection's commit between a transaction's read and its write (the lock's heartbeat does one every
+    15 s) must not fail the store's write: the store takes the write lock at BEGIN, so the other writer waits."""
+    store.apply_pull(Pull(items=items("1"), annotations=[ann("a1", "1", "ann", "sport")]))
+    other = sqlite3.connect(tmp_path / "relabel.db", timeout=0.05, isolation_level=None)
+    try:
+        with store.db.atomic():
+            assert store.db.execute("select count(*) from items").fetchone()[0] == 1
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("update meta set value = value where key = 'project_id'")
+            store.db.execute("update items set text = 'changed' where item_id = '1'")
+        with store.db.atomic():   # nested transactions still use savepoints
+            with pytest.raises(ZeroDivisionError):
+                with store.db.atomic():
+                    store.db.execute("update items set text = 'lost' where item_id = '1'")
+                    1 / 0
+        assert store.db.execute("select text from items where item_id = '1'").fetchone()[0] == "changed"
+    finally:
+        other.close()
+
+
+def test_score_rows_may_be_generated_and_unknown_columns_are_refused(store):
+    store.apply_pull(Pull(items=items("1", "2"), annotations=[ann("a1", "1", "ann", "sport")]))
+    store.save_scores({"round": 1, "status": "scored"},
+                      ({"item_id": i, "quality": q} for i, q in (("1", 0.5), ("2", None))), [],
+                      iter([{"annotation_id": "a1", "quality": 0.75}]))
+    assert [(r["item_id"], r["quality"], r["consensus_label"]) for r in store.scores(1)] == \
+        [("1", 0.5, None), ("2", None, None)]
+    assert store.annotation_scores(1) == {"a1": 0.75}
+    with pytest.raises(StoreError, match="no column 'qualty'"):
+        store.save_scores({"round": 2, "status": "scored"}, [{"item_id": "1", "qualty": 0.1}], [], [])
+    assert store.count("scores") == 2 and [r["round"] for r in store.rounds()] == [1]
