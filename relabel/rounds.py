@@ -472,26 +472,28 @@ class Loop:
     def _select(self, rnd: int, budget: int) -> None:
         classes = self.store.classes
         position = {c: k for k, c in enumerate(classes)}
-        scores = self.store.scores(rnd)
-        ids = [r["item_id"] for r in scores]
+        # Columns, not one dict per item: at a million items the dicts were GBs (bench_scale, issue 15).
+        scores = self.store.score_columns(rnd, ("item_id", "labelled", "consensus_label", "model_label", "quality",
+                                                "reviewed", "model_prob", "label_issue"))
+        ids = scores["item_id"]
         table = self.store.annotations_table()
         votes = np.zeros((len(ids), len(classes)), dtype=np.int64)
         where = {item: n for n, item in enumerate(ids)}
         rows = np.array([where.get(str(i), -1) for i in table.item_ids], dtype=np.intp)
         counts = table.vote_counts()
         votes[rows[rows >= 0]] = counts[rows >= 0]
-        consensus_idx = np.array([position.get(r["consensus_label"], -1) if r["labelled"] else -1 for r in scores],
-                                 dtype=np.intp)
-        model_label = np.array([position[r["model_label"]] for r in scores], dtype=np.intp)
-        quality = np.array([np.nan if r["quality"] is None else r["quality"] for r in scores], dtype=float)
-        reviewed = np.array([bool(r["reviewed"]) for r in scores])
+        consensus_idx = np.array([position.get(c, -1) if labelled else -1
+                                  for c, labelled in zip(scores["consensus_label"], scores["labelled"])], dtype=np.intp)
+        model_label = np.array([position[c] for c in scores["model_label"]], dtype=np.intp)
+        quality = np.array(scores["quality"], dtype=float)   # None (unlabelled) becomes NaN
+        reviewed = np.array(scores["reviewed"], dtype=bool)
         waiting_ids = self.store.waiting_item_ids()
         waiting = np.array([i in waiting_ids for i in ids])
         requeued = self.store.requeued_items()
         sel = select_for_review(quality, consensus_idx, votes, model_label,
-                                np.array([r["model_prob"] for r in scores], dtype=float), classes, budget,
+                                np.array(scores["model_prob"], dtype=float), classes, budget,
                                 reviewed=reviewed, waiting=waiting,
-                                label_issue=np.array([bool(r["label_issue"]) for r in scores]),
+                                label_issue=np.array(scores["label_issue"], dtype=bool),
                                 requeue=np.array([i in requeued for i in ids]))
         rows_out = [{"item_id": ids[i], "rank": n, "quality": float(q),
                      "reason": f"{requeued[ids[i]]}; {reason}" if ids[i] in requeued else reason,
