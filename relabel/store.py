@@ -37,6 +37,8 @@ _MAX_SQL_PARAMS = 900
 # Another process (a second `relabel` command, a test) may hold the write lock for a moment: wait this many
 # milliseconds before giving up with "database is locked".
 _BUSY_TIMEOUT_MS = 10_000
+# Rows fetched at a time where a read streams (the scoring table): bounded memory, few round trips.
+_FETCH_ROWS = 50_000
 # Rows rewritten per executemany while migrating, so the migration's memory does not grow with the store.
 _MIGRATE_BATCH = 10_000
 
@@ -429,12 +431,15 @@ class Store:
         return out
 
     def _scorable_rows(self) -> list[tuple]:
+        return self._scorable_cursor().fetchall()
+
+    def _scorable_cursor(self) -> sqlite3.Cursor:
         # Only labels that count: a source-project annotation, with a valid choice, not skipped, not deleted,
         # and not an answer to a review task (in-place reviews land in the source project too).
         return self.db.execute(
             "select a.annotation_id, a.item_id, a.annotator_id, a.label from annotations a "
             f"join items i on i.item_id = a.item_id where {_SCORABLE} and i.deleted = 0 "
-            "order by i.rowid, a.rowid").fetchall()
+            "order by i.rowid, a.rowid")
 
     def annotations_table(self) -> Annotations:
         """The labels that count, encoded once: valid, non-skipped, non-deleted; classes from the project."""
@@ -442,11 +447,36 @@ class Store:
 
     def scoring_table(self) -> tuple[Annotations, np.ndarray]:
         """``annotations_table()`` plus the annotation id of each row (for per-annotation scores)."""
-        rows = self._scorable_rows()
         classes = self.classes
         if not classes:
             raise StoreError(f"The store {str(self.path)!r} does not know the project's classes yet; "
                              "run `relabel init` (or `relabel pull`) first.")
+        # Encoded as the rows stream in (ids to codes in order of first appearance, as Annotations.from_records
+        # does): at 3M annotations the fetched tuples and their id lists were ~1 GB more (bench_scale, issue 15).
+        items: dict = {}
+        annotators: dict = {}
+        position = {c: k for k, c in enumerate(classes)}
+        ann_ids, item, annotator, label = [], [], [], []
+        cursor = self._scorable_cursor()
+        while rows := cursor.fetchmany(_FETCH_ROWS):
+            a, i, w, g = zip(*rows)
+            ann_ids.append(np.array(a, dtype=object))
+            item.append(np.fromiter((items.setdefault(v, len(items)) for v in i), dtype=np.intp, count=len(i)))
+            annotator.append(np.fromiter((annotators.setdefault(v, len(annotators)) for v in w), dtype=np.intp,
+                                         count=len(w)))
+            label.append(np.fromiter((position.get(v, -1) for v in g), dtype=np.intp, count=len(g)))
+        del rows
+        labels = np.concatenate(label) if label else np.zeros(0, dtype=np.intp)
+        if (labels < 0).any():   # a stored label that is not a class (the labeling config changed): name it
+            return self._scoring_table_of(self._scorable_rows(), classes)
+        ids = lambda index: np.array(list(index) + [None], dtype=object)[:-1]  # noqa: E731 (1-D even for tuples)
+        table = Annotations(np.concatenate(item) if item else np.zeros(0, dtype=np.intp),
+                            np.concatenate(annotator) if annotator else np.zeros(0, dtype=np.intp), labels,
+                            ids(items), ids(annotators), tuple(classes))
+        return table, np.concatenate(ann_ids) if ann_ids else np.zeros(0, dtype=object)
+
+    @staticmethod
+    def _scoring_table_of(rows: list[tuple], classes) -> tuple[Annotations, np.ndarray]:
         ann_ids = np.array([r[0] for r in rows], dtype=object)
         table = Annotations.from_records([r[1] for r in rows], [r[2] for r in rows],
                                          np.array([r[3] for r in rows], dtype=object), classes=classes)

@@ -235,3 +235,16 @@ def test_score_rows_may_be_generated_and_unknown_columns_are_refused(store):
     with pytest.raises(StoreError, match="no column 'qualty'"):
         store.save_scores({"round": 2, "status": "scored"}, [{"item_id": "1", "qualty": 0.1}], [], [])
     assert store.count("scores") == 2 and [r["round"] for r in store.rounds()] == [1]
+
+
+def test_streamed_scoring_table_equals_the_one_built_from_all_rows(store, monkeypatch):
+    import relabel.store as store_module
+    monkeypatch.setattr(store_module, "_FETCH_ROWS", 2)   # several fetches, ids first seen in different ones
+    store.apply_pull(Pull(items=items("3", "1", "2"), annotations=[
+        ann("a1", "3", "bob", "sport"), ann("a2", "1", "ann", "tech"), ann("a3", "1", "bob", "sport"),
+        ann("a4", "2", "cy", "tech"), ann("a5", "3", "ann", "tech")]))
+    table, ids = store.scoring_table()
+    ref, ref_ids = Store._scoring_table_of(store._scorable_rows(), store.classes)
+    for name in ("item", "annotator", "label", "item_ids", "annotator_ids"):
+        assert np.array_equal(getattr(table, name), getattr(ref, name)), name
+    assert table.classes == ref.classes and ids.tolist() == ref_ids.tolist() and len(ids) == 5
