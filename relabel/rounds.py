@@ -356,12 +356,12 @@ class Loop:
             rnd = (latest["round"] + 1) if latest else 1
         self._working_on(rnd)
         table, annotation_ids = self.store.scoring_table()
-        items = self.store.items(with_data=False)
-        _check_scorable(self.store, table, items)
-        result = _compute_round_scores(table, annotation_ids, items, self.store.final_labels(), self.model,
+        item_ids, texts = self.store.item_texts()
+        _check_scorable(self.store, table, len(item_ids))
+        result = _compute_round_scores(table, annotation_ids, item_ids, texts, self.store.final_labels(), self.model,
                                        cache=self.store, calibration=self._recalibration())
         round_row = {"round": rnd, "status": "scored", "method": result.method, "note": " ".join(result.notes),
-                     "items": len(items), "labelled_items": table.n_items, "annotations": len(table),
+                     "items": len(item_ids), "labelled_items": table.n_items, "annotations": len(table),
                      "annotators": table.n_annotators, "expected_remaining_errors": result.expected_errors.expected,
                      "expected_low": result.expected_errors.low, "expected_high": result.expected_errors.high,
                      "stop_reason": None,
@@ -373,7 +373,7 @@ class Loop:
         self.store.save_scores(round_row, result.item_rows, result.annotator_rows, result.annotation_rows)
         self.store.log_event("score", f"round {rnd} scored with {result.method}", round=rnd,
                              details={"notes": list(result.notes)})
-        return ScoreSummary(round=rnd, method=result.method, items=len(items), labelled_items=table.n_items,
+        return ScoreSummary(round=rnd, method=result.method, items=len(item_ids), labelled_items=table.n_items,
                             annotations=len(table), annotators=table.n_annotators, label_issues=result.n_issues,
                             expected_remaining_errors=result.expected_errors.expected, notes=result.notes,
                             expected_low=result.expected_errors.low, expected_high=result.expected_errors.high,
@@ -703,10 +703,10 @@ class _Scores:
     overrides: int = 0
 
 
-def _check_scorable(store: Store, table: Annotations, items: list[dict]) -> None:
+def _check_scorable(store: Store, table: Annotations, n_items: int) -> None:
     if len(table) == 0:
         title = store.get_meta("project_title") or ""
-        raise AnnotationError(f"Project {store.project_id} {title!r} has no labelled tasks ({len(items)} tasks, "
+        raise AnnotationError(f"Project {store.project_id} {title!r} has no labelled tasks ({n_items} tasks, "
                               "0 annotations); annotate some tasks in Label Studio, then run relabel again.")
     present = np.unique(table.label)
     if present.size < 2:
@@ -715,7 +715,7 @@ def _check_scorable(store: Store, table: Annotations, items: list[dict]) -> None
                               "another class first.")
 
 
-def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items: list[dict],
+def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, item_ids: list[str], texts: list,
                           reviewer_labels: dict[str, str], model, cache,
                           calibration: tuple[float, float] = (1.0, 0.0)) -> _Scores:
     """All of a round's numbers, as rows for the store. Inputs come from the store, so they are trusted."""
@@ -724,10 +724,9 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
     classes = table.classes
     k = len(classes)
     position = {c: i for i, c in enumerate(classes)}
-    item_ids = [it["item_id"] for it in items]
     where = {iid: n for n, iid in enumerate(item_ids)}
     rows = np.array([where[str(i)] for i in table.item_ids], dtype=np.intp)  # labelled item -> row in items
-    n = len(items)
+    n = len(item_ids)
     notes: list[str] = []
 
     reviewed = np.zeros(n, dtype=bool)
@@ -742,7 +741,7 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
     majority = get_majority_vote_label(table)
     train[rows] = majority
     train[reviewed] = final[reviewed]
-    texts = [it["text"] if it["text"] is not None else "" for it in items]
+    texts = [t if t is not None else "" for t in texts]
     settings = model if isinstance(model, ModelSettings) else ModelSettings.from_dict(model)
     weight = None
     if settings.weight_uncertain:

@@ -420,6 +420,18 @@ class Store:
                 for item_id, text, data in self.db.execute(
                     "select item_id, text, data from items where deleted = 0 order by rowid")]
 
+    def item_texts(self) -> tuple[list[str], list[str | None]]:
+        """The ids and texts of every live item in pull order, as two lists (no dict per item: scoring reads a
+        million of them)."""
+        rows = self.db.execute("select item_id, text from items where deleted = 0 order by rowid")
+        ids: list[str] = []
+        texts: list[str | None] = []
+        while chunk := rows.fetchmany(_FETCH_ROWS):
+            i, t = zip(*chunk)
+            ids.extend(i)
+            texts.extend(t)
+        return ids, texts
+
     def item_data(self, item_ids: Iterable[str]) -> dict[str, dict]:
         """The task data of some items, as the source holds it (the text put back under its field)."""
         field = self.get_meta("text_field")

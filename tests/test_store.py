@@ -248,3 +248,12 @@ def test_streamed_scoring_table_equals_the_one_built_from_all_rows(store, monkey
     for name in ("item", "annotator", "label", "item_ids", "annotator_ids"):
         assert np.array_equal(getattr(table, name), getattr(ref, name)), name
     assert table.classes == ref.classes and ids.tolist() == ref_ids.tolist() and len(ids) == 5
+
+
+def test_item_texts_are_the_items_ids_and_texts_in_pull_order(store, monkeypatch):
+    import relabel.store as store_module
+    monkeypatch.setattr(store_module, "_FETCH_ROWS", 2)
+    store.apply_pull(Pull(items=items("3", "1", "2"), annotations=[]))
+    ids, texts = store.item_texts()
+    assert [{"item_id": i, "text": t} for i, t in zip(ids, texts)] == store.items(with_data=False)
+    assert ids == ["3", "1", "2"]
