@@ -611,6 +611,15 @@ class Store:
             "where s.round = ? and s.labelled = 1 and s.reviewed = 0 and s.quality is not null "
             "order by s.quality, i.rowid limit ?", [round, int(limit)]))
 
+    def scorable_labels_of(self, item_ids: Iterable[str]) -> list[tuple[str, str]]:
+        """(item_id, label) of the labels that count in scoring (those of ``annotations_table()``) of some items."""
+        out: list[tuple[str, str]] = []
+        for chunk in _chunks([str(i) for i in item_ids]):
+            out += self.db.execute("select a.item_id, a.label from annotations a join items i on i.item_id = "
+                                   f"a.item_id where {_SCORABLE} and i.deleted = 0 and a.item_id in "
+                                   f"({','.join('?' * len(chunk))})", chunk).fetchall()
+        return out
+
     def labels_of(self, item_ids: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
         """The counted labels of some items as (annotator, label) pairs, in the order they were given."""
         out: dict[str, list[tuple[str, str]]] = {}
