@@ -3,6 +3,12 @@
     nice python benchmarks/bench_scale.py round --sizes 10000,100000,1000000 | tee benchmarks/results/scale_round.txt
     nice python benchmarks/bench_scale.py pull --tasks 10000,30000 | tee benchmarks/results/scale_pull.txt
 
+Acceptance 2 of issue 15 alone (a 1M round under 15 minutes and 6 GB, exponents 100k -> 1M <= 1.15), about 15
+minutes on a quiet 2-core machine (the two pulls that fill the stores take ~3 of them and are cached):
+
+    nice python benchmarks/bench_scale.py round --sizes 100000,1000000 --round-only \
+        --store-cache benchmarks/results/stores --results-file benchmarks/results/scale_round_only.jsonl
+
 round: real texts (20 Newsgroups test set and IMDB test set, ../shared/data/label_errors/texts, never committed)
   recombined into as many items as asked (each item: the first half of one post and the second half of another
   post of the same class), 10 classes, 3 annotations per item from 60 annotators of accuracy 0.55-0.95. A round
