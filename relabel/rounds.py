@@ -33,6 +33,7 @@ from .errors import (AnnotationError, ConfigError, ConnectorError, InputError, L
 from .lock import writer_lock
 from .redaction import url_without_userinfo
 from .selection import select_for_review
+from .stop_signal import BatchEstimate, Evidence, batch_errors, stop_reason
 from .store import PullSummary, Store, now
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ class PushSummary:
     new: int
     total: int
     stop_reason: str | None = None        # why nothing was pushed (the stop signal), None when it pushed
+    batch: BatchEstimate | None = None    # the stop signal's estimate for the items sent (None: not computed now)
 
 
 @dataclass(frozen=True)
@@ -403,11 +405,16 @@ class Loop:
         if latest["status"] == "scored":
             self._select(rnd, positive_budget(budget if budget is not None else self.review.budget))
             latest = self.store.latest_round()
-            reason = self._stop_reason(rnd)
+            batch = self._batch_estimate(rnd)
+            reason = stop_reason(batch, self.review.min_expected_errors)
             if reason is not None:
                 self.store.mark_stopped(rnd, reason)
-                self.store.log_event("push", f"round {rnd}: nothing pushed. {reason}", round=rnd)
-                return PushSummary(round=rnd, mode=latest["mode"], selected=0, new=0, total=0, stop_reason=reason)
+                self.store.log_event("push", f"round {rnd}: nothing pushed. {reason}", round=rnd,
+                                     details=batch.as_dict())
+                return PushSummary(round=rnd, mode=latest["mode"], selected=0, new=0, total=0, stop_reason=reason,
+                                   batch=batch)
+        else:
+            batch = None
         selection = self.store.selection(rnd)
         mode = latest["mode"] or self.review.mode
         done = {r["item_id"] for r in self.store.review_tasks(rnd)}
@@ -432,21 +439,18 @@ class Loop:
             self.store.record_pushed(rnd, [], selection, mark_pushed=True)
         total = len(self.store.review_tasks(rnd))
         self.store.log_event("push", f"round {rnd}: {new} new review tasks, {total} in total ({mode})", round=rnd)
-        return PushSummary(round=rnd, mode=mode, selected=len(selection), new=new, total=total)
+        return PushSummary(round=rnd, mode=mode, selected=len(selection), new=new, total=total, batch=batch)
 
-    def _stop_reason(self, rnd: int) -> str | None:
-        """The stop signal: why round ``rnd``'s selection is not worth reviewing, or None to push it."""
-        threshold = self.review.min_expected_errors
+    def _batch_estimate(self, rnd: int) -> BatchEstimate:
+        """The stop signal's figures for round ``rnd``'s selection (relabel/stop_signal.py): its items'
+        recalibrated P(wrong), and what reviewers decided in the latest round before it; recorded in the round row."""
         selected = {r["item_id"] for r in self.store.selection(rnd)}
-        if threshold <= 0:
-            return None
-        p_wrong = [r["p_wrong"] for r in self.store.scores(rnd) if r["item_id"] in selected]
-        expected = float(sum(p for p in p_wrong if p is not None))
-        if selected and expected >= threshold:
-            return None
-        return (f"The {len(selected)} items this round would send hold ≈ {expected:.2f} expected wrong labels, "
-                f"below [review] min_expected_errors = {threshold:g}: nothing worth reviewing, so nothing was "
-                "pushed (lower min_expected_errors, or set it to 0, to push anyway).")
+        p_wrong = [r["p_wrong"] for r in self.store.scores_of(rnd, selected).values() if r["p_wrong"] is not None]
+        decided = self.store.latest_decided_round(before=rnd)
+        evidence = Evidence() if decided is None else Evidence(*decided)
+        batch = batch_errors(p_wrong, evidence)
+        self.store.save_batch_estimate(rnd, batch.expected, batch.low, batch.high, str(evidence))
+        return batch
 
     def _review_requests(self, rnd: int, selection: list[dict]) -> list[ReviewRequest]:
         """The review requests of selected items, with what the review panel shows: who said what, the
@@ -549,7 +553,8 @@ class Loop:
     # ---- reports ------------------------------------------------------------------------------------------
     @_reads
     def status(self) -> dict:
-        """{"rounds": [{round, status, items, annotations, pushed, reviewed, corrected, expected_remaining_errors}]}"""
+        """{"rounds": [{round, status, items, annotations, pushed, reviewed, corrected, expected_remaining_errors,
+        expected_low/high, batch_expected/low/high/evidence, stop_reason}]}"""
         decisions = self.store.decisions()
         out = []
         for r in self.store.rounds():
@@ -561,6 +566,9 @@ class Loop:
                         "corrected": sum(d["outcome"] == "corrected" for d in mine),
                         "expected_remaining_errors": r["expected_remaining_errors"],
                         "expected_low": r["expected_low"], "expected_high": r["expected_high"],
+                        # the stop signal's estimate for the items the round sent (or would have sent)
+                        "batch_expected": r["batch_expected"], "batch_low": r["batch_low"],
+                        "batch_high": r["batch_high"], "batch_evidence": r["batch_evidence"],
                         "stop_reason": r["stop_reason"]})
         return {"rounds": out}
 

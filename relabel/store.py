@@ -51,6 +51,8 @@ _TABLES: dict[str, tuple[dict, object]] = {
     "rounds": ({"round": int, "status": str, "method": str, "note": str, "items": int, "labelled_items": int,
                 "annotations": int, "annotators": int, "expected_remaining_errors": float,
                 "expected_low": int, "expected_high": int, "stop_reason": str,
+                # the stop signal's estimate for the items the round sends (relabel/stop_signal.py)
+                "batch_expected": float, "batch_low": int, "batch_high": int, "batch_evidence": str,
                 "label_issues": int, "model_weight": float, "budget": int, "mode": str,
                 "scored_at": str, "selected_at": str, "pushed_at": str, "class_stats": str, "classes": str,
                 "inputs": str, "model_report": str}, "round"),
@@ -677,6 +679,21 @@ class Store:
             "select s.posterior, d.outcome from decisions d join scores s on s.round = d.round and "
             "s.item_id = d.item_id where d.outcome in ('confirmed', 'corrected') and s.posterior is not null")
         return [(float(q), outcome == "confirmed") for q, outcome in rows.fetchall()]
+
+    def latest_decided_round(self, before: int) -> tuple[int, int, int] | None:
+        """(round, items decided, items corrected) of the latest round before ``before`` whose reviewers decided
+        something (confirmed or corrected; skips and disputes decide nothing), or None."""
+        row = self.db.execute(
+            "select round, count(distinct item_id), count(distinct case when outcome = 'corrected' then item_id end) "
+            "from decisions where outcome in ('confirmed', 'corrected') and round < ? group by round "
+            "order by round desc limit 1", [int(before)]).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
+
+    def save_batch_estimate(self, round: int, expected: float, low: int, high: int, evidence: str) -> None:
+        """Record the stop signal's estimate of wrong labels among the items ``round`` sends."""
+        with self.db.atomic():
+            self.db.execute("update rounds set batch_expected = ?, batch_low = ?, batch_high = ?, batch_evidence = ? "
+                            "where round = ?", [float(expected), int(low), int(high), evidence, round])
 
     def mark_stopped(self, round: int, reason: str) -> None:
         """Close a round that pushes nothing (the stop signal), keeping its selection for the record."""
