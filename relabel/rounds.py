@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
@@ -358,12 +358,12 @@ class Loop:
             rnd = (latest["round"] + 1) if latest else 1
         self._working_on(rnd)
         table, annotation_ids = self.store.scoring_table()
-        items = self.store.items(with_data=False)
-        _check_scorable(self.store, table, items)
-        result = _compute_round_scores(table, annotation_ids, items, self.store.final_labels(), self.model,
+        item_ids, texts = self.store.item_texts()
+        _check_scorable(self.store, table, len(item_ids))
+        result = _compute_round_scores(table, annotation_ids, item_ids, texts, self.store.final_labels(), self.model,
                                        cache=self.store, calibration=self._recalibration())
         round_row = {"round": rnd, "status": "scored", "method": result.method, "note": " ".join(result.notes),
-                     "items": len(items), "labelled_items": table.n_items, "annotations": len(table),
+                     "items": len(item_ids), "labelled_items": table.n_items, "annotations": len(table),
                      "annotators": table.n_annotators, "expected_remaining_errors": result.expected_errors.expected,
                      "expected_low": result.expected_errors.low, "expected_high": result.expected_errors.high,
                      "stop_reason": None,
@@ -375,11 +375,11 @@ class Loop:
         self.store.save_scores(round_row, result.item_rows, result.annotator_rows, result.annotation_rows)
         self.store.log_event("score", f"round {rnd} scored with {result.method}", round=rnd,
                              details={"notes": list(result.notes)})
-        return ScoreSummary(round=rnd, method=result.method, items=len(items), labelled_items=table.n_items,
+        return ScoreSummary(round=rnd, method=result.method, items=len(item_ids), labelled_items=table.n_items,
                             annotations=len(table), annotators=table.n_annotators, label_issues=result.n_issues,
                             expected_remaining_errors=result.expected_errors.expected, notes=result.notes,
                             expected_low=result.expected_errors.low, expected_high=result.expected_errors.high,
-                            overrides=sum(r["override"] for r in result.item_rows),
+                            overrides=result.overrides,
                             model=result.model_report.summary() if result.model_report else None)
 
     def _recalibration(self) -> tuple[float, float]:
@@ -476,27 +476,32 @@ class Loop:
     def _select(self, rnd: int, budget: int) -> None:
         classes = self.store.classes
         position = {c: k for k, c in enumerate(classes)}
-        scores = self.store.scores(rnd)
-        ids = [r["item_id"] for r in scores]
-        table = self.store.annotations_table()
+        # Columns, not one dict per item: at a million items the dicts were GBs (bench_scale, issue 15).
+        scores = self.store.score_columns(rnd, ("item_id", "labelled", "consensus_label", "model_label", "quality",
+                                                "reviewed", "model_prob", "label_issue"))
+        ids = scores["item_id"]
         votes = np.zeros((len(ids), len(classes)), dtype=np.int64)
-        where = {item: n for n, item in enumerate(ids)}
-        rows = np.array([where.get(str(i), -1) for i in table.item_ids], dtype=np.intp)
-        counts = table.vote_counts()
-        votes[rows[rows >= 0]] = counts[rows >= 0]
-        consensus_idx = np.array([position.get(r["consensus_label"], -1) if r["labelled"] else -1 for r in scores],
-                                 dtype=np.intp)
-        model_label = np.array([position[r["model_label"]] for r in scores], dtype=np.intp)
-        quality = np.array([np.nan if r["quality"] is None else r["quality"] for r in scores], dtype=float)
-        reviewed = np.array([bool(r["reviewed"]) for r in scores])
+        consensus_idx = np.array([position.get(c, -1) if labelled else -1
+                                  for c, labelled in zip(scores["consensus_label"], scores["labelled"])], dtype=np.intp)
+        model_label = np.array([position[c] for c in scores["model_label"]], dtype=np.intp)
+        quality = np.array(scores["quality"], dtype=float)   # None (unlabelled) becomes NaN
+        reviewed = np.array(scores["reviewed"], dtype=bool)
         waiting_ids = self.store.waiting_item_ids()
         waiting = np.array([i in waiting_ids for i in ids])
         requeued = self.store.requeued_items()
-        sel = select_for_review(quality, consensus_idx, votes, model_label,
-                                np.array([r["model_prob"] for r in scores], dtype=float), classes, budget,
-                                reviewed=reviewed, waiting=waiting,
-                                label_issue=np.array([bool(r["label_issue"]) for r in scores]),
-                                requeue=np.array([i in requeued for i in ids]))
+        select = functools.partial(select_for_review, quality, consensus_idx, votes, model_label,
+                                   np.array(scores["model_prob"], dtype=float), classes, budget,
+                                   reviewed=reviewed, waiting=waiting,
+                                   label_issue=np.array(scores["label_issue"], dtype=bool),
+                                   requeue=np.array([i in requeued for i in ids]))
+        # The order never reads the votes; only the chosen items' reasons do. So the items are chosen first and
+        # only their labels are read (not every annotation of the project again: at 1M items that re-read made
+        # select grow faster than linearly, bench_scale), then the same selection is made with their votes.
+        chosen = {ids[i]: i for i in select().index}
+        for item, label in self.store.scorable_labels_of(chosen):
+            if label in position:
+                votes[chosen[item], position[label]] += 1
+        sel = select()
         rows_out = [{"item_id": ids[i], "rank": n, "quality": float(q),
                      "reason": f"{requeued[ids[i]]}; {reason}" if ids[i] in requeued else reason,
                      "suggested": classes[int(s)]}
@@ -680,24 +685,39 @@ def make_connector(config: Config) -> Connector:
 
 
 # ---- scoring ------------------------------------------------------------------------------------------------
+class _Rows:
+    """A round's rows for the store, made one at a time each time they are iterated: at a million items the list
+    of dicts was GBs, and the store writes them as they come (Store.save_scores)."""
+
+    def __init__(self, make: Callable[[], Iterator[dict]], n: int):
+        self._make, self._n = make, n
+
+    def __iter__(self) -> Iterator[dict]:
+        return self._make()
+
+    def __len__(self) -> int:
+        return self._n
+
+
 @dataclass(frozen=True)
 class _Scores:
     method: str
-    item_rows: list
+    item_rows: _Rows
     annotator_rows: list
-    annotation_rows: list
+    annotation_rows: _Rows
     expected_errors: ExpectedErrors
     n_issues: int
     model_weight: float | None
     notes: tuple
     class_stats: dict = field(default_factory=dict)
     model_report: object = None
+    overrides: int = 0
 
 
-def _check_scorable(store: Store, table: Annotations, items: list[dict]) -> None:
+def _check_scorable(store: Store, table: Annotations, n_items: int) -> None:
     if len(table) == 0:
         title = store.get_meta("project_title") or ""
-        raise AnnotationError(f"Project {store.project_id} {title!r} has no labelled tasks ({len(items)} tasks, "
+        raise AnnotationError(f"Project {store.project_id} {title!r} has no labelled tasks ({n_items} tasks, "
                               "0 annotations); annotate some tasks in Label Studio, then run relabel again.")
     present = np.unique(table.label)
     if present.size < 2:
@@ -706,7 +726,7 @@ def _check_scorable(store: Store, table: Annotations, items: list[dict]) -> None
                               "another class first.")
 
 
-def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items: list[dict],
+def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, item_ids: list[str], texts: list,
                           reviewer_labels: dict[str, str], model, cache,
                           calibration: tuple[float, float] = (1.0, 0.0)) -> _Scores:
     """All of a round's numbers, as rows for the store. Inputs come from the store, so they are trusted."""
@@ -715,10 +735,9 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
     classes = table.classes
     k = len(classes)
     position = {c: i for i, c in enumerate(classes)}
-    item_ids = [it["item_id"] for it in items]
     where = {iid: n for n, iid in enumerate(item_ids)}
     rows = np.array([where[str(i)] for i in table.item_ids], dtype=np.intp)  # labelled item -> row in items
-    n = len(items)
+    n = len(item_ids)
     notes: list[str] = []
 
     reviewed = np.zeros(n, dtype=bool)
@@ -733,7 +752,7 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
     majority = get_majority_vote_label(table)
     train[rows] = majority
     train[reviewed] = final[reviewed]
-    texts = [it["text"] if it["text"] is not None else "" for it in items]
+    texts = [t if t is not None else "" for t in texts]
     settings = model if isinstance(model, ModelSettings) else ModelSettings.from_dict(model)
     weight = None
     if settings.weight_uncertain:
@@ -786,31 +805,37 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
     # The review panel shows the model's view as its most likely classes; the rest of pred_probs is not kept.
     top_k = np.argsort(-pred_probs, axis=1, kind="stable")[:, :min(MODEL_TOP_CLASSES, k)]
     counts = table.num_annotations()
-    item_rows = []
     lab_pos = np.full(n, -1, dtype=np.intp)
     lab_pos[rows] = np.arange(table.n_items)
-    for i, iid in enumerate(item_ids):
-        j = lab_pos[i]
-        labelled = j >= 0
-        final_label = classes[final[i]] if reviewed[i] else (classes[cons[j]] if labelled else None)
-        item_rows.append({
-            "item_id": iid, "labelled": int(labelled),
-            "consensus_label": classes[cons[j]] if labelled else None,
-            "majority_label": classes[majority[j]] if labelled else None,
-            "quality": float(quality[j]) if labelled else None,
-            "agreement": float(agreement[j]) if labelled else None,
-            "num_annotations": int(counts[j]) if labelled else 0,
-            "posterior": float(post_of_consensus[j]) if labelled else None,
-            "model_label": classes[model_top[i]], "model_prob": float(pred_probs[i, model_top[i]]),
-            "label_issue": int(bool(issues[j])) if labelled else 0,
-            "active_score": None if np.isnan(active_lab[i]) else float(active_lab[i]),
-            "reviewed": int(reviewed[i]), "final_label": final_label,
-            "model_top": json.dumps([[classes[c], round(float(pred_probs[i, c]), 4)] for c in top_k[i]]),
-            "override": int(bool(override[j]) and not reviewed[i]) if labelled else 0,
-            "p_wrong": float(p_wrong[j]) if labelled and not reviewed[i] else (0.0 if labelled else None)})
-    annotation_rows = [{"annotation_id": str(a), "quality": float(q)} for a, q in zip(annotation_ids, ann_quality)]
-    return _Scores(method, item_rows, annotator_rows, annotation_rows, expected, int(issues.sum()),
-                   model_weight, tuple(notes), class_stats, fitted.report)
+    overrides = int((override[lab_pos[lab_pos >= 0]] & ~reviewed[lab_pos >= 0]).sum())
+
+    def item_rows():
+        for i, iid in enumerate(item_ids):
+            j = lab_pos[i]
+            labelled = j >= 0
+            final_label = classes[final[i]] if reviewed[i] else (classes[cons[j]] if labelled else None)
+            yield {
+                "item_id": iid, "labelled": int(labelled),
+                "consensus_label": classes[cons[j]] if labelled else None,
+                "majority_label": classes[majority[j]] if labelled else None,
+                "quality": float(quality[j]) if labelled else None,
+                "agreement": float(agreement[j]) if labelled else None,
+                "num_annotations": int(counts[j]) if labelled else 0,
+                "posterior": float(post_of_consensus[j]) if labelled else None,
+                "model_label": classes[model_top[i]], "model_prob": float(pred_probs[i, model_top[i]]),
+                "label_issue": int(bool(issues[j])) if labelled else 0,
+                "active_score": None if np.isnan(active_lab[i]) else float(active_lab[i]),
+                "reviewed": int(reviewed[i]), "final_label": final_label,
+                "model_top": json.dumps([[classes[c], round(float(pred_probs[i, c]), 4)] for c in top_k[i]]),
+                "override": int(bool(override[j]) and not reviewed[i]) if labelled else 0,
+                "p_wrong": float(p_wrong[j]) if labelled and not reviewed[i] else (0.0 if labelled else None)}
+
+    def annotation_rows():
+        for a, q in zip(annotation_ids, ann_quality):
+            yield {"annotation_id": str(a), "quality": float(q)}
+
+    return _Scores(method, _Rows(item_rows, n), annotator_rows, _Rows(annotation_rows, len(annotation_ids)),
+                   expected, int(issues.sum()), model_weight, tuple(notes), class_stats, fitted.report, overrides)
 
 
 def _majority_share(table: Annotations, majority: np.ndarray) -> np.ndarray:
