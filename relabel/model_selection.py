@@ -26,8 +26,10 @@ items shared its fold averages out; that luck is what put clean items a model ha
 flagged ones. Measured with relabel.confident.find_label_issues on 2,500 IMDB reviews (word TF-IDF, C = 1),
 one assignment against four: 15% flips: precision 0.570 -> 0.591, recall 0.786 -> 0.793, log-loss 0.5720 ->
 0.5676; 30% flips: 0.649 -> 0.656, 0.737 -> 0.747, 0.6699 -> 0.6680 (benchmarks/text_pipeline.py prints every
-set). Above REPEAT_ROWS the folds hold so many items that one assignment varies little, and the cost would be
-paid on every round of a large project.
+set). Above REPEAT_ROWS (where the classifier becomes SGD) repeats are not made: each costs a full
+cross-validation of the winner, minutes for 20 Newsgroups' 7,532 posts on a busy 2-core machine, on every round,
+and the folds then hold so many items that the luck of one assignment weighs less. Whether they would still help
+there was not measured.
 """
 from __future__ import annotations
 
@@ -57,7 +59,7 @@ FINALISTS = 2
 # The winner's out-of-fold rows are averaged over this many fold assignments up to REPEAT_ROWS labelled items (see
 # the module docstring for the measurement).
 OOF_REPEATS = 4
-REPEAT_ROWS = 10_000
+REPEAT_ROWS = SGD_ABOVE
 # Feature families searched for each [model] featurizer.
 FAMILIES = {
     "tfidf": ("word", "char", "word+char"),
