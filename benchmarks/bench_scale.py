@@ -3,6 +3,12 @@
     nice python benchmarks/bench_scale.py round --sizes 10000,100000,1000000 | tee benchmarks/results/scale_round.txt
     nice python benchmarks/bench_scale.py pull --tasks 10000,30000 | tee benchmarks/results/scale_pull.txt
 
+Acceptance 2 of issue 15 alone (a 1M round under 15 minutes and 6 GB, exponents 100k -> 1M <= 1.15), about 15
+minutes on a quiet 2-core machine (the two pulls that fill the stores take ~3 of them and are cached):
+
+    nice python benchmarks/bench_scale.py round --sizes 100000,1000000 --round-only \
+        --store-cache benchmarks/results/stores --results-file benchmarks/results/scale_round_only.jsonl
+
 round: real texts (20 Newsgroups test set and IMDB test set, ../shared/data/label_errors/texts, never committed)
   recombined into as many items as asked (each item: the first half of one post and the second half of another
   post of the same class), 10 classes, 3 annotations per item from 60 annotators of accuracy 0.55-0.95. A round
@@ -65,13 +71,15 @@ def default_data_dir() -> Path:
 
 # ------------------------------------------------------------------------------------------------ measuring
 class Meter:
-    """Wall, CPU (this process, all threads, plus finished children) and peak RSS (sampled) of named phases."""
+    """Wall, CPU (this process, all threads, plus finished children) and peak RSS (sampled) of named phases.
+
+    Phases may nest (score contains model, consensus, save): each open phase keeps its own peak."""
 
     def __init__(self, interval: float = 0.02):
         import psutil
         self.proc = psutil.Process()
         self.interval = interval
-        self.peak = 0
+        self.open: dict[int, list] = {}     # id of an open phase -> [its peak RSS]
         self.phases: dict[str, dict] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -79,7 +87,9 @@ class Meter:
 
     def _sample(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
+            rss = self.proc.memory_info().rss
+            for peak in list(self.open.values()):
+                peak[0] = max(peak[0], rss)
             time.sleep(self.interval)
 
     def _cpu(self) -> float:
@@ -91,18 +101,21 @@ class Meter:
 
         class _Phase:
             def __enter__(self):
-                self.rss0 = meter.proc.memory_info().rss
-                meter.peak = self.rss0
+                self.peak = [meter.proc.memory_info().rss]
+                meter.open[id(self)] = self.peak
                 self.wall0, self.cpu0 = time.perf_counter(), meter._cpu()
                 return self
 
             def __exit__(self, *exc):
                 wall, cpu = time.perf_counter() - self.wall0, meter._cpu() - self.cpu0
-                peak = max(meter.peak, meter.proc.memory_info().rss)
+                del meter.open[id(self)]
+                peak = max(self.peak[0], meter.proc.memory_info().rss)
                 row = meter.phases.setdefault(name, {"wall": 0.0, "cpu": 0.0, "peak_mb": 0.0})
                 row["wall"] += wall
                 row["cpu"] += cpu
                 row["peak_mb"] = max(row["peak_mb"], peak / 2**20)
+                print(f"  [{name}] wall {wall:.1f} s, CPU {cpu:.1f} s, peak RSS {peak / 2**20:.0f} MB",
+                      file=sys.stderr, flush=True)
                 return False
         return _Phase()
 
@@ -189,8 +202,15 @@ class InMemoryConnector:
 
 
 # ------------------------------------------------------------------------------------------------ round
-def round_one(n: int, data_dir: Path, workdir: Path) -> dict:
-    """One size, in this process: every phase of a round, measured."""
+def round_one(n: int, data_dir: Path, workdir: Path, store_cache: Path | None = None,
+              alternatives: bool = True) -> dict:
+    """One size, in this process: every phase of a round, measured.
+
+    ``store_cache``: a folder keeping the store as the first pull left it (relabel-<n>.db); when it is there the
+    pull is not run again (and not measured) but the store is copied from it, so a 1M round can be re-measured
+    without its 6-minute pull. ``alternatives``: also run the same-run alternatives (the nothing-changed pull,
+    crowdlab()); off for a measurement of the round alone."""
+    import shutil
     import relabel.model
     import relabel.rounds
     from relabel.consensus import crowdlab
@@ -199,11 +219,19 @@ def round_one(n: int, data_dir: Path, workdir: Path) -> dict:
 
     meter = Meter()
     project = SyntheticProject(n, data_dir)
+    cached = None if store_cache is None else Path(store_cache) / f"relabel-{n}.db"
+    if cached is not None and cached.exists():
+        shutil.copyfile(cached, workdir / "relabel.db")
     loop = Loop(Store(workdir / "relabel.db"), InMemoryConnector(project), model={"featurizer": "tfidf"})
-    with meter.phase("pull"):
-        loop.pull()
-    with meter.phase("pull, nothing changed"):
-        loop.pull()
+    if cached is None or not cached.exists():
+        with meter.phase("pull"):
+            loop.pull()
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            loop.store.db.conn.execute("vacuum into ?", [str(cached)])
+    if alternatives:
+        with meter.phase("pull, nothing changed"):
+            loop.pull()
 
     # The round's model step is relabel.model.fit_predict_probs where it exists (the model of issue 15), else
     # predict_probs; only the outer one is measured, so nothing is counted twice.
@@ -232,10 +260,12 @@ def round_one(n: int, data_dir: Path, workdir: Path) -> dict:
             setattr(owner, attr, originals[name])
     with meter.phase("select"):
         loop.push(budget=50)
-    # The alternative to the default consensus named in the issue: relabel's own crowdlab() on the same table.
-    table, p_lab = captured["args"][0], captured["args"][1]
-    with meter.phase("crowdlab (alternative)"):
-        crowdlab(table, p_lab)
+    if alternatives:
+        # The alternative to the default consensus named in the issue: relabel's own crowdlab() on the same table.
+        table, p_lab = captured["args"][0], captured["args"][1]
+        with meter.phase("crowdlab (alternative)"):
+            crowdlab(table, p_lab)
+    captured.clear()
     loop.close()
     meter.close()
     phases = meter.phases
@@ -244,7 +274,7 @@ def round_one(n: int, data_dir: Path, workdir: Path) -> dict:
                              "cpu": score["cpu"] - sum(phases[k]["cpu"] for k in ("model", "consensus", "save")),
                              "peak_mb": score["peak_mb"]}
     db = sqlite_bytes(workdir / "relabel.db")
-    return {"n": n, "phases": phases, "store": db}
+    return {"n": n, "phases": phases, "store": db, "load": os.getloadavg()[0]}
 
 
 def sqlite_bytes(path: Path) -> dict:
@@ -279,9 +309,10 @@ def export_child(store: Path, out: Path, hold: bool) -> dict:
 
 
 def child(args: list[str]) -> dict:
-    result = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    # stderr goes straight through: the child's per-phase lines show progress while a long size runs.
+    result = subprocess.run([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True)
     if result.returncode != 0:
-        raise SystemExit(f"child {args} failed:\n{result.stderr[-3000:]}")
+        raise SystemExit(f"child {args} failed (exit {result.returncode}); its stderr is above")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -295,13 +326,24 @@ def run_round(args) -> None:
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix="relabel-scale-") as tmp:
             print(f"--- {n:,} items", flush=True)
-            result = child(["_round_one", str(n), str(args.data_dir), tmp])
+            result = child(["_round_one", str(n), str(args.data_dir), tmp, str(args.store_cache or ""),
+                            "round-only" if args.round_only else "all"])
             store = Path(tmp) / "relabel.db"
-            result["export"] = child(["_export", str(store), str(Path(tmp) / "out.jsonl"), "stream"])
-            if n <= HOLD_EXPORT_MAX:   # the alternative holds every row: affordable up to the export target's size
+            if not args.round_only:
+                result["export"] = child(["_export", str(store), str(Path(tmp) / "out.jsonl"), "stream"])
+            if n <= HOLD_EXPORT_MAX and not args.round_only:   # the alternative holds every row: affordable up to the export target's size
                 result["export_hold"] = child(["_export", str(store), str(Path(tmp) / "held.jsonl"), "hold"])
             results.append(result)
             print_round(result)
+            if args.results_file:
+                with open(args.results_file, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(result) + "\n")
+    if args.results_file:   # exponents against every size measured into this file (the latest run of each)
+        latest = {}
+        for line in Path(args.results_file).read_text(encoding="utf-8").splitlines():
+            r = json.loads(line)
+            latest[r["n"]] = r
+        results = [latest[n] for n in sorted(latest)]
     print_exponents(results)
 
 
@@ -311,19 +353,28 @@ def print_round(r: dict) -> None:
     order = ["pull", "model", "consensus", "score-other", "save", "select", "pull, nothing changed",
              "crowdlab (alternative)"]
     for name in order:
-        p = r["phases"][name]
-        print(f"| {name} | {p['wall']:.1f} | {p['cpu']:.1f} | {p['peak_mb']:.0f} |")
+        if name in r["phases"]:
+            p = r["phases"][name]
+            print(f"| {name} | {p['wall']:.1f} | {p['cpu']:.1f} | {p['peak_mb']:.0f} |")
     round_phases = ("model", "consensus", "score-other", "save", "select")
     wall = sum(r["phases"][k]["wall"] for k in round_phases)
-    peak = max(r["phases"][k]["peak_mb"] for k in ("pull",) + round_phases)
+    peak = max(r["phases"][k]["peak_mb"] for k in round_phases)
     print(f"| round without pull (model, consensus, selection, store) | {wall:.1f} | "
           f"{sum(r['phases'][k]['cpu'] for k in round_phases):.1f} | {peak:.0f} |")
+    print(f"load average during the round: {r.get('load', float('nan')):.1f} (2 cores: above 2, wall time is "
+          "stretched by other jobs; CPU time is not)")
+    if "export" not in r:   # --round-only
+        print(flush=True)
+        return
     e, h = r["export"], r.get("export_hold", {"wall": float("nan"), "peak_mb": float("nan")})
     print(f"| export, streamed ({e['rows']:,} rows) | {e['wall']:.1f} | | {e['peak_mb']:.0f} |")
     print(f"| export, every row held first (before; run up to {HOLD_EXPORT_MAX:,} items) | {h['wall']:.1f} | | "
           f"{h['peak_mb']:.0f} |")
     s = r["store"]
     ph = r["phases"]
+    if "pull" not in ph or "crowdlab (alternative)" not in ph:
+        print(flush=True)
+        return
     print(f"ratios: full pull / nothing-changed pull CPU = "
           f"{ph['pull']['cpu'] / max(ph['pull, nothing changed']['cpu'], 1e-3):.0f}x; "
           f"export peak RSS held / streamed = {h['peak_mb'] / e['peak_mb']:.2f}x; "
@@ -342,10 +393,10 @@ def print_exponents(results: list[dict]) -> None:
     print("|---|" + "---|" * (len(results) - 1))
     for name in ("pull", "model", "consensus", "score-other", "save", "select"):
         cells = [f"{exponent(a['phases'][name]['cpu'], b['phases'][name]['cpu'], a['n'], b['n']):.2f}"
-                 for a, b in zip(results, results[1:])]
+                 if name in a["phases"] and name in b["phases"] else "-" for a, b in zip(results, results[1:])]
         print(f"| {name} | " + " | ".join(cells) + " |")
     cells = [f"{exponent(a['export']['peak_mb'], b['export']['peak_mb'], a['n'], b['n']):.2f}"
-             for a, b in zip(results, results[1:])]
+             if "export" in a and "export" in b else "-" for a, b in zip(results, results[1:])]
     print("| export peak RSS | " + " | ".join(cells) + " |")
 
 
@@ -467,7 +518,8 @@ def run_pull(args) -> None:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "_round_one":
-        print(json.dumps(round_one(int(argv[1]), Path(argv[2]), Path(argv[3]))))
+        print(json.dumps(round_one(int(argv[1]), Path(argv[2]), Path(argv[3]), Path(argv[4]) if argv[4] else None,
+                                   alternatives=argv[5] != "round-only")))
         return 0
     if argv and argv[0] == "_export":
         print(json.dumps(export_child(Path(argv[1]), Path(argv[2]), hold=argv[3] == "hold")))
@@ -480,6 +532,14 @@ def main(argv=None) -> int:
     r = sub.add_parser("round", help="a round on synthetic projects through the library")
     r.add_argument("--sizes", default="10000,100000,1000000")
     r.add_argument("--data-dir", type=Path, default=None, help="the label_errors folder of the shared data")
+    r.add_argument("--round-only", action="store_true",
+                   help="measure the round alone (model, consensus, selection, store): no export, no alternatives")
+    r.add_argument("--results-file", type=Path, default=None,
+                   help="append each size's figures to this JSON-lines file and print the exponents over every "
+                        "size it holds (so 100k and 1M can be measured in separate runs)")
+    r.add_argument("--store-cache", type=Path, default=None,
+                   help="folder keeping each size's store after its first pull; later runs copy it instead of "
+                        "pulling again (the pull is then not measured)")
     p = sub.add_parser("pull", help="pulls against a private Label Studio")
     p.add_argument("--tasks", default="10000,30000")
     p.add_argument("--data-dir", type=Path, default=None)

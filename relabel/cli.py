@@ -427,9 +427,10 @@ def status(ctx):
         click.echo("No rounds yet; run `relabel round`.")
         return
     header = ["round", "status", "items", "annotations", "pushed", "reviewed", "corrected",
-              "expected_remaining_errors"]
-    click.echo(_table(header, [[r[h] for h in header[:7]] + [format_expected(r["expected_remaining_errors"],
-                                                                            r["expected_low"], r["expected_high"])]
+              "expected_remaining_errors", "wrong_in_batch"]
+    click.echo(_table(header, [[r[h] for h in header[:7]]
+                               + [format_expected(r["expected_remaining_errors"], r["expected_low"], r["expected_high"]),
+                                  format_expected(r["batch_expected"], r["batch_low"], r["batch_high"])]
                                for r in report["rounds"]]))
     for r in report["rounds"]:
         if r["stop_reason"]:
@@ -674,7 +675,10 @@ def _score_lines(s) -> list[str]:
 def _push_line(s) -> str:
     if s.stop_reason:
         return f"Round {s.round}: nothing pushed. {s.stop_reason}"
-    return f"Round {s.round}: {s.new} new review tasks ({s.mode}), {s.total} in total."
+    line = f"Round {s.round}: {s.new} new review tasks ({s.mode}), {s.total} in total."
+    if s.batch is not None and s.batch.items:
+        line += f" They hold {s.batch.wrong_labels} ({s.batch.evidence})."
+    return line
 
 
 def _collect_lines(s) -> list[str]:

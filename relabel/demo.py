@@ -18,6 +18,7 @@ from typing import Callable
 
 
 from .config import load_config
+from .error_estimate import format_expected
 from .demo_data import PROFILES, bbc_news, simulate_annotations
 from .errors import ConfigError
 
@@ -136,6 +137,8 @@ def run_demo(root: str | os.PathLike = DEMO_DIR, *, n_items: int = 300, budget: 
                 measured = _measure(loop, truth)
                 figures.append(measured)
                 _print_round(echo, loop, summary, measured, show_details=(n == 0))
+                if summary.stop_reason or summary.unchanged_reason:
+                    break       # the stop signal ended the loop (or nothing changed): more rounds would repeat it
                 if simulate_review:
                     answered = _answer_reviews(client, state, truth, loop)
                     echo(f"  expert reviewer answered {answered} review tasks with the ground truth")
@@ -346,11 +349,11 @@ def _print_round(echo, loop, summary, measured: dict, show_details: bool) -> Non
     if summary.stop_reason:
         echo(f"  nothing pushed: {summary.stop_reason}")
     elif push is not None:
-        sent = {t["item_id"] for t in loop.store.review_tasks(summary.round)}
-        expected_in_queue = sum(1 - (r.get("posterior") or 0) for r in loop.store.scores(summary.round)
-                                if r["item_id"] in sent)
+        # the stop signal's estimate for the batch (relabel/stop_signal.py), and what it learned it from
+        row = loop.store.latest_round() or {}
+        among = format_expected(row.get("batch_expected"), row.get("batch_low"), row.get("batch_high"))
         echo(f"  sent {push.total} items to review ({push.new} new, mode {push.mode}); "
-             f"expected errors among them: {expected_in_queue:.1f}")
+             f"wrong labels among them: {among} ({row.get('batch_evidence') or 'no estimate recorded'})")
     echo(f"  measured against the ground truth: {measured['wrong_final_labels']} of "
          f"{measured['labelled_items']} final labels wrong ({measured['error_rate']:.1%}); "
          f"the plain majority vote gets {measured['majority_vote_wrong']} wrong")

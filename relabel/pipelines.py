@@ -127,11 +127,9 @@ def word_features(texts, item_ids=None, *, max_features: int | None = 100_000, n
     from .featurizers import check_texts
     texts = check_texts(texts, item_ids)
     if len(texts) > HASHING_ABOVE:
-        from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
-        counts = HashingVectorizer(ngram_range=(1, min(ngram_max, HASHED_NGRAM_MAX)), n_features=HASHING_FEATURES, alternate_sign=False,
-                                   norm=None, strip_accents="unicode", dtype=np.float32).transform(texts)
-        # In place: at a million texts the matrix is GBs and a copy would double the peak.
-        return TfidfTransformer(sublinear_tf=True).fit(counts).transform(counts, copy=False)
+        # Chunk by chunk (relabel.hashed_tfidf): at a million texts the one-shot path held several copies.
+        from .hashed_tfidf import hashed_word_tfidf
+        return hashed_word_tfidf(texts, n_features=HASHING_FEATURES, ngram_max=min(ngram_max, HASHED_NGRAM_MAX))
     return _tfidf(texts, dict(ngram_range=(1, ngram_max), max_features=max_features))
 
 

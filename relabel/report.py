@@ -214,7 +214,12 @@ def _summary_section(row: dict, trend: list[dict]) -> str:
 def _expected_line(row: dict, overrides: int) -> str:
     """Expected wrong labels with their 90% interval, and the overrides (the stop signal has its own banner)."""
     expected = format_expected(row["expected_remaining_errors"], row.get("expected_low"), row.get("expected_high"))
-    return f"Expected wrong labels left {expected}; {overrides} consensus labels no annotator gave (overrides)."
+    batch = ""
+    if row.get("batch_expected") is not None:      # the stop signal's estimate (relabel/stop_signal.py)
+        batch = (f" Among the items this round sent (or would have sent) "
+                 f"{format_expected(row['batch_expected'], row.get('batch_low'), row.get('batch_high'))}: "
+                 f"{row.get('batch_evidence') or 'no evidence recorded'}.")
+    return f"Expected wrong labels left {expected}; {overrides} consensus labels no annotator gave (overrides).{batch}"
 
 
 def _trend_plot(trend: list[dict]) -> str:

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
@@ -33,6 +33,7 @@ from .errors import (AnnotationError, ConfigError, ConnectorError, InputError, L
 from .lock import writer_lock
 from .redaction import url_without_userinfo
 from .selection import select_for_review
+from .stop_signal import BatchEstimate, Evidence, batch_errors, stop_reason
 from .store import PullSummary, Store, now
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ class PushSummary:
     new: int
     total: int
     stop_reason: str | None = None        # why nothing was pushed (the stop signal), None when it pushed
+    batch: BatchEstimate | None = None    # the stop signal's estimate for the items sent (None: not computed now)
 
 
 @dataclass(frozen=True)
@@ -356,12 +358,12 @@ class Loop:
             rnd = (latest["round"] + 1) if latest else 1
         self._working_on(rnd)
         table, annotation_ids = self.store.scoring_table()
-        items = self.store.items(with_data=False)
-        _check_scorable(self.store, table, items)
-        result = _compute_round_scores(table, annotation_ids, items, self.store.final_labels(), self.model,
+        item_ids, texts = self.store.item_texts()
+        _check_scorable(self.store, table, len(item_ids))
+        result = _compute_round_scores(table, annotation_ids, item_ids, texts, self.store.final_labels(), self.model,
                                        cache=self.store, calibration=self._recalibration())
         round_row = {"round": rnd, "status": "scored", "method": result.method, "note": " ".join(result.notes),
-                     "items": len(items), "labelled_items": table.n_items, "annotations": len(table),
+                     "items": len(item_ids), "labelled_items": table.n_items, "annotations": len(table),
                      "annotators": table.n_annotators, "expected_remaining_errors": result.expected_errors.expected,
                      "expected_low": result.expected_errors.low, "expected_high": result.expected_errors.high,
                      "stop_reason": None,
@@ -373,11 +375,11 @@ class Loop:
         self.store.save_scores(round_row, result.item_rows, result.annotator_rows, result.annotation_rows)
         self.store.log_event("score", f"round {rnd} scored with {result.method}", round=rnd,
                              details={"notes": list(result.notes)})
-        return ScoreSummary(round=rnd, method=result.method, items=len(items), labelled_items=table.n_items,
+        return ScoreSummary(round=rnd, method=result.method, items=len(item_ids), labelled_items=table.n_items,
                             annotations=len(table), annotators=table.n_annotators, label_issues=result.n_issues,
                             expected_remaining_errors=result.expected_errors.expected, notes=result.notes,
                             expected_low=result.expected_errors.low, expected_high=result.expected_errors.high,
-                            overrides=sum(r["override"] for r in result.item_rows),
+                            overrides=result.overrides,
                             model=result.model_report.summary() if result.model_report else None)
 
     def _recalibration(self) -> tuple[float, float]:
@@ -403,11 +405,16 @@ class Loop:
         if latest["status"] == "scored":
             self._select(rnd, positive_budget(budget if budget is not None else self.review.budget))
             latest = self.store.latest_round()
-            reason = self._stop_reason(rnd)
+            batch = self._batch_estimate(rnd)
+            reason = stop_reason(batch, self.review.min_expected_errors)
             if reason is not None:
                 self.store.mark_stopped(rnd, reason)
-                self.store.log_event("push", f"round {rnd}: nothing pushed. {reason}", round=rnd)
-                return PushSummary(round=rnd, mode=latest["mode"], selected=0, new=0, total=0, stop_reason=reason)
+                self.store.log_event("push", f"round {rnd}: nothing pushed. {reason}", round=rnd,
+                                     details=batch.as_dict())
+                return PushSummary(round=rnd, mode=latest["mode"], selected=0, new=0, total=0, stop_reason=reason,
+                                   batch=batch)
+        else:
+            batch = None
         selection = self.store.selection(rnd)
         mode = latest["mode"] or self.review.mode
         done = {r["item_id"] for r in self.store.review_tasks(rnd)}
@@ -432,21 +439,18 @@ class Loop:
             self.store.record_pushed(rnd, [], selection, mark_pushed=True)
         total = len(self.store.review_tasks(rnd))
         self.store.log_event("push", f"round {rnd}: {new} new review tasks, {total} in total ({mode})", round=rnd)
-        return PushSummary(round=rnd, mode=mode, selected=len(selection), new=new, total=total)
+        return PushSummary(round=rnd, mode=mode, selected=len(selection), new=new, total=total, batch=batch)
 
-    def _stop_reason(self, rnd: int) -> str | None:
-        """The stop signal: why round ``rnd``'s selection is not worth reviewing, or None to push it."""
-        threshold = self.review.min_expected_errors
+    def _batch_estimate(self, rnd: int) -> BatchEstimate:
+        """The stop signal's figures for round ``rnd``'s selection (relabel/stop_signal.py): its items'
+        recalibrated P(wrong), and what reviewers decided in the latest round before it; recorded in the round row."""
         selected = {r["item_id"] for r in self.store.selection(rnd)}
-        if threshold <= 0:
-            return None
-        p_wrong = [r["p_wrong"] for r in self.store.scores(rnd) if r["item_id"] in selected]
-        expected = float(sum(p for p in p_wrong if p is not None))
-        if selected and expected >= threshold:
-            return None
-        return (f"The {len(selected)} items this round would send hold ≈ {expected:.2f} expected wrong labels, "
-                f"below [review] min_expected_errors = {threshold:g}: nothing worth reviewing, so nothing was "
-                "pushed (lower min_expected_errors, or set it to 0, to push anyway).")
+        p_wrong = [r["p_wrong"] for r in self.store.scores_of(rnd, selected).values() if r["p_wrong"] is not None]
+        decided = self.store.latest_decided_round(before=rnd)
+        evidence = Evidence() if decided is None else Evidence(*decided)
+        batch = batch_errors(p_wrong, evidence)
+        self.store.save_batch_estimate(rnd, batch.expected, batch.low, batch.high, str(evidence))
+        return batch
 
     def _review_requests(self, rnd: int, selection: list[dict]) -> list[ReviewRequest]:
         """The review requests of selected items, with what the review panel shows: who said what, the
@@ -472,27 +476,32 @@ class Loop:
     def _select(self, rnd: int, budget: int) -> None:
         classes = self.store.classes
         position = {c: k for k, c in enumerate(classes)}
-        scores = self.store.scores(rnd)
-        ids = [r["item_id"] for r in scores]
-        table = self.store.annotations_table()
+        # Columns, not one dict per item: at a million items the dicts were GBs (bench_scale, issue 15).
+        scores = self.store.score_columns(rnd, ("item_id", "labelled", "consensus_label", "model_label", "quality",
+                                                "reviewed", "model_prob", "label_issue"))
+        ids = scores["item_id"]
         votes = np.zeros((len(ids), len(classes)), dtype=np.int64)
-        where = {item: n for n, item in enumerate(ids)}
-        rows = np.array([where.get(str(i), -1) for i in table.item_ids], dtype=np.intp)
-        counts = table.vote_counts()
-        votes[rows[rows >= 0]] = counts[rows >= 0]
-        consensus_idx = np.array([position.get(r["consensus_label"], -1) if r["labelled"] else -1 for r in scores],
-                                 dtype=np.intp)
-        model_label = np.array([position[r["model_label"]] for r in scores], dtype=np.intp)
-        quality = np.array([np.nan if r["quality"] is None else r["quality"] for r in scores], dtype=float)
-        reviewed = np.array([bool(r["reviewed"]) for r in scores])
+        consensus_idx = np.array([position.get(c, -1) if labelled else -1
+                                  for c, labelled in zip(scores["consensus_label"], scores["labelled"])], dtype=np.intp)
+        model_label = np.array([position[c] for c in scores["model_label"]], dtype=np.intp)
+        quality = np.array(scores["quality"], dtype=float)   # None (unlabelled) becomes NaN
+        reviewed = np.array(scores["reviewed"], dtype=bool)
         waiting_ids = self.store.waiting_item_ids()
         waiting = np.array([i in waiting_ids for i in ids])
         requeued = self.store.requeued_items()
-        sel = select_for_review(quality, consensus_idx, votes, model_label,
-                                np.array([r["model_prob"] for r in scores], dtype=float), classes, budget,
-                                reviewed=reviewed, waiting=waiting,
-                                label_issue=np.array([bool(r["label_issue"]) for r in scores]),
-                                requeue=np.array([i in requeued for i in ids]))
+        select = functools.partial(select_for_review, quality, consensus_idx, votes, model_label,
+                                   np.array(scores["model_prob"], dtype=float), classes, budget,
+                                   reviewed=reviewed, waiting=waiting,
+                                   label_issue=np.array(scores["label_issue"], dtype=bool),
+                                   requeue=np.array([i in requeued for i in ids]))
+        # The order never reads the votes; only the chosen items' reasons do. So the items are chosen first and
+        # only their labels are read (not every annotation of the project again: at 1M items that re-read made
+        # select grow faster than linearly, bench_scale), then the same selection is made with their votes.
+        chosen = {ids[i]: i for i in select().index}
+        for item, label in self.store.scorable_labels_of(chosen):
+            if label in position:
+                votes[chosen[item], position[label]] += 1
+        sel = select()
         rows_out = [{"item_id": ids[i], "rank": n, "quality": float(q),
                      "reason": f"{requeued[ids[i]]}; {reason}" if ids[i] in requeued else reason,
                      "suggested": classes[int(s)]}
@@ -544,7 +553,8 @@ class Loop:
     # ---- reports ------------------------------------------------------------------------------------------
     @_reads
     def status(self) -> dict:
-        """{"rounds": [{round, status, items, annotations, pushed, reviewed, corrected, expected_remaining_errors}]}"""
+        """{"rounds": [{round, status, items, annotations, pushed, reviewed, corrected, expected_remaining_errors,
+        expected_low/high, batch_expected/low/high/evidence, stop_reason}]}"""
         decisions = self.store.decisions()
         out = []
         for r in self.store.rounds():
@@ -556,6 +566,9 @@ class Loop:
                         "corrected": sum(d["outcome"] == "corrected" for d in mine),
                         "expected_remaining_errors": r["expected_remaining_errors"],
                         "expected_low": r["expected_low"], "expected_high": r["expected_high"],
+                        # the stop signal's estimate for the items the round sent (or would have sent)
+                        "batch_expected": r["batch_expected"], "batch_low": r["batch_low"],
+                        "batch_high": r["batch_high"], "batch_evidence": r["batch_evidence"],
                         "stop_reason": r["stop_reason"]})
         return {"rounds": out}
 
@@ -672,24 +685,39 @@ def make_connector(config: Config) -> Connector:
 
 
 # ---- scoring ------------------------------------------------------------------------------------------------
+class _Rows:
+    """A round's rows for the store, made one at a time each time they are iterated: at a million items the list
+    of dicts was GBs, and the store writes them as they come (Store.save_scores)."""
+
+    def __init__(self, make: Callable[[], Iterator[dict]], n: int):
+        self._make, self._n = make, n
+
+    def __iter__(self) -> Iterator[dict]:
+        return self._make()
+
+    def __len__(self) -> int:
+        return self._n
+
+
 @dataclass(frozen=True)
 class _Scores:
     method: str
-    item_rows: list
+    item_rows: _Rows
     annotator_rows: list
-    annotation_rows: list
+    annotation_rows: _Rows
     expected_errors: ExpectedErrors
     n_issues: int
     model_weight: float | None
     notes: tuple
     class_stats: dict = field(default_factory=dict)
     model_report: object = None
+    overrides: int = 0
 
 
-def _check_scorable(store: Store, table: Annotations, items: list[dict]) -> None:
+def _check_scorable(store: Store, table: Annotations, n_items: int) -> None:
     if len(table) == 0:
         title = store.get_meta("project_title") or ""
-        raise AnnotationError(f"Project {store.project_id} {title!r} has no labelled tasks ({len(items)} tasks, "
+        raise AnnotationError(f"Project {store.project_id} {title!r} has no labelled tasks ({n_items} tasks, "
                               "0 annotations); annotate some tasks in Label Studio, then run relabel again.")
     present = np.unique(table.label)
     if present.size < 2:
@@ -698,7 +726,7 @@ def _check_scorable(store: Store, table: Annotations, items: list[dict]) -> None
                               "another class first.")
 
 
-def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items: list[dict],
+def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, item_ids: list[str], texts: list,
                           reviewer_labels: dict[str, str], model, cache,
                           calibration: tuple[float, float] = (1.0, 0.0)) -> _Scores:
     """All of a round's numbers, as rows for the store. Inputs come from the store, so they are trusted."""
@@ -707,10 +735,9 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
     classes = table.classes
     k = len(classes)
     position = {c: i for i, c in enumerate(classes)}
-    item_ids = [it["item_id"] for it in items]
     where = {iid: n for n, iid in enumerate(item_ids)}
     rows = np.array([where[str(i)] for i in table.item_ids], dtype=np.intp)  # labelled item -> row in items
-    n = len(items)
+    n = len(item_ids)
     notes: list[str] = []
 
     reviewed = np.zeros(n, dtype=bool)
@@ -725,7 +752,7 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
     majority = get_majority_vote_label(table)
     train[rows] = majority
     train[reviewed] = final[reviewed]
-    texts = [it["text"] if it["text"] is not None else "" for it in items]
+    texts = [t if t is not None else "" for t in texts]
     settings = model if isinstance(model, ModelSettings) else ModelSettings.from_dict(model)
     weight = None
     if settings.weight_uncertain:
@@ -778,31 +805,37 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, items:
     # The review panel shows the model's view as its most likely classes; the rest of pred_probs is not kept.
     top_k = np.argsort(-pred_probs, axis=1, kind="stable")[:, :min(MODEL_TOP_CLASSES, k)]
     counts = table.num_annotations()
-    item_rows = []
     lab_pos = np.full(n, -1, dtype=np.intp)
     lab_pos[rows] = np.arange(table.n_items)
-    for i, iid in enumerate(item_ids):
-        j = lab_pos[i]
-        labelled = j >= 0
-        final_label = classes[final[i]] if reviewed[i] else (classes[cons[j]] if labelled else None)
-        item_rows.append({
-            "item_id": iid, "labelled": int(labelled),
-            "consensus_label": classes[cons[j]] if labelled else None,
-            "majority_label": classes[majority[j]] if labelled else None,
-            "quality": float(quality[j]) if labelled else None,
-            "agreement": float(agreement[j]) if labelled else None,
-            "num_annotations": int(counts[j]) if labelled else 0,
-            "posterior": float(post_of_consensus[j]) if labelled else None,
-            "model_label": classes[model_top[i]], "model_prob": float(pred_probs[i, model_top[i]]),
-            "label_issue": int(bool(issues[j])) if labelled else 0,
-            "active_score": None if np.isnan(active_lab[i]) else float(active_lab[i]),
-            "reviewed": int(reviewed[i]), "final_label": final_label,
-            "model_top": json.dumps([[classes[c], round(float(pred_probs[i, c]), 4)] for c in top_k[i]]),
-            "override": int(bool(override[j]) and not reviewed[i]) if labelled else 0,
-            "p_wrong": float(p_wrong[j]) if labelled and not reviewed[i] else (0.0 if labelled else None)})
-    annotation_rows = [{"annotation_id": str(a), "quality": float(q)} for a, q in zip(annotation_ids, ann_quality)]
-    return _Scores(method, item_rows, annotator_rows, annotation_rows, expected, int(issues.sum()),
-                   model_weight, tuple(notes), class_stats, fitted.report)
+    overrides = int((override[lab_pos[lab_pos >= 0]] & ~reviewed[lab_pos >= 0]).sum())
+
+    def item_rows():
+        for i, iid in enumerate(item_ids):
+            j = lab_pos[i]
+            labelled = j >= 0
+            final_label = classes[final[i]] if reviewed[i] else (classes[cons[j]] if labelled else None)
+            yield {
+                "item_id": iid, "labelled": int(labelled),
+                "consensus_label": classes[cons[j]] if labelled else None,
+                "majority_label": classes[majority[j]] if labelled else None,
+                "quality": float(quality[j]) if labelled else None,
+                "agreement": float(agreement[j]) if labelled else None,
+                "num_annotations": int(counts[j]) if labelled else 0,
+                "posterior": float(post_of_consensus[j]) if labelled else None,
+                "model_label": classes[model_top[i]], "model_prob": float(pred_probs[i, model_top[i]]),
+                "label_issue": int(bool(issues[j])) if labelled else 0,
+                "active_score": None if np.isnan(active_lab[i]) else float(active_lab[i]),
+                "reviewed": int(reviewed[i]), "final_label": final_label,
+                "model_top": json.dumps([[classes[c], round(float(pred_probs[i, c]), 4)] for c in top_k[i]]),
+                "override": int(bool(override[j]) and not reviewed[i]) if labelled else 0,
+                "p_wrong": float(p_wrong[j]) if labelled and not reviewed[i] else (0.0 if labelled else None)}
+
+    def annotation_rows():
+        for a, q in zip(annotation_ids, ann_quality):
+            yield {"annotation_id": str(a), "quality": float(q)}
+
+    return _Scores(method, _Rows(item_rows, n), annotator_rows, _Rows(annotation_rows, len(annotation_ids)),
+                   expected, int(issues.sum()), model_weight, tuple(notes), class_stats, fitted.report, overrides)
 
 
 def _majority_share(table: Annotations, majority: np.ndarray) -> np.ndarray:

@@ -37,6 +37,8 @@ _MAX_SQL_PARAMS = 900
 # Another process (a second `relabel` command, a test) may hold the write lock for a moment: wait this many
 # milliseconds before giving up with "database is locked".
 _BUSY_TIMEOUT_MS = 10_000
+# Rows fetched at a time where a read streams (the scoring table): bounded memory, few round trips.
+_FETCH_ROWS = 50_000
 # Rows rewritten per executemany while migrating, so the migration's memory does not grow with the store.
 _MIGRATE_BATCH = 10_000
 
@@ -49,6 +51,8 @@ _TABLES: dict[str, tuple[dict, object]] = {
     "rounds": ({"round": int, "status": str, "method": str, "note": str, "items": int, "labelled_items": int,
                 "annotations": int, "annotators": int, "expected_remaining_errors": float,
                 "expected_low": int, "expected_high": int, "stop_reason": str,
+                # the stop signal's estimate for the items the round sends (relabel/stop_signal.py)
+                "batch_expected": float, "batch_low": int, "batch_high": int, "batch_evidence": str,
                 "label_issues": int, "model_weight": float, "budget": int, "mode": str,
                 "scored_at": str, "selected_at": str, "pushed_at": str, "class_stats": str, "classes": str,
                 "inputs": str, "model_report": str}, "round"),
@@ -139,7 +143,7 @@ class Store:
                                  "create it or point the 'store' setting elsewhere.")
             if str(self.path) != ":memory:":
                 _refuse_unusable(self.path)
-            self.db = sqlite_utils.Database(self.path)
+            self.db = _Database(self.path)
             self.db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             if str(self.path) != ":memory:":
                 self.db.enable_wal()
@@ -418,6 +422,18 @@ class Store:
                 for item_id, text, data in self.db.execute(
                     "select item_id, text, data from items where deleted = 0 order by rowid")]
 
+    def item_texts(self) -> tuple[list[str], list[str | None]]:
+        """The ids and texts of every live item in pull order, as two lists (no dict per item: scoring reads a
+        million of them)."""
+        rows = self.db.execute("select item_id, text from items where deleted = 0 order by rowid")
+        ids: list[str] = []
+        texts: list[str | None] = []
+        while chunk := rows.fetchmany(_FETCH_ROWS):
+            i, t = zip(*chunk)
+            ids.extend(i)
+            texts.extend(t)
+        return ids, texts
+
     def item_data(self, item_ids: Iterable[str]) -> dict[str, dict]:
         """The task data of some items, as the source holds it (the text put back under its field)."""
         field = self.get_meta("text_field")
@@ -429,12 +445,15 @@ class Store:
         return out
 
     def _scorable_rows(self) -> list[tuple]:
+        return self._scorable_cursor().fetchall()
+
+    def _scorable_cursor(self) -> sqlite3.Cursor:
         # Only labels that count: a source-project annotation, with a valid choice, not skipped, not deleted,
         # and not an answer to a review task (in-place reviews land in the source project too).
         return self.db.execute(
             "select a.annotation_id, a.item_id, a.annotator_id, a.label from annotations a "
             f"join items i on i.item_id = a.item_id where {_SCORABLE} and i.deleted = 0 "
-            "order by i.rowid, a.rowid").fetchall()
+            "order by i.rowid, a.rowid")
 
     def annotations_table(self) -> Annotations:
         """The labels that count, encoded once: valid, non-skipped, non-deleted; classes from the project."""
@@ -442,11 +461,36 @@ class Store:
 
     def scoring_table(self) -> tuple[Annotations, np.ndarray]:
         """``annotations_table()`` plus the annotation id of each row (for per-annotation scores)."""
-        rows = self._scorable_rows()
         classes = self.classes
         if not classes:
             raise StoreError(f"The store {str(self.path)!r} does not know the project's classes yet; "
                              "run `relabel init` (or `relabel pull`) first.")
+        # Encoded as the rows stream in (ids to codes in order of first appearance, as Annotations.from_records
+        # does): at 3M annotations the fetched tuples and their id lists were ~1 GB more (bench_scale, issue 15).
+        items: dict = {}
+        annotators: dict = {}
+        position = {c: k for k, c in enumerate(classes)}
+        ann_ids, item, annotator, label = [], [], [], []
+        cursor = self._scorable_cursor()
+        while rows := cursor.fetchmany(_FETCH_ROWS):
+            a, i, w, g = zip(*rows)
+            ann_ids.append(np.array(a, dtype=object))
+            item.append(np.fromiter((items.setdefault(v, len(items)) for v in i), dtype=np.intp, count=len(i)))
+            annotator.append(np.fromiter((annotators.setdefault(v, len(annotators)) for v in w), dtype=np.intp,
+                                         count=len(w)))
+            label.append(np.fromiter((position.get(v, -1) for v in g), dtype=np.intp, count=len(g)))
+        del rows
+        labels = np.concatenate(label) if label else np.zeros(0, dtype=np.intp)
+        if (labels < 0).any():   # a stored label that is not a class (the labeling config changed): name it
+            return self._scoring_table_of(self._scorable_rows(), classes)
+        ids = lambda index: np.array(list(index) + [None], dtype=object)[:-1]  # noqa: E731 (1-D even for tuples)
+        table = Annotations(np.concatenate(item) if item else np.zeros(0, dtype=np.intp),
+                            np.concatenate(annotator) if annotator else np.zeros(0, dtype=np.intp), labels,
+                            ids(items), ids(annotators), tuple(classes))
+        return table, np.concatenate(ann_ids) if ann_ids else np.zeros(0, dtype=object)
+
+    @staticmethod
+    def _scoring_table_of(rows: list[tuple], classes) -> tuple[Annotations, np.ndarray]:
         ann_ids = np.array([r[0] for r in rows], dtype=object)
         table = Annotations.from_records([r[1] for r in rows], [r[2] for r in rows],
                                          np.array([r[3] for r in rows], dtype=object), classes=classes)
@@ -513,9 +557,12 @@ class Store:
         rows = list(self.db.query("select * from rounds order by round desc limit 1"))
         return rows[0] if rows else None
 
-    def save_scores(self, round_row: dict, item_rows: list[dict], annotator_rows: list[dict],
-                    annotation_rows: list[dict]) -> None:
-        """Write a round and all its scores in one transaction, replacing an earlier unpushed scoring of it."""
+    def save_scores(self, round_row: dict, item_rows: Iterable[dict], annotator_rows: Iterable[dict],
+                    annotation_rows: Iterable[dict]) -> None:
+        """Write a round and all its scores in one transaction, replacing an earlier unpushed scoring of it.
+
+        The rows may be any iterables of dicts (a column a dict leaves out is NULL): they are read once, row by row,
+        so a caller can generate a million of them without holding them (relabel.rounds does)."""
         rnd = int(round_row["round"])
         existing = self.db.execute("select status from rounds where round = ?", [rnd]).fetchone()
         if existing is not None and existing[0] == "pushed":
@@ -524,9 +571,9 @@ class Store:
             for table in ("scores", "annotator_scores", "annotation_scores", "selections"):
                 self.db.execute(f"delete from {table} where round = ?", [rnd])
             self.db["rounds"].upsert(round_row, pk="round")
-            _insert(self.db, "scores", [{**r, "round": rnd} for r in item_rows])
-            _insert(self.db, "annotator_scores", [{**r, "round": rnd} for r in annotator_rows])
-            _insert(self.db, "annotation_scores", [{**r, "round": rnd} for r in annotation_rows])
+            _insert_stream(self.db, "scores", item_rows, round=rnd)
+            _insert_stream(self.db, "annotator_scores", annotator_rows, round=rnd)
+            _insert_stream(self.db, "annotation_scores", annotation_rows, round=rnd)
 
     def round_classes(self, round: int) -> tuple[str, ...]:
         """The classes, in order, that a round was scored with: its matrices and label indexes follow them.
@@ -565,6 +612,15 @@ class Store:
             "select s.*, i.text from scores s join items i on i.item_id = s.item_id "
             "where s.round = ? and s.labelled = 1 and s.reviewed = 0 and s.quality is not null "
             "order by s.quality, i.rowid limit ?", [round, int(limit)]))
+
+    def scorable_labels_of(self, item_ids: Iterable[str]) -> list[tuple[str, str]]:
+        """(item_id, label) of the labels that count in scoring (those of ``annotations_table()``) of some items."""
+        out: list[tuple[str, str]] = []
+        for chunk in _chunks([str(i) for i in item_ids]):
+            out += self.db.execute("select a.item_id, a.label from annotations a join items i on i.item_id = "
+                                   f"a.item_id where {_SCORABLE} and i.deleted = 0 and a.item_id in "
+                                   f"({','.join('?' * len(chunk))})", chunk).fetchall()
+        return out
 
     def labels_of(self, item_ids: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
         """The counted labels of some items as (annotator, label) pairs, in the order they were given."""
@@ -623,6 +679,21 @@ class Store:
             "select s.posterior, d.outcome from decisions d join scores s on s.round = d.round and "
             "s.item_id = d.item_id where d.outcome in ('confirmed', 'corrected') and s.posterior is not null")
         return [(float(q), outcome == "confirmed") for q, outcome in rows.fetchall()]
+
+    def latest_decided_round(self, before: int) -> tuple[int, int, int] | None:
+        """(round, items decided, items corrected) of the latest round before ``before`` whose reviewers decided
+        something (confirmed or corrected; skips and disputes decide nothing), or None."""
+        row = self.db.execute(
+            "select round, count(distinct item_id), count(distinct case when outcome = 'corrected' then item_id end) "
+            "from decisions where outcome in ('confirmed', 'corrected') and round < ? group by round "
+            "order by round desc limit 1", [int(before)]).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
+
+    def save_batch_estimate(self, round: int, expected: float, low: int, high: int, evidence: str) -> None:
+        """Record the stop signal's estimate of wrong labels among the items ``round`` sends."""
+        with self.db.atomic():
+            self.db.execute("update rounds set batch_expected = ?, batch_low = ?, batch_high = ?, batch_evidence = ? "
+                            "where round = ?", [float(expected), int(low), int(high), evidence, round])
 
     def mark_stopped(self, round: int, reason: str) -> None:
         """Close a round that pushes nothing (the stop signal), keeping its selection for the record."""
@@ -924,6 +995,52 @@ def _fingerprint(row: dict) -> tuple:
 def _insert(db: sqlite_utils.Database, table: str, rows: list[dict]) -> None:
     if rows:
         db[table].insert_all(rows, pk=_TABLES[table][1])
+
+
+class _Database(sqlite_utils.Database):
+    """sqlite-utils' Database whose outermost ``atomic()`` begins IMMEDIATE: the write lock is taken (waiting up to
+    the busy timeout) before the transaction's first read. With sqlite-utils' deferred BEGIN a transaction that
+    read first and wrote second failed at once with "database is locked" (SQLITE_BUSY_SNAPSHOT, which no busy
+    timeout retries) whenever another connection committed in between: the lock's heartbeat did, during the
+    thousand batches of a 1M-item pull (bench_scale, issue 15)."""
+
+    @contextlib.contextmanager
+    def atomic(self):
+        if self.conn.in_transaction:       # nested: sqlite-utils' savepoint
+            with super().atomic():
+                yield self
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self.rollback()
+            raise
+        else:
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.rollback()
+                raise
+
+
+def _insert_stream(db: sqlite_utils.Database, table: str, rows: Iterable[dict], **fixed) -> None:
+    """Insert dicts row by row with one prepared statement (sqlite3's executemany over a generator): no list of
+    the rows and no copy of each dict, where sqlite-utils' insert_all built each batch's parameters in Python
+    (at a million items the copies of the round's score rows were GBs). ``fixed`` columns are the same for every
+    row. A key that is not a column of the table is refused, as insert_all refused it."""
+    columns = list(_TABLES[table][0])
+    known = set(columns)
+    positions = [(c, fixed[c]) if c in fixed else (c, None) for c in columns]
+
+    def values(row: dict) -> tuple:
+        if not row.keys() <= known:
+            raise StoreError(f"Rows for {table!r} have no column {preview(sorted(set(row) - known))}; the columns "
+                             f"are {', '.join(columns)}.")
+        return tuple(value if column in fixed else row.get(column) for column, value in positions)
+
+    db.conn.executemany(f"insert into [{table}] ({', '.join(f'[{c}]' for c in columns)}) "
+                        f"values ({', '.join('?' * len(columns))})", map(values, rows))
 
 
 def _chunks(values: list, size: int = _MAX_SQL_PARAMS) -> Iterator[list]:

@@ -28,14 +28,9 @@ def run(runner, fake, *args):
     return runner.invoke(cli, list(args), obj={"connector": fake}, catch_exceptions=False)
 
 
-def init(runner, fake, *extra, stop_signal=False):
-    result = run(runner, fake, "init", "--url", "http://ls.example:8080", "--project", str(fake.project_id),
-                 "--featurizer", "tfidf", *extra)
-    config = Path("relabel.toml")
-    if not stop_signal and result.exit_code == 0 and config.exists():
-        # The small fake holds few expected errors: turn the stop signal off unless a test is about it.
-        config.write_text(config.read_text().replace("[review]\n", "[review]\nmin_expected_errors = 0\n"))
-    return result
+def init(runner, fake, *extra):
+    return run(runner, fake, "init", "--url", "http://ls.example:8080", "--project", str(fake.project_id),
+               "--featurizer", "tfidf", *extra)
 
 
 def test_every_command_has_help_with_a_worked_example(runner):
@@ -111,8 +106,10 @@ def test_round_status_push_collect_annotators_export(runner, tmp_path):
     assert list(status) == ["rounds"] and len(status["rounds"]) == 1
     r1 = status["rounds"][0]
     assert list(r1) == ["round", "status", "items", "annotations", "pushed", "reviewed", "corrected",
-                        "expected_remaining_errors", "expected_low", "expected_high", "stop_reason"]
+                        "expected_remaining_errors", "expected_low", "expected_high", "batch_expected", "batch_low",
+                        "batch_high", "batch_evidence", "stop_reason"]
     assert r1["expected_low"] <= r1["expected_remaining_errors"] <= r1["expected_high"] and r1["stop_reason"] is None
+    assert r1["batch_low"] <= r1["batch_expected"] <= r1["batch_high"] <= 10
     assert (r1["round"], r1["status"], r1["items"], r1["annotations"], r1["pushed"]) == (1, "pushed", 60, 180, 10)
 
     task_ids = sorted(fake.review_tasks.values())
@@ -123,7 +120,7 @@ def test_round_status_push_collect_annotators_export(runner, tmp_path):
 
     table = run(runner, fake, "status").output.splitlines()
     assert table[0].split() == ["round", "status", "items", "annotations", "pushed", "reviewed", "corrected",
-                                "expected_remaining_errors"]
+                                "expected_remaining_errors", "wrong_in_batch"]
     assert table[2].split()[:5] == ["1", "pushed", "60", "180", "10"]
 
     ann = json.loads(run(runner, fake, "annotators", "--json").output)["annotators"]
@@ -194,16 +191,24 @@ def test_init_with_an_unknown_featurizer_writes_nothing(runner, tmp_path):
 
 def test_round_stops_and_says_why_when_nothing_is_worth_reviewing(runner):
     fake = FakeLabelStudio()
-    init(runner, fake, stop_signal=True)
+    init(runner, fake)
     Path("relabel.toml").write_text(Path("relabel.toml").read_text().replace(
         "[review]\n", "[review]\nmin_expected_errors = 1000\n"))
+    first = run(runner, fake, "round", "--budget", "10")
+    # round 1 always pushes, and says what its batch holds
+    assert first.exit_code == 0 and "10 new review tasks" in first.output, first.output
+    assert "They hold ≈ " in first.output and "no reviewer decisions yet" in first.output
+    for task_id in fake.review_tasks.values():
+        fake.answer(task_id, "eve@x", "tech")
     result = run(runner, fake, "round", "--budget", "10")
     assert result.exit_code == 0, result.output
     assert "nothing pushed" in result.output and "min_expected_errors = 1000" in result.output
-    assert "90% interval" in result.output
-    assert fake.push_calls == []
+    assert "90% interval" in result.output and "of 10 items in round 1" in result.output
+    assert "set [review] min_expected_errors = 0 to push anyway" in result.output
+    assert len(fake.push_calls) == 1
     status = run(runner, fake, "status")
     assert "stopped" in status.output and "90% interval" in status.output
+    assert "round 2: The 10 items this round would send hold" in status.output
     bad = Path("relabel.toml").read_text().replace("min_expected_errors = 1000", "min_expected_errors = -1")
     Path("relabel.toml").write_text(bad)
     result = run(runner, fake, "round")
@@ -214,8 +219,6 @@ def test_round_stops_and_says_why_when_nothing_is_worth_reviewing(runner):
 def _round_done(runner, fake, config="relabel.toml"):
     assert run(runner, fake, "init", "--url", "http://ls.example:8080", "--project", "7", "--featurizer", "tfidf",
                "--config", config).exit_code == 0
-    path = Path(config)                   # stop signal off: the small fake holds few expected errors
-    path.write_text(path.read_text().replace("[review]\n", "[review]\nmin_expected_errors = 0\n"))
     assert run(runner, fake, "round", "--budget", "5", "--config", config).exit_code == 0
 
 
@@ -268,6 +271,9 @@ def test_round_json_and_pull_counts_name_the_skips(runner):
     summary = json.loads(result.output)
     assert summary["round"] == 1 and summary["steps"] == ["pull", "score", "select", "push"]
     assert (summary["pull"]["pulled"], summary["pull"]["new"], summary["push"]["new"]) == (1, 1, 5)
+    batch = summary["push"]["batch"]         # the stop signal's figures, in JSON too
+    assert batch["items"] == 5 and batch["low"] <= batch["expected"] <= batch["high"] and batch["source"] == "posterior"
+    assert batch["evidence"] == {"round": None, "decided": 0, "corrected": 0}
 
 
 def test_a_round_off_a_terminal_prints_a_line_per_step(runner):

@@ -157,8 +157,6 @@ def test_every_mutating_command_takes_the_lock_and_readers_do_not(tmp_path, monk
     def run(*args):
         return runner.invoke(cli, list(args), obj={"connector": fake}, catch_exceptions=False)
     assert run("init", "--url", "http://ls.example:8080", "--project", "7", "--featurizer", "tfidf").exit_code == 0
-    config = tmp_path / "relabel.toml"   # stop signal off: this test is about the lock, not about what to push
-    config.write_text(config.read_text().replace("[review]\n", "[review]\nmin_expected_errors = 0\n"))
     assert run("round", "--budget", "5").exit_code == 0
     proc = _holder(tmp_path / "relabel.db", "round", 2)
     try:

@@ -37,13 +37,9 @@ def relabel(*args, obj=None):
     return result
 
 
-def init(url, project_id, *extra, stop_signal=True):
+def init(url, project_id, *extra):
     result = relabel("init", "--url", url, "--project", str(project_id), "--featurizer", "tfidf", *extra)
     assert result.exit_code == 0, result.output
-    if not stop_signal:
-        # These scenarios are about pushing: keep the stop signal out of their way.
-        config = Path("relabel.toml")
-        config.write_text(config.read_text().replace("[review]\n", "[review]\nmin_expected_errors = 0\n"))
     return result
 
 
@@ -58,7 +54,7 @@ def review_project_tasks(ls_admin, source_project_id):
 def test_acceptance_two_rounds_in_a_review_project(workdir, label_studio, ls_admin):
     # The acceptance scenario, built fresh: the session's shared copy gets review tasks from other tests.
     proj = build_acceptance_project(ls_admin, title="relabel loop acceptance", seed=4, email_prefix="loop-acc-")
-    out = init(label_studio.url, proj.project_id, stop_signal=False).output
+    out = init(label_studio.url, proj.project_id).output       # the default stop signal ([review] min_expected_errors)
     assert f"tasks: {len(proj.task_ids)}" in out and "classes (topic): sport, politics, tech" in out
 
     # 1. first round: the store holds exactly Label Studio's annotations; 20 review tasks with fields and predictions
@@ -101,6 +97,8 @@ def test_acceptance_two_rounds_in_a_review_project(workdir, label_studio, ls_adm
         answered[t.data["relabel_item"]] = (suggested, label)
     r2 = relabel("round", "--budget", "20")
     assert r2.exit_code == 0, r2.output
+    # reviewers corrected 5 of 10: the stop signal lets round 2 push, and says what its batch holds
+    assert "nothing pushed" not in r2.output and "reviewers corrected 5 of 10 items in round 1" in r2.output
     with Store(workdir / "relabel.db") as store:
         decisions = store.decisions()
         assert len(decisions) == 10
@@ -111,7 +109,14 @@ def test_acceptance_two_rounds_in_a_review_project(workdir, label_studio, ls_adm
         assert len(round2) == 20 and not round2 & {t["item_id"] for t in pushed}, r2.output
     status = json.loads(relabel("status", "--json").output)["rounds"]
     assert [(r["round"], r["pushed"], r["reviewed"], r["corrected"]) for r in status] == [(1, 20, 10, 5), (2, 20, 0, 0)]
-    assert status[1]["expected_remaining_errors"] < status[0]["expected_remaining_errors"]
+    # This reviewer corrected 5 of 10 (at random), far more than the posterior expected among them: the estimates
+    # learn it. The batch holds at least the reviewers' rate (Jeffreys mean 5.5/11 of 20), and the posterior,
+    # recalibrated on those decisions, expects more wrong labels left than round 1's did.
+    with Store(workdir / "relabel.db") as store:
+        expected_among_reviewed = sum(1 - r["posterior"] for r in store.scores(1) if r["item_id"] in answered)
+    assert expected_among_reviewed < 5
+    assert status[1]["batch_expected"] >= 20 * 5.5 / 11 - 1e-9 and "5 of 10" in status[1]["batch_evidence"]
+    assert status[1]["expected_remaining_errors"] > status[0]["expected_remaining_errors"]
 
     exported = relabel("export", "--format", "jsonl", "--out", "labels.jsonl")
     assert exported.exit_code == 0
@@ -237,19 +242,31 @@ def test_empty_project_round_is_a_clear_error(workdir, label_studio, ls_admin):
 
 
 def test_stop_signal_against_label_studio_pushes_nothing_and_says_why(workdir, label_studio, ls_admin):
-    """Issue 10 acceptance 4: annotators who all agree leave nothing worth reviewing, so the round stops."""
+    """Issue 10 acceptance 4: annotators who all agree leave nothing worth reviewing. Round 1 pushes (no reviewer
+    has judged the posterior yet); its reviewer confirms all 10 items, so round 2 stops, and says why."""
     from connectors.label_studio import REVIEW_MARKER
     proj = build_acceptance_project(ls_admin, title="relabel stop signal", n_tasks=60, n_unlabelled=0, p_skip=0.0,
                                     accuracy=(1.0, 1.0, 1.0), seed=11, email_prefix="stop-")
     init(label_studio.url, proj.project_id)            # the default [review] min_expected_errors
+    first = relabel("round", "--budget", "10")
+    assert first.exit_code == 0 and "10 new review tasks" in first.output, first.output
+    assert "no reviewer decisions yet" in first.output
+    review_id, tasks = review_project_tasks(ls_admin, proj.project_id)
+    ((reviewer_id, _),) = make_members(ls_admin, f"stop-reviewer-{os.getpid()}-", 1)
+    for t in tasks:
+        answer_task(ls_admin, t.id, t.data["relabel_suggested"], reviewer_id)
     result = relabel("round", "--budget", "10")
     assert result.exit_code == 0, result.output
-    assert "nothing pushed" in result.output and "min_expected_errors" in result.output
+    assert "nothing pushed" in result.output and "min_expected_errors = 0.5" in result.output
+    assert "reviewers corrected 0 of 10 items in round 1" in result.output
+    assert "set [review] min_expected_errors = 0 to push anyway" in result.output
     with Store(workdir / "relabel.db") as store:
-        assert store.review_tasks() == [] and store.latest_round()["status"] == "stopped"
+        assert store.review_tasks(2) == [] and store.latest_round()["status"] == "stopped"
         assert "min_expected_errors" in store.latest_round()["stop_reason"]
+        assert store.latest_round()["batch_expected"] < 0.5
     marker = f"{REVIEW_MARKER}{proj.project_id}"
-    assert not [p for p in ls_admin.projects.list() if marker in (p.description or "").split()]
+    assert [p.id for p in ls_admin.projects.list() if marker in (p.description or "").split()] == [review_id]
+    assert len(list(ls_admin.tasks.list(project=review_id))) == 10       # round 2 added no task
     assert all(not t.predictions for t in ls_admin.tasks.list(project=proj.project_id, fields="all"))
     status = relabel("status")
     assert "stopped" in status.output and "90% interval" in status.output

@@ -81,6 +81,11 @@ def test_summary_and_trend_match_the_store(three_rounds):
         assert cells[5:8] == [str(row["pushed"]), str(row["reviewed"]), str(row["corrected"])]
         assert cells[8] == f"{row['expected_remaining_errors']:.1f}"
     assert sum(r["corrected"] for r in status) > 0 and "since round 2" in page
+    # the stop signal's estimate for round 3's batch, with the evidence it used (round 2's reviewers)
+    last = status[-1]
+    assert last["batch_evidence"].startswith("reviewers corrected ") and "in round 2" in last["batch_evidence"]
+    assert (f"Among the items this round sent (or would have sent) ≈ {last['batch_expected']:.1f} (90% interval "
+            f"{last['batch_low']}–{last['batch_high']}): {last['batch_evidence']}.") in page
     # the cards are cumulative and say so: distinct items reviewed in rounds 1-3
     reviewed_items = {d["item_id"] for d in loop.store.decisions() if d["outcome"] != "skipped"}
     assert re.search(rf'<div class="v">{len(reviewed_items)}</div><div class="k">items reviewed so far', page)

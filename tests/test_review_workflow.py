@@ -20,9 +20,7 @@ REVIEWER, OTHER_REVIEWER = "lead@x", "second@x"
 
 
 def make_loop(tmp_path, fake, **review):
-    # The stop signal is off: these small fakes hold few expected errors, and these tests are about reviewing.
-    return Loop(Store(tmp_path / "relabel.db"), fake, model=MODEL,
-                review=ReviewSettings(budget=6, min_expected_errors=0.0, **review))
+    return Loop(Store(tmp_path / "relabel.db"), fake, model=MODEL, review=ReviewSettings(budget=6, **review))
 
 
 def other(label):
@@ -251,8 +249,6 @@ def test_cli_round_twice_with_nothing_new_says_why_and_exits_0(tmp_path, monkeyp
     def run(*args):
         return CliRunner().invoke(cli, list(args), obj={"connector": fake}, catch_exceptions=False)
     assert run("init", "--url", "http://ls.example:8080", "--project", "7", "--featurizer", "tfidf").exit_code == 0
-    config = tmp_path / "relabel.toml"      # the stop signal off: this small fake holds few expected errors
-    config.write_text(config.read_text().replace("[review]\n", "[review]\nmin_expected_errors = 0\n"))
     assert run("round", "--budget", "5").exit_code == 0
     second = run("round", "--budget", "5")
     assert second.exit_code == 0

@@ -201,3 +201,59 @@ def test_pull_round_trips_into_annotations_table(tmp_path_factory, labels):
     got = sorted((str(table.item_ids[i]), str(table.annotator_ids[a]), table.classes[k])
                  for i, a, k in zip(table.item, table.annotator, table.label))
     assert got == sorted((str(i), who, lab) for i, who, lab in labels)
+
+
+def test_a_write_transaction_holds_the_write_lock_from_its_first_read(store, tmp_path):
+    """Another connection's commit between a transaction's read and its write (the lock's heartbeat does one every
+    15 s) must not fail the store's write: the store takes the write lock at BEGIN, so the other writer waits."""
+    store.apply_pull(Pull(items=items("1"), annotations=[ann("a1", "1", "ann", "sport")]))
+    other = sqlite3.connect(tmp_path / "relabel.db", timeout=0.05, isolation_level=None)
+    try:
+        with store.db.atomic():
+            assert store.db.execute("select count(*) from items").fetchone()[0] == 1
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("update meta set value = value where key = 'project_id'")
+            store.db.execute("update items set text = 'changed' where item_id = '1'")
+        with store.db.atomic():   # nested transactions still use savepoints
+            with pytest.raises(ZeroDivisionError):
+                with store.db.atomic():
+                    store.db.execute("update items set text = 'lost' where item_id = '1'")
+                    1 / 0
+        assert store.db.execute("select text from items where item_id = '1'").fetchone()[0] == "changed"
+    finally:
+        other.close()
+
+
+def test_score_rows_may_be_generated_and_unknown_columns_are_refused(store):
+    store.apply_pull(Pull(items=items("1", "2"), annotations=[ann("a1", "1", "ann", "sport")]))
+    store.save_scores({"round": 1, "status": "scored"},
+                      ({"item_id": i, "quality": q} for i, q in (("1", 0.5), ("2", None))), [],
+                      iter([{"annotation_id": "a1", "quality": 0.75}]))
+    assert [(r["item_id"], r["quality"], r["consensus_label"]) for r in store.scores(1)] == \
+        [("1", 0.5, None), ("2", None, None)]
+    assert store.annotation_scores(1) == {"a1": 0.75}
+    with pytest.raises(StoreError, match="no column 'qualty'"):
+        store.save_scores({"round": 2, "status": "scored"}, [{"item_id": "1", "qualty": 0.1}], [], [])
+    assert store.count("scores") == 2 and [r["round"] for r in store.rounds()] == [1]
+
+
+def test_streamed_scoring_table_equals_the_one_built_from_all_rows(store, monkeypatch):
+    import relabel.store as store_module
+    monkeypatch.setattr(store_module, "_FETCH_ROWS", 2)   # several fetches, ids first seen in different ones
+    store.apply_pull(Pull(items=items("3", "1", "2"), annotations=[
+        ann("a1", "3", "bob", "sport"), ann("a2", "1", "ann", "tech"), ann("a3", "1", "bob", "sport"),
+        ann("a4", "2", "cy", "tech"), ann("a5", "3", "ann", "tech")]))
+    table, ids = store.scoring_table()
+    ref, ref_ids = Store._scoring_table_of(store._scorable_rows(), store.classes)
+    for name in ("item", "annotator", "label", "item_ids", "annotator_ids"):
+        assert np.array_equal(getattr(table, name), getattr(ref, name)), name
+    assert table.classes == ref.classes and ids.tolist() == ref_ids.tolist() and len(ids) == 5
+
+
+def test_item_texts_are_the_items_ids_and_texts_in_pull_order(store, monkeypatch):
+    import relabel.store as store_module
+    monkeypatch.setattr(store_module, "_FETCH_ROWS", 2)
+    store.apply_pull(Pull(items=items("3", "1", "2"), annotations=[]))
+    ids, texts = store.item_texts()
+    assert [{"item_id": i, "text": t} for i, t in zip(ids, texts)] == store.items(with_data=False)
+    assert ids == ["3", "1", "2"]
