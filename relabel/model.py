@@ -77,7 +77,8 @@ class ModelSettings:
       "+" from word, char, minilm, precomputed (e.g. "word+char").
     - ``C`` = None: inverse regularisation strength; None searches 1, 3, 10, 30, 100 (10 when pinned).
     - ``class_weight`` = "auto": "auto" tries both; None (omit the key) or "balanced" pins it.
-    - ``selection_seconds`` = 60: time budget of the pipeline search; when spent, the best candidate so far wins.
+    - ``selection_seconds`` = 60: time budget of the pipeline search. Every feature family is always compared;
+      once the budget is spent the C and class-weight stages stop and the best candidate so far wins.
     - ``n_jobs`` = None: folds fitted at once (threads, BLAS held to one thread each); None = the cores available.
     - ``weight_uncertain`` = False: train with each item weighted by its annotators' agreement with the majority
       (reviewed items weigh 1); see the README for the measurement.

@@ -50,16 +50,29 @@ def test_search_reports_candidates_and_chooses_the_lowest_log_loss():
     assert len(report.candidates) >= 3 and report.searched.startswith("chose among")
     best = min(report.candidates, key=lambda c: c.log_loss)
     assert report.pipeline == best.pipeline
-    assert report.cv_log_loss == pytest.approx(best.log_loss)
+    # the winner's rows are then averaged over several fold assignments, which can only help its log-loss much
+    assert report.cv_log_loss <= best.log_loss + 0.05
+    assert any("fold assignments" in note for note in report.notes)
     assert 0 <= report.ece <= 1 and report.temperature > 0
     assert "out-of-fold log-loss" in report.summary()
 
 
-def test_time_budget_stops_the_search_and_says_so():
+def test_time_budget_stops_the_search_after_every_family_and_says_so():
+    """A spent budget never cuts the comparison of the feature families, only the C and class-weight stages."""
     ids, texts, labels = toy_project()
     report = fit_predict_probs(ids, texts, labels, 2, ModelSettings(n_folds=3, selection_seconds=1e-6)).report
-    assert len(report.candidates) == 1
-    assert report.searched.startswith("time budget of 1e-06 s reached after 1 of")
+    assert [c.pipeline for c in report.candidates] == ["word, C=10", "char, C=10", "word+char, C=10"]
+    assert report.searched.startswith("time budget of 1e-06 s reached after 3 of 8")
+
+
+def test_a_big_project_searches_on_a_sample_and_decides_among_finalists_on_every_item(monkeypatch):
+    import relabel.model_selection as selection
+    monkeypatch.setattr(selection, "SEARCH_ROWS", 30)
+    ids, texts, labels = toy_project()
+    report = fit_predict_probs(ids, texts, labels, 2, ModelSettings(n_folds=3)).report
+    assert len(report.candidates) == 8
+    assert "on a stratified sample of 30 items (3-fold), the best on every item" in report.searched
+    assert report.labelled == len(ids)
 
 
 def test_pinned_pipeline_skips_the_search():
