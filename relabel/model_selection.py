@@ -13,8 +13,9 @@ The search is a coordinate descent over a small grid, cheapest first:
 Up to ``SEARCH_ROWS`` labelled items every candidate is scored on the round's own ``n_folds`` folds, so the
 winner's out-of-fold rows are the round's rows (nothing is refitted). On a bigger project the candidates are
 scored 3-fold on a stratified sample of ``SEARCH_ROWS`` items, with features built for the sample only, and the
-``FINALISTS`` best of them are scored again on every item with the round's folds: the best there wins, so the
-sample only has to rank the candidates roughly. The time budget (``[model] selection_seconds``) never cuts stage 1
+``FINALISTS`` best of them are scored again on every item with the round's folds (the runner-up only when its
+projected cost fits in the time budget): the best there wins, so the sample only has to rank the candidates
+roughly. The time budget (``[model] selection_seconds``) never cuts stage 1
 (every family is always compared); once it is spent, the later stages stop, the best candidate so far wins and
 the report says how many were tried. A pinned pipeline (``[model] pipeline``, ``C``, ``class_weight``) skips
 the search. The winner's log-loss is selected over a handful of candidates, so it is slightly optimistic.
@@ -234,6 +235,7 @@ def _search(blocks, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab, candi
     plan_total = len(families) + (0 if fixed_c is not None else len(C_GRID) - 1) + \
         (0 if settings.class_weight != "auto" else 1)
     scored: dict[PipelineSpec, float] = {}
+    seconds: dict[PipelineSpec, float] = {}
 
     def evaluate(spec: PipelineSpec, always: bool = False) -> bool:
         if spec in scored:
@@ -244,8 +246,8 @@ def _search(blocks, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab, candi
         raw = _oof(search_blocks, spec, rows, y_s, folds_s, n_classes, settings, n_jobs, w_s)
         calibrated = cross_fitted_temperature(raw, y_s, folds_s, w_s)
         scored[spec] = log_loss(calibrated, y_s, w_s)
-        candidates.append(Candidate(spec.describe(), scored[spec], accuracy(calibrated, y_s),
-                                    time.perf_counter() - t0))
+        seconds[spec] = time.perf_counter() - t0
+        candidates.append(Candidate(spec.describe(), scored[spec], accuracy(calibrated, y_s), seconds[spec]))
         if not sampled:
             cache[spec] = raw
         bar.update()
@@ -265,12 +267,26 @@ def _search(blocks, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab, candi
             best = min(scored, key=scored.get)
     where = ""
     if sampled:
+        runner_up = sorted(scored, key=scored.get)[1:2]
+        affordable = bool(runner_up) and time.perf_counter() - started <= budget and \
+            _full_cost(seconds[runner_up[0]], lab.size, rows.size, np.unique(folds).size) <= budget
         best = _finalists(blocks, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab, scored, cache,
-                          finalists=FINALISTS if time.perf_counter() - started <= budget else 1)
+                          finalists=FINALISTS if affordable else 1)
         where = f" on a stratified sample of {rows.size} items ({SAMPLE_FOLDS}-fold), the best on every item"
     searched = (f"chose among {len(scored)} candidates{where}" if complete else
                 f"time budget of {budget:g} s reached after {len(scored)} of {plan_total} candidates{where}")
     return best, searched
+
+
+def _full_cost(sample_seconds: float, n_rows: int, sample_rows: int, n_folds: int) -> float:
+    """Projected seconds to score a candidate on every item with the round's folds, from its cost on the sample.
+
+    Training rows are what a fit costs: ``n_folds`` fits on (n_folds - 1) / n_folds of the rows against
+    SAMPLE_FOLDS fits on (SAMPLE_FOLDS - 1) / SAMPLE_FOLDS of the sample. A second finalist is only scored when
+    this fits in the search's whole time budget: on a million-item project one more full cross-validation costs
+    minutes of CPU (benchmarks/bench_scale.py), more than the sample's ranking of the runner-up is worth.
+    """
+    return sample_seconds * ((n_folds - 1) * n_rows) / ((SAMPLE_FOLDS - 1) * sample_rows)
 
 
 def _finalists(blocks, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab, scored, cache, finalists):

@@ -75,6 +75,30 @@ def test_a_big_project_searches_on_a_sample_and_decides_among_finalists_on_every
     assert report.labelled == len(ids)
 
 
+def test_projected_full_cost_scales_with_training_rows():
+    from relabel.model_selection import _full_cost
+    # 5 folds on 1M items train on 4M rows in all; 3 folds on a 3,000 sample train on 6,000: 666.7x the time.
+    assert _full_cost(1.0, 1_000_000, 3_000, 5) == pytest.approx(4_000_000 / 6_000)
+    assert _full_cost(2.0, 3_000, 3_000, 3) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("projected, expected", [(0.0, 2), (1e9, 1)])
+def test_the_runner_up_is_scored_on_every_item_only_when_it_fits_the_budget(monkeypatch, projected, expected):
+    import relabel.model_selection as selection
+    monkeypatch.setattr(selection, "SEARCH_ROWS", 30)
+    monkeypatch.setattr(selection, "_full_cost", lambda *args: projected)
+    asked = []
+    real = selection._finalists
+
+    def spy(*args, finalists):
+        asked.append(finalists)
+        return real(*args, finalists=finalists)
+    monkeypatch.setattr(selection, "_finalists", spy)
+    ids, texts, labels = toy_project()
+    fit_predict_probs(ids, texts, labels, 2, ModelSettings(n_folds=3))
+    assert asked == [expected]
+
+
 def test_pinned_pipeline_skips_the_search():
     ids, texts, labels = toy_project()
     report = fit_predict_probs(ids, texts, labels, 2, ModelSettings(n_folds=3, pipeline="char", C=3,
