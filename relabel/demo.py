@@ -345,7 +345,7 @@ def _print_round(echo, loop, summary, measured: dict, show_details: bool) -> Non
         if any("majority_label" in r for r in rows):
             echo(f"  consensus differs from the majority vote on {differs} items")
         echo(f"  expected wrong labels left: {score.expected_text}; "
-             f"confident learning flags {score.label_issues} items")
+             f"confident learning flags {score.label_issues} item{'' if score.label_issues == 1 else 's'}")
     if summary.stop_reason:
         echo(f"  nothing pushed: {summary.stop_reason}")
     elif push is not None:
