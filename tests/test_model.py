@@ -196,6 +196,13 @@ def test_settings_from_dict_rejects_unknown_keys_naming_valid_ones():
     ({"featurizer": "word2vec"}, "'featurizer' setting must be one of"),
     ({"featurizer": "precomputed"}, "needs 'precomputed_path'"),
     ({"classifier_options": "C=1"}, "'classifier_options'"),
+    ({"pipeline": "words"}, "'pipeline' setting 'words' must be feature blocks"),
+    ({"pipeline": "word+word"}, "must be feature blocks"),
+    ({"C": -1}, "'C' setting must be a positive number"),
+    ({"class_weight": "heavy"}, "'class_weight' setting must be 'auto' or 'balanced'"),
+    ({"selection_seconds": 0}, "'selection_seconds' setting must be a positive number"),
+    ({"embedding_backend": "gpu"}, "'embedding_backend' setting must be one of"),
+    ({"weight_uncertain": "yes"}, "'weight_uncertain' setting must be true or false"),
 ])
 def test_bad_settings(bad, message):
     with pytest.raises(ConfigError, match=message):

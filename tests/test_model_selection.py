@@ -8,7 +8,6 @@ from relabel.calibration import (apply_temperature, cross_fitted_temperature, ex
                                  fit_temperature, log_loss)
 from relabel.model import ModelSettings, fit_predict_probs
 from relabel.pipelines import PipelineSpec
-from relabel.errors import ConfigError
 from test_model import toy_project
 
 
@@ -105,20 +104,6 @@ def test_pinned_pipeline_skips_the_search():
                                                                     class_weight="balanced")).report
     assert report.candidates == [] and report.pipeline == "char, C=3, class_weight=balanced"
     assert report.searched == "pinned in [model]"
-
-
-@pytest.mark.parametrize("settings, message", [
-    ({"pipeline": "words"}, "'pipeline' setting 'words' must be feature blocks"),
-    ({"pipeline": "word+word"}, "must be feature blocks"),
-    ({"C": -1}, "'C' setting must be a positive number"),
-    ({"class_weight": "heavy"}, "'class_weight' setting must be 'auto' or 'balanced'"),
-    ({"selection_seconds": 0}, "'selection_seconds' setting must be a positive number"),
-    ({"embedding_backend": "gpu"}, "'embedding_backend' setting must be one of"),
-    ({"weight_uncertain": "yes"}, "'weight_uncertain' setting must be true or false"),
-])
-def test_bad_model_settings_are_one_line_errors(settings, message):
-    with pytest.raises(ConfigError, match=message):
-        ModelSettings.from_dict(settings)
 
 
 def test_sample_weights_change_the_fit_and_zero_weights_ignore_items():
