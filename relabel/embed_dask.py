@@ -52,7 +52,7 @@ def check_scheduler(address: str | None) -> str | None:
 
 @contextlib.contextmanager
 def dask_client(workers: int | None = None, scheduler: str | None = None,
-                timeout: float = CONNECT_TIMEOUT) -> Iterator[object]:
+                timeout: float | None = None) -> Iterator[object]:
     """A dask.distributed Client: on the cluster at ``scheduler``, else on a LocalCluster of ``workers`` processes
     (one thread each) that lives as long as the block."""
     try:
@@ -62,7 +62,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None,
                           f"`pip install '{DISTRIBUTION}[dask]'` or unset 'workers' and 'dask_scheduler'.") from None
     if scheduler is not None:
         try:
-            client = Client(scheduler, timeout=timeout)
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT if timeout is None else timeout)
         except (OSError, TimeoutError) as exc:
             raise ConfigError(f"Cannot reach the Dask scheduler at {scheduler} ({type(exc).__name__}); start it "
                               "(`dask scheduler`) or fix the 'dask_scheduler' setting.") from None

@@ -188,8 +188,16 @@ class ModelSettings:
         if self.featurizer == "tfidf":
             return featurizer("tfidf", max_features=self.tfidf_max_features, ngram_max=self.tfidf_ngram_max)
         if self.featurizer == "precomputed":
-            return featurizer("precomputed", path=self.precomputed_path, ids_path=self.ids_path,
-                              id_field=self.id_field, vector_field=self.vector_field or "embedding")
+            return self.precomputed_featurizer()
+        return self.embedding_featurizer(cache=cache, progress=progress)
+
+    def precomputed_featurizer(self):
+        """The reader of the vectors file these settings name."""
+        return featurizer("precomputed", path=self.precomputed_path, ids_path=self.ids_path,
+                          id_field=self.id_field, vector_field=self.vector_field or "embedding")
+
+    def embedding_featurizer(self, cache=None, progress: bool = False):
+        """The sentence-transformers featurizer these settings describe, Dask settings included."""
         return featurizer("sentence-transformers", model=self.model, batch_size=self.batch_size, device=self.device,
                           threads=self.threads, backend=self.embedding_backend, normalize=self.normalize,
                           max_seq_length=self.max_seq_length, cache=cache, progress=progress, workers=self.workers,

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ConfigError, InputError
-from .featurizers import featurizer
 
 FEATURE_BLOCKS = ("word", "char", "minilm", "precomputed")
 # Above this many texts the word block hashes instead of building a vocabulary, and the char block is not offered:
@@ -114,12 +113,8 @@ class FeatureBlocks:
         if name == "char":
             return char_features(self.texts, self.item_ids, max_features=s.tfidf_max_features)
         if name == "precomputed":
-            return featurizer("precomputed", path=s.precomputed_path, ids_path=s.ids_path, id_field=s.id_field,
-                              vector_field=s.vector_field or "embedding").transform(None, self.item_ids)
-        return featurizer("sentence-transformers", model=s.model, batch_size=s.batch_size, device=s.device,
-                          threads=s.threads, normalize=s.normalize, max_seq_length=s.max_seq_length,
-                          backend=s.embedding_backend, cache=self.cache,
-                          progress=self.progress).transform(self.texts, self.item_ids)
+            return s.precomputed_featurizer().transform(None, self.item_ids)
+        return s.embedding_featurizer(cache=self.cache, progress=self.progress).transform(self.texts, self.item_ids)
 
 
 def word_features(texts, item_ids=None, *, max_features: int | None = 100_000, ngram_max: int = 2):

@@ -108,3 +108,17 @@ def test_an_unreachable_scheduler_is_one_clear_error():
     with pytest.raises(ConfigError, match="Cannot reach the Dask scheduler at tcp://127.0.0.1:9.*dask_scheduler"):
         with dask_client(scheduler="tcp://127.0.0.1:9", timeout=2):
             pass
+
+
+def test_the_scoring_path_embeds_where_the_dask_settings_say(tiny_model, monkeypatch):
+    """The round's model (FeatureBlocks, behind fit_predict_probs) honours ``dask_scheduler``: an unreachable
+    scheduler is its error, not a silent local run."""
+    import relabel.embed_dask
+    from relabel.pipelines import FeatureBlocks
+    monkeypatch.setattr(relabel.embed_dask, "CONNECT_TIMEOUT", 2)
+    settings = ModelSettings(featurizer="sentence-transformers", model=str(tiny_model),
+                             dask_scheduler="tcp://127.0.0.1:9")
+    texts = _texts(5, seed=3)
+    blocks = FeatureBlocks(texts, [str(i) for i in range(len(texts))], settings, cache=MemoryEmbeddingCache())
+    with pytest.raises(ConfigError, match="Cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
+        blocks.matrix("minilm")
