@@ -125,7 +125,7 @@ def _render(store: Store, round: int | None, url: str | None, top) -> tuple[str,
         f"<header><h1>Relabel report: {_e(title)}, round {rnd}</h1>"
         f"<p>Project {_e(store.project_id)} · {len(classes)} classes · scored {_e(when(row['scored_at']))} with "
         f"{_e(row['method'] or '-')} · status {_e(row['status'])} · report made {_e(when(now()))}</p></header>",
-        report_review.done_banner(store, row),
+        report_review.done_banner(row),
         _summary_section(row, trend),
         report_review.queue_section(store, rnd),
         report_review.changes_section(store, rnd, base_url),

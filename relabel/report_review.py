@@ -5,7 +5,6 @@ Each figure is read from the store (review_tasks, decisions, rounds, events); no
 """
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 
 from .report_html import age, e, fmt, parse_time, section, when
@@ -13,9 +12,6 @@ from .store import Store
 
 # Reviewer changes listed in full; beyond this the section says how many more there are.
 CHANGES_LISTED = 100
-# Where the stop signal may be recorded: a column of the round row, or an event of this step for the round.
-STOP_REASON_COLUMN = "stop_reason"
-STOP_EVENT_STEP = "stop"
 
 
 def task_link(base_url: str, project, item_id) -> str:
@@ -27,28 +23,13 @@ def task_link(base_url: str, project, item_id) -> str:
 
 
 # ---- the stop signal ----------------------------------------------------------------------------------------
-def stop_reason(store: Store, row: dict) -> str | None:
-    """Why the loop says it is done at this round, or None.
-
-    The hook the stop signal fills (issue 10: `[review] min_expected_errors`): a non-empty ``stop_reason`` in
-    the round row, or the latest event of step "stop" for that round (its message, or details["reason"]).
-    Read defensively: a store without either simply has no banner.
-    """
-    reason = row.get(STOP_REASON_COLUMN)
-    if reason:
-        return str(reason)
-    for event in reversed(store.events(STOP_EVENT_STEP)):
-        if event.get("round") == row["round"]:
-            try:
-                details = json.loads(event.get("details") or "{}")
-            except ValueError:
-                details = {}
-            return str(details.get("reason") or event.get("message") or "the stop signal fired")
-    return None
+def stop_reason(row: dict) -> str | None:
+    """Why the loop says it is done at this round (the stop signal's ``stop_reason`` of the round row), or None."""
+    return str(row["stop_reason"]) if row.get("stop_reason") else None
 
 
-def done_banner(store: Store, row: dict) -> str:
-    reason = stop_reason(store, row)
+def done_banner(row: dict) -> str:
+    reason = stop_reason(row)
     if reason is None:
         return ""
     return (f"<div class=\"banner done\" id=\"done\"><strong>You are done.</strong> {e(reason)} "

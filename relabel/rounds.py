@@ -62,7 +62,6 @@ class ScoreSummary:
     expected_low: int | None = None       # the 90% interval of expected_remaining_errors
     expected_high: int | None = None
     overrides: int = 0                    # consensus labels that none of the item's annotators gave
-    model: str | None = None    # the chosen pipeline and its cross-validated scores (ModelReport.summary)
 
     @property
     def expected_text(self) -> str:

@@ -272,7 +272,7 @@ def test_done_banner_when_the_stop_signal_fired(three_rounds, tmp_path):
     copy = tmp_path / "stopped.db"
     loop.store.db.conn.execute("vacuum into ?", [str(copy)])
     with Store(copy) as store:
-        store.log_event("stop", "expected wrong labels among the next batch 0.3 < min_expected_errors 1", round=3)
+        store.mark_stopped(3, "expected wrong labels among the next batch 0.3 < min_expected_errors 1")
         page = render_report(store)
         assert 'id="done"' not in render_report(store, round=2)
     assert re.search(r'<div class="banner done" id="done"><strong>You are done.</strong> expected wrong labels '
