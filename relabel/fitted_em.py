@@ -218,10 +218,9 @@ def _em(annotations: Annotations, pred_probs: np.ndarray | None, *, known_labels
         discount: float | None, pool_strength: float | None, dtype, seed: int = 0) -> FittedEM:
     """The EM loop of the module docstring at fixed or per-M-step fitted settings."""
     t = _Long(annotations)
-    k, n = t.k, t.n_items
+    k = t.k
     model = _Model(pred_probs, dtype) if pred_probs is not None else None
-    votes = np.zeros((k, n))
-    np.add.at(votes, (np.asarray(annotations.label, np.intp), t.item), 1.0)
+    votes = annotations.vote_counts().T.astype(np.float64)
     post = votes / votes.sum(axis=0, keepdims=True)
     if model is not None:
         # Start halfway between the vote fractions and the model: neither source alone decides the first M-step.
@@ -238,6 +237,7 @@ def _em(annotations: Annotations, pred_probs: np.ndarray | None, *, known_labels
             clamp = None
     clamped = post[:, clamp].copy() if clamp is not None else None
     fit_discount = model is not None and discount is None
+    discount_rows = _discount_rows(t, seed) if fit_discount else None
     d = 1.0 if discount is None else float(discount)
     temperature, strength, converged = 1.0, 0.0, False
     class_prior = np.full(k, 1.0 / k)
@@ -258,7 +258,7 @@ def _em(annotations: Annotations, pred_probs: np.ndarray | None, *, known_labels
             log_prior = model.log_prior(temperature)
         evidence = _annotator_log_likelihood(t, log_cm, dtype)
         if fit_discount:
-            d = _fit_discount(t, log_cm, evidence, log_prior, seed)
+            d = _fit_discount(t, discount_rows, log_cm, evidence, log_prior)
         log_t = evidence
         log_t *= d
         log_t += log_prior
@@ -286,15 +286,17 @@ def _annotation_only(annotations: Annotations, *, known_labels, max_iter: int, t
     run = lambda s: _em(annotations, None, known_labels=known_labels, max_iter=max_iter, tol=tol,  # noqa: E731
                         discount=1.0, pool_strength=s, dtype=dtype)
     if pool_strength is None:
-        runs, scores = {}, {}
+        best = {"score": np.inf, "em": None}  # the best point evaluated (not only the last one); one EM kept
 
         def negative(log_s: float) -> float:
-            runs[log_s] = em = run(float(np.exp(log_s)))
-            scores[log_s] = -held_out.log_likelihood(*held_out.state(em), em.class_prior)
-            return scores[log_s]
+            em = run(float(np.exp(log_s)))
+            score = -held_out.log_likelihood(*held_out.state(em), em.class_prior)
+            if score < best["score"]:
+                best.update(score=score, em=em)
+            return score
 
         minimize_scalar(negative, bounds=POOL_STRENGTH_BOUNDS, method="bounded", options={"xatol": POOL_SEARCH_XTOL})
-        em = runs[min(scores, key=scores.get)]           # the best point evaluated (not only the last one)
+        em = best["em"]
     else:
         em = run(float(pool_strength))
     return _calibrated(annotations, em, None, known_labels, held_out)
@@ -324,18 +326,25 @@ def _calibrated(annotations: Annotations, em: FittedEM, log_p: np.ndarray | None
     return replace(em, quality_posterior=quality, quality_discount=d, quality_temperature=temperature)
 
 
-def _fit_discount(t: _Long, log_cm: np.ndarray, evidence: np.ndarray, log_prior: np.ndarray, seed: int) -> float:
-    """The discount with the highest leave-one-annotation-out log-likelihood on (a sample of) the annotations.
+def _discount_rows(t: _Long, seed: int) -> np.ndarray:
+    """The annotations the discount is fitted on: those of items with two or more, a seeded sample of at most
+    DISCOUNT_FIT_ANNOTATIONS of them. The same in every M-step, so drawn once per EM."""
+    rows = np.flatnonzero(np.bincount(t.item, minlength=t.n_items)[t.item] >= 2)
+    if rows.size > DISCOUNT_FIT_ANNOTATIONS:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, DISCOUNT_FIT_ANNOTATIONS, replace=False))
+    return rows
+
+
+def _fit_discount(t: _Long, rows: np.ndarray, log_cm: np.ndarray, evidence: np.ndarray,
+                  log_prior: np.ndarray) -> float:
+    """The discount with the highest leave-one-annotation-out log-likelihood on the annotations ``rows``.
 
     Annotation r of item i by annotator j with label l is predicted from everything else about the item:
     P(l) = sum_k P_{-r}(k) CM[j, k, l], with log P_{-r}(k) = log prior[i, k] + d (E[i, k] - log CM[j, k, l]) + c.
     Items with a single annotation are skipped (there is nothing else in their evidence to discount).
     """
-    rows = np.flatnonzero(np.bincount(t.item, minlength=t.n_items)[t.item] >= 2)
     if rows.size == 0:
         return SINGLE_LABEL_DISCOUNT
-    if rows.size > DISCOUNT_FIT_ANNOTATIONS:
-        rows = np.sort(np.random.default_rng(seed).choice(rows, DISCOUNT_FIT_ANNOTATIONS, replace=False))
     item, cell = t.item[rows], t.cell[rows]
     own = np.stack([log_cm[:, k, :].ravel()[cell] for k in range(t.k)])      # (K, r): log CM[j, k, l]
     rest = evidence[:, item] - own                                            # the other annotations
@@ -360,9 +369,7 @@ class _HeldOut:
             share = DISCOUNT_FIT_ANNOTATIONS / rows.size
             keep = np.random.default_rng(seed).random(t.n_items) < share
             rows = np.flatnonzero(keep[t.item])
-        self.rows = rows
         self.item, self.cell = t.item[rows], t.cell[rows]
-        self.annotator, self.label = self.cell // t.k, self.cell % t.k
 
     def _own(self, post, counts, pooled, strength, k, item, cell):
         """log CM_{-i}[j, k, l] of annotations (item, cell): the annotator's row k without the item's share."""
