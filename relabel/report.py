@@ -135,7 +135,7 @@ def _render(store: Store, round: int | None, url: str | None, top) -> tuple[str,
         report_agreement.accuracy_section(table, reference),
         _classes_section(store, rnd, classes),
         _model_section(store.model_report(rnd)),
-        report_agreement.overrides_section(store, rnd, table, base_url),
+        report_agreement.overrides_section(store, rnd, base_url),
         items_html,
         "<footer>Made by relabel from the store. Per round, as `relabel status` prints them: the trend table and "
         "the review queue. Cumulative over rounds 1–N: the cards' reviewed and corrected items and the reviewer "

@@ -170,19 +170,12 @@ def _confusion_details(matrix: np.ndarray, classes) -> str:
 
 
 # ---- consensus against every annotator ----------------------------------------------------------------------
-def overrides_section(store: Store, rnd: int, table: Annotations, base_url: str) -> str:
-    """Labelled items whose consensus label is a class no annotator gave them (reviewed items excluded)."""
-    cols = store.score_columns(rnd, ["item_id", "labelled", "consensus_label", "reviewed", "quality"])
-    position = {c: k for k, c in enumerate(table.classes)}
-    row_of = {str(i): n for n, i in enumerate(table.item_ids)}
-    rows = np.array([row_of.get(i, -1) for i in cols["item_id"]], dtype=np.intp)
-    label = np.array([position.get(c, -1) for c in cols["consensus_label"]], dtype=np.intp)
-    candidate = (np.array(cols["labelled"], dtype=bool) & ~np.array(cols["reviewed"], dtype=bool)
-                 & (rows >= 0) & (label >= 0))
-    votes = table.vote_counts()
-    overridden = np.zeros(rows.size, dtype=bool)
-    overridden[candidate] = votes[rows[candidate], label[candidate]] == 0
-    found = [(cols["item_id"][i], cols["consensus_label"][i], cols["quality"][i]) for i in np.flatnonzero(overridden)]
+def overrides_section(store: Store, rnd: int, base_url: str) -> str:
+    """Labelled items whose consensus label is a class no annotator gave them (reviewed items excluded): the
+    round's stored ``override`` flags, the same the trend counts."""
+    cols = store.score_columns(rnd, ["item_id", "consensus_label", "quality", "override"])
+    found = [(iid, label, quality) for iid, label, quality, flag
+             in zip(cols["item_id"], cols["consensus_label"], cols["quality"], cols["override"]) if flag]
     lead = ("Items whose consensus is a label that none of their annotators gave: the model outweighed every "
             "annotator. They deserve a look before anyone trusts them.")
     if not found:

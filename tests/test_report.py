@@ -253,7 +253,8 @@ def test_consensus_overriding_every_annotator_is_listed(three_rounds, tmp_path):
         target = scores[0]
         given = {label for _, label in store.labels_of([target["item_id"]])[target["item_id"]]}
         other = next(c for c in store.classes if c not in given)
-        store.db.execute("update scores set consensus_label = ? where round = 3 and item_id = ?",
+        # as a round records an override: the consensus label and its flag
+        store.db.execute("update scores set consensus_label = ?, override = 1 where round = 3 and item_id = ?",
                          [other, target["item_id"]])
         store.db.conn.commit()
         page = render_report(store)
