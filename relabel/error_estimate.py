@@ -45,7 +45,7 @@ class ExpectedErrors:
     high: int
 
     def __str__(self) -> str:
-        return f"≈ {self.expected:.1f} (90% interval {self.low}–{self.high})"
+        return format_expected(self.expected, self.low, self.high)
 
     def as_dict(self) -> dict:
         return {"expected": self.expected, "low": self.low, "high": self.high}

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .error_estimate import expected_errors, format_expected
+
 # The Jeffreys prior on a correction rate: half a count to each outcome.
 JEFFREYS = 0.5
 # Quantiles of the two-sided 90% interval.
@@ -68,7 +70,7 @@ class BatchEstimate:
     source: str = "posterior"      # which of the two gave the estimate: "posterior" or "reviewers"
 
     def __str__(self) -> str:
-        return f"≈ {self.expected:.1f} (90% interval {self.low}–{self.high})"
+        return format_expected(self.expected, self.low, self.high)
 
     @property
     def wrong_labels(self) -> str:
@@ -92,8 +94,6 @@ def batch_errors(p_wrong, evidence: Evidence = Evidence()) -> BatchEstimate:
     """Wrong labels among a batch whose items are wrong with probability ``p_wrong`` by the posterior, given
     reviewers' ``evidence``: the larger of the posterior's and the reviewers' estimate (module docstring)."""
     from scipy.stats import betabinom
-
-    from .error_estimate import expected_errors
 
     p = np.asarray(p_wrong, dtype=float)
     p = p[np.isfinite(p)]
