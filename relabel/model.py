@@ -24,8 +24,8 @@ from . import progress as progress_bars
 from .embed_dask import check_scheduler
 from .errors import ConfigError, InputError, LabelError, PredProbsError, preview
 from .classifiers import check_options, classifier_class
-from .featurizers import (MemoryEmbeddingCache, ModelWarning, check_texts, featurizer, model_fingerprint,
-                          resolve_model_path, text_hash)
+from .featurizers import (EMBEDDING_BACKENDS, MemoryEmbeddingCache, ModelWarning, check_texts, featurizer,
+                          model_fingerprint, resolve_model_path, text_hash)
 from .validation import check_labels, check_pred_probs
 from .vector_files import read_keyed_vectors
 
@@ -48,7 +48,6 @@ IN_SAMPLE_CONFIDENCE = 0.97
 DEFAULT_C = 10.0
 # Seconds the pipeline search may take before the best candidate so far wins (the winner's final fit comes on top).
 DEFAULT_SELECTION_SECONDS = 60.0
-EMBEDDING_BACKENDS = ("torch", "onnx-int8")
 
 
 @dataclass
@@ -159,9 +158,8 @@ class ModelSettings:
             raise ConfigError(f"The 'class_weight' setting must be 'auto' or 'balanced' (omit it for none). "
                               f"Got {self.class_weight!r}.")
         if self.pipeline != "auto":
-            from .pipelines import PipelineSpec
-            PipelineSpec(self.pipeline, self.C if self.C is not None else DEFAULT_C,
-                         None if self.class_weight == "auto" else self.class_weight)
+            from .model_selection import pinned_spec
+            pinned_spec(self)  # validates the pinned blocks, C and class_weight
         elif self.C is not None:
             from .pipelines import PipelineSpec
             PipelineSpec("word", self.C)  # validates C
