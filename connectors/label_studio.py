@@ -126,20 +126,23 @@ class LabelStudioConnector:
         return _Translate(self, what, project, unsure)
 
     def _request(self, method: str, path: str, *, params: dict | None = None, json_body=None,
-                 write: bool = False, project: int | None = None, missing_ok: bool = False):
+                 write: bool = False, project: int | None = None, missing_ok: bool = False,
+                 timeout: float | None = None):
         """One API call, decoded as JSON, with Label Studio's failures turned into relabel errors.
 
         ``missing_ok`` returns None for a 404 instead of raising (a page past the end of a listing, a task
         already deleted). A request that is not idempotent (POST) and failed after it was sent raises
         OutcomeUnknown: the caller re-checks what landed (``_write_missing``). ``write`` marks calls that change
-        Label Studio, for the reader; retrying is decided by the method, in connectors/http.py.
+        Label Studio, for the reader; retrying is decided by the method, in connectors/http.py. ``timeout``
+        (seconds) replaces the client's for a call that may take long (a snapshot export built inside its POST).
         """
         what = f"{method} /{path}"
         unsure = method.upper() not in IDEMPOTENT_METHODS
         with self._translate(what, project, unsure):
             # Retries are the transport's (connectors/http.py); the SDK's would re-send POSTs.
+            options = NO_RETRY if timeout is None else {**NO_RETRY, "timeout_in_seconds": timeout}
             response = self._raw.request(path, method=method, params=params, json=json_body,
-                                         request_options=NO_RETRY)
+                                         request_options=options)
         if response.status_code == 404 and missing_ok:
             return None
         if response.status_code >= 400:

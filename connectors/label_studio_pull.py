@@ -204,25 +204,26 @@ def snapshot_tasks(connector: "LabelStudioConnector", n_tasks: int) -> Iterator[
 def _download_snapshot(connector: "LabelStudioConnector", file: IO[bytes], timeout: float) -> None:
     project = connector.project_id
     base = f"api/projects/{project}/exports"
-    options = {"timeout_in_seconds": timeout, "max_retries": 0}
-    snapshot = _create_snapshot(connector, base, options)
+    snapshot = _create_snapshot(connector, base, timeout)
     export_id = snapshot["id"]
     try:
         _wait_for_snapshot(connector, snapshot, timeout)
         path = f"{base}/{export_id}/download"
+        options = {"timeout_in_seconds": timeout, "max_retries": 0}
         with connector._translate(f"GET /{path}", project):
             with connector._raw.stream(path, method="GET", params={"exportType": "JSON"},
                                        request_options=options) as response:
                 if response.status_code >= 400:
+                    from .label_studio import _raise_for_status  # noqa: PLC0415
                     response.read()
-                    _json_or_raise(connector, response, f"GET /{path}", project)
+                    _raise_for_status(connector, response.status_code, response.text, f"GET /{path}", project)
                 for chunk in response.iter_bytes(DOWNLOAD_CHUNK_BYTES):
                     file.write(chunk)
     finally:
         _delete_snapshot(connector, export_id)
 
 
-def _create_snapshot(connector: "LabelStudioConnector", base: str, options: dict) -> dict:
+def _create_snapshot(connector: "LabelStudioConnector", base: str, timeout: float) -> dict:
     """Create the snapshot, riding out a lost answer or a 5xx/429 like every other step of a pull does.
 
     The POST is not retried blindly by the transport (its outcome is unknown once sent), so, as the push does,
@@ -231,16 +232,10 @@ def _create_snapshot(connector: "LabelStudioConnector", base: str, options: dict
     """
     project = connector.project_id
     title = f"relabel pull {uuid.uuid4().hex} (deleted after download)"
-    what = f"POST /{base}/"
     for attempt in range(SNAPSHOT_CREATE_ATTEMPTS):
         try:
-            with connector._translate(what, project, unsure=True):
-                response = connector._raw.request(f"{base}/", method="POST", request_options=options,
-                                                  json={"title": title})
-            if response.status_code >= 500 or response.status_code == 429:
-                raise OutcomeUnknown(f"Label Studio at {_url(connector)} answered {response.status_code} to "
-                                     f"{what}, which may or may not have been carried out.")
-            return _json_or_raise(connector, response, what, project)
+            return connector._request("POST", f"{base}/", json_body={"title": title}, write=True, project=project,
+                                      timeout=timeout)
         except OutcomeUnknown:
             if attempt == SNAPSHOT_CREATE_ATTEMPTS - 1:
                 raise
@@ -282,18 +277,6 @@ def _url(connector: "LabelStudioConnector") -> str:
     """The server's URL as messages show it (without any user:password part)."""
     from relabel.redaction import url_without_userinfo  # noqa: PLC0415
     return url_without_userinfo(connector.url)
-
-
-def _json_or_raise(connector: "LabelStudioConnector", response, what: str, project: int) -> dict:
-    from .label_studio import _raise_for_status  # noqa: PLC0415
-
-    if response.status_code >= 400:
-        _raise_for_status(connector, response.status_code, response.text, what, project)
-    try:
-        return response.json()
-    except json.JSONDecodeError:
-        raise ConnectorError(f"Label Studio at {_url(connector)} answered {what} with something that is not JSON; "
-                             "check the URL points at Label Studio.") from None
 
 
 def collect(batches: Iterable[Pull], full: bool) -> Pull:
