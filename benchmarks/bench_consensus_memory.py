@@ -33,19 +33,12 @@ import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from benchmarks.datasets import proc_status_mb  # noqa: E402
 
 MB = 1024 * 1024
 N_CLASSES = 10
 N_ANNOTATORS = 1000
 PER_ITEM = 3
-
-
-def _status_mb(field: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def make_inputs(folder: Path, n_annotations: int, seed: int = 0) -> None:
@@ -88,12 +81,12 @@ def child(folder: str, method: str) -> None:
         p = np.load(f / "pred_probs.npy")
         dtype = np.float64 if method == "relabel float64" else np.float32
         run = lambda: consensus(a, p, dtype=dtype).consensus_label  # noqa: E731
-    before_rss = _status_mb("VmRSS")
+    before_rss = proc_status_mb("VmRSS")
     start = resource.getrusage(resource.RUSAGE_SELF)
     labels = run()
     end = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (end.ru_utime - start.ru_utime) + (end.ru_stime - start.ru_stime)
-    print(json.dumps({"method": method, "cpu_s": cpu, "peak_extra_mb": _status_mb("VmHWM") - before_rss,
+    print(json.dumps({"method": method, "cpu_s": cpu, "peak_extra_mb": proc_status_mb("VmHWM") - before_rss,
                       "accuracy": float((np.asarray(labels) == truth).mean())}))
 
 

@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.datasets import default_data_dir, load_cifar10n  # noqa: E402
+from benchmarks.datasets import default_data_dir, load_cifar10n, proc_status_mb  # noqa: E402
 from relabel.annotations import Annotations  # noqa: E402
 from relabel.confident import find_label_issues  # noqa: E402
 from relabel.consensus import crowdlab  # noqa: E402
@@ -159,19 +159,6 @@ def find_label_issues_case(n_items: int, n_classes: int, repeats: int, cleanlab_
 
 
 # ---- the large case, in a fresh process ---------------------------------------------------------------------
-def _proc_status_mb(field: str) -> float:
-    """VmRSS (current) or VmHWM (peak) of this process in MiB, from /proc/self/status (Linux).
-
-    Not resource.getrusage: Linux carries ru_maxrss across execve, so a child would report the RSS its parent
-    had when it forked. VmHWM belongs to the child's own address space.
-    """
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 def child_large(folder: str) -> None:
     """Runs in a fresh process: load the saved inputs, record RSS, run crowdlab once, print JSON.
 
@@ -185,11 +172,11 @@ def child_large(folder: str) -> None:
     annotations = Annotations(item, annotator, label, np.arange(n_items), np.arange(n_annotators),
                               tuple(range(n_classes)))
     gc.collect()
-    rss_before = _proc_status_mb("VmRSS")
+    rss_before = proc_status_mb("VmRSS")
     start = time.perf_counter()
     result = crowdlab(annotations, pred_probs)
     seconds = time.perf_counter() - start
-    rss_peak = _proc_status_mb("VmHWM")
+    rss_peak = proc_status_mb("VmHWM")
     ok = bool(np.allclose(result.posterior.sum(axis=1), 1.0) and result.consensus_label.shape == (n_items,))
     print(json.dumps({"seconds": seconds, "rss_before_mb": rss_before, "rss_peak_mb": rss_peak, "ok": ok,
                       "labels": len(annotations)}))

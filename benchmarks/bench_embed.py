@@ -32,6 +32,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from benchmarks.datasets import label_errors_dir  # noqa: E402
 
 from relabel.featurizers import MemoryEmbeddingCache, resolve_model_path  # noqa: E402
 from relabel.model import featurizer  # noqa: E402
@@ -40,11 +41,6 @@ OVERHEAD_TARGET = 0.9    # plain time / our time must be at least this
 CACHED_TARGET = 50.0     # first run / cached re-run must be at least this
 FAST_TARGET = 2.0        # int8 ONNX texts/s over plain float encode texts/s must be at least this
 FAST_COSINE = 0.99       # and each of its vectors this close to plain encode's
-
-
-def default_data_dir() -> Path:
-    shared = os.environ.get("RELABEL_SHARED_DATA")
-    return (Path(shared) if shared else REPO.parent / "shared" / "data") / "label_errors"
 
 
 def load_texts(data_dir: Path, n: int) -> list[str]:
@@ -74,7 +70,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     import torch
     torch.set_num_threads(args.threads)
-    texts = load_texts(args.data_dir or default_data_dir(), args.n)
+    texts = load_texts(args.data_dir or label_errors_dir(), args.n)
     if args.dask_only:
         return dask_comparison(texts, args)
     print(f"{len(texts)} posts ({len(set(texts))} distinct), batch {args.batch_size}, device {args.device}, "

@@ -17,7 +17,6 @@ import argparse
 import gzip
 import json
 import math
-import os
 import resource
 import subprocess
 import sys
@@ -28,15 +27,11 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from benchmarks.datasets import label_errors_dir  # noqa: E402
 
 N_CLASSES = 10
 FLIP = 0.10
 MAX_CHARS = 1300
-
-
-def default_data_dir() -> Path:
-    shared = os.environ.get("RELABEL_SHARED_DATA")
-    return (Path(shared) if shared else REPO.parent / "shared" / "data") / "label_errors"
 
 
 def synthetic_texts(data_dir: Path, n: int, seed: int) -> tuple[list[str], np.ndarray]:
@@ -80,7 +75,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # child process: one size
     args = parser.parse_args(argv)
-    data_dir = args.data_dir or default_data_dir()
+    data_dir = args.data_dir or label_errors_dir()
     if args.one is not None:
         print(json.dumps(one_size(args.one, data_dir, args.seed)))
         return

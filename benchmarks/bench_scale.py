@@ -46,6 +46,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from benchmarks.datasets import label_errors_dir  # noqa: E402
 sys.path.insert(0, str(REPO / "tests"))
 
 from connectors.records import AnnotationRecord, Item, ProjectInfo, Pull, PushedTask  # noqa: E402
@@ -62,11 +63,6 @@ PER_ITEM = 3
 BATCH = 1000
 HOLD_EXPORT_MAX = 100_000
 CURSOR = "2026-01-01T00:00:00.000000Z"
-
-
-def default_data_dir() -> Path:
-    shared = os.environ.get("RELABEL_SHARED_DATA")
-    return (Path(shared) if shared else REPO.parent / "shared" / "data") / "label_errors"
 
 
 # ------------------------------------------------------------------------------------------------ measuring
@@ -545,7 +541,7 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", type=Path, default=None)
     p.add_argument("--server-dir", default=None, help="Label Studio data dir (default: a temporary one)")
     args = parser.parse_args(argv)
-    args.data_dir = args.data_dir or default_data_dir()
+    args.data_dir = args.data_dir or label_errors_dir()
     print(f"bench_scale {args.what}: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", flush=True)
     run_round(args) if args.what == "round" else run_pull(args)
     return 0

@@ -22,6 +22,24 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("RELABEL_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+def label_errors_dir() -> Path:
+    """The label_errors folder of the shared data (the text sets the model benchmarks read)."""
+    return default_data_dir() / "label_errors"
+
+
+def proc_status_mb(field: str) -> float:
+    """VmRSS (current) or VmHWM (peak) of this process in MiB, from /proc/self/status (Linux).
+
+    Not resource.getrusage: Linux carries ru_maxrss across execve, so a child would report the RSS its parent
+    had when it forked. VmHWM belongs to the child's own address space.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
 def load_cifar10n(data_dir) -> tuple[Annotations, np.ndarray, dict[str, np.ndarray]]:
     """CIFAR-10N: 50,000 images x 3 of 747 human workers, the clean labels, and 5 models' pred_probs.
 

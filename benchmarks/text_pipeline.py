@@ -36,6 +36,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from benchmarks.datasets import label_errors_dir  # noqa: E402
 
 from relabel.calibration import expected_calibration_error, log_loss  # noqa: E402  (repo root on the path)
 from relabel.confident import find_label_issues  # noqa: E402
@@ -44,12 +45,6 @@ from relabel.model import ModelSettings, cross_val_pred_probs, fit_predict_probs
 # Mechanical Turk: 5 workers per item; fewer than this many choosing the given label = validated error.
 VALIDATED_BELOW = 3
 SETS = ("imdb15", "imdb30", "20news", "bbc")
-
-
-def default_data_dir() -> Path:
-    """RELABEL_SHARED_DATA/label_errors, else ../shared/data/label_errors beside the repository (read at call time)."""
-    shared = os.environ.get("RELABEL_SHARED_DATA")
-    return (Path(shared) if shared else REPO.parent / "shared" / "data") / "label_errors"
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -222,7 +217,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for embedding")
     parser.add_argument("--chunk", type=int, default=64, help="texts per turn of the throughput comparison")
     args = parser.parse_args(argv)
-    data_dir = args.data_dir or default_data_dir()
+    data_dir = args.data_dir or label_errors_dir()
     cache = None
     if args.cache is not None:
         from relabel.store import Store
