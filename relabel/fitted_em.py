@@ -202,24 +202,24 @@ def fitted_dawid_skene(annotations: Annotations, pred_probs: np.ndarray | None =
     fixed ``discount`` without a model also fixes the confidence discount). ``known_labels``: one class index
     per item, -1 = not reviewed. ``dtype`` of the items x K arrays.
     """
-    if discount is not None:                      # an ablation: the EM as it is, its posterior as the quality
-        return _em(annotations, pred_probs, known_labels=known_labels, max_iter=max_iter, tol=tol,
-                   discount=discount, pool_strength=pool_strength, dtype=dtype, seed=seed)
-    if pred_probs is None:
-        return _annotation_only(annotations, known_labels=known_labels, max_iter=max_iter, tol=tol,
-                                pool_strength=pool_strength, dtype=dtype, seed=seed)
-    em = _em(annotations, pred_probs, known_labels=known_labels, max_iter=max_iter, tol=tol, discount=discount,
-             pool_strength=pool_strength, dtype=dtype, seed=seed)
-    log_p = np.log(np.maximum(np.asarray(pred_probs, dtype=dtype).T, PROB_FLOOR))      # class-major
-    return _calibrated(annotations, em, log_p, known_labels, _HeldOut(_Long(annotations), seed))
-
-
-def _em(annotations: Annotations, pred_probs: np.ndarray | None, *, known_labels, max_iter: int, tol: float,
-        discount: float | None, pool_strength: float | None, dtype, seed: int = 0) -> FittedEM:
-    """The EM loop of the module docstring at fixed or per-M-step fitted settings."""
     t = _Long(annotations)
-    k = t.k
     model = _Model(pred_probs, dtype) if pred_probs is not None else None
+    if discount is not None:                      # an ablation: the EM as it is, its posterior as the quality
+        return _em(annotations, t, model, known_labels=known_labels, max_iter=max_iter, tol=tol,
+                   discount=discount, pool_strength=pool_strength, dtype=dtype, seed=seed)
+    if model is None:
+        return _annotation_only(annotations, t, known_labels=known_labels, max_iter=max_iter, tol=tol,
+                                pool_strength=pool_strength, dtype=dtype, seed=seed)
+    em = _em(annotations, t, model, known_labels=known_labels, max_iter=max_iter, tol=tol, discount=discount,
+             pool_strength=pool_strength, dtype=dtype, seed=seed)
+    return _calibrated(annotations, em, model.log_p, known_labels, _HeldOut(t, seed))
+
+
+def _em(annotations: Annotations, t: _Long, model: _Model | None, *, known_labels, max_iter: int, tol: float,
+        discount: float | None, pool_strength: float | None, dtype, seed: int = 0) -> FittedEM:
+    """The EM loop of the module docstring at fixed or per-M-step fitted settings (``t`` and ``model``: the
+    annotations' flat keys and the model's log-probabilities, built once by the caller)."""
+    k = t.k
     votes = annotations.vote_counts().T.astype(np.float64)
     post = votes / votes.sum(axis=0, keepdims=True)
     if model is not None:
@@ -276,14 +276,14 @@ def _em(annotations: Annotations, pred_probs: np.ndarray | None, *, known_labels
     return FittedEM(posterior, class_prior, confusion, temperature, strength, d, n_iter, converged, posterior)
 
 
-def _annotation_only(annotations: Annotations, *, known_labels, max_iter: int, tol: float,
+def _annotation_only(annotations: Annotations, t: _Long, *, known_labels, max_iter: int, tol: float,
                      pool_strength: float | None, dtype, seed: int) -> FittedEM:
     """Annotations only: the EM at the pooling strength with the highest held-out annotation likelihood (a
     bounded search over log s, one EM per point), then the discounted, held-out-calibrated quality posterior."""
     from scipy.optimize import minimize_scalar
 
-    held_out = _HeldOut(_Long(annotations), seed)
-    run = lambda s: _em(annotations, None, known_labels=known_labels, max_iter=max_iter, tol=tol,  # noqa: E731
+    held_out = _HeldOut(t, seed)
+    run = lambda s: _em(annotations, t, None, known_labels=known_labels, max_iter=max_iter, tol=tol,  # noqa: E731
                         discount=1.0, pool_strength=s, dtype=dtype)
     if pool_strength is None:
         best = {"score": np.inf, "em": None}  # the best point evaluated (not only the last one); one EM kept
