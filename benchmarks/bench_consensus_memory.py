@@ -62,7 +62,7 @@ def make_inputs(folder: Path, n_annotations: int, seed: int = 0) -> None:
 
 
 def child(folder: str, method: str) -> None:
-    from relabel.annotations import Annotations
+    from relabel.scoring.annotations import Annotations
 
     f = Path(folder)
     item, annotator, label = (np.load(f / f"{n}.npy") for n in ("item", "annotator", "label"))
@@ -75,7 +75,7 @@ def child(folder: str, method: str) -> None:
         del item, annotator, label
         run = lambda: DawidSkene(n_iter=100).fit_predict(frame).reindex(np.arange(n_items)).to_numpy()  # noqa: E731
     else:
-        from relabel.consensus import consensus
+        from relabel.scoring.consensus_em import consensus
         a = Annotations(item, annotator, label, np.arange(n_items), np.arange(N_ANNOTATORS),
                         tuple(str(k) for k in range(N_CLASSES)))
         p = np.load(f / "pred_probs.npy")
@@ -98,7 +98,7 @@ def run_child(folder: Path, method: str) -> dict:
 
 def cifar_check(data_dir) -> list[dict]:
     from benchmarks.datasets import CIFAR10N_MODELS, load_cifar10n
-    from relabel.consensus import consensus
+    from relabel.scoring.consensus_em import consensus
 
     annotations, clean, _ = load_cifar10n(data_dir)
     rows = []

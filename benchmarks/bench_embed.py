@@ -9,11 +9,11 @@ every text, de-duplicating and a cache lookup and save; the target is at most 10
 plain/relabel >= 0.9). This machine is shared, so load from other processes comes and goes within seconds: the
 texts are cut into chunks and the sides take turns chunk by chunk (rotating who goes first), so a burst lands on
 all sides alike. Three sides run: plain encode, relabel with the in-memory cache, relabel with the SQLite
-relabel.store.Store on a temporary file. Then a second round over the same texts with each warm cache must be at
+relabel.loop.store.Store on a temporary file. Then a second round over the same texts with each warm cache must be at
 least 50x faster than that side's first round: it hashes the texts, reads the vectors back, and never loads the
 model.
 
-The fast path (``backend="onnx-int8"``, relabel.onnx_embed) takes its turns beside them: it must reach at least
+The fast path (``backend="onnx-int8"``, relabel.models.onnx_embed) takes its turns beside them: it must reach at least
 2x the texts per second of plain float ``encode`` in the same run (FAST_TARGET), with every vector within cosine
 0.99 of plain encode's (FAST_COSINE). Its one-off export (cached in the user cache folder) is timed apart.
 """
@@ -34,8 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.datasets import label_errors_dir  # noqa: E402
 
-from relabel.featurizers import MemoryEmbeddingCache, resolve_model_path  # noqa: E402
-from relabel.model import featurizer  # noqa: E402
+from relabel.models.featurizers import MemoryEmbeddingCache, resolve_model_path  # noqa: E402
+from relabel.models.fit import featurizer  # noqa: E402
 
 OVERHEAD_TARGET = 0.9    # plain time / our time must be at least this
 CACHED_TARGET = 50.0     # first run / cached re-run must be at least this
@@ -77,7 +77,7 @@ def main(argv=None):
           f"{args.threads} torch threads, turns of {args.chunk} texts", flush=True)
 
     from sentence_transformers import SentenceTransformer
-    from relabel.store import Store
+    from relabel.loop.store import Store
     tmp = tempfile.TemporaryDirectory()
     options = dict(batch_size=args.batch_size, device=args.device, threads=args.threads)
     t_plain, plain_model = timed(lambda: SentenceTransformer(str(resolve_model_path(None)[0]), device=args.device,

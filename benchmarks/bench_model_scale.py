@@ -7,7 +7,7 @@ Each size runs in a fresh interpreter (so peak RSS is that size's own) on synthe
 ones: each text is the first half of one 20 Newsgroups post, a third of an IMDB review (no class signal) and the
 second half of another post of the same class, cut at 1,300 characters (issue 15 measured 1,258 on average), so
 vocabulary and lengths stay those of real texts while no two texts repeat. 10 classes (the 20 Newsgroups labels
-modulo 10), 10% of labels flipped (seeded). The model phase is relabel.model.fit_predict_probs
+modulo 10), 10% of labels flipped (seeded). The model phase is relabel.models.fit.fit_predict_probs
 with the default settings (the search over the TF-IDF grid within its time budget, then calibrated out-of-fold
 probabilities for every item). The growth exponent between two sizes is log(t2 / t1) / log(n2 / n1).
 """
@@ -56,7 +56,7 @@ def synthetic_texts(data_dir: Path, n: int, seed: int) -> tuple[list[str], np.nd
 
 
 def one_size(n: int, data_dir: Path, seed: int) -> dict:
-    from relabel.model import ModelSettings, fit_predict_probs
+    from relabel.models.fit import ModelSettings, fit_predict_probs
     texts, given = synthetic_texts(data_dir, n, seed)
     ids = [str(i) for i in range(n)]
     wall, cpu = time.perf_counter(), time.process_time()

@@ -23,9 +23,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from connectors.records import AnnotationRecord, Item, ProjectInfo, Pull, PushedTask, ReviewAnswer  # noqa: E402
-from relabel.report import write_report  # noqa: E402
-from relabel.rounds import Loop  # noqa: E402
-from relabel.store import Store  # noqa: E402
+from relabel.report.page import write_report  # noqa: E402
+from relabel.loop.rounds import Loop  # noqa: E402
+from relabel.loop.store import Store  # noqa: E402
 
 CLASSES = ("business", "entertainment", "politics", "sport", "tech")
 LIMIT_SECONDS = 20.0

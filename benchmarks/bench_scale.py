@@ -12,10 +12,10 @@ minutes on a quiet 2-core machine (the two pulls that fill the stores take ~3 of
 round: real texts (20 Newsgroups test set and IMDB test set, ../shared/data/label_errors/texts, never committed)
   recombined into as many items as asked (each item: the first half of one post and the second half of another
   post of the same class), 10 classes, 3 annotations per item from 60 annotators of accuracy 0.55-0.95. A round
-  goes straight through the library (relabel.rounds.Loop, a SQLite store in a temporary folder) with an in-memory
+  goes straight through the library (relabel.loop.rounds.Loop, a SQLite store in a temporary folder) with an in-memory
   connector, each size in its own process so that peak RSS is that size's. Per phase it prints wall time, CPU
   time (all threads) and peak RSS (sampled every 20 ms): pull (the first, full pull into the store), model
-  (relabel.model.predict_probs), consensus (relabel's default consensus), score-other (confident learning,
+  (relabel.models.fit.predict_probs), consensus (relabel's default consensus), score-other (confident learning,
   ActiveLab, rows), save (the store's save_scores), select (selection and the push to the in-memory connector),
   and export (`relabel export` as a child process). Then the growth exponent of each phase's CPU between sizes
   (log CPU ratio / log size ratio; 1.0 is linear), and same-run ratios: a nothing-changed pull against the full
@@ -207,11 +207,11 @@ def round_one(n: int, data_dir: Path, workdir: Path, store_cache: Path | None = 
     without its 6-minute pull. ``alternatives``: also run the same-run alternatives (the nothing-changed pull,
     crowdlab()); off for a measurement of the round alone."""
     import shutil
-    import relabel.model
-    import relabel.rounds
-    from relabel.consensus import crowdlab
-    from relabel.rounds import Loop
-    from relabel.store import Store
+    import relabel.models.fit
+    import relabel.loop.rounds
+    from relabel.scoring.consensus import crowdlab
+    from relabel.loop.rounds import Loop
+    from relabel.loop.store import Store
 
     meter = Meter()
     project = SyntheticProject(n, data_dir)
@@ -229,10 +229,10 @@ def round_one(n: int, data_dir: Path, workdir: Path, store_cache: Path | None = 
         with meter.phase("pull, nothing changed"):
             loop.pull()
 
-    # The round's model step is relabel.model.fit_predict_probs where it exists (the model of issue 15), else
+    # The round's model step is relabel.models.fit.fit_predict_probs where it exists (the model of issue 15), else
     # predict_probs; only the outer one is measured, so nothing is counted twice.
-    model_step = "fit_predict_probs" if hasattr(relabel.model, "fit_predict_probs") else "predict_probs"
-    inner = {"model": (relabel.model, model_step), "consensus": (relabel.rounds, "consensus_of"),
+    model_step = "fit_predict_probs" if hasattr(relabel.models.fit, "fit_predict_probs") else "predict_probs"
+    inner = {"model": (relabel.models.fit, model_step), "consensus": (relabel.loop.rounds, "consensus_of"),
              "save": (type(loop.store), "save_scores")}
     originals = {name: getattr(owner, attr) for name, (owner, attr) in inner.items()}
     captured = {}
@@ -288,8 +288,8 @@ def sqlite_bytes(path: Path) -> dict:
 
 def export_child(store: Path, out: Path, hold: bool) -> dict:
     """`relabel export` in this (child) process; ``hold`` builds every row first, as before issue 15."""
-    from relabel.rounds import Loop
-    from relabel.store import Store
+    from relabel.loop.rounds import Loop
+    from relabel.loop.store import Store
     start = time.perf_counter()
     loop = Loop(Store(store))
     if hold:
@@ -401,8 +401,8 @@ def pull_child(url: str, key: str, project: int, store: str, mode: str) -> dict:
     """One pull in this (child) process: ``full`` (snapshot, into the store), ``incremental`` (Loop.pull on the
     store a full pull filled), or ``sync_export`` (the export endpoint read whole, the pre-issue-15 way)."""
     from connectors.label_studio import LabelStudioConnector
-    from relabel.rounds import Loop
-    from relabel.store import Store
+    from relabel.loop.rounds import Loop
+    from relabel.loop.store import Store
     connector = LabelStudioConnector(url, key, project, timeout=3600)
     start = time.perf_counter()
     out: dict = {}

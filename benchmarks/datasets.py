@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from relabel.annotations import Annotations
+from relabel.scoring.annotations import Annotations
 
 REPO = Path(__file__).resolve().parents[1]
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")

@@ -1,5 +1,5 @@
 """Reproduce the flagged sets of "Pervasive Label Errors in Test Sets" (Northcutt, Athalye, Mueller, NeurIPS 2021)
-with relabel.confident's primitives, and measure find_label_issues against the human-validated errors.
+with relabel.scoring.confident's primitives, and measure find_label_issues against the human-validated errors.
 
 The paper's rule (see shared/data/README.md): the *uncalibrated* confident joint C gives
 n = int(N * (1 - trace(C) / sum(C))); the n items with the lowest normalized margin are flagged. MNIST took n
@@ -28,7 +28,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from relabel.confident import (  # noqa: E402  (the repo root is put on the path above)
+from relabel.scoring.confident import (  # noqa: E402  (the repo root is put on the path above)
     FILTER_BY,
     compute_confident_joint,
     find_label_issues,
@@ -108,7 +108,7 @@ def main(argv=None) -> None:
     if not data_dir.is_dir():
         parser.error(f"{data_dir} is not a folder; pass --data-dir pointing at shared/data/label_errors.")
 
-    print("Paper's rule with relabel.confident (uncalibrated joint -> n; n lowest normalized margins)")
+    print("Paper's rule with relabel.scoring.confident (uncalibrated joint -> n; n lowest normalized margins)")
     print(f"{'dataset':9s} {'N':>6s} {'K':>4s} {'rule n':>7s} {'flagged':>8s} {'paper':>6s} {'overlap':>8s} "
           f"{'validated':>9s} {'found':>6s}")
     loaded = []

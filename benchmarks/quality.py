@@ -43,11 +43,12 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.datasets import (CIFAR10N_MODELS, CROWD_SETS, SNOW_SETS, default_data_dir, load_cifar10n,  # noqa: E402
                                  load_crowd, load_snow)
-from relabel.active import get_active_learning_scores  # noqa: E402
-from relabel.annotations import Annotations  # noqa: E402
-from relabel.consensus import consensus, crowdlab, get_majority_vote_label  # noqa: E402
-from relabel.error_estimate import expected_errors  # noqa: E402
-from relabel.dawid_skene import dawid_skene  # noqa: E402
+from relabel.scoring.active import get_active_learning_scores  # noqa: E402
+from relabel.scoring.annotations import Annotations  # noqa: E402
+from relabel.scoring.consensus import crowdlab, get_majority_vote_label
+from relabel.scoring.consensus_em import consensus  # noqa: E402
+from relabel.scoring.error_estimate import expected_errors  # noqa: E402
+from relabel.scoring.dawid_skene import dawid_skene  # noqa: E402
 
 MIN_LABELS_FOR_SPEARMAN = 20
 SEEDS = (1, 2, 3)
@@ -341,7 +342,7 @@ def snow_section(data_dir: Path, featurizer: str) -> list[dict]:
     """Snow 2008 RTE with a text model trained (out-of-fold) on the majority vote of the text pairs."""
     import pandas as pd
 
-    from relabel.model import predict_probs
+    from relabel.models.fit import predict_probs
 
     a, gold = load_snow(data_dir, "rte")
     pairs = pd.read_csv(Path(data_dir) / "snow2008" / "rte1.tsv", sep="\t").set_index("id").reindex(a.item_ids)

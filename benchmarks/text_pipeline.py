@@ -19,7 +19,7 @@ Sets (all from ../shared/data, or --data-dir / RELABEL_SHARED_DATA, and the demo
 Rows per set: relabel's default (the search over its TF-IDF grid, calibrated), each single pipeline of the grid
 (C = 10, calibrated the same way), and the plain scikit-learn pipeline (TfidfVectorizer 1-2-grams sublinear
 min_df=2 + LogisticRegression C=1, 5-fold out-of-fold, uncalibrated). Columns: out-of-fold log-loss and ECE on the
-given (training) labels, accuracy against truth, issue precision and recall of relabel.confident.find_label_issues,
+given (training) labels, accuracy against truth, issue precision and recall of relabel.scoring.confident.find_label_issues,
 mean probability of the true class, wall seconds. The machine is shared; timings are indicative.
 """
 from __future__ import annotations
@@ -38,9 +38,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.datasets import label_errors_dir  # noqa: E402
 
-from relabel.calibration import expected_calibration_error, log_loss  # noqa: E402  (repo root on the path)
-from relabel.confident import find_label_issues  # noqa: E402
-from relabel.model import ModelSettings, cross_val_pred_probs, fit_predict_probs  # noqa: E402
+from relabel.scoring.calibration import expected_calibration_error, log_loss  # noqa: E402  (repo root on the path)
+from relabel.scoring.confident import find_label_issues  # noqa: E402
+from relabel.models.fit import ModelSettings, cross_val_pred_probs, fit_predict_probs  # noqa: E402
 
 # Mechanical Turk: 5 workers per item; fewer than this many choosing the given label = validated error.
 VALIDATED_BELOW = 3
@@ -74,8 +74,8 @@ def load_20news(data_dir: Path) -> dict:
 
 
 def load_bbc(seed: int) -> dict:
-    from relabel.annotations import Annotations
-    from relabel.consensus import get_majority_vote_label
+    from relabel.scoring.annotations import Annotations
+    from relabel.scoring.consensus import get_majority_vote_label
     from relabel.demo_data import PROFILES, bbc_news, simulate_annotations
     data = bbc_news(seed=seed)
     rows = simulate_annotations(data.truth, data.classes, seed=seed)
@@ -168,7 +168,7 @@ def embedding_throughput(data_dir: Path, n: int, threads: int, chunk: int) -> No
     (rotating who goes first) so that load from other processes lands on every side alike."""
     import torch
     from sentence_transformers import SentenceTransformer
-    from relabel.featurizers import MemoryEmbeddingCache, featurizer, resolve_model_path
+    from relabel.models.featurizers import MemoryEmbeddingCache, featurizer, resolve_model_path
     torch.set_num_threads(threads)
     texts = [p["text"] for p in _jsonl(data_dir / "texts" / "20news_test_texts.jsonl.gz")[:n]]
     plain = SentenceTransformer(str(resolve_model_path(None)[0]), device="cpu", local_files_only=True)
@@ -220,7 +220,7 @@ def main(argv=None):
     data_dir = args.data_dir or label_errors_dir()
     cache = None
     if args.cache is not None:
-        from relabel.store import Store
+        from relabel.loop.store import Store
         cache = Store(args.cache)
     loaders = {"imdb15": lambda: load_imdb(data_dir, args.imdb_n, 0.15, args.seed),
                "imdb30": lambda: load_imdb(data_dir, args.imdb_n, 0.30, args.seed),

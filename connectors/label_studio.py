@@ -35,11 +35,11 @@ from relabel.config import checked_api_key, label_studio_url
 from relabel.errors import AuthError, ConfigError, ConnectorError, InputError, OutcomeUnknown, preview
 from relabel.redaction import redact, url_without_userinfo
 
-from . import label_studio_pull
-from .http import IDEMPOTENT_METHODS, GaveUp, is_tls_error, retry_summary, retrying_client
-from .label_config import LabelConfig, parse_label_config
-from .records import AnnotationRecord, ProjectInfo, Pull, PushedTask, ReviewAnswer, ReviewRequest
-from .review_config import panel_data, review_label_config
+from connectors import label_studio_pull
+from connectors.http import IDEMPOTENT_METHODS, GaveUp, is_tls_error, retry_summary, retrying_client
+from connectors.label_config import LabelConfig, parse_label_config
+from connectors.records import AnnotationRecord, ProjectInfo, Pull, PushedTask, ReviewAnswer, ReviewRequest
+from connectors.review_config import panel_data, review_label_config
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ MODES = ("project", "in_place")
 PAGE_SIZE = 1000
 # The review project's description carries this marker, so it is found again whatever its title became.
 REVIEW_MARKER = "relabel:review-of-project="
-# The task data field `relabel writeback` fills with an item's final label (see relabel/writeback.py).
+# The task data field `relabel writeback` fills with an item's final label (see relabel/loop/writeback.py).
 FINAL_FIELD = "relabel_final"
 # Task data keys relabel writes start with this; a review task never copies the item's own relabel_* fields.
 OWN_PREFIX = "relabel_"
@@ -640,7 +640,7 @@ class LabelStudioConnector:
     def collect(self, pushed: list[PushedTask]) -> list[ReviewAnswer]:
         """Every answer on the review tasks, as it stands now (``answered_at`` is its ``updated_at``); a skip has
         label None. Whose answer decides, and what an edit or a second answer means, is the caller's
-        business (relabel/decisions.py): the connector reports what is there.
+        business (relabel/loop/decisions.py): the connector reports what is there.
 
         In a review project every annotation is an answer. In place, an answer is an annotation created after
         the round's prediction by someone who had not annotated the task before.

@@ -31,10 +31,10 @@ from typing import IO, TYPE_CHECKING, Iterable, Iterator
 from relabel import progress
 from relabel.errors import ConnectorError, OutcomeUnknown
 
-from .records import AnnotationRecord, Item, Pull
+from connectors.records import AnnotationRecord, Item, Pull
 
 if TYPE_CHECKING:  # the connector imports this module; the type is only for annotations
-    from .label_studio import LabelStudioConnector
+    from connectors.label_studio import LabelStudioConnector
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def pull_batches(connector: "LabelStudioConnector", since: str | None = None, fu
     so far; the last batch's is the next ``since``. A full pull ends with a visibility check: a key that sees
     only its own annotations is refused after the batches (the store writes its cursor only after the last one).
     """
-    from .label_studio import (_normalise_time, _raise_unreadable, _readable_task,  # noqa: PLC0415 (the
+    from connectors.label_studio import (_normalise_time, _raise_unreadable, _readable_task,  # noqa: PLC0415 (the
                                _user_id)                                              # connector imports us)
 
     if since is not None:
@@ -190,7 +190,7 @@ def snapshot_tasks(connector: "LabelStudioConnector", n_tasks: int) -> Iterator[
         file.seek(0)
         head = file.read(200)
         if not head.lstrip().startswith(b"["):   # a list of tasks, whatever the size; anything else is not
-            from .label_studio import _raise_unreadable  # noqa: PLC0415
+            from connectors.label_studio import _raise_unreadable  # noqa: PLC0415
             _raise_unreadable(connector, "the snapshot export", head.decode("utf-8", "replace"))
         file.seek(0)
         try:
@@ -214,7 +214,7 @@ def _download_snapshot(connector: "LabelStudioConnector", file: IO[bytes], timeo
             with connector._raw.stream(path, method="GET", params={"exportType": "JSON"},
                                        request_options=options) as response:
                 if response.status_code >= 400:
-                    from .label_studio import _raise_for_status  # noqa: PLC0415
+                    from connectors.label_studio import _raise_for_status  # noqa: PLC0415
                     response.read()
                     _raise_for_status(connector, response.status_code, response.text, f"GET /{path}", project)
                 for chunk in response.iter_bytes(DOWNLOAD_CHUNK_BYTES):

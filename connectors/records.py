@@ -99,7 +99,7 @@ class PushedTask:
 
 @dataclass(frozen=True)
 class ReviewAnswer:
-    """An answer to a pushed task (by a reviewer or not: relabel/decisions.py tells). ``label`` is None for a
+    """An answer to a pushed task (by a reviewer or not: relabel/loop/decisions.py tells). ``label`` is None for a
     skip; ``answered_at`` is when it was last changed (Label Studio's ``updated_at``)."""
 
     item_id: str
@@ -127,4 +127,4 @@ class Connector(Protocol):
         ...
 
     # Optional: ``review_project_exists(project_id) -> bool`` lets collect notice a review project deleted in
-    # the labelling tool (relabel.rounds.Loop looks it up with getattr).
+    # the labelling tool (relabel.loop.rounds.Loop looks it up with getattr).

@@ -18,8 +18,8 @@ import xml.etree.ElementTree as ET
 
 from relabel.errors import ConfigError
 
-from .label_config import LabelConfig
-from .records import ReviewRequest
+from connectors.label_config import LabelConfig
+from connectors.records import ReviewRequest
 
 # Task data fields the panel shows. They are plain data fields, so the Data Manager can also show and filter them.
 REASON_FIELD = "relabel_reason"

@@ -1,19 +1,19 @@
 """relabel: find and fix label errors in Label Studio projects.
 
-    from relabel import Annotations, crowdlab, find_label_issues
-    from relabel.consensus import consensus        # relabel's default consensus
+    from relabel import Annotations, consensus, crowdlab, find_label_issues
 
-(``consensus`` is not re-exported here: the name belongs to the ``relabel.consensus`` module.)
+The layers live in subpackages (docs/ARCHITECTURE.md draws them); what users import is re-exported here, and
+``relabel.compat.cleanlab`` mirrors cleanlab 2.9's module names for a one-line switch.
 """
-from .active import get_active_learning_scores
-from .annotations import Annotations
-from .confident import find_label_issues, get_label_quality_scores
-from .consensus import ConsensusResult, crowdlab, get_label_quality_multiannotator, get_majority_vote_label
-from .errors import RelabelError
+from relabel.scoring.active import get_active_learning_scores
+from relabel.scoring.annotations import Annotations
+from relabel.scoring.confident import find_label_issues, get_label_quality_scores
+from relabel.about import DISTRIBUTION, __version__
+from relabel.results import ConsensusResult
+from relabel.scoring.consensus_em import consensus
+from relabel.scoring.consensus import crowdlab, get_label_quality_multiannotator, get_majority_vote_label
+from relabel.errors import RelabelError
 
-__version__ = "0.1.0"
-# The name to `pip install` (the import name is `relabel`; "relabel" on PyPI is an unrelated package).
-DISTRIBUTION = "relabel-loop"
-__all__ = ["Annotations", "ConsensusResult", "RelabelError", "crowdlab", "find_label_issues",
+__all__ = ["Annotations", "ConsensusResult", "RelabelError", "consensus", "crowdlab", "find_label_issues",
            "get_active_learning_scores", "get_label_quality_multiannotator", "get_label_quality_scores",
            "get_majority_vote_label", "DISTRIBUTION", "__version__"]

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
-from .errors import ConfigError
+from relabel.errors import ConfigError
 
 
 def _umask() -> int:

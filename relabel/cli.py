@@ -17,15 +17,16 @@ import sys
 
 import click
 
-from . import __version__, progress
-from .error_estimate import format_expected
-from .config import (API_KEY_ENV, DEFAULT_BUDGET, DEFAULT_CONFIG, REVIEW_MODES, URL_ENV, label_studio_url,
+from relabel import progress
+from relabel.about import __version__
+from relabel.scoring.error_estimate import format_expected
+from relabel.config import (API_KEY_ENV, DEFAULT_BUDGET, DEFAULT_CONFIG, REVIEW_MODES, URL_ENV, label_studio_url,
                      load_config, non_empty_string, positive_budget, positive_int)
-from .errors import RelabelError
-from .redaction import redact
-from .report import DEFAULT_TOP
-from .export import EXPORT_FORMATS
-from .rounds import Loop, initialise
+from relabel.errors import RelabelError
+from relabel.redaction import redact
+from relabel.report.page import DEFAULT_TOP
+from relabel.loop.export import EXPORT_FORMATS
+from relabel.loop.rounds import Loop, initialise
 
 # What `relabel log` prints when not told how many events: the latest this many.
 DEFAULT_LOG_LIMIT = 50
@@ -133,7 +134,7 @@ def _non_empty(name: str):
 
 
 def _featurizer(value: str) -> str:
-    from .model import ModelSettings  # heavy: imported only when --featurizer is given
+    from relabel.models.fit import ModelSettings  # heavy: imported only when --featurizer is given
     return ModelSettings.from_dict({"featurizer": non_empty_string("featurizer", value)}).featurizer
 
 
@@ -145,7 +146,7 @@ def _loop(ctx: click.Context, wait: float = 0.0) -> Loop:
     return loop
 
 
-# Every command that changes the store or Label Studio holds the store's writer lock (relabel/lock.py).
+# Every command that changes the store or Label Studio holds the store's writer lock (relabel/loop/lock.py).
 _wait_option = click.option(
     "--wait", "wait", type=click.FloatRange(min=0, max=86400), default=0, show_default=True, metavar="SECONDS",
     help="When another relabel command is writing to the store, wait up to this long for it instead of "
@@ -243,7 +244,7 @@ def init(ctx, url, project, label_tag, text_field, api_key_file, mode, budget, s
     relabel init --example > relabel.toml
     """
     if example:
-        from .config import example_config
+        from relabel.config import example_config
         text = example_config()
         _say(ctx, {"example_config": text}, text.rstrip("\n"))
         return
@@ -295,7 +296,7 @@ _DASK_OPTION = click.option(
 def _on_dask(loop: Loop, address: str | None) -> Loop:
     """Point the loop's sentence-transformers featurizer at a Dask scheduler given on the command line."""
     if address is not None:
-        from .embed_dask import check_scheduler
+        from relabel.models.embed_dask import check_scheduler
         model = loop.model if isinstance(loop.model, dict) else vars(loop.model)
         loop.model = {**model, "dask_scheduler": check_scheduler(address)}
     return loop
@@ -478,7 +479,7 @@ def report(ctx, out, round_number, top, url):
     relabel report --out report.html
     relabel report --round 2 --top 30 --out round2.html
     """
-    from .report import write_report
+    from relabel.report.page import write_report
 
     loop = _loop(ctx)
     config_url = load_config(ctx.obj["config_path"]).label_studio.url
@@ -521,7 +522,7 @@ def log_(ctx, round_number, step, limit):
     relabel log --round 3 --step push
     relabel log --limit 0 --json > events.json
     """
-    from .report_html import when
+    from relabel.report.html import when
 
     events = _loop(ctx).store.events(step)
     if round_number is not None:
@@ -591,7 +592,7 @@ def demo(ctx, root, n_items, budget, rounds, simulate_review, featurizer, keep_r
     """
     import time
 
-    from .demo import run_demo
+    from relabel.demo import run_demo
 
     def wait():
         while True:
@@ -632,7 +633,7 @@ def serve(ctx, host, port, register, unregister, verbose):
     relabel serve --register                 # listen on 127.0.0.1:9090 and connect the project
     relabel serve --unregister               # disconnect it
     """
-    from .service.runner import serve as run_service, setup_logging, unregister_service, with_address
+    from relabel.service.runner import serve as run_service, setup_logging, unregister_service, with_address
 
     if register and unregister:
         raise click.UsageError("--register and --unregister cannot be used together.")

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .errors import AuthError, ConfigError
-from .redaction import redact
+from relabel.errors import AuthError, ConfigError
+from relabel.redaction import redact
 
 DEFAULT_CONFIG = "relabel.toml"
 DEFAULT_STORE = "relabel.db"
@@ -35,7 +35,7 @@ _SECRET_KEYS = {"api_key", "token", "api_token", "access_token", "password", "se
 
 _SECTIONS = {
     "label_studio": {"url", "project", "label_tag", "text_field", "api_key_file", "full_pull_hours"},
-    "model": None,  # validated by relabel.model.ModelSettings.from_dict
+    "model": None,  # validated by relabel.models.fit.ModelSettings.from_dict
     "review": {"mode", "budget", "show_suggestion", "preselect", "reviewers", "min_expected_errors"},
     "store": {"path"},
     "serve": {"host", "port", "url", "username", "password_file", "webhook_secret_file", "trigger",
@@ -163,8 +163,8 @@ class Config:
                              "webhook secret")
 
     def model_settings(self):
-        """The [model] table as relabel.model.ModelSettings (raises ConfigError on unknown keys)."""
-        from .model import ModelSettings  # imported here: the model stack is heavy and only scoring needs it
+        """The [model] table as relabel.models.fit.ModelSettings (raises ConfigError on unknown keys)."""
+        from relabel.models.fit import ModelSettings  # imported here: the model stack is heavy and only scoring needs it
         return ModelSettings.from_dict(dict(self.model))
 
 
@@ -298,8 +298,8 @@ def _serve_secret(variable: str, path: Path | None, setting: str, what: str) -> 
 
 def _check_code_settings(model: dict) -> None:
     """A shared config is data, not code: the settings that name code are checked as soon as the file is read, so
-    a refused name never reaches an import (relabel.classifiers)."""
-    from .classifiers import check_options, classifier_class
+    a refused name never reaches an import (relabel.models.classifiers)."""
+    from relabel.models.classifiers import check_options, classifier_class
     if model.get("classifier") is not None:
         classifier_class(model["classifier"])
     check_options(model.get("classifier_options", {}))

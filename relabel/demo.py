@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Callable
 
 
-from .config import load_config
-from .error_estimate import format_expected
-from .demo_data import PROFILES, bbc_news, simulate_annotations
-from .errors import ConfigError
+from relabel.config import load_config
+from relabel.scoring.error_estimate import format_expected
+from relabel.demo_data import PROFILES, bbc_news, simulate_annotations
+from relabel.errors import ConfigError
 
 DEMO_DIR = ".relabel-demo"
 ADMIN_EMAIL = "admin@relabel.demo"
@@ -92,8 +92,8 @@ def run_demo(root: str | os.PathLike = DEMO_DIR, *, n_items: int = 300, budget: 
     from label_studio_sdk import LabelStudio
     import httpx
 
-    from .rounds import Loop, initialise
-    from .server import private_dir, start_label_studio
+    from relabel.loop.rounds import Loop, initialise
+    from relabel.server import private_dir, start_label_studio
 
     if rounds < 1:
         raise ConfigError(f"The 'rounds' setting must be a positive integer. Got {rounds}.")
@@ -178,7 +178,7 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _create_project(client, server, paths: DemoPaths, n_items: int, password: str) -> dict:
-    from .server import create_user
+    from relabel.server import create_user
 
     data = bbc_news(n_items)
     rows = simulate_annotations(data.truth, data.classes)
@@ -209,7 +209,7 @@ def _measure(loop, truth: dict[str, str]) -> dict:
     wrong = sum(r["final_label"] != truth[str(r["item_id"])] for r in labelled)
     status = loop.status()["rounds"][-1]
     # The baseline a team without relabel has: the plain majority vote (ties to the first class).
-    from .consensus import get_majority_vote_label
+    from relabel.scoring.consensus import get_majority_vote_label
     table = loop.store.annotations_table()
     majority = get_majority_vote_label(table)
     majority_wrong = sum(table.classes[k] != truth[str(i)] for i, k in zip(table.item_ids, majority))
@@ -248,9 +248,9 @@ def _answer_reviews(client, state: dict, truth: dict, loop, round: int | None = 
 def _run_served(client, server, state: dict, truth: dict, paths: DemoPaths, rounds: int, echo,
                 wait: Callable[[], None] | None) -> list[dict]:
     """`relabel demo --serve`: the service runs the rounds; the demo only plays the reviewer."""
-    from .rounds import Loop
-    from .server import free_port
-    from .service.runner import ServiceThread, setup_logging, unregister_service
+    from relabel.loop.rounds import Loop
+    from relabel.server import free_port
+    from relabel.service.runner import ServiceThread, setup_logging, unregister_service
 
     config = _configure_service(paths, free_port())
     setup_logging()     # the service's own log lines on stderr: each round it starts, and why
@@ -315,8 +315,8 @@ _ROUND_WAIT_SECONDS = 600.0
 
 def _wait_for_round(service, config, number: int) -> int | None:
     """Wait until the service pushed round ``number``; its review tasks, or None when it stopped the loop."""
-    from .errors import ConnectorError
-    from .store import Store
+    from relabel.errors import ConnectorError
+    from relabel.loop.store import Store
 
     deadline = time.monotonic() + _ROUND_WAIT_SECONDS
     while time.monotonic() < deadline:
@@ -349,7 +349,7 @@ def _print_round(echo, loop, summary, measured: dict, show_details: bool) -> Non
     if summary.stop_reason:
         echo(f"  nothing pushed: {summary.stop_reason}")
     elif push is not None:
-        # the stop signal's estimate for the batch (relabel/stop_signal.py), and what it learned it from
+        # the stop signal's estimate for the batch (relabel/scoring/stop_signal.py), and what it learned it from
         row = loop.store.latest_round() or {}
         among = format_expected(row.get("batch_expected"), row.get("batch_low"), row.get("batch_high"))
         echo(f"  sent {push.total} items to review ({push.new} new, mode {push.mode}); "
@@ -371,7 +371,7 @@ def _print_round(echo, loop, summary, measured: dict, show_details: bool) -> Non
 
 
 def _trend_table(figures: list[dict], config, truth: dict[str, str]) -> str:
-    from .store import Store
+    from relabel.loop.store import Store
 
     with Store(config.store_path) as store:
         precision = _queue_precision(store, truth)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError
+from relabel.errors import ConfigError
 
 BBC_CLASSES = ("business", "entertainment", "politics", "sports", "tech")   # the folder names in the wheel
 

@@ -57,7 +57,7 @@ class StoreError(RelabelError):
 
 
 class StoreLocked(StoreError):
-    """Another relabel command holds the store's writer lock (see relabel/lock.py)."""
+    """Another relabel command holds the store's writer lock (see relabel/loop/lock.py)."""
 
 
 def preview(values, limit: int = 5) -> str:

@@ -10,7 +10,13 @@ methods put the names on them. pandas is imported only when a frame is asked for
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from relabel.scoring.annotations import Annotations
 
 
 class NamedResult:
@@ -76,3 +82,46 @@ class NamedResult:
 def _plain(value):
     """A numpy scalar as the Python value it holds (ids and stats print and compare like the caller's)."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+@dataclass(frozen=True, eq=False)
+class ConsensusResult(NamedResult):
+    """Everything CROWDLAB computes, as numpy arrays aligned with an :class:`Annotations` table.
+
+    Per item (``annotations.item_ids`` order): ``consensus_label``, ``consensus_quality_score``,
+    ``annotator_agreement`` (fraction of the item's annotators who gave the consensus), ``num_annotations``
+    and ``posterior`` (items x classes, rows sum to 1).
+    Per annotation (the row order of ``annotations``): ``annotation_quality``, the quality score of that label
+    under its item's posterior (cleanlab's ``detailed_label_quality``).
+    Per annotator (``annotations.annotator_ids`` order): ``annotator_quality``, ``agreement_with_consensus``,
+    ``worst_class``, ``num_examples_labeled`` and ``annotator_weight``; ``model_weight`` is a float.
+    With ``quality_method="agreement"`` there are no weights: ``annotator_weight`` and ``model_weight`` are NaN.
+    An annotator id with no annotations in a long-format table gets NaN statistics, ``worst_class`` -1 and 0
+    examples. ``temperature`` is the temperature applied to ``pred_probs`` (1.0 unless ``calibrate_probs``).
+    ``item_ids``, ``annotator_ids`` and ``classes`` name those positions: ``to_frame()``, ``annotator_frame()``
+    and ``annotator_stats()`` (relabel.results) give the results keyed by item id and annotator id, with
+    class names.
+    """
+
+    consensus_label: np.ndarray
+    consensus_quality_score: np.ndarray
+    annotator_agreement: np.ndarray
+    num_annotations: np.ndarray
+    posterior: np.ndarray
+    annotation_quality: np.ndarray
+    annotator_quality: np.ndarray
+    agreement_with_consensus: np.ndarray
+    worst_class: np.ndarray
+    num_examples_labeled: np.ndarray
+    annotator_weight: np.ndarray
+    model_weight: float
+    temperature: float = 1.0
+    item_ids: np.ndarray | None = None
+    annotator_ids: np.ndarray | None = None
+    classes: tuple | None = None
+
+
+def with_names(result: ConsensusResult, annotations: Annotations) -> ConsensusResult:
+    """The result with the item ids, annotator ids and classes of ``annotations`` attached."""
+    return replace(result, item_ids=np.asarray(annotations.item_ids),
+                   annotator_ids=np.asarray(annotations.annotator_ids), classes=tuple(annotations.classes))

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from . import DISTRIBUTION
-from .errors import ConfigError, ConnectorError
+from relabel.about import DISTRIBUTION
+from relabel.errors import ConfigError, ConnectorError
 
 # How often to poll /health while the server boots, and how long one poll may take.
 _HEALTH_POLL_SECONDS = 0.5

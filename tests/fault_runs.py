@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-_PRELOAD = ["relabel.cli", "relabel.rounds", "relabel.model", "relabel.featurizers", "relabel.report",
+_PRELOAD = ["relabel.cli", "relabel.loop.rounds", "relabel.models.fit", "relabel.models.featurizers", "relabel.report.page",
             "connectors.label_studio", "sklearn.linear_model", "sklearn.model_selection",
             "sklearn.feature_extraction.text", "fault_runs"]
 _context = None

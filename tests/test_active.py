@@ -1,12 +1,12 @@
-"""relabel.active: ActiveLab scores by hand, against CROWDLAB's own outputs, and bad input."""
+"""relabel.scoring.active: ActiveLab scores by hand, against CROWDLAB's own outputs, and bad input."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from relabel.active import get_active_learning_scores
-from relabel.annotations import Annotations
-from relabel.consensus import crowdlab, temperature_scale
+from relabel.scoring.active import get_active_learning_scores
+from relabel.scoring.annotations import Annotations
+from relabel.scoring.consensus import crowdlab, temperature_scale
 from relabel.errors import AnnotationError, PredProbsError, RelabelError
 
 from multiannotator_cases import random_case

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from relabel import Annotations
-from relabel.agreement import annotator_confusion, krippendorff_alpha, pairwise_agreement
+from relabel.scoring.agreement import annotator_confusion, krippendorff_alpha, pairwise_agreement
 from relabel.errors import AnnotationError
 
 

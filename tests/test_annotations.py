@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from relabel.annotations import Annotations
+from relabel.scoring.annotations import Annotations
 from relabel.errors import LabelError, AnnotationError
 
 

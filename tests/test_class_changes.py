@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from label_studio_helpers import CLASSES, annotation, choices_config, import_tasks, make_members, make_text
 from relabel.cli import cli
 from relabel.config import API_KEY_ENV
-from relabel.store import Store
+from relabel.loop.store import Store
 from test_rounds import FakeLabelStudio, make_loop
 
 NEW_CLASSES = ("tech", "business", "politics", "sport")   # reordered, and 'business' is new

@@ -13,7 +13,7 @@ from connectors.records import AnnotationRecord
 from relabel.cli import cli
 from relabel.config import API_KEY_ENV
 from relabel.errors import AuthError, ConnectorError
-from relabel.store import Store
+from relabel.loop.store import Store
 from test_rounds import ANNOTATORS, FakeLabelStudio
 
 

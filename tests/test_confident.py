@@ -1,4 +1,4 @@
-"""Unit tests, bad input and Hypothesis properties for relabel.confident (parity with cleanlab is in
+"""Unit tests, bad input and Hypothesis properties for relabel.scoring.confident (parity with cleanlab is in
 test_confident_parity.py)."""
 import warnings
 
@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from relabel import confident as cl
+from relabel.scoring import confident as cl
 from relabel.errors import ConfigError, InputError, LabelError, PredProbsError
 
 # A hand-checkable toy set. Thresholds t = (mean p0 over rows 0,1,5; mean p1 over rows 2,3; p2 of row 4)
@@ -345,8 +345,8 @@ def test_cleanlab_drop_in_arguments_are_accepted():
     """cleanlab callers pass n_jobs, verbose and a scalar num_to_remove_per_class (issue 10)."""
     import cleanlab.filter
 
-    from relabel.confident import find_label_issues as ours
-    from relabel.consensus import get_majority_vote_label
+    from relabel.scoring.confident import find_label_issues as ours
+    from relabel.scoring.consensus import get_majority_vote_label
     rng = np.random.default_rng(3)
     p = rng.dirichlet(np.ones(3), 300)
     y = np.where(rng.random(300) < 0.8, p.argmax(axis=1), rng.integers(0, 3, 300))
@@ -361,7 +361,7 @@ def test_cleanlab_drop_in_arguments_are_accepted():
 
 def test_pred_probs_tolerances_agree_and_the_error_names_the_value():
     from relabel.errors import PredProbsError
-    from relabel.validation import check_pred_probs
+    from relabel.scoring.validation import check_pred_probs
     p = np.array([[1.00001, 0.0], [0.5, 0.5]], dtype=np.float32)     # a float32 softmax's rounding
     check_pred_probs(p)
     with pytest.raises(PredProbsError, match=r"-0\.2 in row 1"):

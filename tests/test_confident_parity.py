@@ -1,4 +1,4 @@
-"""relabel.confident against cleanlab 2.9.0 on many seeded inputs.
+"""relabel.scoring.confident against cleanlab 2.9.0 on many seeded inputs.
 
 Floats must agree within 1e-9, integers and masks exactly. The oracle is cleanlab with numpy's argsort made
 stable (deliberate difference 3: cleanlab's default argsort orders exactly equal keys differently on different
@@ -15,7 +15,7 @@ cleanlab_count = pytest.importorskip("cleanlab.count")
 import cleanlab.filter as cleanlab_filter  # noqa: E402
 import cleanlab.rank as cleanlab_rank  # noqa: E402
 
-from relabel import confident as cl  # noqa: E402
+from relabel.scoring import confident as cl  # noqa: E402
 from relabel.errors import InputError  # noqa: E402
 
 SEEDS = range(36)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from relabel.classifiers import ALLOWED_CLASSIFIERS, classifier_class
+from relabel.models.classifiers import ALLOWED_CLASSIFIERS, classifier_class
 from relabel.errors import ConfigError
-from relabel.model import ModelSettings, make_classifier
+from relabel.models.fit import ModelSettings, make_classifier
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,7 +102,7 @@ def test_classifier_options_must_be_plain_data():
 
 def test_model_package_names_are_located_not_imported(tmp_path, monkeypatch):
     """'model' names an installed package; relabel finds its folder without running its __init__."""
-    from relabel.featurizers import resolve_model_path
+    from relabel.models.featurizers import resolve_model_path
     package = tmp_path / "relabel_fake_model_pkg"
     (package / "model").mkdir(parents=True)
     marker = tmp_path / "pwned"

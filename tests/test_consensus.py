@@ -1,4 +1,4 @@
-"""relabel.consensus: a hand-checked toy set, behaviour of the sparse entry point, and bad input."""
+"""relabel.scoring.consensus: a hand-checked toy set, behaviour of the sparse entry point, and bad input."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,18 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from relabel.active import get_active_learning_scores
-from relabel.annotations import Annotations
-from relabel.consensus import (
+from relabel.scoring.active import get_active_learning_scores
+from relabel.scoring.annotations import Annotations
+from relabel.scoring.consensus import (
     CLIP_FLOOR,
     TEMPERATURE_GRID,
-    ConsensusResult,
     crowdlab,
     find_best_temperature,
     get_label_quality_multiannotator,
     get_majority_vote_label,
     temperature_scale,
 )
+from relabel.results import ConsensusResult
 from relabel.errors import AnnotationError, ConfigError, LabelError, PredProbsError, RelabelError
 
 NAN = np.nan

@@ -1,10 +1,10 @@
-"""relabel's default consensus (relabel.consensus.consensus): the contract every consensus result keeps."""
+"""relabel's default consensus (relabel.scoring.consensus.consensus): the contract every consensus result keeps."""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from relabel.annotations import Annotations
-from relabel.consensus import ConsensusResult, consensus, crowdlab
+from relabel.scoring.annotations import Annotations
+from relabel import ConsensusResult, consensus, crowdlab
 from relabel.errors import AnnotationError, ConfigError, PredProbsError
 
 
@@ -51,7 +51,7 @@ def test_contract(method, seed):
 
 
 def test_default_quality_is_the_calibrated_posterior_of_the_em_label():
-    from relabel.fitted_em import fitted_dawid_skene
+    from relabel.scoring.fitted_em import fitted_dawid_skene
 
     a, p, _ = _dataset(7)
     r = consensus(a, p, allow_overrides="always")
@@ -147,8 +147,8 @@ def _correlated(seed, n_items=600, k=3, n_annotators=8, per_item=5, hard_share=0
 
 
 def test_correlated_errors_are_discounted_by_the_held_out_fit():
-    from relabel.error_estimate import expected_errors
-    from relabel.fitted_em import fitted_dawid_skene
+    from relabel.scoring.error_estimate import expected_errors
+    from relabel.scoring.fitted_em import fitted_dawid_skene
 
     a, truth = _correlated(0)
     em = fitted_dawid_skene(a)
@@ -164,15 +164,15 @@ def test_correlated_errors_are_discounted_by_the_held_out_fit():
 
 
 def test_independent_annotators_keep_their_evidence():
-    from relabel.fitted_em import fitted_dawid_skene
+    from relabel.scoring.fitted_em import fitted_dawid_skene
 
     a, _, _ = _dataset(3, n_items=400, per_item=(3, 4))
     assert fitted_dawid_skene(a).quality_discount > 0.8
 
 
 def test_annotation_only_labels_come_from_the_em_and_the_quality_from_the_calibrated_posterior():
-    from relabel.consensus_em import _restrict_to_given
-    from relabel.fitted_em import fitted_dawid_skene
+    from relabel.scoring.consensus_em import _restrict_to_given
+    from relabel.scoring.fitted_em import fitted_dawid_skene
 
     a, truth = _correlated(1)
     em = fitted_dawid_skene(a)
@@ -184,7 +184,7 @@ def test_annotation_only_labels_come_from_the_em_and_the_quality_from_the_calibr
 
 
 def test_pooling_strength_is_the_held_out_optimum():
-    from relabel.fitted_em import _HeldOut, _Long, fitted_dawid_skene
+    from relabel.scoring.fitted_em import _HeldOut, _Long, fitted_dawid_skene
 
     # annotators of accuracies 0.5-0.95: neither "each alone" nor "all alike", so the optimum is inside the bounds
     a, _, _ = _dataset(3, n_items=400, per_item=(3, 5), n_annotators=12)
@@ -198,7 +198,7 @@ def test_pooling_strength_is_the_held_out_optimum():
 
 
 def test_with_a_model_the_quality_posterior_is_refitted_on_held_out_annotations():
-    from relabel.fitted_em import fitted_dawid_skene
+    from relabel.scoring.fitted_em import fitted_dawid_skene
 
     a, truth = _correlated(0, per_item=3)
     rng = np.random.default_rng(0)

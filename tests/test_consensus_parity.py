@@ -1,4 +1,4 @@
-"""Parity of relabel.consensus / relabel.active with cleanlab 2.9.0 on many seeded random inputs.
+"""Parity of relabel.scoring.consensus / relabel.scoring.active with cleanlab 2.9.0 on many seeded random inputs.
 
 Floats must agree to 1e-9 and integers exactly. Where the two may legitimately differ (ALGORITHMS.md, "deliberate
 differences"), the oracle is cleanlab adjusted to the documented behaviour, never our own output:
@@ -20,9 +20,9 @@ import pandas as pd
 import pytest
 
 import cleanlab.multiannotator as cl
-from relabel.active import get_active_learning_scores
-from relabel.annotations import Annotations
-from relabel.consensus import crowdlab, get_label_quality_multiannotator, get_majority_vote_label
+from relabel.scoring.active import get_active_learning_scores
+from relabel.scoring.annotations import Annotations
+from relabel.scoring.consensus import crowdlab, get_label_quality_multiannotator, get_majority_vote_label
 
 from multiannotator_cases import cleanlab_with_correct_vote_counts, quiet, random_case
 

@@ -5,9 +5,9 @@ import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from relabel.active import get_active_learning_scores
-from relabel.annotations import Annotations
-from relabel.consensus import crowdlab
+from relabel.scoring.active import get_active_learning_scores
+from relabel.scoring.annotations import Annotations
+from relabel.scoring.consensus import crowdlab
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CLOSE = dict(rtol=1e-10, atol=1e-12)

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from relabel.annotations import Annotations
-from relabel.dawid_skene import dawid_skene
+from relabel.scoring.annotations import Annotations
+from relabel.scoring.dawid_skene import dawid_skene
 from relabel.errors import ConfigError
 
 from data_paths import shared_data_dir
@@ -69,7 +69,7 @@ def _model(truth, k, accuracy, seed):
 
 
 def test_fitted_em_uses_model_and_annotators():
-    from relabel.fitted_em import fitted_dawid_skene
+    from relabel.scoring.fitted_em import fitted_dawid_skene
     a, truth = _planted(3)
     p = _model(truth, 3, 0.8, 3)
     result = fitted_dawid_skene(a, p)
@@ -82,7 +82,7 @@ def test_fitted_em_uses_model_and_annotators():
 
 
 def test_fitted_em_clamps_reviewed_items():
-    from relabel.fitted_em import fitted_dawid_skene
+    from relabel.scoring.fitted_em import fitted_dawid_skene
     a, truth = _planted(4)
     known = np.full(a.n_items, -1)
     known[:10] = (truth[:10] + 1) % 3          # reviewers overrule everyone on ten items
@@ -92,7 +92,7 @@ def test_fitted_em_clamps_reviewed_items():
 
 def test_fitted_em_learns_an_imbalanced_class_prior():
     """Truth 88% / 12%, three noisy labels per item: a flat prior never re-estimated inflates the rare class."""
-    from relabel.fitted_em import fitted_dawid_skene
+    from relabel.scoring.fitted_em import fitted_dawid_skene
     rng = np.random.default_rng(5)
     n = 3000
     truth = (rng.random(n) < 0.12).astype(int)
@@ -108,7 +108,7 @@ def test_fitted_em_learns_an_imbalanced_class_prior():
 
 def test_float32_matches_float64():
     """The bounded-memory float32 EM gives the float64 result (issue 15: accuracy equal to 1e-3)."""
-    from relabel.fitted_em import fitted_dawid_skene
+    from relabel.scoring.fitted_em import fitted_dawid_skene
     a, truth = _planted(6, n_items=2000)
     p = _model(truth, 3, 0.8, 6)
     r32 = fitted_dawid_skene(a, p, dtype=np.float32)
@@ -121,7 +121,7 @@ def test_float32_matches_float64():
 
 def test_pool_strength_follows_how_alike_annotators_are():
     """Empirical Bayes: identical annotators pool strongly; a spammer among good annotators pools weakly."""
-    from relabel.fitted_em import fitted_dawid_skene
+    from relabel.scoring.fitted_em import fitted_dawid_skene
     rng = np.random.default_rng(7)
     n, k = 1500, 3
     truth = rng.integers(0, k, n)

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from relabel.embed_dask import dask_client, embed_on_dask
+from relabel.models.embed_dask import dask_client, embed_on_dask
 from relabel.errors import ConfigError
-from relabel.featurizers import MemoryEmbeddingCache, featurizer, text_hash
-from relabel.model import ModelSettings
+from relabel.models.featurizers import MemoryEmbeddingCache, encode_on_worker, featurizer, text_hash
+from relabel.models.fit import ModelSettings
 from tiny_sentence_model import WORDS, build_tiny_model
 
 
@@ -45,7 +45,7 @@ def test_dask_vectors_equal_the_local_path_and_land_in_the_cache_as_chunks_finis
         cache.save_embeddings(on_dask.model_id, hashes, vectors)
 
     hashes = [text_hash(t) for t in texts]
-    vectors = embed_on_dask(spec, on_dask.model_id, texts, hashes, cluster, on_chunk=save, chunk=40)
+    vectors = embed_on_dask(spec, on_dask.model_id, texts, hashes, cluster, encode=encode_on_worker, on_chunk=save, chunk=40)
     assert vectors.shape == local.shape
     assert _cosine(vectors, local).min() >= 0.9999
     assert sorted(saved) == [30, 40, 40, 40] and len(cache) == len(set(hashes))
@@ -69,7 +69,7 @@ def test_an_interrupted_dask_run_resumes_from_the_cache(tiny_model, cluster):
         raise KeyboardInterrupt   # the run is stopped right after its first chunk was saved
 
     with pytest.raises(KeyboardInterrupt):
-        embed_on_dask(spec, f.model_id, texts, hashes, cluster, on_chunk=save_then_die, chunk=25)
+        embed_on_dask(spec, f.model_id, texts, hashes, cluster, encode=encode_on_worker, on_chunk=save_then_die, chunk=25)
     assert len(cache) == 25
     full = f.transform(texts)
     assert f.last_embedded == len(set(hashes)) - 25
@@ -94,7 +94,7 @@ def test_a_worker_with_another_model_is_refused(tiny_model, tmp_path, cluster):
     spec = {"model": str(other), "batch_size": 8, "device": None, "threads": None, "normalize": True,
             "max_seq_length": None}
     with pytest.raises(ConfigError, match="A Dask worker embeds with model .*install the same model on every"):
-        embed_on_dask(spec, mine.model_id, ["cat sat"], [text_hash("cat sat")], cluster)
+        embed_on_dask(spec, mine.model_id, ["cat sat"], [text_hash("cat sat")], cluster, encode=encode_on_worker)
 
 
 def test_bad_dask_settings_are_named():
@@ -113,9 +113,9 @@ def test_an_unreachable_scheduler_is_one_clear_error():
 def test_the_scoring_path_embeds_where_the_dask_settings_say(tiny_model, monkeypatch):
     """The round's model (FeatureBlocks, behind fit_predict_probs) honours ``dask_scheduler``: an unreachable
     scheduler is its error, not a silent local run."""
-    import relabel.embed_dask
-    from relabel.pipelines import FeatureBlocks
-    monkeypatch.setattr(relabel.embed_dask, "CONNECT_TIMEOUT", 2)
+    import relabel.models.embed_dask
+    from relabel.models.pipelines import FeatureBlocks
+    monkeypatch.setattr(relabel.models.embed_dask, "CONNECT_TIMEOUT", 2)
     settings = ModelSettings(featurizer="sentence-transformers", model=str(tiny_model),
                              dask_scheduler="tcp://127.0.0.1:9")
     texts = _texts(5, seed=3)

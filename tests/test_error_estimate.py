@@ -1,8 +1,8 @@
-"""relabel.error_estimate: the expected count of wrong labels, its interval, and recalibration from reviewers."""
+"""relabel.scoring.error_estimate: the expected count of wrong labels, its interval, and recalibration from reviewers."""
 import numpy as np
 import pytest
 
-from relabel.error_estimate import expected_errors, fit_recalibration, format_expected, recalibrate
+from relabel.scoring.error_estimate import expected_errors, fit_recalibration, format_expected, recalibrate
 
 
 def test_interval_covers_the_simulated_count_about_90_percent_of_the_time():

@@ -31,7 +31,7 @@ from fault_runs import Run
 from label_studio_helpers import answer_task, build_acceptance_project
 from relabel.cli import cli
 from relabel.config import API_KEY_ENV
-from relabel.store import Store
+from relabel.loop.store import Store
 
 pytestmark = [pytest.mark.integration]
 BUDGET = 5

@@ -10,10 +10,10 @@ import pytest
 import scipy.sparse as sp
 
 from relabel.errors import ConfigError, InputError
-from relabel.featurizers import (MemoryEmbeddingCache, ModelWarning, SentenceTransformerFeaturizer, check_texts,
+from relabel.models.featurizers import (MemoryEmbeddingCache, ModelWarning, SentenceTransformerFeaturizer, check_texts,
                                  model_fingerprint, resolve_model_path)
-from relabel.model import featurizer, text_hash
-from relabel.vector_files import read_keyed_vectors
+from relabel.models.fit import featurizer, text_hash
+from relabel.models.vector_files import read_keyed_vectors
 from tiny_sentence_model import build_tiny_model
 
 

@@ -1,10 +1,10 @@
-"""The chunked hashed TF-IDF (relabel.hashed_tfidf) equals scikit-learn's one-shot HashingVectorizer + TfidfTransformer."""
+"""The chunked hashed TF-IDF (relabel.models.hashed_tfidf) equals scikit-learn's one-shot HashingVectorizer + TfidfTransformer."""
 import numpy as np
 import pytest
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 
-from relabel import pipelines
-from relabel.hashed_tfidf import hashed_word_tfidf
+from relabel.models import pipelines
+from relabel.models.hashed_tfidf import hashed_word_tfidf
 
 
 def _texts(n, seed=0):

@@ -1,4 +1,4 @@
-"""The paper's flagged sets ("Pervasive Label Errors in Test Sets", NeurIPS 2021) reproduced with relabel.confident
+"""The paper's flagged sets ("Pervasive Label Errors in Test Sets", NeurIPS 2021) reproduced with relabel.scoring.confident
 on the real published pred_probs (reads ../shared/data/label_errors; fails, not skips, when it is missing)."""
 import importlib.util
 import sys

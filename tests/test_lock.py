@@ -1,4 +1,4 @@
-"""The store's writer lock (relabel/lock.py) against real SQLite files and real processes."""
+"""The store's writer lock (relabel/loop/lock.py) against real SQLite files and real processes."""
 from __future__ import annotations
 
 import os
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from relabel import lock as lock_module
+from relabel.loop import lock as lock_module
 from relabel.errors import StoreLocked
-from relabel.lock import current_owner, writer_lock
-from relabel.store import Store
+from relabel.loop.lock import current_owner, writer_lock
+from relabel.loop.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +25,7 @@ def _holder(db: Path, command: str = "round", round_number: int = 12) -> subproc
     """A separate process that takes the lock, says so on stdout, and then sleeps until killed."""
     code = textwrap.dedent(f"""
         import sys, time
-        from relabel.lock import writer_lock
+        from relabel.loop.lock import writer_lock
         with writer_lock({str(db)!r}, {command!r}) as lock:
             lock.set_round({round_number})
             print("held", flush=True)

@@ -19,7 +19,7 @@ from label_studio_helpers import (CLASSES, answer_task, build_acceptance_project
 from relabel.cli import cli
 from relabel.config import API_KEY_ENV
 from relabel.server import free_port
-from relabel.store import Store
+from relabel.loop.store import Store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]

@@ -9,9 +9,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 
 from relabel.errors import ConfigError, InputError, LabelError, PredProbsError
-from relabel.model import (PROBABILITY_FLOOR, MemoryEmbeddingCache, ModelSettings, ModelWarning, check_in_sample,
+from relabel.models.fit import (PROBABILITY_FLOOR, MemoryEmbeddingCache, ModelSettings, ModelWarning, check_in_sample,
                            cross_val_pred_probs, make_classifier, predict_probs, texts_for_items)
-from relabel.model import _stratified_folds
+from relabel.models.estimators import stratified_folds as _stratified_folds
 from tiny_sentence_model import build_tiny_model
 
 
@@ -254,9 +254,9 @@ def floored(p):
 def test_predict_probs_labelled_rows_are_cross_validated_unlabelled_rows_full_fit():
     """A pinned pipeline, recomputed by hand: out-of-fold rows with a cross-fitted temperature for labelled
     items, the full fit with the temperature of all out-of-fold rows for unlabelled ones."""
-    from relabel.calibration import apply_temperature, cross_fitted_temperature, fit_temperature
-    from relabel.model_selection import stratified_folds
-    from relabel.pipelines import LBFGS_TOL, word_features
+    from relabel.scoring.calibration import apply_temperature, cross_fitted_temperature, fit_temperature
+    from relabel.models.search import stratified_folds
+    from relabel.models.pipelines import LBFGS_TOL, word_features
     ids, texts, labels = toy_project()
     labels = labels.copy()
     labels[[0, 17]] = -1
@@ -361,7 +361,7 @@ def tiny_model(tmp_path_factory):
 
 
 def test_predict_probs_with_sentence_transformers_and_the_real_store(tiny_model, tmp_path):
-    from relabel.store import Store
+    from relabel.loop.store import Store
     ids, texts, labels = toy_project()
     settings = {"featurizer": "sentence-transformers", "model": str(tiny_model), "n_folds": 3, "threads": 1}
     store = Store(tmp_path / "relabel.db")

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from relabel.calibration import (apply_temperature, cross_fitted_temperature, expected_calibration_error,
+from relabel.scoring.calibration import (apply_temperature, cross_fitted_temperature, expected_calibration_error,
                                  fit_temperature, log_loss)
-from relabel.model import ModelSettings, fit_predict_probs
-from relabel.pipelines import PipelineSpec
+from relabel.models.fit import ModelSettings, fit_predict_probs
+from relabel.models.pipelines import PipelineSpec
 from test_model import toy_project
 
 
@@ -65,7 +65,7 @@ def test_time_budget_stops_the_search_after_every_family_and_says_so():
 
 
 def test_a_big_project_searches_on_a_sample_and_decides_among_finalists_on_every_item(monkeypatch):
-    import relabel.model_selection as selection
+    import relabel.models.search as selection
     monkeypatch.setattr(selection, "SEARCH_ROWS", 30)
     ids, texts, labels = toy_project()
     report = fit_predict_probs(ids, texts, labels, 2, ModelSettings(n_folds=3)).report
@@ -75,7 +75,7 @@ def test_a_big_project_searches_on_a_sample_and_decides_among_finalists_on_every
 
 
 def test_projected_full_cost_scales_with_training_rows():
-    from relabel.model_selection import _full_cost
+    from relabel.models.search import _full_cost
     # 5 folds on 1M items train on 4M rows in all; 3 folds on a 3,000 sample train on 6,000: 666.7x the time.
     assert _full_cost(1.0, 1_000_000, 3_000, 5) == pytest.approx(4_000_000 / 6_000)
     assert _full_cost(2.0, 3_000, 3_000, 3) == pytest.approx(2.0)
@@ -83,7 +83,7 @@ def test_projected_full_cost_scales_with_training_rows():
 
 @pytest.mark.parametrize("projected, expected", [(0.0, 2), (1e9, 1)])
 def test_the_runner_up_is_scored_on_every_item_only_when_it_fits_the_budget(monkeypatch, projected, expected):
-    import relabel.model_selection as selection
+    import relabel.models.search as selection
     monkeypatch.setattr(selection, "SEARCH_ROWS", 30)
     monkeypatch.setattr(selection, "_full_cost", lambda *args: projected)
     asked = []
@@ -124,7 +124,7 @@ def test_pipeline_spec_describes_itself():
 
 
 def test_a_round_stores_prints_and_reports_its_model(tmp_path):
-    from relabel.report import render_report
+    from relabel.report.page import render_report
     from test_rounds import FakeLabelStudio, make_loop
     loop = make_loop(tmp_path, FakeLabelStudio())
     loop.pull()
@@ -137,8 +137,8 @@ def test_a_round_stores_prints_and_reports_its_model(tmp_path):
 
 
 def test_weighting_uncertain_items_runs_through_a_round(tmp_path):
-    from relabel.rounds import Loop
-    from relabel.store import Store
+    from relabel.loop.rounds import Loop
+    from relabel.loop.store import Store
     from test_rounds import FakeLabelStudio
     loop = Loop(Store(tmp_path / "w.db"), FakeLabelStudio(), model={"featurizer": "tfidf", "weight_uncertain": True})
     loop.pull()
@@ -153,7 +153,7 @@ def onnx_cache(tmp_path, monkeypatch):
 
 
 def test_onnx_int8_path_matches_the_float_model_and_caches_its_export(tiny_model, onnx_cache):
-    from relabel.model import featurizer
+    from relabel.models.fit import featurizer
     texts = ["the cat sat on the mat", "stocks fell and the market price rose", "a dog barked", "the bank shares"]
     exact = featurizer("sentence-transformers", model=str(tiny_model)).transform(texts)
     fast = featurizer("sentence-transformers", model=str(tiny_model), backend="onnx-int8")
@@ -180,7 +180,7 @@ def test_folds_without_copies_give_the_same_fit(monkeypatch):
     """Above HASHING_ABOVE rows a held-out fold weighs 0 instead of being cut out (no copy of X): for an exact
     solver the out-of-fold rows are the same."""
     from sklearn.linear_model import LogisticRegression
-    from relabel import pipelines
+    from relabel.models import pipelines
     from test_model import blobs
     X, y = blobs(n_per_class=30, spread=1.5)
     folds = np.arange(y.size) % 3
@@ -195,7 +195,7 @@ def test_folds_without_copies_give_the_same_fit(monkeypatch):
 
 
 def test_big_projects_hash_single_words_with_bounded_columns(monkeypatch):
-    from relabel import pipelines
+    from relabel.models import pipelines
     monkeypatch.setattr(pipelines, "HASHING_ABOVE", 5)
     texts = ["the cat sat", "the dog ran", "stocks fell", "markets rose", "the cat ran", "one dog sat"]
     X = pipelines.word_features(texts)

@@ -30,7 +30,7 @@ GUARDED_EMBED = textwrap.dedent("""
     # The hard case: the Hugging Face stack is imported before relabel could set HF_HUB_OFFLINE, so only
     # relabel's loading by local path with local_files_only keeps it off the network.
     import sentence_transformers, huggingface_hub
-    from relabel.model import featurizer
+    from relabel.models.fit import featurizer
     f = featurizer("sentence-transformers", threads=1)
     X = f.transform(["A man is playing a guitar.", "Someone plays an instrument.",
                      "The stock market fell sharply today."], ["a", "b", "c"])
@@ -61,7 +61,7 @@ def test_packaged_minilm_loads_and_embeds_without_opening_a_socket():
 
 @pytest.mark.slow
 def test_packaged_minilm_puts_related_sentences_closer_than_unrelated():
-    from relabel.model import featurizer
+    from relabel.models.fit import featurizer
     X = featurizer("sentence-transformers", threads=1).transform([
         "A man is playing a guitar.", "Someone plays an instrument.",
         "The stock market fell sharply today.", "Share prices dropped on Wall Street."])

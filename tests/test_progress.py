@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from relabel import progress
 from relabel.cli import cli
-from relabel.model import cross_val_pred_probs
+from relabel.models.fit import cross_val_pred_probs
 
 
 class Terminal(io.StringIO):

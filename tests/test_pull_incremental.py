@@ -14,8 +14,8 @@ from label_studio_helpers import CLASSES, TEXT_FIELD, annotation, answer_task, i
     make_project, make_text
 from relabel.config import parse_config
 from relabel.errors import ConfigError
-from relabel.rounds import Loop
-from relabel.store import Store
+from relabel.loop.rounds import Loop
+from relabel.loop.store import Store
 
 
 def info(text_field="text"):

@@ -26,9 +26,9 @@ from connectors.records import AnnotationRecord, Pull
 from relabel.cli import cli
 from relabel.config import API_KEY_ENV
 from relabel.errors import ConfigError, StoreError
-from relabel.agreement import krippendorff_alpha, pairwise_agreement
-from relabel.report import DEFAULT_TOP, render_report, write_report
-from relabel.store import Store
+from relabel.scoring.agreement import krippendorff_alpha, pairwise_agreement
+from relabel.report.page import DEFAULT_TOP, render_report, write_report
+from relabel.loop.store import Store
 from test_rounds import FakeLabelStudio, make_loop
 
 REPO = Path(__file__).resolve().parents[1]
@@ -157,7 +157,7 @@ def test_agreement_matrix_and_alpha_match_the_store(three_rounds):
     assert 0 < alpha < 1
     assert f'<div class="v" id="alpha">{alpha:.3f}</div>' in page
     assert f"Krippendorff&#x27;s α (nominal) over the {int((table.num_annotations() >= 2).sum()):,} items" in page
-    # the matrix: every pair's agreement and items shared, as relabel.agreement counts them (checked by hand there)
+    # the matrix: every pair's agreement and items shared, as relabel.scoring.agreement counts them (checked by hand there)
     most_active_first = np.argsort(-np.bincount(table.annotator), kind="stable")
     pairs = pairwise_agreement(table, most_active_first)
     matrix = page.split('id="agreement-matrix"')[1].split("</table>")[0]
@@ -507,7 +507,7 @@ def _row_cells(page: str, rnd: int) -> list[str]:
 def test_times_read_as_people_say_them():
     from datetime import datetime, timezone
 
-    from relabel.report_html import age, when
+    from relabel.report.html import age, when
     now = datetime(2026, 3, 4, 12, 0, tzinfo=timezone.utc)
     assert when("2026-03-01T12:00:00+00:00", now) == "2026-03-01 12:00 UTC (3 days ago)"
     assert when("2026-03-04T11:00:00.123Z", now) == "2026-03-04 11:00 UTC (60 min ago)"

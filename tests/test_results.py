@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from relabel import Annotations
-from relabel.consensus import consensus, crowdlab
+from relabel.scoring.consensus import crowdlab
+from relabel.scoring.consensus_em import consensus
 
 
 @pytest.fixture

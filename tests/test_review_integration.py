@@ -19,7 +19,7 @@ from connectors.label_studio import FINAL_FIELD, REVIEW_MARKER, LabelStudioConne
 from connectors.records import ReviewRequest
 from relabel.cli import cli
 from relabel.config import API_KEY_ENV
-from relabel.store import Store
+from relabel.loop.store import Store
 
 import numpy as np
 

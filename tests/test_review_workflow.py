@@ -12,8 +12,8 @@ from connectors.records import ReviewRequest
 from connectors.review_config import panel_data, review_label_config
 from relabel.config import ReviewSettings, parse_config
 from relabel.errors import ConfigError
-from relabel.rounds import Loop
-from relabel.store import Store
+from relabel.loop.rounds import Loop
+from relabel.loop.store import Store
 from test_rounds import ANNOTATORS, CLASSES, MODEL, FakeLabelStudio
 
 REVIEWER, OTHER_REVIEWER = "lead@x", "second@x"

@@ -9,8 +9,8 @@ import pytest
 from connectors.records import AnnotationRecord, Item, ProjectInfo, Pull, PushedTask, ReviewAnswer
 from relabel.config import DEFAULT_MIN_EXPECTED_ERRORS, ReviewSettings
 from relabel.errors import AnnotationError, ConfigError, ConnectorError, StoreError
-from relabel.rounds import Loop
-from relabel.store import Store
+from relabel.loop.rounds import Loop
+from relabel.loop.store import Store
 
 CLASSES = ("sport", "politics", "tech")
 WORDS = {
@@ -381,7 +381,7 @@ def test_round_summary_reports_expected_errors_with_an_interval(tmp_path, fake):
 
 
 def test_expected_errors_are_recalibrated_from_reviewer_decisions(tmp_path):
-    from relabel.error_estimate import MIN_DECISIONS, fit_recalibration, recalibrate
+    from relabel.scoring.error_estimate import MIN_DECISIONS, fit_recalibration, recalibrate
     fake = FakeLabelStudio(n_items=80, noise=0.3)
     loop = make_loop(tmp_path, fake, budget=30)
     loop.round(budget=30)

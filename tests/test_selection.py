@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from relabel.errors import ConfigError, InputError
-from relabel.selection import select_for_review
+from relabel.scoring.selection import select_for_review
 
 CLASSES = ("sport", "politics", "tech")
 

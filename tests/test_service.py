@@ -26,7 +26,7 @@ from relabel.cli import cli
 from relabel.config import API_KEY_ENV, SERVE_PASSWORD_ENV, WEBHOOK_SECRET_ENV
 from relabel.server import free_port, start_label_studio
 from relabel.service.webhooks import ACTIONS, SECRET_HEADER
-from relabel.store import Store
+from relabel.loop.store import Store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]

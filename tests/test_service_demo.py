@@ -4,7 +4,7 @@ import json
 import pytest
 
 from relabel.demo import DemoPaths, run_demo
-from relabel.store import Store
+from relabel.loop.store import Store
 
 
 @pytest.mark.integration

@@ -1,10 +1,10 @@
-"""relabel.stop_signal: wrong labels among the batch a round would send, from the posterior and reviewers."""
+"""relabel.scoring.stop_signal: wrong labels among the batch a round would send, from the posterior and reviewers."""
 import numpy as np
 import pytest
 from scipy.stats import betabinom
 
-from relabel.error_estimate import expected_errors
-from relabel.stop_signal import Evidence, batch_errors, stop_reason
+from relabel.scoring.error_estimate import expected_errors
+from relabel.scoring.stop_signal import Evidence, batch_errors, stop_reason
 
 
 def test_round_one_uses_the_posterior_and_never_stops():

@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from connectors.records import AnnotationRecord, Item, ProjectInfo, Pull, PushedTask, ReviewAnswer
 from relabel.errors import InputError, StoreError
-from relabel.store import Store
+from relabel.loop.store import Store
 
 CLASSES = ("sport", "politics", "tech")
 
@@ -238,7 +238,7 @@ def test_score_rows_may_be_generated_and_unknown_columns_are_refused(store):
 
 
 def test_streamed_scoring_table_equals_the_one_built_from_all_rows(store, monkeypatch):
-    import relabel.store as store_module
+    import relabel.loop.store as store_module
     monkeypatch.setattr(store_module, "_FETCH_ROWS", 2)   # several fetches, ids first seen in different ones
     store.apply_pull(Pull(items=items("3", "1", "2"), annotations=[
         ann("a1", "3", "bob", "sport"), ann("a2", "1", "ann", "tech"), ann("a3", "1", "bob", "sport"),
@@ -251,7 +251,7 @@ def test_streamed_scoring_table_equals_the_one_built_from_all_rows(store, monkey
 
 
 def test_item_texts_are_the_items_ids_and_texts_in_pull_order(store, monkeypatch):
-    import relabel.store as store_module
+    import relabel.loop.store as store_module
     monkeypatch.setattr(store_module, "_FETCH_ROWS", 2)
     store.apply_pull(Pull(items=items("3", "1", "2"), annotations=[]))
     ids, texts = store.item_texts()

@@ -25,12 +25,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from ..config import Config
-from ..rounds import Loop
-from ..store import Store
-from .predictions import current_model_version, predict, project_of
-from .webhooks import SECRET_HEADER, basic_auth_matches, event_of, secret_matches
-from .worker import Worker
+from relabel.config import Config
+from relabel.loop.rounds import Loop
+from relabel.loop.store import Store
+from relabel.service.predictions import current_model_version, predict, project_of
+from relabel.service.webhooks import SECRET_HEADER, basic_auth_matches, event_of, secret_matches
+from relabel.service.worker import Worker
 
 log = logging.getLogger("relabel.serve")
 
@@ -170,7 +170,7 @@ def create_app(config: Config, worker: Worker, *, password: str, webhook_secret:
     async def report(request: Request) -> Response:
         if not authorised(request):
             return _unauthorised()
-        from ..report import render_report  # matplotlib loads on the first page view, not at start-up
+        from relabel.report.page import render_report  # matplotlib loads on the first page view, not at start-up
 
         def page(store: Store) -> str | None:
             return render_report(store, url=config.label_studio.url) if store.latest_round() else None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import ServeSettings
+from relabel.config import ServeSettings
 
 
 @dataclass(frozen=True)

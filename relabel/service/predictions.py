@@ -8,8 +8,8 @@ them; an empty list gives that task no prediction.
 from __future__ import annotations
 
 from connectors.label_config import LabelConfig, parse_label_config
-from ..errors import RelabelError
-from ..store import Store
+from relabel.errors import RelabelError
+from relabel.loop.store import Store
 
 
 def model_version(round_number: int) -> str:

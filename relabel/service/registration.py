@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from ..store import Store
-from .webhooks import ACTIONS, SECRET_HEADER
+from relabel.loop.store import Store
+from relabel.service.webhooks import ACTIONS, SECRET_HEADER
 
 log = logging.getLogger("relabel.serve")
 

@@ -12,14 +12,14 @@ import sys
 import threading
 import time
 
-from ..config import Config
-from ..errors import ConnectorError, RelabelError
-from ..lock import writer_lock
-from ..rounds import make_connector
-from ..store import Store
-from .app import create_app
-from .registration import Registration, register, unregister
-from .worker import Worker
+from relabel.config import Config
+from relabel.errors import ConnectorError, RelabelError
+from relabel.loop.lock import writer_lock
+from relabel.loop.rounds import make_connector
+from relabel.loop.store import Store
+from relabel.service.app import create_app
+from relabel.service.registration import Registration, register, unregister
+from relabel.service.worker import Worker
 
 log = logging.getLogger("relabel.serve")
 _START_TIMEOUT_SECONDS = 30.0

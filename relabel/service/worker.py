@@ -18,12 +18,12 @@ import time
 import traceback
 from datetime import datetime, timezone
 
-from ..config import Config
-from ..errors import AnnotationError, StoreLocked
-from ..rounds import OPEN_STATUSES, Loop
-from ..store import now
-from .policy import Situation, round_due
-from .webhooks import Event
+from relabel.config import Config
+from relabel.errors import AnnotationError, StoreLocked
+from relabel.loop.rounds import OPEN_STATUSES, Loop
+from relabel.loop.store import now
+from relabel.service.policy import Situation, round_due
+from relabel.service.webhooks import Event
 
 log = logging.getLogger("relabel.serve")
 

@@ -1,0 +1,212 @@
+"""The model pipelines relabel can fit: feature blocks, a linear classifier over them, folds fitted in parallel.
+
+A pipeline is a ``PipelineSpec``: which feature blocks (``word``, ``char``, ``minilm``, ``precomputed``, or two
+joined with "+", e.g. ``word+char``), the inverse regularisation strength ``C`` and the ``class_weight``.
+
+Feature blocks are *unsupervised* and are fitted once on every item's text, labelled or not, never per fold:
+TF-IDF vocabularies and IDF weights, hashing, and pre-trained sentence embeddings see no label, so fitting them on
+all texts leaks nothing into the out-of-fold rows (and costs one pass instead of one per fold and per candidate).
+Only the classifier is fitted inside each fold.
+
+- ``word``: TF-IDF of word 1- and 2-grams with sublinear term frequency (min_df = 2, vocabulary capped at
+  ``max_features``). Above ``HASHING_ABOVE`` texts the vocabulary is replaced by feature hashing of single words
+  (2**20 columns, IDF still fitted), so memory stays bounded and no vocabulary of millions of n-grams is held.
+- ``char``: TF-IDF of character 2- to 5-grams within word boundaries (capped vocabulary). Not offered above
+  ``HASHING_ABOVE`` texts: it has about ten times the non-zeros of ``word``.
+- ``minilm``: sentence embeddings (relabel.models.featurizers.SentenceTransformerFeaturizer, cached in the store).
+- ``precomputed``: vectors from a file keyed by item id (relabel.models.vector_files).
+
+The classifier is a multinomial ``LogisticRegression`` (lbfgs) up to ``SGD_ABOVE`` training rows and above that an
+``SGDClassifier`` with log loss and averaging, whose cost grows with the number of non-zeros: with
+``alpha = 1 / (C * n)`` both minimise the same regularised log-loss. A classifier named in ``[model] classifier``
+replaces both (see relabel.models.classifiers for which names are accepted).
+"""
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from relabel.errors import ConfigError, InputError
+
+FEATURE_BLOCKS = ("word", "char", "minilm", "precomputed")
+# Above this many texts the word block hashes instead of building a vocabulary, and the char block is not offered:
+# a vocabulary of every 1-2-gram of 100,000 reviews is millions of Python strings (GBs), while hashing is bounded.
+# Above it the held-out fold is also given weight 0 instead of being cut out, so no fold copies the matrix.
+HASHING_ABOVE = 50_000
+HASHING_FEATURES = 2 ** 20
+# The hashed word block uses single words only: on recombined 20 Newsgroups/IMDB texts 1-2-grams had 501 non-zeros
+# per text against 198 (4 GB against 1.6 GB of float32 + int32 at a million texts) and took twice the time.
+HASHED_NGRAM_MAX = 1
+# Above this many training rows the classifier is SGD (cost ~ nnz x epochs) instead of lbfgs (cost ~ nnz x K x
+# iterations, and iterations grow with n). On 20 Newsgroups (6,000 rows, 265k features) SGD took 2.4 CPU-s for
+# out-of-fold accuracy 0.920, lbfgs 13 CPU-s for 0.918; below 5,000 rows lbfgs costs seconds and is exact.
+SGD_ABOVE = 5_000
+# SGD makes at least this many single-row updates (epochs = this / n, between SGD_MIN_EPOCHS and SGD_MAX_EPOCHS):
+# averaged SGD settles within about ten passes over a few thousand rows (20 Newsgroups, 6,000 rows: 10 epochs gave
+# accuracy 0.920 against lbfgs's 0.918), and a large project gets there in a few epochs.
+SGD_MIN_UPDATES = 60_000
+SGD_MIN_EPOCHS, SGD_MAX_EPOCHS = 5, 20
+# lbfgs stops when the gradient is this small: 1e-3 gave the same out-of-fold accuracy as sklearn's 1e-4 on
+# 20 Newsgroups in 40% of the time.
+LBFGS_TOL = 1e-3
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """One candidate pipeline: feature blocks joined by '+', inverse regularisation C, class weights."""
+
+    features: str = "word"
+    C: float = 10.0
+    class_weight: str | None = None
+
+    def __post_init__(self):
+        blocks = self.blocks
+        if not blocks or any(b not in FEATURE_BLOCKS for b in blocks) or len(set(blocks)) != len(blocks):
+            raise ConfigError(f"The 'pipeline' setting {self.features!r} must be feature blocks from "
+                              f"{', '.join(FEATURE_BLOCKS)} joined by '+', e.g. 'word+char'.")
+        if isinstance(self.C, bool) or not isinstance(self.C, (int, float)) or not self.C > 0:
+            raise ConfigError(f"The 'C' setting must be a positive number. Got {self.C!r}.")
+        if self.class_weight not in (None, "balanced"):
+            raise ConfigError(f"The 'class_weight' setting must be 'balanced' or unset. Got {self.class_weight!r}.")
+
+    @property
+    def blocks(self) -> tuple[str, ...]:
+        return tuple(b.strip() for b in str(self.features).split("+") if b.strip())
+
+    def describe(self) -> str:
+        weight = ", class_weight=balanced" if self.class_weight else ""
+        return f"{self.features}, C={self.C:g}{weight}"
+
+
+class FeatureBlocks:
+    """Builds each feature block once for a project's items and hands out (joined) matrices."""
+
+    def __init__(self, texts, item_ids, settings, cache=None, progress: bool = False):
+        self.texts, self.item_ids, self.settings = texts, item_ids, settings
+        self.cache, self.progress = cache, progress
+        self._built: dict[str, object] = {}
+
+    def matrix(self, features: str):
+        """The rows of every item for blocks ``features`` ("word+char" joins the blocks' columns)."""
+        import scipy.sparse
+        parts = [self._block(b) for b in PipelineSpec(features).blocks]
+        if len(parts) == 1:
+            return parts[0]
+        if any(scipy.sparse.issparse(p) for p in parts):
+            return scipy.sparse.hstack([scipy.sparse.csr_matrix(p) for p in parts], format="csr", dtype=np.float32)
+        return np.hstack(parts)
+
+    def _block(self, name: str):
+        if name not in self._built:
+            self._built[name] = self._build(name)
+        return self._built[name]
+
+    def _build(self, name: str):
+        s = self.settings
+        if name == "word":
+            return word_features(self.texts, self.item_ids, max_features=s.tfidf_max_features,
+                                 ngram_max=s.tfidf_ngram_max)
+        if name == "char":
+            return char_features(self.texts, self.item_ids, max_features=s.tfidf_max_features)
+        if name == "precomputed":
+            return s.precomputed_featurizer().transform(None, self.item_ids)
+        return s.embedding_featurizer(cache=self.cache, progress=self.progress).transform(self.texts, self.item_ids)
+
+
+def word_features(texts, item_ids=None, *, max_features: int | None = 100_000, ngram_max: int = 2):
+    """Sublinear TF-IDF of word 1..ngram_max-grams (CSR, float32, rows of unit length); hashed above HASHING_ABOVE."""
+    from relabel.models.featurizers import check_texts
+    texts = check_texts(texts, item_ids)
+    if len(texts) > HASHING_ABOVE:
+        # Chunk by chunk (relabel.models.hashed_tfidf): at a million texts the one-shot path held several copies.
+        from relabel.models.hashed_tfidf import hashed_word_tfidf
+        return hashed_word_tfidf(texts, n_features=HASHING_FEATURES, ngram_max=min(ngram_max, HASHED_NGRAM_MAX))
+    return _tfidf(texts, dict(ngram_range=(1, ngram_max), max_features=max_features))
+
+
+def char_features(texts, item_ids=None, *, max_features: int | None = 100_000):
+    """Sublinear TF-IDF of character 2..5-grams inside word boundaries (CSR, float32, unit rows)."""
+    from relabel.models.featurizers import check_texts
+    return _tfidf(check_texts(texts, item_ids), dict(analyzer="char_wb", ngram_range=(2, 5),
+                                                     max_features=max_features))
+
+
+def _tfidf(texts: list[str], options: dict):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    # min_df = 2 drops n-grams seen in one text only (typos, names): they cannot generalise across folds. A tiny
+    # project may have no such n-gram, so it falls back to every n-gram.
+    for min_df in (2, 1):
+        try:
+            return TfidfVectorizer(sublinear_tf=True, min_df=min_df, strip_accents="unicode", dtype=np.float32,
+                                   **options).fit_transform(texts)
+        except ValueError as exc:  # no n-gram left after pruning (or every text empty)
+            error = exc
+    raise InputError(f"TF-IDF found no words to use in the {len(texts)} texts ({error}); check text_field or use "
+                     "the sentence-transformers featurizer.")
+
+
+def make_estimator(spec: PipelineSpec, n_train: int, settings, n_jobs: int = 1):
+    """An unfitted classifier for ``spec`` sized for ``n_train`` training rows (see the module docstring)."""
+    from relabel.models.estimators import make_classifier
+    if settings.classifier is not None:
+        return make_classifier(settings.classifier, settings.classifier_options, seed=settings.seed)
+    options = dict(settings.classifier_options)
+    if n_train > SGD_ABOVE:
+        from sklearn.linear_model import SGDClassifier
+        epochs = int(min(SGD_MAX_EPOCHS, max(SGD_MIN_EPOCHS, math.ceil(SGD_MIN_UPDATES / max(n_train, 1)))))
+        options = {"loss": "log_loss", "alpha": 1.0 / (spec.C * n_train), "average": True, "max_iter": epochs,
+                   "tol": None, "class_weight": spec.class_weight, "random_state": settings.seed,
+                   "n_jobs": n_jobs, **options}
+        return make_classifier(SGDClassifier, options, seed=settings.seed)
+    from sklearn.linear_model import LogisticRegression
+    options = {"C": spec.C, "class_weight": spec.class_weight, "max_iter": 1000, "tol": LBFGS_TOL, **options}
+    return make_classifier(LogisticRegression, options, seed=settings.seed)
+
+
+def available_cores() -> int:
+    """CPU cores this process may use (its affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def fit_predict_folds(X, y, folds, n_classes, make, n_jobs: int, sample_weight=None) -> np.ndarray:
+    """Out-of-fold probabilities: fold f's rows from ``make(n_train)`` fitted on the other folds.
+
+    Folds run on ``n_jobs`` threads (scikit-learn's solvers release the GIL, and threads share X without copies),
+    with BLAS held to one thread each so that folds, not BLAS, use the cores (threadpoolctl).
+    """
+    from joblib import Parallel, delayed
+    from threadpoolctl import threadpool_limits
+    from relabel.models.estimators import fit_predict
+    fold_ids = np.unique(folds)
+    jobs = max(1, min(n_jobs, fold_ids.size))
+    in_place = X.shape[0] > HASHING_ABOVE
+
+    def one(fold):
+        test = folds == fold
+        if in_place:  # every row, the held-out ones weighing 0: same fit, no copy of X per fold
+            w = (~test).astype(np.float64) * (1.0 if sample_weight is None else sample_weight)
+            return fit_predict(make(int((~test).sum())), X, y, X[test], n_classes, sample_weight=w)
+        w = None if sample_weight is None else sample_weight[~test]
+        return fit_predict(make(int((~test).sum())), X[~test], y[~test], X[test], n_classes, sample_weight=w)
+
+    # BLAS at one thread: the cores go to folds (and to SGD's classes), not to oversubscribed BLAS threads, which
+    # made fits 3.5x slower on a busy 2-core machine (issue 15).
+    with threadpool_limits(limits=1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=_convergence_warning())
+        parts = Parallel(n_jobs=jobs, backend="threading")(delayed(one)(f) for f in fold_ids)
+    probs = np.empty((y.size, n_classes), dtype=np.float64)
+    for fold, part in zip(fold_ids, parts):
+        probs[folds == fold] = part
+    return probs
+
+
+def _convergence_warning():
+    from sklearn.exceptions import ConvergenceWarning
+    return ConvergenceWarning
