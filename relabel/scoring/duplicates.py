@@ -73,7 +73,8 @@ def near_duplicate_sets(graph: KnnGraph, threshold: float = NEAR_DUPLICATE_THRES
 
 
 def duplicate_groups(n_items: int, sets) -> list[np.ndarray]:
-    """Connected groups (ascending indices) of items linked by the per-item sets or by listed groups."""
+    """Connected groups (ascending indices, 2 or more) of items linked by per-item sets (``sets[i]`` = the
+    items linked to item i), e.g. near_duplicate_sets' output."""
     parent = np.arange(n_items)
 
     def root(i: int) -> int:
@@ -86,10 +87,8 @@ def duplicate_groups(n_items: int, sets) -> list[np.ndarray]:
         members = np.asarray(members, dtype=np.intp)
         if members.size == 0:
             continue
-        # A per-item list (len(sets) == n_items) links i to its members; a group list links its members.
-        anchor = i if len(sets) == n_items else int(members[0])
         for j in members:
-            a, b = root(anchor), root(int(j))
+            a, b = root(i), root(int(j))
             if a != b:
                 parent[max(a, b)] = min(a, b)
     roots = np.array([root(i) for i in range(n_items)])
