@@ -31,7 +31,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+# Run as a script, this folder is sys.path[0] and its datasets.py would shadow Hugging Face's `datasets`, which
+# sentence-transformers imports when it is installed (cleanlab's Datalab needs it): import from the repo root.
+sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from benchmarks.datasets import label_errors_dir, proc_status_mb  # noqa: E402
 from relabel.scoring.data_issues import find_data_issues, select_for_review  # noqa: E402
@@ -212,7 +214,7 @@ def part_two(args) -> None:
     r = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"\nScale: {args.scale:,} x {args.dims} synthetic embeddings (0.1% exact copies, 0.1% far items), 2 cores")
     print(f"{'search':<12} {'wall s':>7} {'CPU s':>7} {'peak MB':>8} {'recall@10':>9} {'outliers':>8} {'groups':>7}")
-    print(f"{'exact' if r['exact'] else 'hnswlib':<12} {r['seconds']:>7.1f} {r['cpu']:>7.1f} {r['peak_mb']:>8.0f} "
+    print(f"{'exact' if r['exact'] else 'faiss HNSW':<12} {r['seconds']:>7.1f} {r['cpu']:>7.1f} {r['peak_mb']:>8.0f} "
           f"{r['recall']:>9.4f} {r['outliers']:>8} {r['groups']:>7}")
     print(f"(peak includes the {r['data_mb']:.0f} MB process with its data; wall time depends on other jobs on the "
           "machine, CPU s / 2 is the wall time on 2 idle cores)")
