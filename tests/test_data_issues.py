@@ -100,3 +100,16 @@ def test_review_selection_puts_conflicting_duplicates_first_and_caps_outliers():
     assert [t.score for t in outliers] == sorted(t.score for t in outliers)
     only = select_for_review(issues, labels, budget=20, kinds=("outlier",), exclude=[t.item for t in outliers])
     assert all(t.kind == "outlier" and t.item not in {o.item for o in outliers} for t in only)
+
+
+def test_sparse_tfidf_rows_search_like_their_dense_copy():
+    import scipy.sparse
+    rng = np.random.default_rng(4)
+    dense = np.abs(clustered(rng, 120, 30)) * (rng.random((120, 30)) < 0.3)
+    dense[5] = dense[9]
+    sparse = scipy.sparse.csr_matrix(dense)
+    a, b = knn_graph(sparse), knn_graph(dense)
+    np.testing.assert_allclose(a.distances, b.distances, atol=1e-9)
+    assert (a.indices[5:10] == b.indices[5:10]).all()
+    issues = find_data_issues(sparse)
+    assert [5, 9] in [g.tolist() for g in issues.groups]

@@ -66,8 +66,17 @@ def default_k(n_items: int, k: int | None = None) -> int:
     return min(DEFAULT_K, n_items - 1)
 
 
-def check_features(features, name: str = "features") -> np.ndarray:
-    """A finite 2-D float array (float32 stays float32), or InputError naming the problem."""
+def check_features(features, name: str = "features"):
+    """A finite 2-D float array (float32 stays float32) or CSR matrix (TF-IDF), or InputError naming the problem."""
+    import scipy.sparse
+    if scipy.sparse.issparse(features):
+        x = scipy.sparse.csr_matrix(features, dtype=np.float64 if features.dtype == np.float64 else np.float32)
+        if x.shape[0] < 2:
+            raise InputError(f"{name} has {x.shape[0]} item(s); neighbour scores need at least 2.")
+        if not np.isfinite(x.data).all():
+            raise InputError(f"{name} has NaN or infinite values in rows; fix those items' features.")
+        x.sort_indices()
+        return x
     x = np.asarray(features)
     if x.ndim != 2:
         raise InputError(f"{name} must be a 2-D array (items x dimensions), got shape {x.shape}.")
@@ -82,10 +91,26 @@ def check_features(features, name: str = "features") -> np.ndarray:
     return x
 
 
-def exact_duplicate_groups(features: np.ndarray) -> list[np.ndarray]:
+def _row_keys(x) -> np.ndarray:
+    """One integer per distinct row of a CSR matrix (equal rows, equal keys): the rows' bytes, interned."""
+    seen: dict[bytes, int] = {}
+    keys = np.empty(x.shape[0], dtype=np.intp)
+    for i in range(x.shape[0]):
+        lo, hi = x.indptr[i], x.indptr[i + 1]
+        key = x.indices[lo:hi].tobytes() + b"|" + x.data[lo:hi].tobytes()
+        keys[i] = seen.setdefault(key, len(seen))
+    return keys
+
+
+def exact_duplicate_groups(features) -> list[np.ndarray]:
     """Groups (ascending item indices, 2 or more each) of rows with identical feature values."""
-    x = np.ascontiguousarray(features)
-    _, inverse, counts = np.unique(x, axis=0, return_inverse=True, return_counts=True)
+    import scipy.sparse
+    if scipy.sparse.issparse(features):
+        inverse = _row_keys(features)
+        counts = np.bincount(inverse)
+    else:
+        _, inverse, counts = np.unique(np.ascontiguousarray(features), axis=0, return_inverse=True,
+                                       return_counts=True)
     inverse = inverse.ravel()
     repeated = np.flatnonzero(counts > 1)
     if repeated.size == 0:
@@ -98,7 +123,11 @@ def exact_duplicate_groups(features: np.ndarray) -> list[np.ndarray]:
 
 
 # ---- exact search --------------------------------------------------------------------------------------
-def _unit_rows(x: np.ndarray) -> np.ndarray:
+def _unit_rows(x):
+    import scipy.sparse
+    if scipy.sparse.issparse(x):
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        return scipy.sparse.diags(1 / np.where(norms > 0, norms, 1)) @ x
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.where(norms > 0, norms, 1)   # a zero row stays zero: distance 1 to everything
 
@@ -106,6 +135,7 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 def _distance_block(queries: np.ndarray, base: np.ndarray, metric: str, base_sq: np.ndarray | None) -> np.ndarray:
     if metric == "cosine":       # queries and base are unit rows here
         d = queries @ base.T
+        d = d.toarray() if hasattr(d, "toarray") else d
         np.subtract(1, d, out=d)
         return np.clip(d, 0, 2, out=d)
     if queries.shape[0] * base.shape[0] * base.shape[1] <= DIRECT_EUCLIDEAN_MAX_ENTRIES:
@@ -126,7 +156,7 @@ def exact_search(base: np.ndarray, queries: np.ndarray | None, k: int, metric: s
         queries = base if self_query else _unit_rows(queries)
     elif self_query:
         queries = base
-    base_sq = (base * base).sum(axis=1)
+    base_sq = None if metric == "cosine" else (base * base).sum(axis=1)
     n_q, n = queries.shape[0], base.shape[0]
     rows = max(1, BLOCK_BYTES // (8 * n))
     distances = np.empty((n_q, k), dtype=np.float64)
@@ -212,15 +242,34 @@ def _pair_distances(queries: np.ndarray, base: np.ndarray, ids: np.ndarray, metr
 
 
 # ---- the graph ------------------------------------------------------------------------------------------
-def search(base: np.ndarray, queries: np.ndarray | None, k: int, metric: str,
-           exact: bool | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Exact search for small bases (or when ``exact`` says so), approximate above EXACT_SEARCH_MAX_ITEMS."""
+def search(base, queries, k: int, metric: str, exact: bool | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Exact search for small bases (or when ``exact`` says so), approximate above EXACT_SEARCH_MAX_ITEMS.
+
+    Sparse rows (TF-IDF) are searched exactly with sparse products; above the size limit they are first
+    projected to SPARSE_PROJECTION_DIMS dense dimensions (truncated SVD), where the approximate index works.
+    """
+    import scipy.sparse
     if metric not in METRICS:
         raise InputError(f"Unknown neighbour metric {metric!r}; choose one of {', '.join(METRICS)}.")
+    if scipy.sparse.issparse(base) and metric != "cosine":
+        raise InputError("sparse features (TF-IDF) are compared by cosine distance; pass metric='cosine'.")
     use_exact = base.shape[0] <= EXACT_SEARCH_MAX_ITEMS if exact is None else exact
     if use_exact:
         return (*exact_search(base, queries, k, metric), True)
+    if scipy.sparse.issparse(base):
+        base, queries = _project(base, queries)
     return (*approximate_search(base, queries, k, metric), False)
+
+
+# Dense dimensions a large sparse (TF-IDF) matrix is projected to before approximate search.
+SPARSE_PROJECTION_DIMS = 256
+
+
+def _project(base, queries):
+    from sklearn.decomposition import TruncatedSVD
+    svd = TruncatedSVD(n_components=min(SPARSE_PROJECTION_DIMS, base.shape[1] - 1), random_state=0)
+    base_dense = svd.fit_transform(_unit_rows(base)).astype(np.float32)
+    return base_dense, None if queries is None else svd.transform(_unit_rows(queries)).astype(np.float32)
 
 
 def correct_exact_duplicates(distances: np.ndarray, indices: np.ndarray,
@@ -256,7 +305,8 @@ def knn_graph(features, k: int | None = None, metric: str | None = None,
     """Each item's k nearest other items, with exact duplicates laid out as cleanlab does."""
     x = check_features(features)
     k = default_k(x.shape[0], k)
-    metric = metric or default_metric(x)
+    import scipy.sparse
+    metric = metric or ("cosine" if scipy.sparse.issparse(x) else default_metric(x))
     distances, indices, was_exact = search(x, None, k, metric, exact)
     distances, indices = correct_exact_duplicates(distances, indices, exact_duplicate_groups(x))
     return KnnGraph(distances, indices, metric, was_exact)
