@@ -84,6 +84,9 @@ class ReviewRequest:
     # The review panel: who said what, in the order given, and the model's top classes with probabilities.
     annotators: tuple[tuple[str, str], ...] = ()
     model_top: tuple[tuple[str, float], ...] = ()
+    # "label" for a label issue, or a data issue kind (relabel/scoring/data_issues.py KINDS): data-issue tasks
+    # also offer the reviewer "flag the item" (bad data).
+    kind: str = "label"
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,8 @@ class ReviewAnswer:
     label: str | None
     answered_at: str | None
     annotation_id: str | None = None
+    # The reviewer flagged the item as bad data (excluded from scoring and final labels, kept with the flag).
+    flagged: bool = False
 
 
 class Connector(Protocol):

@@ -28,6 +28,12 @@ DEFAULT_BUDGET = 50
 # in between finds new, changed and deleted labels by itself. 0 turns the periodic full pull off.
 DEFAULT_FULL_PULL_HOURS = 24.0
 DEFAULT_MIN_EXPECTED_ERRORS = 0.5
+# Data issues that go to review (relabel/scoring/data_issues.py): a duplicate pair labelled two ways always holds
+# a wrong label, so it is on by default; outliers take at most OUTLIER_SHARE of a batch, so label issues keep the
+# rest of the reviewers' time.
+DATA_ISSUE_KINDS = ("conflicting_duplicate", "outlier")
+DEFAULT_DATA_ISSUES = DATA_ISSUE_KINDS
+DEFAULT_OUTLIER_SHARE = 0.2
 # The featurizer written by `relabel init`: TF-IDF won the 20 Newsgroups benchmark (benchmarks/text_pipeline.py).
 DEFAULT_FEATURIZER = "tfidf"
 # Settings people put secrets under; refused with a message saying where the key goes instead.
@@ -36,7 +42,8 @@ _SECRET_KEYS = {"api_key", "token", "api_token", "access_token", "password", "se
 _SECTIONS = {
     "label_studio": {"url", "project", "label_tag", "text_field", "api_key_file", "full_pull_hours"},
     "model": None,  # validated by relabel.models.fit.ModelSettings.from_dict
-    "review": {"mode", "budget", "show_suggestion", "preselect", "reviewers", "min_expected_errors"},
+    "review": {"mode", "budget", "show_suggestion", "preselect", "reviewers", "min_expected_errors", "data_issues",
+               "outlier_share"},
     "store": {"path"},
     "serve": {"host", "port", "url", "username", "password_file", "webhook_secret_file", "trigger",
               "new_annotations", "every_minutes", "reconcile_seconds", "max_body_bytes", "retry_max_seconds"},
@@ -73,6 +80,10 @@ class ReviewSettings:
     # Stop signal: a round whose selected items hold fewer expected wrong labels than this pushes nothing
     # (0 turns it off). 0.5: a batch expected to fix less than half a label is not worth a reviewer's time.
     min_expected_errors: float = DEFAULT_MIN_EXPECTED_ERRORS
+    # Which data issues go to review (a subset of DATA_ISSUE_KINDS; () reviews label issues only), and the
+    # largest share of a batch outliers may take.
+    data_issues: tuple[str, ...] = DEFAULT_DATA_ISSUES
+    outlier_share: float = DEFAULT_OUTLIER_SHARE
 
     def decides(self, who: str) -> bool:
         """Whether an answer by ``who`` (an email) is a reviewer's decision rather than an ordinary annotation."""
@@ -235,6 +246,8 @@ def parse_config(raw: dict, base: Path | None = None, path: Path | None = None) 
         preselect=_bool("preselect", rv.get("preselect", False)),
         reviewers=reviewer_emails(rv.get("reviewers", [])),
         min_expected_errors=min_expected_errors(rv.get("min_expected_errors", DEFAULT_MIN_EXPECTED_ERRORS)),
+        data_issues=data_issue_kinds(rv.get("data_issues", list(DEFAULT_DATA_ISSUES))),
+        outlier_share=outlier_share(rv.get("outlier_share", DEFAULT_OUTLIER_SHARE)),
     )
     _check_code_settings(raw.get("model", {}))
     store = raw.get("store", {}).get("path", DEFAULT_STORE)
@@ -242,6 +255,28 @@ def parse_config(raw: dict, base: Path | None = None, path: Path | None = None) 
         raise ConfigError(f"The 'path' setting in [store] must be a file path. Got {store!r}.")
     return Config(label_studio=label_studio, review=review, model=dict(raw.get("model", {})),
                   store_path=_resolve(store, base), path=path, serve=_serve_settings(raw.get("serve", {}), base))
+
+
+def data_issue_kinds(value) -> tuple[str, ...]:
+    """[review] data_issues: a list of kinds to review (false or [] for none, true for all)."""
+    if value is True:
+        return DATA_ISSUE_KINDS
+    if value is False:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or any(v not in DATA_ISSUE_KINDS for v in value):
+        raise ConfigError(f"The 'data_issues' setting in [review] must be a list of "
+                          f"{', '.join(repr(k) for k in DATA_ISSUE_KINDS)} (or false for none). Got {value!r}.")
+    return tuple(k for k in DATA_ISSUE_KINDS if k in value)
+
+
+def outlier_share(value) -> float:
+    """[review] outlier_share: the largest share of a review batch outliers may take, in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ConfigError(f"The 'outlier_share' setting in [review] must be a number from 0 to 1 (0.2 = at most a "
+                          f"fifth of each batch). Got {value!r}.")
+    return float(value)
 
 
 def _serve_settings(sv: dict, base: Path) -> ServeSettings:

@@ -19,6 +19,13 @@ def test_defaults(tmp_path):
     assert cfg.label_studio.url == "http://localhost:8080" and cfg.label_studio.project == 3
     assert (cfg.review.mode, cfg.review.budget, cfg.review.show_suggestion) == ("project", 50, True)
     assert cfg.store_path == tmp_path / "relabel.db"
+    assert cfg.review.data_issues == ("conflicting_duplicate", "outlier") and cfg.review.outlier_share == 0.2
+
+
+@pytest.mark.parametrize("value, kinds", [(False, ()), (True, ("conflicting_duplicate", "outlier")),
+                                          ("outlier", ("outlier",)), ([], ())])
+def test_data_issues_setting_chooses_the_reviewed_kinds(value, kinds):
+    assert parse_config(with_("review", data_issues=value)).review.data_issues == kinds
 
 
 @pytest.mark.parametrize("section, key, value, message", [
@@ -32,6 +39,8 @@ def test_defaults(tmp_path):
     ("label_studio", "label_tag", "", "The 'label_tag' setting must be a non-empty string."),
     ("review", "bugdet", 5, "Unknown setting 'bugdet' in [review]"),
     ("store", "path", "", "The 'path' setting in [store] must be a file path."),
+    ("review", "data_issues", ["outliers"], "The 'data_issues' setting in [review] must be a list of"),
+    ("review", "outlier_share", 1.5, "The 'outlier_share' setting in [review] must be a number from 0 to 1"),
 ])
 def test_every_setting_is_validated(section, key, value, message):
     with pytest.raises(ConfigError) as err:

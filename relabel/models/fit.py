@@ -289,6 +289,9 @@ class ModelResult:
 
     probs: np.ndarray
     report: "ModelReport | None"
+    # The feature rows of every item that data issues are computed from (FeatureBlocks.data_features);
+    # None with a pred_probs file.
+    features: object = None
 
 
 def predict_probs(item_ids: Sequence[str], texts: Sequence[str | None] | None, labels, n_classes: int,
@@ -332,7 +335,7 @@ def fit_predict_probs(item_ids: Sequence[str], texts: Sequence[str | None] | Non
     _warn_rare_classes(y[labelled], n_classes, min(settings.n_folds, int(labelled.sum())))
     blocks = FeatureBlocks(texts, item_ids, settings, cache=cache, progress=progress)
     probs, report = select_and_predict(blocks, y, labelled, n_classes, settings, sample_weight=weight)
-    return ModelResult(floor_and_normalise(probs), report)
+    return ModelResult(floor_and_normalise(probs), report, blocks.data_features())
 
 
 def _check_weights(sample_weight, n_items: int):

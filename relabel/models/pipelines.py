@@ -100,6 +100,14 @@ class FeatureBlocks:
             return scipy.sparse.hstack([scipy.sparse.csr_matrix(p) for p in parts], format="csr", dtype=np.float32)
         return np.hstack(parts)
 
+    def data_features(self):
+        """The rows data issues (outliers, near duplicates) are found in: the embeddings or precomputed vectors
+        when the model built them, else the word TF-IDF rows (sparse). Never builds embeddings just for this."""
+        for name in ("minilm", "precomputed"):
+            if name in self._built:
+                return self._built[name]
+        return self._block("word")
+
     def _block(self, name: str):
         if name not in self._built:
             self._built[name] = self._build(name)
