@@ -16,6 +16,7 @@ import json
 import numpy as np
 
 from relabel.scoring.data_issues import DataIssues, DataIssueTask, find_data_issues, select_for_review
+from relabel.scoring.selection import data_issue_reason  # noqa: F401  (the loop words its tasks with it)
 
 COLUMNS = ("outlier_score", "outlier", "duplicate_group", "duplicate_of", "conflicting_duplicate")
 
@@ -70,13 +71,3 @@ def tasks_from_columns(columns: dict, labels: list, budget: int, kinds, outlier_
                         conflicting=conflicting)
     tasks = select_for_review(issues, y, budget, outlier_share, kinds, exclude=exclude)
     return [(t.item, t) for t in tasks if t.item < n]
-
-
-def reason(task: DataIssueTask, item_ids: list[str], labels: list, share_below: float | None = None) -> str:
-    """What the review panel says about a data issue."""
-    if task.kind == "conflicting_duplicate":
-        other = item_ids[task.partner]
-        return (f"possible duplicate of task {other}, labelled {labels[task.partner]} there "
-                f"(labelled {labels[task.item]} here): one of the two labels is wrong, or the item is bad data")
-    where = f"; {share_below:.1%} of items are this unusual" if share_below is not None else ""
-    return f"unlike any other item in the project (outlier score {task.score:.3f}{where}): out of scope or bad data?"

@@ -36,7 +36,7 @@ def change_of(current: dict | None, answer: ReviewAnswer) -> str | None:
     skip undone/made), "edited" (saved again, same label) or None (nothing to record)."""
     if current is None:
         return "new"
-    if current["label"] != answer.label:
+    if current["label"] != answer.label or bool(current.get("flagged")) != bool(getattr(answer, "flagged", False)):
         return "changed"
     if (current["annotation_id"], current["answered_at"]) != (answer.annotation_id, answer.answered_at):
         return "edited"

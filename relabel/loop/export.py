@@ -48,23 +48,32 @@ def iter_export_rows(store: Store) -> Iterator[dict]:
     review = _latest_review(store)
     reasons = {t["item_id"]: t["reason"] for t in store.review_tasks()}  # in round order: the latest wins
     base_url, project = store.get_meta("label_studio_url"), store.project_id
+    flagged = store.flagged_items()
     rows = store.export_items(latest["round"])
     while chunk := list(itertools.islice(rows, _CHUNK)):
         labels = store.labels_of(r[0] for r in chunk)
-        for iid, text, consensus_label, quality, label_issue, override in chunk:
+        for (iid, text, consensus_label, quality, label_issue, override, outlier_score, outlier, duplicate_of,
+             conflicting) in chunk:
+            bad = iid in flagged
+            consensus_label = None if bad else consensus_label
             reviewed = iid in reviewer_label
             given = labels.get(iid, [])
             decision = review.get(iid, {})
             yield {
                 "item_id": iid,
                 "final_label": reviewer_label[iid] if reviewed else consensus_label,
-                "source": "reviewer" if reviewed else ("consensus" if consensus_label else None),
+                "source": "flagged" if bad else ("reviewer" if reviewed else ("consensus" if consensus_label else None)),
                 "consensus_label": consensus_label, "quality": quality,
                 "num_annotations": len(given), "annotations": _by_annotator(given),
                 "unlabelled": not given, "reviewed": reviewed,
                 "reviewer": decision.get("reviewer"), "decision": decision.get("outcome"),
                 "reason": reasons.get(iid), "label_issue": bool(label_issue), "override": bool(override),
                 "round": latest["round"],
+                # data issues (relabel/loop/data_review.py); a flagged item is bad data: no final label
+                "flagged": bad, "outlier_score": outlier_score,
+                "outlier": None if outlier is None else bool(outlier),
+                "duplicate_of": ";".join(json.loads(duplicate_of)) if duplicate_of else None,
+                "conflicting_duplicate": None if conflicting is None else bool(conflicting),
                 "label_studio_url": task_link(base_url, project, iid), "text": text}
 
 

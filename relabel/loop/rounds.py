@@ -33,6 +33,7 @@ from relabel.config import (DEFAULT_BUDGET, DEFAULT_FEATURIZER, DEFAULT_FULL_PUL
 from relabel.loop.export import export_rows, iter_export_rows, write_export
 from relabel.errors import (AnnotationError, ConfigError, ConnectorError, InputError, LabelError, StoreError, StoreLocked,
                      preview)
+from relabel.loop import data_review
 from relabel.loop.lock import writer_lock
 from relabel.redaction import url_without_userinfo
 from relabel.scoring.selection import select_for_review
@@ -361,9 +362,14 @@ class Loop:
         self._working_on(rnd)
         table, annotation_ids = self.store.scoring_table()
         item_ids, texts = self.store.item_texts()
+        flagged = self.store.flagged_items()
+        if flagged:   # bad data (a reviewer's flag): out of scoring and final labels, kept in the store and export
+            keep = [n for n, iid in enumerate(item_ids) if iid not in flagged]
+            item_ids, texts = [item_ids[n] for n in keep], [texts[n] for n in keep]
         _check_scorable(self.store, table, len(item_ids))
         result = _compute_round_scores(table, annotation_ids, item_ids, texts, self.store.final_labels(), self.model,
-                                       cache=self.store, calibration=self._recalibration())
+                                       cache=self.store, calibration=self._recalibration(),
+                                       data_issues=bool(self.review.data_issues))
         round_row = {"round": rnd, "status": "scored", "method": result.method, "note": " ".join(result.notes),
                      "items": len(item_ids), "labelled_items": table.n_items, "annotations": len(table),
                      "annotators": table.n_annotators, "expected_remaining_errors": result.expected_errors.expected,
@@ -464,7 +470,7 @@ class Loop:
         return [ReviewRequest(item_id=r["item_id"], round=rnd, data=data.get(r["item_id"], {}),
                               quality=float(r["quality"]), reason=r["reason"], suggested_label=r["suggested"],
                               annotators=tuple(labels.get(r["item_id"], ())),
-                              model_top=tuple(model.get(r["item_id"], ())))
+                              model_top=tuple(model.get(r["item_id"], ())), kind=r.get("kind") or "label")
                 for r in selection]
 
     def _assign(self, rnd: int, pushed: list[PushedTask]) -> None:
@@ -491,9 +497,16 @@ class Loop:
         waiting_ids = self.store.waiting_item_ids()
         waiting = np.array([i in waiting_ids for i in ids])
         requeued = self.store.requeued_items()
+        # Data issues first (conflicting duplicates, then outliers up to their share); label issues fill the rest.
+        data_rows = self._data_issue_rows(rnd, budget, reviewed | waiting)
+        taken = np.zeros(len(ids), dtype=bool)
+        taken[[r["row"] for r in data_rows]] = True
+        if len(data_rows) >= budget:
+            self._save_selection(rnd, budget, [{k: v for k, v in r.items() if k != "row"} for r in data_rows])
+            return
         select = functools.partial(select_for_review, quality, consensus_idx, votes, model_label,
-                                   np.array(scores["model_prob"], dtype=float), classes, budget,
-                                   reviewed=reviewed, waiting=waiting,
+                                   np.array(scores["model_prob"], dtype=float), classes, budget - len(data_rows),
+                                   reviewed=reviewed, waiting=waiting | taken,
                                    label_issue=np.array(scores["label_issue"], dtype=bool),
                                    requeue=np.array([i in requeued for i in ids]))
         # The order never reads the votes; only the chosen items' reasons do. So the items are chosen first and
@@ -504,12 +517,35 @@ class Loop:
             if label in position:
                 votes[chosen[item], position[label]] += 1
         sel = select()
-        rows_out = [{"item_id": ids[i], "rank": n, "quality": float(q),
-                     "reason": f"{requeued[ids[i]]}; {reason}" if ids[i] in requeued else reason,
-                     "suggested": classes[int(s)]}
-                    for n, (i, q, s, reason) in enumerate(zip(sel.index, sel.quality, sel.suggested, sel.reasons))]
+        rows_out = [{k: v for k, v in r.items() if k != "row"} for r in data_rows]
+        rows_out += [{"item_id": ids[i], "rank": len(data_rows) + n, "quality": float(q),
+                      "reason": f"{requeued[ids[i]]}; {reason}" if ids[i] in requeued else reason,
+                      "suggested": classes[int(s)], "kind": "label"}
+                     for n, (i, q, s, reason) in enumerate(zip(sel.index, sel.quality, sel.suggested, sel.reasons))]
+        self._save_selection(rnd, budget, rows_out)
+
+    def _save_selection(self, rnd: int, budget: int, rows_out: list[dict]) -> None:
         self.store.save_selection(rnd, rows_out, budget=budget, mode=review_mode(self.review.mode))
-        self.store.log_event("select", f"round {rnd}: {len(rows_out)} items selected (budget {budget})", round=rnd)
+        kinds = {k: sum(r["kind"] == k for r in rows_out) for k in {r["kind"] for r in rows_out}}
+        self.store.log_event("select", f"round {rnd}: {len(rows_out)} items selected (budget {budget}; "
+                                       + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items())) + ")", round=rnd)
+
+    def _data_issue_rows(self, rnd: int, budget: int, exclude: np.ndarray) -> list[dict]:
+        """Selection rows of the round's data-issue tasks ([review] data_issues), each with its item's row."""
+        if not self.review.data_issues:
+            return []
+        cols = self.store.score_columns(rnd, ("item_id", "final_label", *data_review.COLUMNS))
+        ids, labels = cols["item_id"], cols["final_label"]
+        tasks = data_review.tasks_from_columns(cols, labels, budget, self.review.data_issues,
+                                               self.review.outlier_share, set(np.flatnonzero(exclude).tolist()))
+        out = []
+        for n, (row, t) in enumerate(tasks):
+            partner = ids[t.partner] if t.partner is not None else None
+            out.append({"row": row, "item_id": ids[row], "rank": n, "quality": t.score, "kind": t.kind,
+                        "reason": data_review.data_issue_reason(t.kind, t.score, partner,
+                                                                 labels[t.partner] if partner else None, labels[row]),
+                        "suggested": labels[t.partner] if partner else labels[row]})
+        return out
 
     # ---- a whole round ----------------------------------------------------------------------------------
     @_writes("round")
@@ -730,7 +766,7 @@ def _check_scorable(store: Store, table: Annotations, n_items: int) -> None:
 
 def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, item_ids: list[str], texts: list,
                           reviewer_labels: dict[str, str], model, cache,
-                          calibration: tuple[float, float] = (1.0, 0.0)) -> _Scores:
+                          calibration: tuple[float, float] = (1.0, 0.0), data_issues: bool = True) -> _Scores:
     """All of a round's numbers, as rows for the store. Inputs come from the store, so they are trusted."""
     from relabel.models.fit import ModelSettings, fit_predict_probs  # the model stack (scikit-learn, maybe torch) loads only when scoring
 
@@ -811,6 +847,16 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, item_i
     lab_pos[rows] = np.arange(table.n_items)
     overrides = int((override[lab_pos[lab_pos >= 0]] & ~reviewed[lab_pos >= 0]).sum())
 
+    # Data issues beside the label issues, on the feature rows the model built (relabel/loop/data_review.py).
+    current = np.where(reviewed, final, -1)
+    current[rows] = np.where(reviewed[rows], final[rows], cons)
+    data_cols = {c: [None] * n for c in data_review.COLUMNS}
+    if data_issues and fitted.features is not None:
+        found, keep = data_review.round_data_issues(fitted.features, texts, current, np.zeros(n, dtype=bool))
+        data_cols = data_review.item_columns(found, keep, item_ids)
+        if found is not None:
+            notes.append("data issues: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in found.counts().items()))
+
     def item_rows():
         for i, iid in enumerate(item_ids):
             j = lab_pos[i]
@@ -830,7 +876,8 @@ def _compute_round_scores(table: Annotations, annotation_ids: np.ndarray, item_i
                 "reviewed": int(reviewed[i]), "final_label": final_label,
                 "model_top": json.dumps([[classes[c], round(float(pred_probs[i, c]), 4)] for c in top_k[i]]),
                 "override": int(bool(override[j]) and not reviewed[i]) if labelled else 0,
-                "p_wrong": float(p_wrong[j]) if labelled and not reviewed[i] else (0.0 if labelled else None)}
+                "p_wrong": float(p_wrong[j]) if labelled and not reviewed[i] else (0.0 if labelled else None),
+                **{c: data_cols[c][i] for c in data_review.COLUMNS}}
 
     def annotation_rows():
         for a, q in zip(annotation_ids, ann_quality):

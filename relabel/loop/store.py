@@ -60,17 +60,20 @@ _TABLES: dict[str, tuple[dict, object]] = {
                 "quality": float,
                 "agreement": float, "num_annotations": int, "posterior": float, "model_label": str,
                 "model_prob": float, "label_issue": int, "active_score": float, "reviewed": int,
-                "final_label": str, "model_top": str, "override": int, "p_wrong": float}, ("round", "item_id")),
+                "final_label": str, "model_top": str, "override": int, "p_wrong": float,
+                # data issues (relabel/loop/data_review.py): None where not computed
+                "outlier_score": float, "outlier": int, "duplicate_group": int, "duplicate_of": str,
+                "conflicting_duplicate": int}, ("round", "item_id")),
     "annotator_scores": ({"round": int, "annotator_id": str, "quality": float, "agreement": float,
                           "worst_class": str, "num_labels": int, "weight": float}, ("round", "annotator_id")),
     "annotation_scores": ({"round": int, "annotation_id": str, "quality": float}, ("round", "annotation_id")),
     "selections": ({"round": int, "item_id": str, "rank": int, "quality": float, "reason": str,
-                    "suggested": str}, ("round", "item_id")),
+                    "suggested": str, "kind": str}, ("round", "item_id")),
     "review_tasks": ({"round": int, "item_id": str, "mode": str, "target_project": int, "task_id": int,
                       "reason": str, "quality": float, "suggested": str, "pushed_at": str}, ("round", "item_id")),
     "decisions": ({"task_id": int, "reviewer": str, "round": int, "item_id": str, "label": str,
                    "previous_label": str, "outcome": str, "answered_at": str, "annotation_id": str,
-                   "collected_at": str}, ("round", "task_id", "reviewer")),
+                   "collected_at": str, "flagged": int}, ("round", "task_id", "reviewer")),
     # Every answer on a review task as last collected, whether it decides or not (who may decide can change).
     "review_answers": ({"annotation_id": str, "round": int, "task_id": int, "item_id": str, "reviewer": str,
                         "label": str, "decides": int, "answered_at": str}, "annotation_id"),
@@ -104,9 +107,13 @@ _NOT_SUPERSEDED = (
     "and (a.kind = 'annotation' or b.updated_at > a.updated_at "
     "or (b.updated_at = a.updated_at and b.annotation_id > a.annotation_id)))")
 # The annotations (alias a) that count as labels: see Store._scorable_rows.
+# Items a reviewer flagged as bad data in their latest reviewed round: excluded from scoring and final labels.
+_FLAGGED = ("(select d.item_id from decisions d where d.flagged = 1 and d.round = "
+            "(select max(d2.round) from decisions d2 where d2.item_id = d.item_id))")
 _SCORABLE = (f"a.kind in {_COUNTED} and a.deleted = 0 and a.skipped = 0 and a.valid = 1 and {_NOT_SUPERSEDED} "
              "and a.label is not null "
-             "and a.annotation_id not in (select annotation_id from decisions where annotation_id is not null)")
+             "and a.annotation_id not in (select annotation_id from decisions where annotation_id is not null) "
+             f"and a.item_id not in {_FLAGGED}")
 
 
 def now() -> str:
@@ -497,10 +504,12 @@ class Store:
         return table, ann_ids
 
     def export_items(self, round: int) -> Iterator[tuple]:
-        """(item_id, text, consensus_label, quality, label_issue, override) of every live item with its score in
-        ``round``, in item order, read row by row so an export's memory does not grow with the project."""
+        """(item_id, text, consensus_label, quality, label_issue, override, outlier_score, outlier, duplicate_of,
+        conflicting_duplicate) of every live item with its score in ``round``, in item order, read row by row so
+        an export's memory does not grow with the project."""
         yield from self.db.execute(
-            "select i.item_id, i.text, s.consensus_label, s.quality, s.label_issue, s.override "
+            "select i.item_id, i.text, s.consensus_label, s.quality, s.label_issue, s.override, s.outlier_score, "
+            "s.outlier, s.duplicate_of, s.conflicting_duplicate "
             "from items i left join scores s on s.item_id = i.item_id and s.round = ? "
             "where i.deleted = 0 order by i.rowid", [round])
 
@@ -777,7 +786,8 @@ class Store:
             prev = task["suggested"] or previous.get((task["round"], task["item_id"]))
             row = {"task_id": int(a.task_id), "reviewer": str(a.reviewer), "round": int(task["round"]),
                    "item_id": task["item_id"], "label": a.label, "previous_label": prev, "outcome": None,
-                   "answered_at": a.answered_at, "annotation_id": a.annotation_id, "collected_at": stamp}
+                   "answered_at": a.answered_at, "annotation_id": a.annotation_id, "collected_at": stamp,
+                   "flagged": int(bool(getattr(a, "flagged", False)))}
             rows.append(row)
             log.append({**{k: row[k] for k in ("round", "task_id", "item_id", "reviewer", "label",
                                                 "previous_label", "answered_at", "annotation_id",
@@ -834,9 +844,14 @@ class Store:
         not disputed (skips and disputed tasks decide nothing, see relabel/loop/decisions.py)."""
         out: dict[str, str] = {}
         for r in self.db.query("select item_id, label from decisions where label is not null "
-                               "and outcome != 'disputed' order by round, answered_at, rowid"):
+                               f"and outcome != 'disputed' and item_id not in {_FLAGGED} "
+                               "order by round, answered_at, rowid"):
             out[r["item_id"]] = r["label"]
         return out
+
+    def flagged_items(self) -> set[str]:
+        """Items a reviewer flagged as bad data (in the latest round that reviewed them)."""
+        return {r[0] for r in self.db.execute(_FLAGGED[1:-1])}
 
     def record_review_answers(self, answers: list[ReviewAnswer], deciders: set[str]) -> None:
         """Remember every answer on review tasks and whether it decides: a task answered only by people who do

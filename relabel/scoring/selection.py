@@ -106,3 +106,14 @@ def _vector(name: str, value, n: int, dtype) -> np.ndarray:
     if arr.shape != (n,):
         raise InputError(f"{name} must have one entry per item ({n}); got shape {arr.shape}.")
     return arr
+
+
+def data_issue_reason(kind: str, score: float, partner: str | None = None, partner_label: str | None = None,
+                      own_label: str | None = None) -> str:
+    """What the review panel says about a data issue (relabel/scoring/data_issues.py): a conflicting duplicate
+    names the other task and its label; an outlier says it is unlike the rest."""
+    if kind == "conflicting_duplicate":
+        return (f"possible duplicate of task {partner}, labelled {partner_label} there (labelled {own_label} here): "
+                "one of the two labels is wrong, or the item is bad data")
+    return (f"unlike any other item in the project (outlier score {score:.3f}): out of scope or bad data? "
+            "Flag it to leave it out of scoring")
