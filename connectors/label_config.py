@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from relabel.errors import ConfigError, preview
 
 
+# The name of the review projects' "flag the item" control (connectors/review_config.py).
+FLAG_TAG = "relabel_flag"
+
+
 @dataclass(frozen=True)
 class LabelConfig:
     """The parts of a labeling config relabel uses."""
@@ -31,7 +35,8 @@ def parse_label_config(xml: str, *, label_tag: str | None = None, text_field: st
         root = ET.fromstring(xml)
     except ET.ParseError as exc:
         raise ConfigError(f"The project's labeling config is not valid XML ({exc}); fix it in Label Studio's settings.") from None
-    choices_tags = [tag for tag in root.iter() if tag.tag == "Choices"]
+    # relabel's own "flag the item" control on review projects (connectors/review_config.py) is never scored.
+    choices_tags = [tag for tag in root.iter() if tag.tag == "Choices" and tag.get("name") != FLAG_TAG]
     names = [tag.get("name", "") for tag in choices_tags]
     if not choices_tags:
         raise ConfigError(

@@ -39,7 +39,7 @@ from connectors import label_studio_pull
 from connectors.http import IDEMPOTENT_METHODS, GaveUp, is_tls_error, retry_summary, retrying_client
 from connectors.label_config import LabelConfig, parse_label_config
 from connectors.records import AnnotationRecord, ProjectInfo, Pull, PushedTask, ReviewAnswer, ReviewRequest
-from connectors.review_config import panel_data, review_label_config
+from connectors.review_config import is_flagged, panel_data, review_label_config
 
 log = logging.getLogger(__name__)
 
@@ -670,7 +670,8 @@ class LabelStudioConnector:
                     answers.append(ReviewAnswer(item_id=p.item_id, round=p.round, task_id=p.task_id,
                                                 reviewer=record.annotator_id, label=record.label,
                                                 answered_at=record.updated_at or record.created_at,
-                                                annotation_id=record.annotation_id))
+                                                annotation_id=record.annotation_id,
+                                                flagged=is_flagged(annotation)))
         return answers
 
     def _answers_of(self, task: dict, pushed: PushedTask) -> list[dict]:

@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 
 from relabel.errors import ConfigError
 
-from connectors.label_config import LabelConfig
+from connectors.label_config import FLAG_TAG, LabelConfig
 from connectors.records import ReviewRequest
 
 # Task data fields the panel shows. They are plain data fields, so the Data Manager can also show and filter them.
@@ -27,6 +27,10 @@ ANNOTATORS_FIELD = "relabel_annotators"
 MODEL_FIELD = "relabel_model"
 SUGGESTED_FIELD = "relabel_suggested"
 PANEL_FIELDS = (REASON_FIELD, ANNOTATORS_FIELD, MODEL_FIELD)
+# The optional "flag the item" control: bad data (out of scope, boilerplate, a broken import) that should leave
+# scoring and the final labels. The reviewed label stays required, so a flagged item still gets the reviewer's
+# best label, kept in the store beside the flag.
+FLAG_CHOICE = "Flag the item: bad data (leave it out of scoring and final labels)"
 # Attributes that tie a tag's display to other tags of the source config, which the review config drops.
 _CONDITIONAL = ("visibleWhen", "whenTagName", "whenLabelValue", "whenChoiceValue", "whenRole")
 # Shown beside the item on a wide screen, under it on a narrow one.
@@ -62,6 +66,8 @@ def review_label_config(source_xml: str, config: LabelConfig, *, show_suggestion
     reviewed = _unconditional(choices)
     reviewed.set("required", "true")
     item.append(reviewed)
+    flag = ET.SubElement(item, "Choices", name=FLAG_TAG, toName=objects[0].get("name"), choice="single")
+    ET.SubElement(flag, "Choice", value=FLAG_CHOICE)
     panel = ET.SubElement(row, "View", style=_PANEL_STYLE)
     lines = [("Why relabel asks", REASON_FIELD), ("Who said what", ANNOTATORS_FIELD),
              ("The model's top classes", MODEL_FIELD)]
@@ -81,6 +87,14 @@ def panel_data(request: ReviewRequest, *, show_suggestion: bool = False) -> dict
     if show_suggestion:
         data[SUGGESTED_FIELD] = request.suggested_label
     return data
+
+
+def is_flagged(annotation: dict) -> bool:
+    """Whether a review annotation's result ticks the flag control (Label Studio's result JSON)."""
+    for result in annotation.get("result") or ():
+        if result.get("from_name") == FLAG_TAG and FLAG_CHOICE in ((result.get("value") or {}).get("choices") or ()):
+            return True
+    return False
 
 
 def _unconditional(tag: ET.Element) -> ET.Element:

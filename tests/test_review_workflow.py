@@ -66,6 +66,14 @@ def test_review_config_keeps_the_item_and_the_reviewed_choices_and_adds_the_pane
         assert f'value="{field}"' in xml
     assert "$relabel_suggested" not in xml
     assert "$relabel_suggested" in review_label_config(SOURCE, config, show_suggestion=True)
+    assert '<Choices name="relabel_flag" toName="body" choice="single">' in xml     # "flag the item", optional
+
+
+def test_a_ticked_flag_is_read_from_the_review_annotation():
+    from connectors.review_config import FLAG_CHOICE, is_flagged
+    topic = {"from_name": "topic", "value": {"choices": ["sport"]}}
+    flag = {"from_name": "relabel_flag", "value": {"choices": [FLAG_CHOICE]}}
+    assert is_flagged({"result": [topic, flag]}) and not is_flagged({"result": [topic]})
 
 
 def test_review_config_refuses_a_choices_tag_pointing_nowhere():
