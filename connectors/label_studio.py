@@ -20,35 +20,33 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
-from datetime import datetime, timezone
 from dataclasses import replace
 from typing import Callable, Iterable, Iterator
 
 import httpx
 from label_studio_sdk import LabelStudio
-from label_studio_sdk.core.api_error import ApiError
 
 from relabel import progress
 from relabel.config import checked_api_key, label_studio_url
 from relabel.errors import AuthError, ConfigError, ConnectorError, InputError, OutcomeUnknown, preview
-from relabel.redaction import redact, url_without_userinfo
+from relabel.redaction import url_without_userinfo
 
 from connectors import label_studio_pull
-from connectors.http import IDEMPOTENT_METHODS, GaveUp, is_tls_error, retry_summary, retrying_client
+from connectors.http import IDEMPOTENT_METHODS, retry_summary, retrying_client
 from connectors.label_config import LabelConfig, parse_label_config
+from connectors.label_studio_common import (REVIEW_MARKER, advancing, choice_of, choice_result, model_version,
+                                            normalise_time, review_of, round_prediction, seconds, user_id)
+from connectors.label_studio_errors import (API_KEY_VARIABLE, Translate, looks_like_json, raise_for_status,
+                                            raise_not_json, raise_unknown_not_json, raise_unreadable)
 from connectors.records import AnnotationRecord, ProjectInfo, Pull, PushedTask, ReviewAnswer, ReviewRequest
 from connectors.review_config import panel_data, review_label_config
 
 log = logging.getLogger(__name__)
 
-API_KEY_VARIABLE = "LABEL_STUDIO_API_KEY"
 MODES = ("project", "in_place")
 # Tasks per page when listing. Larger pages mean fewer requests; 1,000 keeps one response at a few MB.
 PAGE_SIZE = 1000
-# The review project's description carries this marker, so it is found again whatever its title became.
-REVIEW_MARKER = "relabel:review-of-project="
 # The task data field `relabel writeback` fills with an item's final label (see relabel/loop/writeback.py).
 FINAL_FIELD = "relabel_final"
 # Task data keys relabel writes start with this; a review task never copies the item's own relabel_* fields.
@@ -65,23 +63,6 @@ SETTLE_POLL_SECONDS = 0.5
 SETTLE_MAX_SECONDS = 60.0
 # A write whose outcome stays unknown is re-checked and re-sent (only what is missing) this many times in all.
 WRITE_ATTEMPTS = 6
-
-
-def model_version(round_number: int) -> str:
-    """The model_version of a round's predictions.
-
-    The trailing ';' keeps a substring match for round 3 ("contains" is the only model-version filter Label
-    Studio offers) from also matching round 30.
-    """
-    return f"relabel-round-{round_number};"
-
-
-def review_of(description: str | None) -> int | None:
-    """The source project id in a relabel review project's description marker, else None."""
-    for word in (description or "").split():
-        if word.startswith(REVIEW_MARKER) and word[len(REVIEW_MARKER):].isdigit():
-            return int(word[len(REVIEW_MARKER):])
-    return None
 
 
 def view_title(round_number: int) -> str:
@@ -123,7 +104,7 @@ class LabelStudioConnector:
 
     # ----------------------------------------------------------------------------------------------- plumbing
     def _translate(self, what: str, project: int | None = None, unsure: bool = False):
-        return _Translate(self, what, project, unsure)
+        return Translate(self, what, project, unsure)
 
     def _request(self, method: str, path: str, *, params: dict | None = None, json_body=None,
                  write: bool = False, project: int | None = None, missing_ok: bool = False,
@@ -149,20 +130,20 @@ class LabelStudioConnector:
             if unsure and (response.status_code >= 500 or response.status_code == 429):
                 raise OutcomeUnknown(f"Label Studio at {url_without_userinfo(self.url)} answered "
                                      f"{response.status_code} to {what}, which may or may not have been carried out.")
-            _raise_for_status(self, response.status_code, response.text, what, project,
+            raise_for_status(self, response.status_code, response.text, what, project,
                               retried=retry_summary(response))
-        if 300 <= response.status_code < 400 or (response.content and not _looks_like_json(response)):
+        if 300 <= response.status_code < 400 or (response.content and not looks_like_json(response)):
             if unsure and response.status_code < 300:
-                _raise_unknown_not_json(self, response, what)
-            _raise_not_json(self, response, what)
+                raise_unknown_not_json(self, response, what)
+            raise_not_json(self, response, what)
         if not response.content:
             return None
         try:
             return response.json()
         except ValueError:
             if unsure:
-                _raise_unknown_not_json(self, response, what)
-            _raise_not_json(self, response, what)
+                raise_unknown_not_json(self, response, what)
+            raise_not_json(self, response, what)
 
     def _project_json(self, project_id: int | None = None, refresh: bool = False) -> dict:
         project_id = project_id or self.project_id
@@ -170,7 +151,7 @@ class LabelStudioConnector:
             return self._project
         body = self._request("GET", f"api/projects/{project_id}", project=project_id)
         if not isinstance(body, dict) or "id" not in body:
-            _raise_unreadable(self, f"GET /api/projects/{project_id}", body)
+            raise_unreadable(self, f"GET /api/projects/{project_id}", body)
         if project_id == self.project_id:
             self._project = body
         return body
@@ -250,7 +231,7 @@ class LabelStudioConnector:
         ``all_item_ids`` so the caller can delete what is gone, but returns only the tasks changed since
         ``since``. ``cursor`` is the newest task ``updated_at`` seen; pass it as the next ``since``.
         """
-        since = None if since is None else _normalise_time(since)
+        since = None if since is None else normalise_time(since)
         pulled = label_studio_pull.collect(self.pull_batches(since=since, full=reconcile), full=reconcile)
         if since is None or not reconcile:
             return pulled
@@ -273,7 +254,7 @@ class LabelStudioConnector:
 
     def _annotation_record(self, annotation: dict, task_id: int, config: LabelConfig,
                            warnings: list[str], kind: str = "annotation") -> AnnotationRecord:
-        label, valid, problem = _choice_of(annotation, config)
+        label, valid, problem = choice_of(annotation, config)
         if problem:
             warnings.append(f"Annotation {annotation['id']} on task {task_id} {problem}; "
                             f"it is stored but not scored until the choice is fixed in Label Studio.")
@@ -282,7 +263,7 @@ class LabelStudioConnector:
             annotator_id=self._annotator(annotation.get("completed_by")), label=label,
             created_at=annotation.get("created_at"), updated_at=annotation.get("updated_at"), kind=kind,
             skipped=bool(annotation.get("was_cancelled")), valid=valid,
-            lead_time=_seconds(annotation.get("lead_time")))
+            lead_time=seconds(annotation.get("lead_time")))
 
     def _check_visibility(self, n_visible: int, authors: set[int]) -> None:
         """Refuse a key that sees only its own annotations: consensus would silently see one annotator.
@@ -524,7 +505,7 @@ class LabelStudioConnector:
         # Without preselect the prediction is empty: it still marks the round (model_version) and carries the
         # quality (score) the saved view sorts on, but selects nothing in the reviewer's editor.
         prediction = {"model_version": model_version(request.round), "score": float(request.quality),
-                      "result": [_choice_result(config, request.suggested_label)] if preselect else []}
+                      "result": [choice_result(config, request.suggested_label)] if preselect else []}
         if task_id is not None:
             prediction["task"] = task_id
         return prediction
@@ -550,10 +531,10 @@ class LabelStudioConnector:
             return tasks
 
         def size(tasks: dict[int, dict]) -> int:
-            return sum(_round_prediction(t, by_task[tid].round) is not None for tid, t in tasks.items())
+            return sum(round_prediction(t, by_task[tid].round) is not None for tid, t in tasks.items())
 
         def send(tasks: dict[int, dict]):
-            new = [r for r in requests if _round_prediction(tasks[int(r.item_id)], r.round) is None]
+            new = [r for r in requests if round_prediction(tasks[int(r.item_id)], r.round) is None]
             if not new:
                 return None
             predictions = [self._prediction(r, config, int(r.item_id), preselect=preselect) for r in new]
@@ -597,15 +578,15 @@ class LabelStudioConnector:
         ``is_labeled`` is sent too: a PATCH of overlap alone leaves it stale, and a task still marked labelled
         is never handed out for the extra annotation.
         """
-        for request in _advancing(requests, progress.bar("Requesting one more annotation", total=len(requests))):
+        for request in advancing(requests, progress.bar("Requesting one more annotation", total=len(requests))):
             task = tasks[int(request.item_id)]
-            prediction = _round_prediction(task, request.round)
+            prediction = round_prediction(task, request.round)
             pushed_at = prediction.get("created_at") if prediction else None
             finished = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
-            before = {_user_id(a.get("completed_by")) for a in finished
+            before = {user_id(a.get("completed_by")) for a in finished
                       if pushed_at is None or (a.get("created_at") or "") < pushed_at}
             wanted = max(int(task.get("overlap") or 1), len(before) + 1)
-            labelled = len({_user_id(a.get("completed_by")) for a in finished}) >= wanted
+            labelled = len({user_id(a.get("completed_by")) for a in finished}) >= wanted
             if int(task.get("overlap") or 1) != wanted or bool(task.get("is_labeled")) != labelled:
                 self._request("PATCH", f"api/tasks/{task['id']}", write=True,
                               json_body={"overlap": wanted, "is_labeled": labelled})
@@ -653,7 +634,7 @@ class LabelStudioConnector:
         for project_id, group in by_project.items():
             ids = sorted({p.task_id for p in group})
             bar = progress.bar(f"Collecting answers (project {project_id})", total=len(ids))
-            tasks = {t["id"]: t for t in _advancing(self._iter_tasks(project_id, task_ids=ids), bar)}
+            tasks = {t["id"]: t for t in advancing(self._iter_tasks(project_id, task_ids=ids), bar)}
             for p in group:
                 task = tasks.get(p.task_id)
                 if task is None:
@@ -676,13 +657,13 @@ class LabelStudioConnector:
     def _answers_of(self, task: dict, pushed: PushedTask) -> list[dict]:
         annotations = sorted(task.get("annotations") or [], key=lambda a: (a.get("created_at") or "", a["id"]))
         if pushed.mode == "in_place":
-            prediction = _round_prediction(task, pushed.round)
+            prediction = round_prediction(task, pushed.round)
             if prediction is None:
                 return []
             pushed_at = prediction.get("created_at") or ""
-            earlier = {_user_id(a.get("completed_by")) for a in annotations if (a.get("created_at") or "") < pushed_at}
+            earlier = {user_id(a.get("completed_by")) for a in annotations if (a.get("created_at") or "") < pushed_at}
             annotations = [a for a in annotations if (a.get("created_at") or "") >= pushed_at
-                           and _user_id(a.get("completed_by")) not in earlier]
+                           and user_id(a.get("completed_by")) not in earlier]
         return annotations
 
     # ----------------------------------------------------------------------------------------------- assign
@@ -717,7 +698,7 @@ class LabelStudioConnector:
                 return (f"not assigned: this Label Studio has no task assignment (HTTP {response.status_code}; "
                         "an Enterprise feature)")
             if response.status_code >= 400:
-                _raise_for_status(self, response.status_code, response.text, "assign review tasks", project_id)
+                raise_for_status(self, response.status_code, response.text, "assign review tasks", project_id)
         return f"assigned to {len(users)} reviewers"
 
     # ----------------------------------------------------------------------------------------------- writeback
@@ -749,192 +730,9 @@ class LabelStudioConnector:
                 data[field] = want
             todo.append((task["id"], data))
         counts["missing"] = len(set(wanted) - seen)
-        for task_id, data in _advancing(todo, progress.bar("Writing final labels", total=len(todo))):
+        for task_id, data in advancing(todo, progress.bar("Writing final labels", total=len(todo))):
             self._request("PATCH", f"api/tasks/{task_id}", json_body={"data": data}, write=True)
         return counts
-
-
-# --------------------------------------------------------------------------------------------------- helpers
-def _advancing(values, bar):
-    """Yield ``values``, advancing ``bar`` (a relabel.progress bar, silent off a terminal) once per value."""
-    with bar:
-        for value in values:
-            yield value
-            bar.update()
-
-
-class _Translate:
-    """Turn transport failures and SDK ApiErrors inside a block into one-sentence relabel errors."""
-
-    def __init__(self, connector: LabelStudioConnector, what: str, project: int | None, unsure: bool = False):
-        self.connector, self.what, self.project, self.unsure = connector, what, project, unsure
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc is None:
-            return False
-        url = url_without_userinfo(self.connector.url)
-        if self.unsure and isinstance(exc, httpx.TransportError) and not isinstance(
-                exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError, GaveUp)):
-            raise OutcomeUnknown(f"The request {self.what} to Label Studio at {url} was sent but its answer was "
-                                 f"lost ({type(exc).__name__}).") from None
-        if isinstance(exc, GaveUp) and isinstance(exc.last, (httpx.ConnectError, httpx.ConnectTimeout)) \
-                and not is_tls_error(exc.last):
-            raise ConnectorError(f"Cannot reach Label Studio at {url} ({type(exc.last).__name__}, {exc}); check "
-                                 "the URL and that the server is running.") from None
-        if isinstance(exc, GaveUp):
-            raise ConnectorError(f"Label Studio at {url} kept failing: {exc}; check the server and the network, "
-                                 "then run the command again (it resumes where it stopped).") from None
-        if isinstance(exc, httpx.ProxyError):
-            raise ConnectorError(f"The proxy between relabel and Label Studio at {url} refused {self.what} "
-                                 f"({exc}); check HTTPS_PROXY / HTTP_PROXY / NO_PROXY.") from None
-        if isinstance(exc, httpx.ConnectError) and is_tls_error(exc):
-            raise ConnectorError(f"The TLS connection to Label Studio at {url} failed ({_tls_reason(exc)}); check "
-                                 "the certificate (SSL_CERT_FILE for a private CA) or the http/https in the "
-                                 "URL.") from None
-        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
-            raise ConnectorError(f"Cannot reach Label Studio at {url} ({type(exc).__name__}); check the URL and "
-                                 f"that the server is running.") from None
-        if isinstance(exc, httpx.TimeoutException):
-            raise ConnectorError(f"Label Studio at {url} did not answer {self.what} in time; retry, or raise the "
-                                 f"connector timeout for big projects.") from None
-        if isinstance(exc, httpx.HTTPError):
-            raise ConnectorError(f"The request {self.what} to Label Studio at {url} failed ({redact(exc)}); check the "
-                                 f"URL and the server log.") from None
-        if isinstance(exc, ApiError):
-            _raise_for_status(self.connector, exc.status_code or 0, str(exc.body), self.what, self.project)
-        return False
-
-
-def _raise_for_status(connector: LabelStudioConnector, status: int, body: str, what: str,
-                      project: int | None, retried: str = "") -> None:
-    url = url_without_userinfo(connector.url)
-    if status == 401:
-        raise AuthError(f"Label Studio at {url} rejected the API key (401); check {API_KEY_VARIABLE}: legacy "
-                        f"tokens may be disabled on this server, so use a personal access token.")
-    if status == 403:
-        raise AuthError(f"Label Studio at {url} refused {what} (403); set {API_KEY_VARIABLE} to the key of a "
-                        f"user who may read and write project {project or connector.project_id}.")
-    if status == 404 and project is not None:
-        raise ConnectorError(f"There is no project {project} at {url}; check the project id in the project's URL.")
-    if body.lstrip().startswith("<"):   # an HTML error page (a proxy's or Django's): its text says little
-        short = "an HTML error page"
-    else:
-        short = redact(" ".join(body.split())[:200])  # a proxy may echo the request's headers back
-    raise ConnectorError(f"Label Studio at {url} answered {status} to {what}{retried}: {short}; check the "
-                         "server log.")
-
-
-def _tls_reason(exc: BaseException) -> str:
-    text = str(exc)
-    return text.split("] ", 1)[-1].split(" (_ssl")[0] if text else type(exc).__name__
-
-
-def _raise_unknown_not_json(connector: LabelStudioConnector, response, what: str) -> None:
-    """A write answered with something that is not Label Studio's JSON (a proxy's page): it may have landed."""
-    kind = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
-    raise OutcomeUnknown(f"Label Studio at {url_without_userinfo(connector.url)} answered {what} with {kind} "
-                         "instead of JSON, so whether it was carried out is unknown.")
-
-
-def _looks_like_json(response) -> bool:
-    # Only HTML is refused up front: the export endpoint answers JSON under a download content type.
-    return response.headers.get("content-type", "").split(";")[0].strip().lower() not in ("text/html",
-                                                                                      "application/xhtml+xml")
-
-
-def _raise_not_json(connector: LabelStudioConnector, response, what: str) -> None:
-    """A 2xx/3xx answer that is not Label Studio's JSON: a proxy's or SSO's login page, a redirect, a wrong URL."""
-    url = url_without_userinfo(connector.url)
-    kind = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
-    if 300 <= response.status_code < 400:
-        where = redact(response.headers.get("location", "elsewhere"))
-        raise ConnectorError(f"Label Studio at {url} answered {what} with a redirect ({response.status_code}) to "
-                             f"{where}; a proxy or login page is in the way, or the URL is wrong: point 'url' at the "
-                             "Label Studio server itself.")
-    raise ConnectorError(f"Label Studio at {url} answered {what} with {kind} instead of JSON (a proxy's login page? "
-                         "a wrong URL?); point 'url' at the Label Studio server itself.")
-
-
-def _readable_task(task) -> bool:
-    """A task as relabel reads it: an object with an integer id, a data object, and annotations that have ids."""
-    if not isinstance(task, dict) or not isinstance(task.get("id"), int):
-        return False
-    annotations = task.get("annotations") or []
-    return isinstance(task.get("data") or {}, dict) and isinstance(annotations, list) and \
-        all(isinstance(a, dict) and a.get("id") is not None for a in annotations)
-
-
-def _raise_unreadable(connector: LabelStudioConnector, what: str, body) -> None:
-    shown = redact(" ".join(json.dumps(body, default=str).split()))[:120]
-    raise ConnectorError(f"Label Studio at {url_without_userinfo(connector.url)} answered {what} with JSON relabel "
-                         f"cannot read ({shown}); check that 'url' points at a Label Studio 1.x server.")
-
-
-def _normalise_time(value: str) -> str:
-    """An ISO 8601 time as Label Studio writes and filters it: UTC with microseconds and a Z.
-
-    The Data Manager's datetime filter answers 500 to any other format, and the same form lets the cursor be
-    compared with updated_at values as plain strings.
-    """
-    try:
-        moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"The pull cursor must be an ISO 8601 time like 2024-05-01T12:00:00.000000Z. "
-                         f"Got {value!r}.") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)  # Label Studio's times are UTC
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _seconds(value) -> float | None:
-    """Label Studio's ``lead_time`` (seconds spent on the annotation) as a float; None when absent or not a
-    non-negative finite number (old annotations and API-made ones have none)."""
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
-def _user_id(completed_by) -> int | None:
-    if isinstance(completed_by, dict):
-        return completed_by.get("id")
-    return completed_by
-
-
-def _choice_of(annotation: dict, config: LabelConfig) -> tuple[str | None, bool, str | None]:
-    """(label, valid, problem) of one annotation: its single choice in the scored Choices tag."""
-    if annotation.get("was_cancelled"):
-        return None, True, None
-    chosen: list[str] = []
-    results = annotation.get("result") or []
-    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
-        return None, False, "has a result that is not a list of regions"
-    for result in results:
-        if result.get("from_name") == config.label_tag:
-            chosen.extend((result.get("value") or {}).get("choices") or [])
-    if not chosen:
-        return None, True, None
-    if len(chosen) > 1:
-        return None, False, f"chose {len(chosen)} classes ({preview(chosen)}) where relabel scores one"
-    if chosen[0] not in config.classes:
-        return chosen[0], False, f"chose {chosen[0]!r}, which is not a class of the labeling config"
-    return chosen[0], True, None
-
-
-def _choice_result(config: LabelConfig, label: str) -> dict:
-    return {"from_name": config.label_tag, "to_name": config.to_name, "type": "choices", "value": {"choices": [label]}}
-
-
-def _round_prediction(task: dict, round_number: int) -> dict | None:
-    version = model_version(round_number)
-    for prediction in task.get("predictions") or []:
-        if isinstance(prediction, dict) and prediction.get("model_version") == version:
-            return prediction
-    return None
 
 
 def _check_requests(requests: list[ReviewRequest], config: LabelConfig, mode: str) -> None:

@@ -30,7 +30,10 @@ from typing import IO, TYPE_CHECKING, Iterable, Iterator
 
 from relabel import progress
 from relabel.errors import ConnectorError, OutcomeUnknown
+from relabel.redaction import url_without_userinfo
 
+from connectors.label_studio_common import normalise_time, readable_task, user_id
+from connectors.label_studio_errors import raise_for_status, raise_unreadable
 from connectors.records import AnnotationRecord, Item, Pull
 
 if TYPE_CHECKING:  # the connector imports this module; the type is only for annotations
@@ -128,11 +131,8 @@ def pull_batches(connector: "LabelStudioConnector", since: str | None = None, fu
     so far; the last batch's is the next ``since``. A full pull ends with a visibility check: a key that sees
     only its own annotations is refused after the batches (the store writes its cursor only after the last one).
     """
-    from connectors.label_studio import (_normalise_time, _raise_unreadable, _readable_task,  # noqa: PLC0415 (the
-                               _user_id)                                              # connector imports us)
-
     if since is not None:
-        since = _normalise_time(since)
+        since = normalise_time(since)
     full = full or since is None
     connector._project_json(refresh=True)
     config = connector._label_config()
@@ -152,8 +152,8 @@ def pull_batches(connector: "LabelStudioConnector", since: str | None = None, fu
     with bar:
         for task in tasks:
             bar.update()
-            if not _readable_task(task):
-                _raise_unreadable(connector, "the snapshot export" if full else "the task list", task)
+            if not readable_task(task):
+                raise_unreadable(connector, "the snapshot export" if full else "the task list", task)
             updated = task.get("updated_at")
             if updated is not None and (cursor is None or updated > cursor):
                 cursor = updated
@@ -166,7 +166,7 @@ def pull_batches(connector: "LabelStudioConnector", since: str | None = None, fu
                 records.append(record)
                 if not record.skipped:
                     visible += 1
-                    authors.add(_user_id(annotation.get("completed_by")))
+                    authors.add(user_id(annotation.get("completed_by")))
             if len(items) >= batch_tasks:
                 yield Pull(items=items, annotations=records, cursor=cursor, warnings=warnings)
                 items, records, warnings = [], [], []
@@ -190,8 +190,7 @@ def snapshot_tasks(connector: "LabelStudioConnector", n_tasks: int) -> Iterator[
         file.seek(0)
         head = file.read(200)
         if not head.lstrip().startswith(b"["):   # a list of tasks, whatever the size; anything else is not
-            from connectors.label_studio import _raise_unreadable  # noqa: PLC0415
-            _raise_unreadable(connector, "the snapshot export", head.decode("utf-8", "replace"))
+            raise_unreadable(connector, "the snapshot export", head.decode("utf-8", "replace"))
         file.seek(0)
         try:
             # use_float: annotation fields such as lead_time are floats; ijson would give Decimal by default.
@@ -214,9 +213,8 @@ def _download_snapshot(connector: "LabelStudioConnector", file: IO[bytes], timeo
             with connector._raw.stream(path, method="GET", params={"exportType": "JSON"},
                                        request_options=options) as response:
                 if response.status_code >= 400:
-                    from connectors.label_studio import _raise_for_status  # noqa: PLC0415
                     response.read()
-                    _raise_for_status(connector, response.status_code, response.text, f"GET /{path}", project)
+                    raise_for_status(connector, response.status_code, response.text, f"GET /{path}", project)
                 for chunk in response.iter_bytes(DOWNLOAD_CHUNK_BYTES):
                     file.write(chunk)
     finally:
@@ -275,7 +273,6 @@ def _delete_snapshot(connector: "LabelStudioConnector", export_id: int) -> None:
 
 def _url(connector: "LabelStudioConnector") -> str:
     """The server's URL as messages show it (without any user:password part)."""
-    from relabel.redaction import url_without_userinfo  # noqa: PLC0415
     return url_without_userinfo(connector.url)
 
 
