@@ -70,6 +70,11 @@ def test_planted_issues_reach_review_and_a_flag_removes_the_item(tmp_path):
     assert rows[fake.dup]["conflicting_duplicate"] is True and fake.original in rows[fake.dup]["duplicate_of"]
     assert all(r["outlier_score"] is not None for iid, r in rows.items() if iid != fake.ood)
 
+    from relabel.report.page import render_report
+    page = render_report(store)
+    assert "<h2>Data issues</h2>" in page and "1 items flagged as bad data" in page
+    assert "conflicting</td>" in page and fake.dup in page
+
 
 def test_data_issues_off_sends_label_issues_only(tmp_path):
     fake = FlaggingFake()

@@ -11,7 +11,7 @@ SETS = 20            # duplicate sets listed (conflicting ones first)
 EXCERPT = 160        # characters of each text shown
 
 _COLUMNS = ("item_id", "consensus_label", "final_label", "outlier_score", "outlier", "duplicate_group",
-            "conflicting_duplicate", "flagged")
+            "conflicting_duplicate")
 
 
 def data_issues_section(store: Store, rnd: int) -> str:
@@ -29,7 +29,7 @@ def data_issues_section(store: Store, rnd: int) -> str:
             groups.setdefault(int(g), []).append(i)
     conflicting = [m for m in groups.values() if any(cols["conflicting_duplicate"][i] for i in m)]
     outliers = sorted((i for i in range(n) if cols["outlier"][i]), key=lambda i: cols["outlier_score"][i])
-    flagged = sum(bool(f) for f in cols["flagged"])
+    flagged = len(store.flagged_items())
     counts = (f"<p class=\"lead\">{len(outliers)} outliers (items unlike any other, below the project's own "
               f"fence), {len(groups)} duplicate sets ({sum(len(m) for m in groups.values())} items), "
               f"{len(conflicting)} of them labelled two or more ways, {flagged} items flagged as bad data by "

@@ -28,6 +28,7 @@ from relabel.report.html import e as _e, figure as _figure, fmt as _fmt, img as 
 from relabel.report.html import age, short_name, svg as _svg, v as _v, when
 from relabel.report import agreement as report_agreement
 from relabel.report import review as report_review
+from relabel.report.data_issues import data_issues_section
 from relabel.scoring.selection import select_for_review
 from relabel.loop.store import Store, now
 
@@ -137,6 +138,7 @@ def _render(store: Store, round: int | None, url: str | None, top) -> tuple[str,
         _classes_section(store, rnd, classes),
         _model_section(store.model_report(rnd)),
         report_agreement.overrides_section(store, rnd, base_url),
+        data_issues_section(store, rnd),
         items_html,
         "<footer>Made by relabel from the store. Per round, as `relabel status` prints them: the trend table and "
         "the review queue. Cumulative over rounds 1–N: the cards' reviewed and corrected items and the reviewer "
