@@ -41,12 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from relabel.scoring.annotations import Annotations, keep_best
-from relabel.scoring.confident import (
-    THRESHOLD_FLOOR,
-    UNREACHABLE_THRESHOLD,
-    _compute_label_quality_scores,
-    check_quality_method,
-)
+from relabel.scoring.confident.counting import THRESHOLD_FLOOR, UNREACHABLE_THRESHOLD
+from relabel.scoring.confident.ranking import _compute_label_quality_scores, check_quality_method
 from relabel.errors import AnnotationError, ConfigError, LabelError, PredProbsError, preview
 from relabel.results import ConsensusResult
 from relabel.scoring.validation import check_pred_probs
@@ -482,7 +478,7 @@ def _compute_annotation_quality(table: _Table, posterior: np.ndarray, method: st
         summed = np.bincount(key, weights=posterior[table.item, table.label], minlength=table.n_annotators * k)
         thresholds = np.divide(summed, count, out=np.full(count.shape, UNREACHABLE_THRESHOLD), where=count > 0)
         thresholds = np.maximum(thresholds, THRESHOLD_FLOOR).reshape(table.n_annotators, k)
-        # The same adjustment as confident._adjust_pred_probs, with each row's own annotator's thresholds.
+        # The same adjustment as confident.ranking._adjust_pred_probs, with each row's own annotator's thresholds.
         rows -= thresholds[table.annotator]
         rows += thresholds.max(axis=1)[table.annotator][:, None]
         rows /= rows.sum(axis=1, keepdims=True)
