@@ -44,7 +44,7 @@ from relabel.scoring.annotations import Annotations, keep_best
 from relabel.scoring.confident.counting import THRESHOLD_FLOOR, UNREACHABLE_THRESHOLD
 from relabel.scoring.confident.ranking import _compute_label_quality_scores, check_quality_method
 from relabel.errors import AnnotationError, ConfigError, LabelError, PredProbsError, preview
-from relabel.results import ConsensusResult
+from relabel.results import ConsensusResult, with_names
 from relabel.scoring.validation import check_pred_probs
 
 # Lower clip of the error rates and weights (cleanlab's CLIPPING_LOWER_BOUND): keeps a weight positive and
