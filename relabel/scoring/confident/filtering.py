@@ -273,3 +273,35 @@ def find_label_issues(labels, pred_probs, *, return_indices_ranked_by: str | Non
     return flagged[np.argsort(scores, kind="stable")]
 
 
+
+
+def find_predicted_neq_given(labels, pred_probs, *, multi_label: bool = False) -> np.ndarray:
+    """Mask of items whose argmax differs from their label (the simple baseline; no un-flagging).
+
+    Same as ``cleanlab.filter.find_predicted_neq_given`` (single-label: ``multi_label=True`` is refused).
+    """
+    _refuse_multi_label(multi_label)
+    y, p = _check_inputs(labels, pred_probs, allow_one_class=True)
+    return p.argmax(axis=1) != y
+
+
+def find_label_issues_using_argmax_confusion_matrix(labels, pred_probs, *, calibrate: bool = True,
+                                                    filter_by: str = "prune_by_noise_rate") -> np.ndarray:
+    """find_label_issues with the confusion matrix of (given label, argmax) in place of the confident joint.
+
+    With ``calibrate`` the matrix is first calibrated to the given-label counts. Same as
+    ``cleanlab.filter.find_label_issues_using_argmax_confusion_matrix``.
+    """
+    y, p = _check_inputs(labels, pred_probs)
+    n_classes = p.shape[1]
+    confusion = np.bincount(y * n_classes + p.argmax(axis=1), minlength=n_classes * n_classes)
+    confusion = confusion.reshape(n_classes, n_classes).astype(np.int64)
+    if calibrate:
+        confusion = _calibrate_confident_joint(confusion, _label_counts(y, n_classes))
+    return find_label_issues(y, p, confident_joint=confusion, filter_by=filter_by)
+
+
+def _refuse_multi_label(multi_label) -> None:
+    if multi_label:
+        raise ConfigError("multi_label=True is not supported yet: relabel handles single-label data only; "
+                          "pass one class index per item.")

@@ -95,3 +95,58 @@ def get_label_quality_scores(labels, pred_probs, method: str = "self_confidence"
     return _compute_label_quality_scores(y, p, method, adjust_pred_probs)
 
 
+
+
+def get_self_confidence_for_each_label(labels, pred_probs) -> np.ndarray:
+    """p[i, y_i] for each item (get_label_quality_scores with self_confidence)."""
+    y, p = _check_inputs(labels, pred_probs, allow_one_class=True)
+    return _self_confidence(y, p)
+
+
+def get_normalized_margin_for_each_label(labels, pred_probs) -> np.ndarray:
+    """(p[i, y_i] - max_{k != y_i} p[i, k] + 1) / 2 for each item (get_label_quality_scores, normalized_margin)."""
+    y, p = _check_inputs(labels, pred_probs, allow_one_class=True)
+    return _normalized_margin(y, p)
+
+
+def get_confidence_weighted_entropy_for_each_label(labels, pred_probs) -> np.ndarray:
+    """ln(r + 1) / r with r = normalised entropy / p[i, y_i] (get_label_quality_scores, confidence_weighted_entropy)."""
+    y, p = _check_inputs(labels, pred_probs, allow_one_class=True)
+    return _confidence_weighted_entropy(y, p)
+
+
+def order_label_issues(label_issues_mask, labels, pred_probs, *, rank_by: str = "self_confidence",
+                       rank_by_kwargs: dict | None = None) -> np.ndarray:
+    """Indices of the flagged items, lowest label quality score first (ties in index order).
+
+    ``rank_by`` is a quality method and ``rank_by_kwargs`` may set ``adjust_pred_probs`` (thresholds come from
+    all items). Same as ``cleanlab.rank.order_label_issues``.
+    """
+    kwargs = dict(rank_by_kwargs or {})
+    unknown = sorted(set(kwargs) - {"adjust_pred_probs"})
+    if unknown:
+        raise ConfigError(f"rank_by_kwargs accepts only 'adjust_pred_probs'; got {unknown}.")
+    adjust = bool(kwargs.get("adjust_pred_probs", False))
+    check_quality_method(rank_by, adjust)
+    y, p = _check_inputs(labels, pred_probs, allow_one_class=True)
+    mask = np.asarray(label_issues_mask)
+    if mask.shape != y.shape or mask.dtype != bool:
+        raise ConfigError(f"label_issues_mask must be a boolean array with one entry per item ({y.size}); "
+                          f"got dtype {mask.dtype}, shape {mask.shape}.")
+    flagged = np.flatnonzero(mask)
+    t = _compute_confident_thresholds(y, p) if adjust else None
+    scores = _compute_label_quality_scores(y[flagged], p[flagged], rank_by, adjust, t)
+    return flagged[np.argsort(scores, kind="stable")]
+
+
+def find_top_issues(quality_scores, *, top: int = 10) -> np.ndarray:
+    """Indices of the ``top`` lowest quality scores, lowest first (ties in index order).
+
+    Same as ``cleanlab.rank.find_top_issues``; all indices when there are fewer scores than ``top``.
+    """
+    scores = np.asarray(quality_scores, dtype=float)
+    if scores.ndim != 1:
+        raise ConfigError(f"quality_scores must be 1-D (one score per item); got shape {scores.shape}.")
+    if isinstance(top, (bool, np.bool_)) or not isinstance(top, (int, np.integer)) or top < 0:
+        raise ConfigError(f"top must be a non-negative integer; got {top!r}.")
+    return np.argsort(scores, kind="stable")[:top]
