@@ -16,5 +16,5 @@ from relabel.scoring.consensus import crowdlab, get_label_quality_multiannotator
 from relabel.errors import RelabelError
 
 __all__ = ["Annotations", "ConsensusResult", "RelabelError", "consensus", "crowdlab", "find_label_issues",
-           "get_active_learning_scores", "get_active_learning_scores_ensemble", "get_label_quality_multiannotator", "get_label_quality_scores",
-           "get_majority_vote_label", "DISTRIBUTION", "__version__"]
+           "get_active_learning_scores", "get_active_learning_scores_ensemble", "get_label_quality_multiannotator",
+           "get_label_quality_scores", "get_majority_vote_label", "DISTRIBUTION", "__version__"]
