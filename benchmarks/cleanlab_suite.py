@@ -99,7 +99,8 @@ def reason(name: str, text: str) -> str:
         return "cleanlab private helper (not part of the public API)"
     if re.search(r"has no attribute '\w+'|cannot import name '\w+'|unexpected keyword argument", error):
         return "public name or argument relabel does not provide"
-    if re.search(r"AssertionError: assert '.*' in |Regex pattern did not match|DID NOT RAISE", error):
+    if re.search(r"^E\s+(AssertionError: )?assert '.*' in |Regex pattern did not match|DID NOT RAISE", error,
+                 re.MULTILINE):
         return "error type or wording differs from cleanlab's"
     if "do not sum to 1" in error or "outside [0, 1]" in error:
         return "deliberate: pred_probs that feed a score must be probability rows"
