@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from relabel.errors import ConfigError, PredProbsError
-from relabel.scoring.confident import _adjust_pred_probs, _normalized_entropy, get_confident_thresholds
+from relabel.scoring.confident.counting import get_confident_thresholds
+from relabel.scoring.confident.ranking import _adjust_pred_probs, _normalized_entropy
 from relabel.scoring.neighbours import KnnGraph, check_features, knn_graph, search
 from relabel.scoring.validation import check_pred_probs
 
