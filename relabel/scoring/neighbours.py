@@ -27,9 +27,10 @@ from relabel.errors import InputError
 DEFAULT_K = 10
 # Above this many dimensions cosine distance is used (as cleanlab does); at or below, euclidean.
 HIGH_DIMENSION_CUTOFF = 3
-# Exact search costs N^2 * d multiply-adds: 30,000 x 384 takes about 10 s on 2 cores; above that the
-# approximate index is faster at recall@10 above 0.99 (benchmarks/neighbours_ann.py).
-EXACT_SEARCH_MAX_ITEMS = 30_000
+# Exact search costs N^2 * d multiply-adds: 380 CPU s at 100,000 x 384 on this project's 2-core machine, so about
+# 15 CPU s at 20,000, where faiss's HNSW index (68 CPU s at 100,000, recall@10 1.000) costs about as much
+# (benchmarks/neighbours_ann.py). Below this size exact search is no slower and gives exact cleanlab parity.
+EXACT_SEARCH_MAX_ITEMS = 20_000
 # Memory for one block of the exact distance matrix (rows x N entries).
 BLOCK_BYTES = 64 * 2**20
 # Below this many pairwise coordinate differences the euclidean distance is computed from the differences

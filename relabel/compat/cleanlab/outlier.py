@@ -6,7 +6,7 @@
 The scores are relabel.scoring.outliers' (kNN distance on relabel.scoring.neighbours' graph; entropy,
 least-confidence and GEN from probabilities) and match cleanlab's within 1e-6. The fitted neighbour index in
 ``params["knn"]`` is a :class:`NeighbourIndex`, a scikit-learn ``NearestNeighbors`` whose search is relabel's
-(exact below 30,000 items, HNSW above), so code that passes its own ``NearestNeighbors`` still works. Where it differs:
+(exact up to 20,000 items, faiss HNSW above), so code that passes its own ``NearestNeighbors`` still works. Where it differs:
 nothing is printed (``verbose`` is accepted and ignored); errors are relabel's (ValueError subclasses).
 """
 from __future__ import annotations
