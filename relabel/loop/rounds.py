@@ -37,7 +37,9 @@ from relabel.loop.lock import writer_lock
 from relabel.redaction import url_without_userinfo
 from relabel.scoring.selection import select_for_review
 from relabel.scoring.stop_signal import BatchEstimate, Evidence, batch_errors, stop_reason
-from relabel.loop.store import PullSummary, Store, now
+from relabel.loop.store import Store
+from relabel.loop.store_pull import PullSummary
+from relabel.loop.store_schema import now
 
 if TYPE_CHECKING:
     from relabel.loop.writeback import WritebackSummary
