@@ -26,7 +26,8 @@ from relabel.errors import RelabelError
 from relabel.redaction import redact
 from relabel.report.page import DEFAULT_TOP
 from relabel.loop.export import EXPORT_FORMATS
-from relabel.loop.rounds import Loop, initialise
+from relabel.loop.project_setup import initialise
+from relabel.loop.rounds import Loop
 
 # What `relabel log` prints when not told how many events: the latest this many.
 DEFAULT_LOG_LIMIT = 50

@@ -43,7 +43,7 @@ class StoreRounds:
         """Write a round and all its scores in one transaction, replacing an earlier unpushed scoring of it.
 
         The rows may be any iterables of dicts (a column a dict leaves out is NULL): they are read once, row by row,
-        so a caller can generate a million of them without holding them (relabel.loop.rounds does)."""
+        so a caller can generate a million of them without holding them (relabel.loop.round_scores does)."""
         rnd = int(round_row["round"])
         existing = self.db.execute("select status from rounds where round = ?", [rnd]).fetchone()
         if existing is not None and existing[0] == "pushed":
