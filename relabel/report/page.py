@@ -30,7 +30,8 @@ from relabel.report import agreement as report_agreement
 from relabel.report import review as report_review
 from relabel.report.data_issues import data_issues_section
 from relabel.scoring.selection import select_for_review
-from relabel.loop.store import Store, now
+from relabel.loop.store import Store
+from relabel.loop.store_schema import now
 
 DEFAULT_TOP = 50
 # Characters of an item's text kept in the list of likely mislabelled items: the page shows 3 lines and a click
