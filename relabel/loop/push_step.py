@@ -157,8 +157,11 @@ def _data_issue_rows(loop: LoopState, rnd: int, budget: int, exclude: np.ndarray
     """Selection rows of the round's data-issue tasks ([review] data_issues), each with its item's row."""
     if not loop.review.data_issues:
         return []
-    cols = loop.store.score_columns(rnd, ("item_id", "final_label", *data_review.COLUMNS))
-    ids, labels = cols["item_id"], cols["final_label"]
+    cols = loop.store.score_columns(rnd, ("item_id", "reviewed", "final_label", "majority_label",
+                                          *data_review.COLUMNS))
+    ids = cols["item_id"]
+    # the labels people gave (a reviewer's decision, else the annotators' majority), as the conflict was found on
+    labels = [f if r else m for r, f, m in zip(cols["reviewed"], cols["final_label"], cols["majority_label"])]
     tasks = data_review.tasks_from_columns(cols, labels, budget, loop.review.data_issues,
                                            loop.review.outlier_share, set(np.flatnonzero(exclude).tolist()))
     out = []

@@ -153,8 +153,11 @@ def compute_round_scores(table: Annotations, annotation_ids: np.ndarray, item_id
     overrides = int((override[lab_pos[lab_pos >= 0]] & ~reviewed[lab_pos >= 0]).sum())
 
     # Data issues beside the label issues, on the feature rows the model built (relabel/loop/data_review.py).
+    # Duplicates conflict when the labels people gave differ (the annotators' majority, or a reviewer's
+    # decision): the consensus may already have overruled one copy with the model, hiding that it was labelled
+    # two ways.
     current = np.where(reviewed, final, -1)
-    current[rows] = np.where(reviewed[rows], final[rows], cons)
+    current[rows] = np.where(reviewed[rows], final[rows], majority)
     data_cols = {c: [None] * n for c in data_review.COLUMNS}
     if data_issues and fitted.features is not None:
         found, keep = data_review.round_data_issues(fitted.features, texts, current, np.zeros(n, dtype=bool))
