@@ -162,8 +162,10 @@ def compute_round_scores(table: Annotations, annotation_ids: np.ndarray, item_id
     if data_issues and fitted.features is not None:
         found, keep = data_review.round_data_issues(fitted.features, texts, current, np.zeros(n, dtype=bool))
         data_cols = data_review.item_columns(found, keep, item_ids)
-        if found is not None:
-            notes.append("data issues: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in found.counts().items()))
+        found_counts = found.counts() if found is not None else {}
+        if any(found_counts.values()):   # said only when there is something to say
+            notes.append(f"Data issues: {found_counts['outlier']} outliers, {found_counts['duplicate_groups']} "
+                         f"duplicate sets ({found_counts['conflicting_duplicate_groups']} labelled two ways).")
 
     def item_rows():
         for i, iid in enumerate(item_ids):
