@@ -111,8 +111,8 @@ def test_label_quality_ensemble_scores_give_cleanlabs_results(seed, weighting):
     labels, members, custom = ensemble_case(seed)
     for method, adjust in [("self_confidence", False), ("self_confidence", True), ("normalized_margin", True),
                            ("confidence_weighted_entropy", False)]:
-        kwargs = dict(method=method, adjust_pred_probs=adjust, weight_ensemble_members_by=weighting,
-                      custom_weights=custom if weighting == "custom" else None, verbose=False)
+        kwargs = {"method": method, "adjust_pred_probs": adjust, "weight_ensemble_members_by": weighting,
+                  "custom_weights": custom if weighting == "custom" else None, "verbose": False}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             theirs = c_rank.get_label_quality_ensemble_scores(labels, [p.copy() for p in members], **kwargs)
