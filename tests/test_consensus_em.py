@@ -124,19 +124,22 @@ def test_renaming_and_permuting_annotators_changes_nothing(seed, with_model):
 
 def _permuted(a, p, seed):
     """The same annotations with rows shuffled, items and annotators in another order of first appearance,
-    annotators renamed (names sorting as before); p reordered alike. Also how to map b's items/annotators to a's."""
-    rows = np.random.default_rng(seed).permutation(len(a))[::-1]
-    names = np.array([f"x-{x}" for x in a.annotator_ids])[a.annotator]
-    b = Annotations.from_records(a.item_ids[a.item][rows], names[rows], a.label[rows], classes=a.classes)
+    annotators renamed so that their names sort in the opposite order; p reordered alike. Also where a's items
+    and annotators are in b."""
+    rows = np.random.default_rng(seed).permutation(len(a))
+    new_name = np.array([f"r{a.n_annotators - j:03d}" for j in range(a.n_annotators)])
+    b = Annotations.from_records(a.item_ids[a.item][rows], new_name[a.annotator][rows], a.label[rows],
+                                 classes=a.classes)
     item_in_b = np.array([list(b.item_ids).index(i) for i in a.item_ids])
-    annotator_in_b = np.array([list(b.annotator_ids).index(f"x-{x}") for x in a.annotator_ids])
+    annotator_in_b = np.array([list(b.annotator_ids).index(x) for x in new_name])
     return b, p[np.argsort(item_in_b)], item_in_b, annotator_in_b
 
 
 @pytest.mark.parametrize("seed, with_model", [(2805, False), (1230, True), (7, False), (7, True)])
 @pytest.mark.parametrize("sampled", [False, True], ids=["all annotations", "sampled"])
-def test_row_order_changes_nothing_at_all(seed, with_model, sampled, monkeypatch):
-    """Row order and item/annotator numbering do not move a single bit: the fit sees one canonical table, and the
+def test_row_order_and_names_change_nothing_at_all(seed, with_model, sampled, monkeypatch):
+    """Row order, item/annotator numbering and annotator names do not move a single bit: the fit sees one
+    canonical table (annotators ordered by what they labelled, not by name), and the
     discount's and the held-out likelihood's annotation samples (forced here by a small cap) are drawn from it."""
     from relabel.scoring import fitted_em
 

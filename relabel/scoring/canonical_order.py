@@ -5,10 +5,13 @@ strength keeps the best point it evaluated, the held-out calibration is a quasi-
 annotation sample is drawn by row / item index. Summing the same annotations in another order (another row
 order, or items and annotators numbered in another order of first appearance) moves those sums by rounding
 only, but near a tie the searches then pick another point: on 40 items, a permuted table moved the posterior
-by 1.6e-4 (tests/test_consensus_em.py). So the fit always sees the table in one order: items and annotators
-numbered by sorted id, rows sorted by (item, annotator, label); results are mapped back to the caller's order.
-Renaming annotators leaves the result unchanged as long as the new names sort like the old ones (otherwise it
-is the same fit, summed in another order, so it agrees to rounding except at such a tie).
+by 1.6e-4 (tests/test_consensus_em.py). So the fit always sees the table in one order, mapped back after:
+
+* items numbered by sorted item id;
+* annotators numbered by what they did, not by name: by their number of labels, then a hash of the multiset of
+  their (item, label) pairs. Renaming annotators therefore changes nothing at all; annotators left tied have
+  the same labels on the same items (barring a 64-bit hash collision), so they are interchangeable and their order cannot change a sum;
+* rows sorted by (item, annotator, label).
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ ANNOTATOR_FIELDS = ("confusion",)
 
 
 def sorted_order(ids: np.ndarray) -> np.ndarray:
-    """Positions of ``ids`` in sorted order; ids of mixed types (e.g. 3 and "3a") sort by (type name, text)."""
+    """Positions of item ``ids`` in sorted order; ids of mixed types (e.g. 3 and "3a") sort by (type name, text)."""
     ids = np.asarray(ids)
     try:
         return np.argsort(ids, kind="stable")
@@ -40,18 +43,47 @@ def _rank(order: np.ndarray) -> np.ndarray:
     return rank
 
 
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a uint64 -> uint64 bijection scattering nearby keys (wrapping arithmetic)."""
+    x = x.astype(np.uint64)
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def annotator_order(item: np.ndarray, annotator: np.ndarray, label: np.ndarray, n_annotators: int,
+                    n_classes: int) -> np.ndarray:
+    """Annotators by (number of labels, hash of their (item, label) multiset): independent of their names and of
+    row order (the hash is a wrapping sum, which no order changes). ``item``: canonical item numbers."""
+    n_labels = np.bincount(annotator, minlength=n_annotators)
+    by_annotator = np.argsort(annotator, kind="stable")
+    row_hash = _mix(item[by_annotator].astype(np.uint64) * np.uint64(n_classes) + label[by_annotator])
+    fingerprint = np.zeros(n_annotators, dtype=np.uint64)
+    used = n_labels > 0
+    starts = np.concatenate([[0], np.cumsum(n_labels)[:-1]])[used]
+    if starts.size:
+        with np.errstate(over="ignore"):
+            fingerprint[used] = np.add.reduceat(row_hash, starts)
+    return np.lexsort((fingerprint, n_labels))
+
+
 def canonical(a: Annotations) -> tuple[Annotations, np.ndarray, np.ndarray] | None:
     """(the table in canonical order, item order, annotator order), or None if ``a`` already is canonical.
 
     Canonical item c is the caller's item ``item_order[c]`` (likewise annotators)."""
-    item_order, annotator_order = sorted_order(a.item_ids), sorted_order(a.annotator_ids)
-    item, annotator = _rank(item_order)[a.item], _rank(annotator_order)[a.annotator]
-    rows = np.lexsort((a.label, annotator, item))
-    if ((item_order == np.arange(item_order.size)).all() and (annotator_order == np.arange(annotator_order.size)).all()
+    label = np.asarray(a.label, dtype=np.intp)
+    item_order = sorted_order(a.item_ids)
+    item = _rank(item_order)[a.item]
+    annotators = annotator_order(item, np.asarray(a.annotator, dtype=np.intp), label, len(a.annotator_ids),
+                                 len(a.classes))
+    annotator = _rank(annotators)[a.annotator]
+    rows = np.lexsort((label, annotator, item))
+    if ((item_order == np.arange(item_order.size)).all() and (annotators == np.arange(annotators.size)).all()
             and (rows == np.arange(rows.size)).all()):
         return None
-    return (Annotations(item[rows], annotator[rows], np.asarray(a.label)[rows], np.asarray(a.item_ids)[item_order],
-                        np.asarray(a.annotator_ids)[annotator_order], a.classes), item_order, annotator_order)
+    return (Annotations(item[rows], annotator[rows], label[rows], np.asarray(a.item_ids)[item_order],
+                        np.asarray(a.annotator_ids)[annotators], a.classes), item_order, annotators)
 
 
 def in_canonical_order(fit):
