@@ -156,6 +156,22 @@ def test_row_order_and_names_change_nothing_at_all(seed, with_model, sampled, mo
     assert ra.settings == rb.settings
 
 
+def test_interchangeable_annotators_keep_the_result_exact():
+    """Two annotators with the same labels on the same items tie in the canonical order (kept in the caller's
+    order): swapping their names must not move a bit either."""
+    a, _, _ = _dataset(11, n_items=40, per_item=(1, 3))
+    names = a.annotator_ids[a.annotator]
+    twin = names == a.annotator_ids[0]
+    items = np.concatenate([a.item_ids[a.item], a.item_ids[a.item][twin]])
+    labels = np.concatenate([a.label, a.label[twin]])
+    first = Annotations.from_records(items, np.concatenate([names, np.full(twin.sum(), "twin")]), labels,
+                                     classes=a.classes)
+    swapped = np.where(names == a.annotator_ids[0], "twin", names)
+    second = Annotations.from_records(items, np.concatenate([swapped, np.full(twin.sum(), a.annotator_ids[0])]),
+                                      labels, classes=a.classes)
+    np.testing.assert_array_equal(consensus(first).posterior, consensus(second).posterior)
+
+
 def test_mixed_id_types_have_a_canonical_order():
     from relabel.scoring.canonical_order import sorted_order
 

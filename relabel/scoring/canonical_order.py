@@ -30,10 +30,15 @@ ANNOTATOR_FIELDS = ("confusion",)
 def sorted_order(ids: np.ndarray) -> np.ndarray:
     """Positions of item ``ids`` in sorted order; ids of mixed types (e.g. 3 and "3a") sort by (type name, text)."""
     ids = np.asarray(ids)
-    try:
+    if ids.dtype != object:
         return np.argsort(ids, kind="stable")
+    values = ids.tolist()
+    if all(type(v) is str for v in values):      # ids from the store: numpy sorts fixed-width text in C
+        return np.argsort(np.array(values, dtype=str), kind="stable")
+    try:
+        return np.asarray(sorted(range(len(values)), key=values.__getitem__), dtype=np.intp)
     except TypeError:
-        keys = [(type(v).__name__, str(v)) for v in ids.tolist()]
+        keys = [(type(v).__name__, str(v)) for v in values]
         return np.asarray(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.intp)
 
 
@@ -78,7 +83,11 @@ def canonical(a: Annotations) -> tuple[Annotations, np.ndarray, np.ndarray] | No
     annotators = annotator_order(item, np.asarray(a.annotator, dtype=np.intp), label, len(a.annotator_ids),
                                  len(a.classes))
     annotator = _rank(annotators)[a.annotator]
-    rows = np.lexsort((label, annotator, item))
+    n_items, n_annotators, k = len(a.item_ids), len(a.annotator_ids), len(a.classes)
+    if n_items * n_annotators * k < 2 ** 62:       # one int64 key sorts ~2x faster than a 3-key lexsort
+        rows = np.argsort((item.astype(np.int64) * n_annotators + annotator) * k + label, kind="stable")
+    else:
+        rows = np.lexsort((label, annotator, item))
     if ((item_order == np.arange(item_order.size)).all() and (annotators == np.arange(annotators.size)).all()
             and (rows == np.arange(rows.size)).all()):
         return None
