@@ -172,6 +172,22 @@ def test_interchangeable_annotators_keep_the_result_exact():
     np.testing.assert_array_equal(consensus(first).posterior, consensus(second).posterior)
 
 
+def test_every_per_item_and_per_annotator_field_is_mapped_back():
+    """The canonical-order wrapper maps back the result fields it lists: a new per-item or per-annotator array
+    field of FittedEM must be listed too, or it would come back in the canonical order."""
+    from relabel.scoring.canonical_order import ANNOTATOR_FIELDS, ITEM_FIELDS
+    from relabel.scoring.fitted_em import fitted_dawid_skene
+
+    a, p, _ = _dataset(5, n_items=40, k=4, n_annotators=6)
+    assert len({a.n_items, a.n_annotators, a.n_classes}) == 3          # leading axes tell the fields apart
+    for em in (fitted_dawid_skene(a), fitted_dawid_skene(a, p)):
+        for name, value in vars(em).items():
+            if isinstance(value, np.ndarray) and value.ndim and value.shape[0] == a.n_items:
+                assert name in ITEM_FIELDS, name
+            if isinstance(value, np.ndarray) and value.ndim and value.shape[0] == a.n_annotators:
+                assert name in ANNOTATOR_FIELDS, name
+
+
 def test_mixed_id_types_have_a_canonical_order():
     from relabel.scoring.canonical_order import sorted_order
 

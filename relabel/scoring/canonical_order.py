@@ -10,7 +10,8 @@ by 1.6e-4 (tests/test_consensus_em.py). So the fit always sees the table in one 
 * items numbered by sorted item id;
 * annotators numbered by what they did, not by name: by their number of labels, then a hash of the multiset of
   their (item, label) pairs. Renaming annotators therefore changes nothing at all; annotators left tied have
-  the same labels on the same items (barring a 64-bit hash collision), so they are interchangeable and their order cannot change a sum;
+  the same labels on the same items (barring a 64-bit hash collision), so they are interchangeable and their
+  order cannot change a sum;
 * rows sorted by (item, annotator, label).
 """
 from __future__ import annotations
@@ -109,7 +110,8 @@ def in_canonical_order(fit):
         result = fit(table, by_item(pred_probs), known_labels=by_item(known_labels), **settings)
         item_back, annotator_back = _rank(item_order), _rank(annotator_order)
         back = {f: getattr(result, f)[item_back] for f in ITEM_FIELDS if getattr(result, f) is not None}
-        back.update({f: getattr(result, f)[annotator_back] for f in ANNOTATOR_FIELDS if getattr(result, f) is not None})
+        back.update({f: getattr(result, f)[annotator_back] for f in ANNOTATOR_FIELDS
+                     if getattr(result, f) is not None})
         return replace(result, **back)
 
     return run
