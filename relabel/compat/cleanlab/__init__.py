@@ -3,7 +3,8 @@
 
 Modules: :mod:`.multiannotator` (CROWDLAB, ActiveLab, majority vote), :mod:`.filter` (find_label_issues),
 :mod:`.count` (confident joint, noise matrices, cross-validated pred_probs), :mod:`.rank` (label quality
-scores) and :mod:`.outlier` (OutOfDistribution: kNN and prediction outlier scores). Each module's docstring lists what it provides and where relabel differs on purpose; the differences
+scores) and :mod:`.outlier` (OutOfDistribution: kNN and prediction outlier scores). Each module's
+docstring lists what it provides and where relabel differs on purpose; the differences
 shared by all of them:
 
 * Bad input raises a :class:`relabel.errors.RelabelError` subclass with a one-line message naming the fix, not
