@@ -61,10 +61,10 @@ def light_edit(text: str, rng, words: int = 3) -> str:
     return " ".join(tokens)
 
 
-def build_project(n_ood: int, n_exact: int, n_edited: int, seed: int = 0):
+def build_project(n_ood: int, n_exact: int, n_edited: int, seed: int = 0, n_bbc: int = 2225):
     from relabel.demo_data import bbc_news
     rng = np.random.default_rng(seed)
-    bbc = bbc_news(n_items=2225, seed=seed)
+    bbc = bbc_news(n_items=n_bbc, seed=seed)
     k = len(bbc.classes)
     texts, labels, kinds = list(bbc.texts), list(bbc.truth), ["bbc"] * len(bbc.texts)
 
@@ -92,25 +92,26 @@ def build_project(n_ood: int, n_exact: int, n_edited: int, seed: int = 0):
     return texts, np.array(labels), np.array(kinds), pairs, bbc.classes
 
 
-def embed(texts: list[str]) -> np.ndarray:
+def embed(texts: list[str], max_seq_length: int | None = None) -> np.ndarray:
     from relabel.models.featurizers import SentenceTransformerFeaturizer
-    key = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
+    key = hashlib.sha256(("\x00".join(texts) + f"|{max_seq_length}").encode()).hexdigest()[:16]
     path = Path(os.environ.get("TMPDIR", "/tmp")) / f"relabel_bench_minilm_{key}.npy"
     if path.exists():
         return np.load(path)
-    vectors = np.asarray(SentenceTransformerFeaturizer().fit_transform(texts), dtype=np.float32)
+    vectors = np.asarray(SentenceTransformerFeaturizer(max_seq_length=max_seq_length).fit_transform(texts),
+                         dtype=np.float32)
     np.save(path, vectors)
     return vectors
 
 
 def part_one(args) -> None:
     from sklearn.metrics import roc_auc_score
-    texts, labels, kinds, pairs, classes = build_project(args.ood, args.exact, args.edited)
+    texts, labels, kinds, pairs, classes = build_project(args.ood, args.exact, args.edited, n_bbc=args.bbc)
     print(f"Project: {np.sum(kinds == 'bbc'):,} BBC articles + {np.sum(kinds == 'ood')} 20news posts, "
           f"{np.sum(kinds == 'empty')} empty, {np.sum(kinds == 'boilerplate')} boilerplate, {args.exact} exact and "
           f"{args.edited} edited copies with a conflicting label ({len(texts):,} items)")
     start = time.perf_counter()
-    x = embed(texts)
+    x = embed(texts, args.max_seq_length)
     print(f"embeddings: {x.shape[0]:,} x {x.shape[1]} ({time.perf_counter() - start:.0f} s, cached after the first run)")
     start = time.perf_counter()
     issues = find_data_issues(x, texts, labels)
@@ -222,6 +223,9 @@ def part_two(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bbc", type=int, default=2225, help="BBC articles (a class-balanced sample; 2225 = all)")
+    parser.add_argument("--max-seq-length", type=int, default=None,
+                        help="tokens per text for MiniLM (default: the model's 256); fewer is faster")
     parser.add_argument("--ood", type=int, default=100)
     parser.add_argument("--exact", type=int, default=10)
     parser.add_argument("--edited", type=int, default=10)
