@@ -13,7 +13,8 @@ from relabel.results import ConsensusResult
 from relabel.scoring.consensus_em import consensus
 from relabel.scoring.consensus import crowdlab, get_label_quality_multiannotator, get_majority_vote_label
 from relabel.errors import RelabelError
+from relabel.models.spans import span_consensus
 
 __all__ = ["Annotations", "ConsensusResult", "RelabelError", "consensus", "crowdlab", "find_label_issues",
            "get_active_learning_scores", "get_label_quality_multiannotator", "get_label_quality_scores",
-           "get_majority_vote_label", "DISTRIBUTION", "__version__"]
+           "get_majority_vote_label", "span_consensus", "DISTRIBUTION", "__version__"]
