@@ -14,14 +14,15 @@ vote (spans, by tokens, marked by more than half of the item's annotators); toke
 its out-of-fold token model; the best and worst single annotator by exact F1 among annotators with at least
 MIN_ITEMS_FOR_ANNOTATOR items, each scored on their own items only (so not the same items as the others).
 AUROC: per-item quality (1 - quality as the score) against "the consensus of this item differs from the gold in
-any span" (exact). Time is wall time; memory is tracemalloc's peak of the call (numpy buffers included).
+any span" (exact). Each method runs in a forked child: seconds is its wall time, cpu_seconds its CPU time (all
+threads; the fair figure on a shared machine), added_peak_mb its peak RSS above the RSS it started with, and
+process_peak_mb (scale run) the child's whole peak RSS including the loaded data.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -130,13 +131,26 @@ def auroc(score_wrong: np.ndarray, wrong: np.ndarray) -> float:
 
 
 def measured(fn):
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    out = fn()
-    seconds = time.perf_counter() - t0
-    peak = tracemalloc.get_traced_memory()[1] / 2**20
-    tracemalloc.stop()
-    return out, seconds, peak
+    """fn() in a forked child: its result, wall seconds, and the child's peak RSS (VmHWM) above the RSS it
+    started with (the parent's pages it shares count at fork; what the method itself adds is the difference)."""
+    import multiprocessing
+    import pickle
+
+    reader, writer = multiprocessing.Pipe(duplex=False)
+
+    def child():
+        base = proc_status_mb("VmRSS")
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = fn()
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        writer.send_bytes(pickle.dumps((out, (seconds, cpu), proc_status_mb("VmHWM") - base,
+                                        proc_status_mb("VmHWM"))))
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    payload = reader.recv_bytes()
+    process.join()
+    return pickle.loads(payload)
 
 
 def run_pico(folder: Path) -> None:
@@ -150,19 +164,20 @@ def run_pico(folder: Path) -> None:
     methods = {
         "token majority vote": lambda: (token_majority(texts, spans, answered, tokens), None),
         "span majority vote": lambda: (span_majority(spans, answered, tokens), None),
-        "token Dawid-Skene": lambda: _relabel(texts, spans, answered, tokens, sequential=False),
+        "token Dawid-Skene": lambda: _relabel(texts, spans, answered, tokens, method="token"),
+        "HMM chain (relabel method='chain')": lambda: _relabel(texts, spans, answered, tokens, method="chain"),
         "relabel, no model": lambda: _relabel(texts, spans, answered, tokens),
         "relabel, with model": lambda: _relabel(texts, spans, answered, tokens, model=OutOfFoldTokenModel()),
     }
     for name, fn in methods.items():
-        (pred, quality), seconds, peak = measured(fn)
+        (pred, quality), seconds, peak, _ = measured(fn)
         row = {"method": name, **score(tokens, pred, gold)}
         if quality is not None:
             wrong = item_errors(tokens, pred, gold, n)
             row["auroc_quality"] = auroc(-np.log(np.maximum(quality["quality"].to_numpy(), 1e-300)), wrong)
             row["auroc_worst_token"] = auroc(-quality["worst_token"].to_numpy(), wrong)
             row["items_wrong"] = int(wrong.sum())
-        row.update(seconds=seconds, peak_mb=peak)
+        row.update(seconds=seconds[0], cpu_seconds=seconds[1], added_peak_mb=peak)
         rows.append(row)
     per = []
     for worker, mine in answered.groupby("annotator"):
@@ -181,9 +196,8 @@ def run_pico(folder: Path) -> None:
           f"{per['exact_f1'].median():.3f}, relaxed {per['relaxed_f1'].median():.3f}")
 
 
-def _relabel(texts, spans, answered, tokens, *, sequential=True, model=None):
-    result = consensus_spans(texts, spans, answered=answered, sequential=sequential, token_model=model,
-                             tokens=tokens)
+def _relabel(texts, spans, answered, tokens, *, method="factorized", model=None):
+    result = consensus_spans(texts, spans, answered=answered, method=method, token_model=model, tokens=tokens)
     return result.spans, result.items
 
 
@@ -249,15 +263,17 @@ def run_scale(n_sentences: int) -> None:
     rows = []
     for name, fn in {
         "token majority vote": lambda: (token_majority(texts, spans, answered, tokens), None),
-        "token Dawid-Skene": lambda: _relabel(texts, spans, answered, tokens, sequential=False),
+        "token Dawid-Skene": lambda: _relabel(texts, spans, answered, tokens, method="token"),
+        "HMM chain (relabel method='chain')": lambda: _relabel(texts, spans, answered, tokens, method="chain"),
         "relabel, no model": lambda: _relabel(texts, spans, answered, tokens),
         "relabel, with model": lambda: _relabel(texts, spans, answered, tokens, model=OutOfFoldTokenModel()),
     }.items():
-        (pred, _), seconds, peak = measured(fn)
-        rows.append({"method": name, **score(tokens, pred, truth), "seconds": seconds, "peak_mb": peak})
+        (pred, _), seconds, peak, total = measured(fn)
+        rows.append({"method": name, **score(tokens, pred, truth), "seconds": seconds[0], "cpu_seconds": seconds[1],
+                     "added_peak_mb": peak,
+                     "process_peak_mb": total})
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
         print(pd.DataFrame(rows).set_index("method"))
-    print(f"process peak RSS (VmHWM): {proc_status_mb('VmHWM'):.0f} MiB")
 
 
 def main() -> None:

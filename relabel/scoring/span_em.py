@@ -227,3 +227,42 @@ def _pair_counts(post: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     same[offsets[:-1][offsets[:-1] < post.shape[0]]] = False      # a token that starts an item has no left pair
     right = np.flatnonzero(same)
     return post[right - 1].T @ post[right] if right.size else np.zeros((post.shape[1], post.shape[1]))
+
+
+def constrained_decode(marginals: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """The valid BIO sequence per item with the largest sum of log token marginals (Viterbi with the invalid
+    transitions removed): no I without its B, and a run's label never changes mid-span."""
+    if marginals.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    allowed, start_ok = valid_transitions(marginals.shape[1])
+    with np.errstate(divide="ignore"):
+        return _viterbi(_Chains(offsets), np.log(marginals), np.log(start_ok.astype(float)),
+                        np.log(allowed.astype(float)))
+
+
+def io_observations(obs: Observations) -> Observations:
+    """The same answers with B and I merged: tag 0 = outside, 1 + l = inside a span of label l."""
+    return Observations(obs.token, obs.annotator, np.where(obs.tag > 0, 1 + (obs.tag - 1) // 2, 0),
+                        obs.n_annotators, 1 + (obs.n_states - 1) // 2)
+
+
+def io_probs(bio: np.ndarray) -> np.ndarray:
+    """BIO tag probabilities (n x 2L+1) summed to inside/outside per label (n x L+1)."""
+    return np.concatenate([bio[:, :1], bio[:, 1::2] + bio[:, 2::2]], axis=1)
+
+
+def io_tags(tags: np.ndarray) -> np.ndarray:
+    return np.where(tags > 0, 1 + (tags - 1) // 2, 0)
+
+
+def combine_io_bio(io_marginals: np.ndarray, bio_marginals: np.ndarray) -> np.ndarray:
+    """BIO marginals whose inside/outside part comes from the IO model and whose B-versus-I split comes from
+    the BIO model: P(B-l) = P_io(l) * P_bio(B-l) / (P_bio(B-l) + P_bio(I-l)), likewise I-l."""
+    b, i = bio_marginals[:, 1::2], bio_marginals[:, 2::2]
+    total = b + i
+    share_b = np.divide(b, total, out=np.full_like(b, 0.5), where=total > 0)
+    out = np.empty_like(bio_marginals)
+    out[:, 0] = io_marginals[:, 0]
+    out[:, 1::2] = io_marginals[:, 1:] * share_b
+    out[:, 2::2] = io_marginals[:, 1:] * (1 - share_b)
+    return out
