@@ -280,8 +280,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pico", action="store_true", help="PICO only")
     parser.add_argument("--scale", type=int, default=20000, help="sentences in the simulated project (0: skip)")
+    parser.add_argument("--scale-only", action="store_true", help="the simulated project only")
     args = parser.parse_args()
-    run_pico(default_data_dir() / "spans" / "pico")
+    if not args.scale_only:
+        run_pico(default_data_dir() / "spans" / "pico")
     if not args.pico and args.scale:
         run_scale(args.scale)
 
