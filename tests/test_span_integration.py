@@ -151,12 +151,23 @@ def test_span_project_end_to_end(label_studio, ls_admin):
     assert sorted(map(tuple, mine[["control", "start", "end", "label"]].values.tolist())) == sorted(truth_spans)
     assert bool(result2.items.loc[index[review_task_id], "reviewed"])
 
+    def snapshot_export(project_id):
+        """Label Studio's own JSON export, as a snapshot that serialises predictions in full (the plain export
+        lists prediction ids only)."""
+        created = http.post(f"/api/projects/{project_id}/exports/",
+                            json={"title": "relabel e2e", "serialization_options": {"predictions": {"only_id": False}}})
+        created.raise_for_status()
+        response = http.get(f"/api/projects/{project_id}/exports/{created.json()['id']}/download",
+                            params={"exportType": "JSON"})
+        response.raise_for_status()
+        return response.json()
+
     # write-back as predictions; Label Studio's own export shows them
     consensus2 = result2.spans.assign(task=[order[i] for i in result2.spans["item"]])
     regions = consensus_regions(consensus2, table.texts, config)
     quality = {order[i]: q for i, q in zip(result2.items["item"], result2.items["quality"])}
     client.projects.import_predictions(id=project.id, request=writeback_predictions(regions, quality, 2))
-    after = {t["id"]: t for t in export(project.id)}
+    after = {t["id"]: t for t in snapshot_export(project.id)}
     reviewed_predictions = after[review_task_id]["predictions"]
     assert any(isinstance(p, dict) and p.get("model_version") == writeback_version(2) for p in reviewed_predictions), \
         reviewed_predictions
@@ -168,4 +179,4 @@ def test_span_project_end_to_end(label_studio, ls_admin):
 
     # span agreement for the report: per annotator and pairwise
     stats = result2.annotators.set_index("annotator")
-    assert stats.loc[a, "exact_f1"] >= stats.loc[c, "exact_f1"]
+    assert stats.loc[str(a), "exact_f1"] >= stats.loc[str(c), "exact_f1"]   # ids as exported, as strings

@@ -223,3 +223,24 @@ def test_input_frame_is_not_changed():
         warnings.simplefilter("ignore")
         consensus_spans(TEXTS[:1], spans)
     pd.testing.assert_frame_equal(spans, before)
+
+
+def test_pairwise_span_agreement_is_symmetric_and_order_free():
+    from relabel.scoring.span_input import encode
+    from relabel.scoring.span_quality import pairwise_span_agreement
+    rows = [(0, "a", 0, 5, "PER"), (0, "a", 10, 13, "PER"), (0, "b", 0, 5, "PER"), (0, "b", 10, 13, "LOC"),
+            (0, "c", 0, 6, "PER")]
+    texts = TEXTS[:1]
+    tokens = tokenize(texts)
+    table = pairwise_span_agreement(encode(texts, frame(rows), tokens)).set_index(["annotator_a", "annotator_b"])
+    shuffled = pairwise_span_agreement(encode(texts, frame(rows[::-1]), tokens)).set_index(
+        ["annotator_a", "annotator_b"])
+    pd.testing.assert_frame_equal(table, shuffled)
+    assert table.loc[("a", "b"), "f1"] == 0.5       # Alice agrees, Bob's label differs: 2 of 4 spans matched
+    assert table.loc[("a", "c"), "f1"] == 2 / 3     # "Alice " and "Alice" cover the same token
+
+
+def test_result_carries_pairwise_agreement():
+    spans = frame([(0, "a", 0, 5, "PER"), (0, "b", 0, 5, "PER"), (0, "b", 10, 13, "PER"), (0, "c", 0, 6, "PER")])
+    pairwise = consensus_spans(TEXTS[:1], spans).pairwise.set_index(["annotator_a", "annotator_b"])
+    assert pairwise.loc[("a", "b"), "exact_f1"] == 2 / 3 and pairwise.loc[("a", "c"), "relaxed_f1"] == 1.0

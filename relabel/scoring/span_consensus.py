@@ -5,6 +5,7 @@
     result.items          # DataFrame per item: quality (low = likely wrong), n_annotators, n_spans
     result.annotators     # DataFrame per annotator: exact and relaxed span P/R/F1 against the consensus, ...
     result.issues         # DataFrame of the spans most likely wrong, each with its reason
+    result.pairwise       # DataFrame per annotator pair: shared items, exact and relaxed span F1 between them
     spans, items, annotators = result                                 # unpacks too
 
 Steps: tokenise each text once (relabel.scoring.spans), paint every answered (item, annotator) pair's spans as
@@ -44,7 +45,7 @@ from relabel.errors import ConfigError
 from relabel.scoring.span_em import (combine_io_bio, constrained_decode, io_observations, io_probs, io_tags,
                                      tag_dawid_skene)
 from relabel.scoring.span_input import encode
-from relabel.scoring.span_quality import annotator_span_stats, span_issues
+from relabel.scoring.span_quality import annotator_span_stats, pairwise_span_agreement, span_issues
 from relabel.scoring.spans import tag_runs, tokenize
 
 # Token posteriors are floored here before the log of the item quality: one certain-wrong token should not
@@ -59,6 +60,7 @@ class SpanConsensusResult:
     items: pd.DataFrame
     annotators: pd.DataFrame
     issues: pd.DataFrame
+    pairwise: pd.DataFrame = field(repr=False, default=None)          # annotator pairs: exact and relaxed F1
     token_marginals: list = field(repr=False, default_factory=list)   # per layer (n_tokens x S)
     token_tags: list = field(repr=False, default_factory=list)        # per layer (n_tokens,)
     layers: list = field(repr=False, default_factory=list)            # per layer (control, labels)
@@ -97,10 +99,12 @@ def consensus_spans(texts, spans, *, answered=None, token_model=None, gold=None,
     items = _item_table(data, marginals, tags, consensus)
     annotators = annotator_span_stats(data, consensus, tags)
     issues = span_issues(data, consensus, marginals, tags, model_tags)
+    pairwise = pairwise_span_agreement(data).rename(columns={"f1": "exact_f1"})
+    pairwise["relaxed_f1"] = pairwise_span_agreement(data, relaxed=True)["f1"].to_numpy()
     if not data.has_control:
         consensus = consensus.drop(columns="control")
         issues = issues.drop(columns="control")
-    return SpanConsensusResult(consensus, items, annotators, issues, marginals, tags,
+    return SpanConsensusResult(consensus, items, annotators, issues, pairwise, marginals, tags,
                                [(layer.control, layer.labels) for layer in data.layers],
                                token_model is not None)
 
