@@ -254,20 +254,23 @@ def simulate(n_sentences: int, seed: int = 0):
         truth, columns=["item", "start", "end", "label"])
 
 
-def run_scale(n_sentences: int) -> None:
+def run_scale(n_sentences: int, only_relabel: bool = False) -> None:
     t0 = time.perf_counter()
     texts, spans, answered, truth = simulate(n_sentences)
     print(f"\nSimulated: {n_sentences} sentences, 4 types, 5 annotators, {len(spans)} spans, {len(truth)} true "
           f"spans (generated in {time.perf_counter() - t0:.1f} s)")
     tokens = tokenize(texts)
     rows = []
-    for name, fn in {
+    methods = {
         "token majority vote": lambda: (token_majority(texts, spans, answered, tokens), None),
         "token Dawid-Skene": lambda: _relabel(texts, spans, answered, tokens, method="token"),
         "HMM chain (relabel method='chain')": lambda: _relabel(texts, spans, answered, tokens, method="chain"),
         "relabel, no model": lambda: _relabel(texts, spans, answered, tokens),
         "relabel, with model": lambda: _relabel(texts, spans, answered, tokens, model=OutOfFoldTokenModel()),
-    }.items():
+    }
+    if only_relabel:
+        methods = {name: fn for name, fn in methods.items() if name == "relabel, with model"}
+    for name, fn in methods.items():
         (pred, _), seconds, peak, total = measured(fn)
         rows.append({"method": name, **score(tokens, pred, truth), "seconds": seconds[0], "cpu_seconds": seconds[1],
                      "added_peak_mb": peak,
@@ -281,11 +284,13 @@ def main() -> None:
     parser.add_argument("--pico", action="store_true", help="PICO only")
     parser.add_argument("--scale", type=int, default=20000, help="sentences in the simulated project (0: skip)")
     parser.add_argument("--scale-only", action="store_true", help="the simulated project only")
+    parser.add_argument("--scale-relabel-only", action="store_true",
+                        help="in the simulated project, time relabel with its model only (no baselines)")
     args = parser.parse_args()
     if not args.scale_only:
         run_pico(default_data_dir() / "spans" / "pico")
     if not args.pico and args.scale:
-        run_scale(args.scale)
+        run_scale(args.scale, args.scale_relabel_only)
 
 
 if __name__ == "__main__":
