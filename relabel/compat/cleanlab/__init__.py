@@ -2,8 +2,9 @@
 ``from relabel.compat.cleanlab import filter`` and keep the rest of the code.
 
 Modules: :mod:`.multiannotator` (CROWDLAB, ActiveLab, majority vote), :mod:`.filter` (find_label_issues),
-:mod:`.count` (confident joint, noise matrices, cross-validated pred_probs) and :mod:`.rank` (label quality
-scores). Each module's docstring lists what it provides and where relabel differs on purpose; the differences
+:mod:`.count` (confident joint, noise matrices, cross-validated pred_probs), :mod:`.rank` (label quality
+scores) and :mod:`.token_classification` (cleanlab.token_classification's rank and filter functions: sentence and
+token label quality, issues_from_scores, find_label_issues over tokens). Each module's docstring lists what it provides and where relabel differs on purpose; the differences
 shared by all of them:
 
 * Bad input raises a :class:`relabel.errors.RelabelError` subclass with a one-line message naming the fix, not
@@ -23,5 +24,10 @@ UNSUPPORTED = {
         "get_label_quality_ensemble_scores": "weighting ensemble members by accuracy or a log-loss search is not "
                                              "implemented; average the members' pred_probs and call "
                                              "get_label_quality_scores",
+    },
+    "token_classification": {
+        "summary": "display_issues, common_label_issues and filter_by_token (printing helpers) are not provided",
+        "find_label_issues(low_memory=True)": "refused: relabel has no batched estimator; the default path is "
+                                              "vectorised",
     },
 }
