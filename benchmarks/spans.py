@@ -38,8 +38,9 @@ MIN_ITEMS_FOR_ANNOTATOR = 10
 
 
 def load_pico(folder: Path):
-    crowd = [json.loads(line) for line in open(folder / "acl17-test.crowd.jsonl")]
-    gold = {json.loads(line)["docid"]: json.loads(line) for line in open(folder / "acl17-test.gold.jsonl")}
+    crowd = [json.loads(line) for line in (folder / "acl17-test.crowd.jsonl").read_text().splitlines()]
+    gold = {json.loads(line)["docid"]: json.loads(line)
+            for line in (folder / "acl17-test.gold.jsonl").read_text().splitlines()}
     texts, rows, answered, gold_rows = [], [], [], []
     for i, doc in enumerate(crowd):
         texts.append((folder / "docs" / f"{doc['docid']}.txt").read_text())

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from relabel.errors import ConfigError
-
 from connectors.label_config import SpanConfig
+from relabel.errors import ConfigError
 
 CONSENSUS_VERSION = "relabel consensus"
 REASON_FIELD = "relabel_reason"

@@ -9,16 +9,21 @@ the HTML report; this test drives the same steps through the SDK and relabel's f
 import uuid
 
 import httpx
-import pandas as pd
 import pytest
+from label_studio_helpers import import_tasks, make_members
 
 import relabel
 from connectors.label_config import is_span_config, parse_span_config
 from connectors.span_records import consensus_regions, span_table
-from connectors.span_review import (CONSENSUS_VERSION, annotator_version, regions_by_annotator,
-                                    span_review_label_config, span_review_task, writeback_predictions,
-                                    writeback_version)
-from label_studio_helpers import import_tasks, make_members
+from connectors.span_review import (
+    CONSENSUS_VERSION,
+    annotator_version,
+    regions_by_annotator,
+    span_review_label_config,
+    span_review_task,
+    writeback_predictions,
+    writeback_version,
+)
 
 pytestmark = pytest.mark.integration
 # On a machine shared by many jobs the first start (migrations) can take minutes; only this module waits longer.
@@ -28,6 +33,7 @@ START_TIMEOUT = 900
 @pytest.fixture(scope="module")
 def label_studio(tmp_path_factory):
     from conftest import LABEL_STUDIO_ADMIN, LABEL_STUDIO_PASSWORD
+
     from relabel.server import start_label_studio
 
     server = start_label_studio(tmp_path_factory.mktemp("label_studio_spans"), username=LABEL_STUDIO_ADMIN,
@@ -137,7 +143,7 @@ def test_span_project_end_to_end(label_studio, ls_admin):
     assert shown["annotations"] == []                              # nothing preselected as an answer
 
     # the reviewer corrects the item: their spans are the decision
-    truth_spans = dict((t, s) for t, s in SENTENCES)[text]
+    truth_spans = dict(SENTENCES)[text]
     corrected = result_of(text, truth_spans)
     client.annotations.create(id=pushed, result=corrected, completed_by=reviewer, ground_truth=False,
                               request_options={"max_retries": 0})

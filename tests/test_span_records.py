@@ -46,8 +46,8 @@ def test_config_with_two_labels_controls():
 
 @pytest.mark.parametrize("xml, message", [
     ('<View><Labels name="e" toName="t"></Labels><Text name="t" value="$x"/></View>', "no <Label> values"),
-    ('<View><Labels name="e" toName="t"><Label value="A"/><Label value="A"/></Labels><Text name="t" value="$x"/>'
-     '</View>', "repeats the labels"),
+    (('<View><Labels name="e" toName="t"><Label value="A"/><Label value="A"/></Labels><Text name="t" value="$x"/>'
+      '</View>'), "repeats the labels"),
     ('<View><Labels name="e" toName="img"><Label value="A"/></Labels><Image name="img" value="$x"/></View>',
      "not a <Text>"),
     ('<View><Choices name="c" toName="t"><Choice value="A"/></Choices><Text name="t" value="$x"/></View>',

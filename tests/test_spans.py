@@ -10,7 +10,12 @@ import pytest
 import relabel
 from relabel.errors import SpanError
 from relabel.scoring.span_consensus import consensus_spans
-from relabel.scoring.span_em import _Chains, _forward_backward, _viterbi, valid_transitions
+from relabel.scoring.span_em import (
+    _Chains,
+    _forward_backward,
+    _viterbi,
+    valid_transitions,
+)
 from relabel.scoring.span_input import SpanOverlapWarning
 from relabel.scoring.spans import paint_tags, tag_runs, tokenize
 
@@ -56,7 +61,7 @@ def test_paint_and_runs_round_trip():
 
 def test_runs_do_not_cross_items_and_stray_i_opens_a_span():
     tags = np.array([2, 2, 0, 2, 2])           # I I O | I I  (items 0,0,0 | 1,1)
-    first, stop, label = tag_runs(tags, np.array([0, 0, 0, 1, 1]))
+    first, stop, _ = tag_runs(tags, np.array([0, 0, 0, 1, 1]))
     assert list(zip(first, stop)) == [(0, 2), (3, 5)]
 
 
@@ -147,7 +152,7 @@ def test_consensus_recovers_truth_better_than_the_worst_annotator():
 
 def test_public_api_unpacks_and_default_model_runs():
     from benchmarks.spans import simulate
-    texts, spans, answered, truth = simulate(60, seed=5)
+    texts, spans, answered, _ = simulate(60, seed=5)
     spans_out, items, annotators = relabel.span_consensus(texts, spans, answered=answered)
     assert list(spans_out.columns) == ["item", "start", "end", "label"]
     assert len(items) == 60 and items["quality"].between(0, 1).all()

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 pytest.importorskip("cleanlab.token_classification")
-import cleanlab.token_classification.filter as cl_filter  # noqa: E402
-import cleanlab.token_classification.rank as cl_rank  # noqa: E402
+import cleanlab.token_classification.filter as cl_filter
+import cleanlab.token_classification.rank as cl_rank
 
-from relabel.compat.cleanlab import token_classification as rl  # noqa: E402
-from relabel.errors import ConfigError, InputError  # noqa: E402
+from relabel.compat.cleanlab import token_classification as rl
+from relabel.errors import ConfigError, InputError
 
 SEEDS = range(12)
 FLOAT_TOL = 1e-9

@@ -20,7 +20,7 @@ DEFAULT_SPAN_MODEL = "relabel"
 
 
 def span_consensus(texts, spans, *, answered=None, model=DEFAULT_SPAN_MODEL, gold=None,
-                   gold_items=None) -> "SpanConsensusResult":
+                   gold_items=None) -> SpanConsensusResult:
     """Consensus spans of several annotators (and a model) for each text.
 
     ``texts``: a sequence of strings. ``spans``: a DataFrame with columns item, annotator, start, end, label

@@ -42,7 +42,7 @@ def _shape(word: str) -> str:
 
 
 def _codes(values: list, min_count: int = 1) -> np.ndarray:
-    uniq, inverse, counts = np.unique(np.asarray(values, dtype=object), return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(np.asarray(values, dtype=object), return_inverse=True, return_counts=True)
     if min_count > 1:
         rare = counts[inverse] < min_count
         inverse = np.where(rare, -1, inverse)

@@ -42,10 +42,20 @@ import numpy as np
 import pandas as pd
 
 from relabel.errors import ConfigError
-from relabel.scoring.span_em import (combine_io_bio, constrained_decode, io_observations, io_probs, io_tags,
-                                     tag_dawid_skene)
+from relabel.scoring.span_em import (
+    combine_io_bio,
+    constrained_decode,
+    io_observations,
+    io_probs,
+    io_tags,
+    tag_dawid_skene,
+)
 from relabel.scoring.span_input import encode
-from relabel.scoring.span_quality import annotator_span_stats, pairwise_span_agreement, span_issues
+from relabel.scoring.span_quality import (
+    annotator_span_stats,
+    pairwise_span_agreement,
+    span_issues,
+)
 from relabel.scoring.spans import tag_runs, tokenize
 
 # Token posteriors are floored here before the log of the item quality: one certain-wrong token should not

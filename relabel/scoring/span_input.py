@@ -24,6 +24,7 @@ from relabel.errors import SpanError, preview
 from relabel.scoring.span_em import Observations
 from relabel.scoring.spans import Tokens, n_states, paint_tags
 
+
 class SpanOverlapWarning(UserWarning):
     """Overlapping spans of one annotator and label were merged into one."""
 

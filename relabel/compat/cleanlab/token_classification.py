@@ -5,6 +5,10 @@ submodules' functions of that name; ``from relabel.compat.cleanlab.token_classif
 ``from cleanlab.token_classification.rank import ...`` / ``.filter import ...``). Not provided: the ``summary``
 display helpers. Where relabel differs on purpose: see relabel.scoring.token_issues.
 """
-from relabel.scoring.token_issues import find_label_issues, get_label_quality_scores, issues_from_scores
+from relabel.scoring.token_issues import (
+    find_label_issues,
+    get_label_quality_scores,
+    issues_from_scores,
+)
 
 __all__ = ["find_label_issues", "get_label_quality_scores", "issues_from_scores"]
