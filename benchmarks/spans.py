@@ -107,6 +107,21 @@ def token_majority(texts, spans, answered, tokens) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def crowdkit_token_ds(texts, spans, answered, tokens) -> pd.DataFrame:
+    """crowd-kit's DawidSkene over the same BIO token tags (tokens as tasks), argmax decode: a cross-check that
+    relabel's token-wise Dawid-Skene baseline is the usual one."""
+    from crowdkit.aggregation import DawidSkene
+
+    frames = []
+    for layer in encode(texts, spans, tokens, answered=answered).layers:
+        table = pd.DataFrame({"task": layer.obs.token, "worker": layer.obs.annotator, "label": layer.obs.tag})
+        found = DawidSkene(n_iter=50).fit_predict(table)
+        tags = np.zeros(tokens.n_tokens, dtype=np.int64)
+        tags[found.index.to_numpy(dtype=np.int64)] = found.to_numpy(dtype=np.int64)
+        frames.append(_runs_frame(tokens, tags, layer.labels))
+    return pd.concat(frames, ignore_index=True)
+
+
 def _runs_frame(tokens, tags, labels) -> pd.DataFrame:
     first, stop, label = tag_runs(tags, tokens.item)
     start, end = tokens.char_spans(first, stop)
@@ -166,6 +181,7 @@ def run_pico(folder: Path) -> None:
         "token majority vote": lambda: (token_majority(texts, spans, answered, tokens), None),
         "span majority vote": lambda: (span_majority(spans, answered, tokens), None),
         "token Dawid-Skene": lambda: _relabel(texts, spans, answered, tokens, method="token"),
+        "token Dawid-Skene (crowd-kit)": lambda: (crowdkit_token_ds(texts, spans, answered, tokens), None),
         "HMM chain (relabel method='chain')": lambda: _relabel(texts, spans, answered, tokens, method="chain"),
         "relabel, no model": lambda: _relabel(texts, spans, answered, tokens),
         "relabel, with model": lambda: _relabel(texts, spans, answered, tokens, model=OutOfFoldTokenModel()),
