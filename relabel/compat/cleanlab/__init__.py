@@ -3,9 +3,9 @@
 
 Modules: :mod:`.multiannotator` (CROWDLAB, ActiveLab, majority vote), :mod:`.filter` (find_label_issues),
 :mod:`.count` (confident joint, noise matrices, cross-validated pred_probs), :mod:`.rank` (label quality
-scores) and :mod:`.token_classification` (cleanlab.token_classification's rank and filter functions: sentence and
-token label quality, issues_from_scores, find_label_issues over tokens). Each module's docstring lists what it provides and where relabel differs on purpose; the differences
-shared by all of them:
+scores) and :mod:`.token_classification` (cleanlab.token_classification's rank and filter functions: sentence
+and token label quality, issues_from_scores, find_label_issues over tokens). Each module's docstring lists what
+it provides and where relabel differs on purpose; the differences shared by all of them:
 
 * Bad input raises a :class:`relabel.errors.RelabelError` subclass with a one-line message naming the fix, not
   cleanlab's ValueError/AssertionError wording (most subclasses also derive from ValueError).
