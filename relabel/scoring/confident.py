@@ -17,8 +17,9 @@ multi-annotator data and live in consensus.py):
 
 Smaller differences: bad input raises :mod:`relabel.errors` exceptions (a singular noise matrix with
 ``py_method='eqn'`` raises InputError, not LinAlgError); fewer than two given classes is always an error
-(cleanlab lets all-zero labels through, for its multi-label code); only single-label data is handled, so
-there is no ``multi_label``; ``n_jobs`` / ``verbose`` are accepted and ignored because the work is vectorised.
+(cleanlab lets all-zero labels through, for its multi-label code; relabel's multi-label reduction, with
+``multi_label``, is ``multilabel_confident``, which calls ``_find_label_issues`` per class); ``n_jobs`` /
+``verbose`` are accepted and ignored because the work is vectorised.
 
 Public functions validate their inputs and raise :mod:`relabel.errors` exceptions; the private
 ``_compute_*`` functions trust theirs (CROWDLAB in ``consensus.py`` calls them directly).
@@ -656,6 +657,14 @@ def find_label_issues(labels, pred_probs, *, return_indices_ranked_by: str | Non
     kwargs = _check_filter_options(filter_by, frac_noise, num_to_remove_per_class, min_examples_per_class,
                                    return_indices_ranked_by, rank_by_kwargs)
     y, p = _check_inputs(labels, pred_probs)
+    return _find_label_issues(y, p, kwargs, return_indices_ranked_by, filter_by, frac_noise, num_to_remove_per_class,
+                              min_examples_per_class, confident_joint)
+
+
+def _find_label_issues(y: np.ndarray, p: np.ndarray, kwargs: dict, return_indices_ranked_by, filter_by, frac_noise,
+                       num_to_remove_per_class, min_examples_per_class, confident_joint) -> np.ndarray:
+    """find_label_issues on validated inputs and options (the multi-label reduction calls it per class, where
+    a class nobody or everybody was given leaves one given class)."""
     n_classes = p.shape[1]
     label_counts = _label_counts(y, n_classes)
     removal = None if num_to_remove_per_class is None else _check_num_to_remove(num_to_remove_per_class, label_counts)

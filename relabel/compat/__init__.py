@@ -1,0 +1,1 @@
+"""Drop-in namespaces that mirror other libraries' module names over relabel's own implementations."""
