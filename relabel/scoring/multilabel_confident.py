@@ -339,6 +339,10 @@ def find_label_issues(labels, pred_probs, *, return_indices_ranked_by: str | Non
                    filter_by=filter_by, frac_noise=frac_noise, num_to_remove_per_class=num_to_remove_per_class,
                    min_examples_per_class=min_examples_per_class, confident_joint=confident_joint)
     if multi_label:
+        # As cleanlab 2.9 does: the flag still works, the multi-label function is the supported way.
+        warnings.warn("find_label_issues(..., multi_label=True) is deprecated in cleanlab (and kept by relabel for "
+                      "drop-in use); call multilabel_classification.find_label_issues instead.", DeprecationWarning,
+                      stacklevel=2)
         if not isinstance(labels, list):
             raise LabelError("With multi_label=True, labels must be a list with one list of class indices per item "
                              f"(e.g. [[0, 2], [], [1]]); got {type(labels).__name__}.")
