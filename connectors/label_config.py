@@ -19,6 +19,9 @@ class LabelConfig:
     label_tag: str
     text_field: str | None
     to_name: str = ""  # the object tag the Choices tag labels, needed to write a prediction's result
+    # <Choices choice="multiple">: an annotation is a set of classes (possibly empty: "none apply"), a multi-label
+    # project (issue 24); "single" and "single-radio" are one class per annotation.
+    multiple: bool = False
 
 
 def parse_label_config(xml: str, *, label_tag: str | None = None, text_field: str | None = None) -> LabelConfig:
@@ -66,7 +69,8 @@ def parse_label_config(xml: str, *, label_tag: str | None = None, text_field: st
         )
     if text_field is None:
         text_field = _text_field_of(root, tag.get("toName", ""))
-    return LabelConfig(classes=classes, label_tag=name, text_field=text_field, to_name=tag.get("toName", ""))
+    return LabelConfig(classes=classes, label_tag=name, text_field=text_field, to_name=tag.get("toName", ""),
+                       multiple=(tag.get("choice") or "single").strip().lower() == "multiple")
 
 
 def _class_name(choice: ET.Element) -> str:

@@ -5,7 +5,7 @@ import pytest
 
 import relabel
 from relabel.errors import AnnotationError, PredProbsError
-from relabel.scoring.multilabel import fit_multilabel_consensus
+from relabel.scoring.multilabel import fit_multilabel_consensus, review_reason
 
 
 def simulate(seed=0, n=3000, k=6, m=8, per_item=3):
@@ -88,3 +88,27 @@ def test_class_issues_say_missing_or_extra():
 def test_bad_input_is_a_clear_error(frame, pred, error):
     with pytest.raises(error):
         relabel.multilabel_consensus(frame, 2, pred_probs=pred)
+
+
+def test_review_reason_names_tags_and_model():
+    frame = pd.DataFrame({"item": [0, 0, 0, 1, 1, 1], "annotator": ["a", "b", "c"] * 2,
+                          "labels": [[1], [1], [], [0], [0], [0]]})
+    result = relabel.multilabel_consensus(frame, 2, pred_probs=np.array([[0.3, 0.04], [0.9, 0.1]]))
+    both = review_reason(result, 0, ["news", "sports"])
+    assert both.count("of 3 annotators tagged") == 2 and both.count("the model says") == 2
+    assert "2 of 3 annotators tagged sports, the model says" in both
+    first = review_reason(result, 0, ["news", "sports"], max_classes=1)
+    assert both.startswith(first) and ";" not in first
+
+
+def test_per_class_kappa_and_summary():
+    from relabel.scoring.multilabel import class_summary, per_class_kappa
+    frame, truth, _, _, _ = simulate(seed=4, n=1500)
+    kappa = per_class_kappa(frame, truth.shape[1])
+    assert np.all((kappa > 0.3) & (kappa <= 1))
+    perfect = pd.DataFrame({"item": [0, 0, 1, 1], "annotator": ["a", "b", "a", "b"],
+                            "labels": [[0], [0], [], []]})
+    assert per_class_kappa(perfect, 2)[0] == pytest.approx(1.0)
+    assert np.isnan(per_class_kappa(perfect, 2)[1])        # nobody ever tags class 1
+    summary = class_summary(frame, relabel.multilabel_consensus(frame, truth.shape[1]))
+    assert summary["missed"].is_monotonic_decreasing and summary["missed"].between(0, 1).all()

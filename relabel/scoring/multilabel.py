@@ -289,3 +289,53 @@ def multilabel_consensus(annotations: pd.DataFrame, n_classes: int, *, pred_prob
     """
     n_items = None if pred_probs is None else np.shape(pred_probs)[0]
     return fit_multilabel_consensus(annotations, n_classes, pred_probs=pred_probs, n_items=n_items)
+
+
+# ---- what reviewers and the report see ----------------------------------------------------------------------
+def review_reason(result: MultilabelConsensus, item: int, class_names, max_classes: int = 2) -> str:
+    """Why an item is worth a look, naming its least certain classes: "2 of 3 annotators tagged sports, the model
+    says 0.04" (the model part only with a model), most doubtful class first."""
+    order = np.argsort(result.class_quality[item], kind="stable")[:max_classes]
+    n = int(result.n_annotations[item])
+    parts = []
+    for k in order:
+        tagged = int(result.tagged[item, k])
+        text = f"{tagged} of {n} annotator{'s' if n != 1 else ''} tagged {class_names[k]}"
+        if result.model_probabilities is not None:
+            text += f", the model says {result.model_probabilities[item, k]:.2f}"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def per_class_kappa(annotations: pd.DataFrame, n_classes: int) -> np.ndarray:
+    """Fleiss' kappa of each class's yes/no tags over the items with at least two annotations (NaN for a class
+    whose tags never vary: agreement beyond chance is undefined there)."""
+    t = _Table(annotations, n_classes, None)
+    n_ann = t.n_annotations.astype(np.float64)
+    keep = n_ann >= 2
+    yes = np.asarray(t.by_item @ t.votes.astype(np.float64))[keep]
+    m = n_ann[keep][:, None]
+    no = m - yes
+    observed = ((yes * (yes - 1) + no * (no - 1)) / (m * (m - 1))).mean(axis=0)
+    p_yes = yes.sum(axis=0) / m.sum()
+    expected = p_yes ** 2 + (1 - p_yes) ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(expected < 1, (observed - expected) / (1 - expected), np.nan)
+
+
+def class_summary(annotations: pd.DataFrame, result: MultilabelConsensus, class_names=None) -> pd.DataFrame:
+    """Per class: consensus prevalence, Fleiss' kappa, and how often annotators miss it (share of the expected
+    true tags left out) or add it wrongly (share of expected absent ones tagged), most often missed first."""
+    t = _Table(annotations, result.labels.shape[1], result.labels.shape[0])
+    post_r = result.probabilities[t.item]
+    votes = t.votes.astype(np.float64)
+    positives = post_r.sum(axis=0)
+    negatives = (1 - post_r).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        missed = (post_r * (1 - votes)).sum(axis=0) / positives
+        extra = ((1 - post_r) * votes).sum(axis=0) / negatives
+    k = result.labels.shape[1]
+    names = list(class_names) if class_names is not None else list(range(k))
+    return pd.DataFrame({"class": names, "prevalence": result.labels.mean(axis=0),
+                         "kappa": per_class_kappa(annotations, k), "missed": missed, "extra": extra}
+                        ).sort_values("missed", ascending=False, kind="stable").reset_index(drop=True)
