@@ -122,7 +122,7 @@ def model_probs(texts, train_sets: np.ndarray, seed: int) -> np.ndarray:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import KFold
-    x = TfidfVectorizer(sublinear_tf=True, min_df=2, max_features=50_000).fit_transform(texts)
+    x = TfidfVectorizer(sublinear_tf=True, min_df=2, max_features=30_000).fit_transform(texts)
     out = np.zeros(train_sets.shape)
     for train, test in KFold(5, shuffle=True, random_state=seed).split(x):
         for c in range(train_sets.shape[1]):
@@ -130,7 +130,7 @@ def model_probs(texts, train_sets: np.ndarray, seed: int) -> np.ndarray:
             if y.min() == y.max():
                 out[test, c] = y[0]
                 continue
-            out[test, c] = LogisticRegression(C=4.0, max_iter=1000).fit(x[train], y).predict_proba(x[test])[:, 1]
+            out[test, c] = LogisticRegression(C=4.0, solver="liblinear").fit(x[train], y).predict_proba(x[test])[:, 1]
     return out
 
 
@@ -189,10 +189,10 @@ def scale_child(n: int, k: int) -> None:
     t0 = time.perf_counter()
     mv = majority_vote(frame, n, k)
     t_mv = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = multilabel_consensus(frame, k)
-    t_rl = time.perf_counter() - t0
-    print(json.dumps({"seconds": t_rl, "seconds_mv": t_mv, "peak_mb": proc_status_mb("VmHWM"), "input_mb": base_mb,
+    t_rl, cpu_rl = time.perf_counter() - t0, time.process_time() - c0
+    print(json.dumps({"seconds": t_rl, "cpu_seconds": cpu_rl, "seconds_mv": t_mv, "peak_mb": proc_status_mb("VmHWM"), "input_mb": base_mb,
                       "iterations": result.n_iter, "exact_relabel": float((result.labels == truth).all(1).mean()),
                       "exact_mv": float((mv == truth).all(1).mean())}))
 
@@ -220,7 +220,7 @@ def main() -> None:
                              capture_output=True, text=True, check=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
         print(f"\nscale: {args.scale_items:,} items x 20 classes x 3 annotators (of 50), annotations only: "
-              f"{r['seconds']:.1f} s ({r['iterations']} EM iterations; per-class majority vote {r['seconds_mv']:.1f} s, "
+              f"{r['seconds']:.1f} s wall, {r['cpu_seconds']:.1f} s CPU ({r['iterations']} EM iterations; per-class majority vote {r['seconds_mv']:.1f} s, "
               f"ratio {r['seconds'] / r['seconds_mv']:.1f}x), peak RSS {r['peak_mb']:.0f} MiB (input table "
               f"{r['input_mb']:.0f} MiB); exact-set accuracy relabel {r['exact_relabel']:.4f}, "
               f"majority vote {r['exact_mv']:.4f}")
