@@ -1,4 +1,7 @@
-"""Drop-in namespaces that mirror other libraries' module names over relabel's own implementations.
+"""Drop-in namespaces that mirror other libraries' module names, so switching to relabel is one import line.
 
-May import: every relabel layer (compat is an app-level module: thin re-exports); never the mirrored library.
+``relabel.compat.cleanlab`` mirrors cleanlab 2.9 (``multiannotator``, ``filter``, ``count``, ``rank``). Modules
+here are thin re-exports of relabel's implementations in :mod:`relabel.scoring` (and, for the functions that
+cross-validate a classifier, :mod:`relabel.models`); they hold no algorithm of their own. Layer: app. compat may
+import scoring and models; nothing below the app layer imports compat.
 """

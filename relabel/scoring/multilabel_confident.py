@@ -1,5 +1,8 @@
 """Confident learning for multi-label data: one-vs-rest over the classes, with cleanlab 2.9's results.
 
+May import: relabel.scoring.confident (counting, ranking, filtering: the single-label pieces it runs per class),
+numpy and the shared errors; it sits above the confident package, which never imports it.
+
 Each item has a *set* of classes, and ``pred_probs`` is N x K with one independent probability per class (rows
 need not sum to 1). Class k becomes a binary problem: given label 1 if k is in the item's set, model columns
 (1 - p_k, p_k). Every single-label tool of :mod:`relabel.scoring.confident` then runs on each class, and the
@@ -15,7 +18,7 @@ per-class results combine:
 
 Names, parameters and results follow ``cleanlab.multilabel_classification`` and the ``multi_label=True`` paths of
 ``cleanlab.count`` / ``cleanlab.filter`` (2.9.0); the property tests compare them on random cases. As in
-:mod:`confident`, rankings break exact ties by index (cleanlab's argsort is unstable). ``labels`` are read as
+:mod:`relabel.scoring.confident`, rankings break exact ties by index (cleanlab's argsort is unstable). ``labels`` are read as
 cleanlab reads them: one iterable of class indices per item, so a 0/1 indicator row is *not* an indicator row
 (``[1, 0, 1]`` means classes {0, 1}); :func:`multilabel_onehot` converts index lists to indicators.
 ``low_memory`` (cleanlab's batched approximation) is accepted and computes the exact result.
@@ -28,7 +31,7 @@ from typing import Callable
 import numpy as np
 
 from relabel.errors import ConfigError, LabelError, PredProbsError, preview
-from relabel.scoring import confident as cl
+from relabel.scoring.confident import counting, filtering, ranking
 from relabel.scoring.validation import VALUE_TOLERANCE
 
 # cleanlab's default aggregation of the per-class scores into one item score.
@@ -102,7 +105,7 @@ def _class_quality(onehot: np.ndarray, p: np.ndarray, method: str, adjust: bool)
     """N x K binary label quality per (item, class)."""
     scores = np.empty(onehot.shape, dtype=np.float64)
     for k in range(onehot.shape[1]):
-        scores[:, k] = cl._compute_label_quality_scores(onehot[:, k].astype(np.intp), binary_columns(p[:, k]),
+        scores[:, k] = ranking._compute_label_quality_scores(onehot[:, k].astype(np.intp), binary_columns(p[:, k]),
                                                         method, adjust)
     return scores
 
@@ -156,7 +159,7 @@ def get_multilabel_quality_scores(labels, pred_probs, *, method: str = "self_con
                                   aggregator_kwargs: dict | None = None) -> np.ndarray:
     """A score in [0, 1] per item, low = some class of its set is likely wrong (cleanlab's
     ``multilabel_classification.get_label_quality_scores``; ``aggregator_kwargs`` None = EMA, alpha 0.8)."""
-    cl.check_quality_method(method, adjust_pred_probs)
+    ranking.check_quality_method(method, adjust_pred_probs)
     onehot, p = _check_inputs(labels, pred_probs)
     return aggregate_scores(_class_quality(onehot, p, method, adjust_pred_probs), aggregator_kwargs)
 
@@ -165,14 +168,14 @@ def get_multilabel_quality_scores_per_class(labels, pred_probs, *, method: str =
                                             adjust_pred_probs: bool = False) -> np.ndarray:
     """N x K: how likely each (item, class) annotation is right (cleanlab's
     ``get_label_quality_scores_per_class``, there returned transposed per class; here items x classes)."""
-    cl.check_quality_method(method, adjust_pred_probs)
+    ranking.check_quality_method(method, adjust_pred_probs)
     onehot, p = _check_inputs(labels, pred_probs)
     return _class_quality(onehot, p, method, adjust_pred_probs)
 
 
 # ---- confident joint -------------------------------------------------------------------------------------
 def _per_class_thresholds(onehot: np.ndarray, p: np.ndarray) -> np.ndarray:
-    return np.stack([cl._compute_confident_thresholds(onehot[:, k].astype(np.intp), binary_columns(p[:, k]))
+    return np.stack([counting._compute_confident_thresholds(onehot[:, k].astype(np.intp), binary_columns(p[:, k]))
                      for k in range(onehot.shape[1])])
 
 
@@ -191,9 +194,9 @@ def compute_multilabel_confident_joint(labels, pred_probs, *, thresholds=None, c
     off = []
     for k in range(onehot.shape[1]):
         y, p2 = onehot[:, k].astype(np.intp), binary_columns(p[:, k])
-        t = cl._compute_confident_thresholds(y, p2) if thresholds is None else cl._check_thresholds(thresholds, 2)
-        joint, off_k = cl._compute_confident_joint(y, p2, t)
-        joints[k] = cl._calibrate_confident_joint(joint, cl._label_counts(y, 2)) if calibrate else joint
+        t = counting._compute_confident_thresholds(y, p2) if thresholds is None else counting._check_thresholds(thresholds, 2)
+        joint, off_k = counting._compute_confident_joint(y, p2, t)
+        joints[k] = counting._calibrate_confident_joint(joint, counting._label_counts(y, 2)) if calibrate else joint
         off.append(off_k)
     return (joints, off) if return_indices_of_off_diagonals else joints
 
@@ -212,7 +215,7 @@ def calibrate_multilabel_confident_joint(confident_joint, labels) -> np.ndarray:
     c = np.asarray(confident_joint)
     onehot = multilabel_onehot(labels, c.shape[0] if c.ndim == 3 else 0)
     c = _check_multilabel_joint(c, onehot.shape[1])
-    return np.stack([cl._calibrate_confident_joint(c[k], cl._label_counts(onehot[:, k].astype(np.intp), 2))
+    return np.stack([counting._calibrate_confident_joint(c[k], counting._label_counts(onehot[:, k].astype(np.intp), 2))
                      for k in range(c.shape[0])])
 
 
@@ -225,8 +228,8 @@ def estimate_multilabel_joint(labels, pred_probs, *, confident_joint=None) -> np
     for k in range(p.shape[1]):
         # A given joint is calibrated to the labels (as cleanlab's per-class estimate_joint does); a computed one
         # already is, and calibrating a calibrated joint again returns it unchanged.
-        calibrated = cl._calibrate_confident_joint(joints[k], cl._label_counts(onehot[:, k].astype(np.intp), 2))
-        out[k] = calibrated / max(float(np.sum(calibrated)), cl.TINY)
+        calibrated = counting._calibrate_confident_joint(joints[k], counting._label_counts(onehot[:, k].astype(np.intp), 2))
+        out[k] = calibrated / max(float(np.sum(calibrated)), counting.TINY)
     return out
 
 
@@ -248,7 +251,7 @@ def find_multilabel_issues_per_class_mask(labels, pred_probs, *, filter_by: str 
                                           rank_by_kwargs: dict | None = None) -> np.ndarray:
     """N x K: True where class k of item i looks wrongly given or wrongly left out (the single-label filter
     run on each class's binary problem)."""
-    opts = cl._check_filter_options(filter_by, frac_noise, num_to_remove_per_class, min_examples_per_class, None,
+    opts = filtering._check_filter_options(filter_by, frac_noise, num_to_remove_per_class, min_examples_per_class, None,
                                     rank_by_kwargs)
     onehot, p = _check_inputs(labels, pred_probs)
     return _per_class_mask(onehot, p, opts, filter_by, frac_noise, num_to_remove_per_class, min_examples_per_class,
@@ -268,7 +271,7 @@ def _per_class_mask(onehot, p, opts, filter_by, frac_noise, num_to_remove_per_cl
         # Removal counts apply to the items given class k (the binary problem's class 1 is "k is given" only
         # when its index is 1; cleanlab asks for [count, 0], i.e. items whose binary label is 0: not given k).
         removal = None if num_to_remove_per_class is None else [int(num_to_remove_per_class[k]), 0]
-        mask[:, k] = cl._find_label_issues(onehot[:, k].astype(np.intp), binary_columns(p[:, k]), opts, None,
+        mask[:, k] = filtering._find_label_issues(onehot[:, k].astype(np.intp), binary_columns(p[:, k]), opts, None,
                                            filter_by, frac_noise, removal, min_examples_per_class,
                                            None if joints is None else joints[k])
     return mask
@@ -281,16 +284,16 @@ def find_multilabel_label_issues(labels, pred_probs, *, return_indices_ranked_by
                                  verbose: bool = False, low_memory: bool = False) -> np.ndarray:
     """Items with some class likely wrong: a boolean mask, or their indices ranked worst first
     (cleanlab's ``multilabel_classification.find_label_issues``)."""
-    kwargs = cl._check_filter_options(filter_by, frac_noise, num_to_remove_per_class, min_examples_per_class,
+    kwargs = filtering._check_filter_options(filter_by, frac_noise, num_to_remove_per_class, min_examples_per_class,
                                       return_indices_ranked_by, rank_by_kwargs)
     onehot, p = _check_inputs(labels, pred_probs)
     joints = _usable_joint(confident_joint, p.shape[1])
     adjust = bool(kwargs.get("adjust_pred_probs", False))
-    if filter_by in cl._SCORE_FILTERS:
+    if filter_by in filtering._SCORE_FILTERS:
         n_issues = int(_per_class_mask(onehot, p, kwargs, "confident_learning", 1.0, None, 1, joints)
                        .any(axis=1).sum())
         default_scores = aggregate_scores(_class_quality(onehot, p, "self_confidence", False))
-        flagged = cl._smallest(default_scores, n_issues)
+        flagged = filtering._smallest(default_scores, n_issues)
         flagged = flagged[np.argsort(default_scores[flagged], kind="stable")]
         if return_indices_ranked_by is None:
             mask = np.zeros(p.shape[0], dtype=bool)
@@ -330,7 +333,7 @@ def find_label_issues(labels, pred_probs, *, return_indices_ranked_by: str | Non
                       frac_noise: float = 1.0, num_to_remove_per_class=None, min_examples_per_class: int = 1,
                       confident_joint=None, n_jobs: int | None = None, verbose: bool = False,
                       multi_label: bool = False) -> np.ndarray:
-    """:func:`relabel.scoring.confident.find_label_issues` with cleanlab's ``multi_label`` switch: True reads
+    """:func:`relabel.scoring.confident.filtering.find_label_issues` with cleanlab's ``multi_label`` switch: True reads
     ``labels`` as one list of classes per item and runs :func:`find_multilabel_label_issues`.
 
     It lives here, not in ``confident``, because the multi-label reduction is built on the single-label filter
@@ -347,4 +350,4 @@ def find_label_issues(labels, pred_probs, *, return_indices_ranked_by: str | Non
             raise LabelError("With multi_label=True, labels must be a list with one list of class indices per item "
                              f"(e.g. [[0, 2], [], [1]]); got {type(labels).__name__}.")
         return find_multilabel_label_issues(labels, pred_probs, **options)
-    return cl.find_label_issues(labels, pred_probs, **options)
+    return filtering.find_label_issues(labels, pred_probs, **options)
