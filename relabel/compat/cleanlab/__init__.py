@@ -12,7 +12,8 @@ shared by all of them:
   reduction (relabel.scoring.multilabel_confident) with cleanlab's results (tests/test_multilabel_parity.py).
 * Ties are broken deterministically (stable sorts, smallest class last), where cleanlab uses unstable sorts or
   ``np.random.choice``.
-* ``n_jobs`` and ``verbose`` are accepted and change nothing: the work is vectorised and prints nothing.
+* ``n_jobs`` and ``verbose`` are accepted and change nothing: the work is vectorised and prints nothing (except
+  ``rank.get_label_quality_ensemble_scores``, whose verbose line shows the model weights it otherwise hides).
 
 ``UNSUPPORTED`` maps each module name to the public cleanlab names it does not provide, and why.
 """
@@ -24,9 +25,5 @@ UNSUPPORTED = {
         "dataset": "the dataset-level summaries (common_multilabel_issues, rank_classes_by_multilabel_quality, "
                    "overall_multilabel_health_score, multilabel_health_summary) are not provided",
     },
-    "rank": {
-        "get_label_quality_ensemble_scores": "weighting ensemble members by accuracy or a log-loss search is not "
-                                             "implemented; average the members' pred_probs and call "
-                                             "get_label_quality_scores",
-    },
+    "rank": {},
 }
