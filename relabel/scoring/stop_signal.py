@@ -18,10 +18,17 @@ items uses both:
   hold the loop back for ever. The Jeffreys prior (no constant of ours) gives an unseen outcome half a count, so
   "0 corrected of d" still leaves n / (2d + 2) expected.
 
-The estimate is the larger of the two, with the interval of the one that gave it. The round stops when the
-estimate is below ``[review] min_expected_errors`` (default 0.5: a batch expected to yield fewer than half a
-correction is not worth the reviewers' time). With the default that takes a round whose reviewers corrected none
-of at least as many items as the next batch holds (n / (2d + 2) < 0.5 needs d >= n), and a posterior that agrees.
+The estimate is the larger of the two, with the interval of the one that gave it. The floor applies only while
+reviewers are still correcting (c > 0): after a round whose reviewers corrected none of what they decided, the
+Jeffreys half count alone put the floor at n / (2d + 2), which is 0.5 — the default threshold — when one of 50
+items was skipped, so a batch the posterior expected ≈ 0.0 wrong labels in was pushed, and reviewers corrected 0
+of 50 again (issue 20). A clean round leaves the posterior, recalibrated on every decision including that clean
+round, to decide. The round stops when the estimate is below ``[review] min_expected_errors`` (default 0.5: a
+batch expected to yield fewer than half a correction is not worth the reviewers' time).
+
+**One set of figures.** The floor raises the batch's estimate above the posterior's, so the project's total left
+is restated with it (:func:`total_with_batch`): the items outside the batch by the posterior, the batch by its
+estimate. A batch, a subset of the items left, then never holds more expected wrong labels than the total.
 
 Two choices make it conservative. Round 1 (no decision yet, as after rounds whose reviewers never answered) never
 stops: the posterior is the only evidence and it is known to be overconfident. The decision uses the estimate,
@@ -35,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from relabel.scoring.error_estimate import expected_errors, format_expected
+from relabel.scoring.error_estimate import Z_90, ExpectedErrors, expected_errors, format_expected
 
 # The Jeffreys prior on a correction rate: half a count to each outcome.
 JEFFREYS = 0.5
@@ -102,7 +109,7 @@ def batch_errors(p_wrong, evidence: Evidence = Evidence()) -> BatchEstimate:
         raise ValueError(f"evidence must have 0 <= corrected <= decided, got {evidence}")
     posterior = expected_errors(1.0 - p)
     estimate = BatchEstimate(n, posterior.expected, posterior.low, posterior.high, posterior.expected, evidence)
-    if n == 0 or not evidence.decided:
+    if n == 0 or not evidence.corrected:          # no decision, or reviewers corrected nothing: the posterior
         return estimate
     alpha = JEFFREYS + evidence.corrected
     beta = JEFFREYS + evidence.decided - evidence.corrected
@@ -112,6 +119,34 @@ def batch_errors(p_wrong, evidence: Evidence = Evidence()) -> BatchEstimate:
     count = betabinom(n, alpha, beta)
     low, high = (int(count.ppf(q)) for q in INTERVAL)
     return BatchEstimate(n, floor, low, high, posterior.expected, evidence, source="reviewers")
+
+
+def total_with_batch(p_wrong_left, in_batch, batch: BatchEstimate) -> ExpectedErrors:
+    """Expected wrong labels among all items left (``p_wrong_left``: each unreviewed item's recalibrated P(wrong);
+    ``in_batch``: which of them the batch sends), with the batch counted at its estimate: the posterior's
+    Poisson-binomial for the rest plus the batch's own mean and variance (beta-binomial when reviewers set it),
+    a normal 90% interval on the sum. Never below the batch's own figures."""
+    p = np.asarray(p_wrong_left, dtype=float)
+    mask = np.asarray(in_batch, dtype=bool)
+    ok = np.isfinite(p)
+    rest = p[ok & ~mask]
+    mean = float(rest.sum())
+    var = float((rest * (1 - rest)).sum())
+    if batch.source == "reviewers":
+        alpha = JEFFREYS + batch.evidence.corrected
+        beta = JEFFREYS + batch.evidence.decided - batch.evidence.corrected
+        n = batch.items
+        var += n * alpha * beta * (alpha + beta + n) / ((alpha + beta) ** 2 * (alpha + beta + 1))
+    else:
+        q = p[ok & mask]
+        var += float((q * (1 - q)).sum())
+    mean += batch.expected
+    total_items = int(ok.sum())
+    sd = float(np.sqrt(var))
+    low = int(np.clip(np.floor(mean - Z_90 * sd - 0.5) + 1, 0, total_items))
+    high = int(np.clip(np.ceil(mean + Z_90 * sd + 0.5) - 1, 0, total_items))
+    return ExpectedErrors(mean, max(min(low, int(np.floor(mean))), batch.low),
+                          max(high, int(np.ceil(mean)), batch.high))
 
 
 def stop_reason(estimate: BatchEstimate, threshold: float) -> str | None:
