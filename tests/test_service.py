@@ -197,6 +197,11 @@ def test_register_connects_one_backend_and_webhooks_and_twice_adds_none(env, mon
         assert sorted(hook["actions"]) == sorted(ACTIONS) and not hook["send_for_all_actions"]
     # One webhook per project: Label Studio's own ML-backend webhook (all actions, no secret) was not added.
     assert len(hooks) == 1 and len(review_hooks) == 1
+    # Independent annotators (issue 20): predictions are fetched for the Data Manager, but annotators' tasks are
+    # not pre-filled with them ("Use predictions to prelabel tasks" off: [serve] prefill_annotators = false).
+    settings = env.admin._client_wrapper.httpx_client.request(f"api/projects/{source}", method="GET").json()
+    assert settings["evaluate_predictions_automatically"] is True
+    assert settings["show_collab_predictions"] is False
 
     # --register again (the same code path as the CLI's, from a second process) creates nothing new.
     from relabel.config import load_config
@@ -357,3 +362,6 @@ def test_unregister_removes_the_connection(env):
     assert result.returncode == 0, result.stderr
     assert "Removed 2 webhooks" in result.stdout
     assert ours(env, env.project.project_id) == ([], []) and ours(env, review_project(env))[1] == []
+    settings = env.admin._client_wrapper.httpx_client.request(f"api/projects/{env.project.project_id}",
+                                                               method="GET").json()
+    assert settings["show_collab_predictions"] is True and settings["evaluate_predictions_automatically"] is False

@@ -76,7 +76,8 @@ def register_service(config: Config) -> Registration:
         store.check_project(config.label_studio.project)
         done = register(connector, store, service_url=config.serve.public_url, username=config.serve.username,
                         password=config.serve_password(), secret=config.webhook_secret(),
-                        review_mode=config.review.mode, show_suggestion=config.review.show_suggestion)
+                        review_mode=config.review.mode, show_suggestion=config.review.show_suggestion,
+                        prefill_annotators=config.serve.prefill_annotators)
     log.info("registered %s with projects %s: webhooks %d created, %d updated, %d kept; ML backend %s",
              config.serve.public_url, ", ".join(map(str, done.projects)), done.webhooks_created,
              done.webhooks_updated, done.webhooks_kept, done.ml_backend)
