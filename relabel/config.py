@@ -46,6 +46,9 @@ _SECTIONS = {
 SERVE_PASSWORD_ENV = "RELABEL_SERVE_PASSWORD"
 WEBHOOK_SECRET_ENV = "RELABEL_WEBHOOK_SECRET"
 SERVE_TRIGGERS = ("drained", "annotations", "schedule")
+# Anyone who can reach `relabel serve` can try secrets: 16 characters of a random token (~96 bits with
+# token_urlsafe) cannot be guessed, a word or a short PIN can.
+MIN_WEBHOOK_SECRET = 16
 
 
 @dataclass(frozen=True)
@@ -164,9 +167,16 @@ class Config:
         return _serve_secret(SERVE_PASSWORD_ENV, self.serve.password_file, "password_file", "basic-auth password")
 
     def webhook_secret(self) -> str:
-        """The shared secret every webhook must carry, read now."""
-        return _serve_secret(WEBHOOK_SECRET_ENV, self.serve.webhook_secret_file, "webhook_secret_file",
-                             "webhook secret")
+        """The shared secret every webhook must carry, read now; refused when shorter than MIN_WEBHOOK_SECRET."""
+        secret = _serve_secret(WEBHOOK_SECRET_ENV, self.serve.webhook_secret_file, "webhook_secret_file",
+                               "webhook secret")
+        if len(secret) < MIN_WEBHOOK_SECRET:
+            source = (WEBHOOK_SECRET_ENV if os.environ.get(WEBHOOK_SECRET_ENV, "").strip()
+                      else f"the file {str(self.serve.webhook_secret_file)!r}")
+            raise ConfigError(f"The webhook secret in {source} has {len(secret)} characters; use at least "
+                              f"{MIN_WEBHOOK_SECRET}, e.g. export {WEBHOOK_SECRET_ENV}=\"$(python -c 'import secrets; "
+                              "print(secrets.token_urlsafe(24))')\".")
+        return secret
 
     def model_settings(self):
         """The [model] table as relabel.models.fit.ModelSettings (raises ConfigError on unknown keys)."""
