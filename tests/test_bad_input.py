@@ -207,6 +207,20 @@ def no_server(folder: Path, env: dict) -> None:
     set_url(f"http://user:{PASSWORD}@127.0.0.1:{_closed_port()}")(folder, env)
 
 
+_HELD = []
+
+
+def port_in_use(folder: Path, env: dict) -> None:
+    """[serve] port is a port another process listens on (held open until the module ends)."""
+    import socket
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    _HELD.append(held)
+    toml(folder).write_text(toml(folder).read_text() + f"\n[serve]\nport = {held.getsockname()[1]}\n")
+    env.update(RELABEL_SERVE_PASSWORD="a-serve-password", RELABEL_WEBHOOK_SECRET="a-webhook-secret-of-24-chars")
+
+
 def _closed_port() -> int:
     import socket
     with socket.socket() as s:
@@ -264,6 +278,11 @@ CASES = [
     Case("url-ftp", ["status"], 1, "The 'url' setting must be an http(s) URL", set_url("ftp://files.example")),
     Case("url-no-host", ["status"], 1, "The 'url' setting must be an http(s) URL", set_url("http://")),
     Case("url-with-password-unreachable", ["pull"], 1, "Cannot reach Label Studio at http://127.0.0.1:", no_server),
+    # -- relabel serve (issue 20): a short webhook secret, a port in use
+    Case("serve-secret-short", ["serve"], 1, "has 5 characters; use at least 16, e.g. export RELABEL_WEBHOOK_SECRET=",
+         lambda f, e: e.update(RELABEL_SERVE_PASSWORD="a-serve-password", RELABEL_WEBHOOK_SECRET="short")),
+    Case("serve-port-in-use", ["serve"], 1, "is in use (another relabel serve?); stop that process or choose another "
+         "port with --port", lambda f, e: port_in_use(f, e)),
     Case("store-path-empty", ["status"], 1, "The 'path' setting in [store] must be a file path.",
          edit_config('path = "relabel.db"', 'path = ""')),
     Case("config-missing", ["--config", "nope.toml", "status"], 1, "No config file at 'nope.toml'"),
@@ -343,7 +362,11 @@ CASES = [
     # -- labeling configs (init through the real connector)
     Case("config-no-choices", INIT, 1, "has no <Choices> tag",
          routes=served_project('<View><Text name="body" value="$text"/></View>')),
-    Case("config-two-choices", INIT, 1, "has 2 <Choices> tags ('topic', 'mood')", routes=served_project(TWO_CHOICES)),
+    Case("config-two-choices", INIT, 1, "has 2 <Choices> tags ('topic', 'mood'); choose the one relabel should "
+         "score with `relabel init --label-tag NAME`", routes=served_project(TWO_CHOICES)),
+    Case("config-multiple-choice", INIT, 1, "takes several choices per task (choice=\"multiple\"); relabel scores "
+         "single-label projects only", routes=served_project(choices_config().replace(
+             'choice="single"', 'choice="multiple"'))),
     Case("config-label-tag-missing", INIT + ["--label-tag", "nope"], 1, "The 'label_tag' setting is 'nope'",
          routes=served_project()),
     Case("config-one-class", INIT, 1, "needs at least 2 classes", routes=served_project(choices_config(("only",)))),
