@@ -246,6 +246,62 @@ def test_label_studio_fetches_relabels_label_and_quality(env):
     assert len(mine) == 1 and mine[0]["score"] == pytest.approx(scores[str(opened)]["quality"])
 
 
+# ---- independent annotators (issue 20) ----------------------------------------------------------------------------
+LABELED_INPUTS = "document.querySelectorAll('input[type=checkbox], input[type=radio]').length"
+CHECKED_INPUTS = "document.querySelectorAll('input[type=checkbox]:checked, input[type=radio]:checked').length"
+
+
+def _open_label_stream(env, chrome, session_id: str) -> tuple[int, int]:
+    """Open the source project's label stream ("Label All Tasks") as the logged-in annotator; return (task id
+    shown, choices checked) once the choices are drawn."""
+    chrome.send("Network.setCookie", name="sessionid", value=session_id, url=env.ls.url)
+    chrome.send("Page.navigate", url=f"{env.ls.url}/projects/{env.project.project_id}/data?labeling=1")
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        task = chrome.evaluate("new URL(location.href).searchParams.get('task')")
+        if task and (chrome.evaluate(LABELED_INPUTS) or 0) >= 2:
+            time.sleep(2)                      # predictions arrive with the task; let the editor apply them
+            return int(task), int(chrome.evaluate(CHECKED_INPUTS))
+    pytest.fail(f"the label stream did not show a task's choices within 90 s ({chrome.evaluate('location.href')})")
+
+
+def test_annotators_open_tasks_without_relabels_label(env, tmp_path_factory):
+    """After --register, an annotator who presses "Label All Tasks" gets an empty task, though Label Studio has
+    relabel's prediction for it; with Label Studio's pre-fill turned on, the same page shows it selected."""
+    from relabel.server import _form_session, _post_form, create_user
+    from test_report import DevTools
+
+    wait_for("round 1 pushed by the service", lambda: round_pushed(env, 1))
+    email, password = "serve-blind-annotator@example.com", "blind-annotator-password"
+    create_user(env.ls, email, password)
+    with _form_session(env.ls.url) as session:
+        assert _post_form(session, "/user/login/", {"email": email, "password": password}).status_code == 302
+        session_id = session.cookies.get("sessionid")
+    raw = env.admin._client_wrapper.httpx_client
+    source = env.project.project_id
+    chrome = DevTools(tmp_path_factory.mktemp("annotator-chromium"))
+    try:
+        for domain in ("Page", "Network", "Runtime"):
+            chrome.send(f"{domain}.enable")
+        task, checked = _open_label_stream(env, chrome, session_id)
+        predictions = raw.request(f"api/tasks/{task}", method="GET").json()["predictions"]
+        assert any(p["model_version"].startswith("relabel round") for p in predictions), predictions
+        assert checked == 0, f"task {task} opened with {checked} choices selected"
+        # The control: what the page shows with pre-filling on ([serve] prefill_annotators = true).
+        version = raw.request(f"api/projects/{source}", method="GET").json().get("model_version")
+        raw.request(f"api/projects/{source}", method="PATCH", json={"show_collab_predictions": True})
+        try:
+            again, checked_with_prefill = _open_label_stream(env, chrome, session_id)
+        finally:   # as --register leaves it (turning it off clears model_version, which --register puts back)
+            raw.request(f"api/projects/{source}", method="PATCH", json={"show_collab_predictions": False})
+            if version:
+                raw.request(f"api/projects/{source}", method="PATCH", json={"model_version": version})
+        assert again == task and checked_with_prefill == 1
+    finally:
+        chrome.close()
+
+
 # ---- 4. security ------------------------------------------------------------------------------------------------
 def test_wrong_secret_no_auth_and_big_bodies_are_refused(env):
     before = env.status()["worker"]["webhooks_received"]

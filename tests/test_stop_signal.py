@@ -53,6 +53,10 @@ def test_one_correction_keeps_going_a_clean_round_leaves_it_to_the_posterior():
     clean = batch_errors(np.full(50, 0.0005), Evidence(3, 49, 0))
     assert clean.source == "posterior" and clean.expected == pytest.approx(0.025)
     assert stop_reason(clean, 0.5) is not None
+    # no "≈ 0.5 ... below 0.5": a figure just under the threshold gets the decimals that show it is under
+    near = batch_errors(np.full(50, 0.0098), Evidence(3, 49, 0))
+    reason = stop_reason(near, 0.5)
+    assert "hold ≈ 0.49 wrong labels" in reason and "≈ 0.5 " not in reason, reason
     # ... while a posterior that still doubts the batch keeps it going
     assert stop_reason(batch_errors(np.full(20, 0.1), Evidence(3, 10, 0)), 0.5) is None
 

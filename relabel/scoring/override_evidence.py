@@ -148,3 +148,17 @@ def _reviewers(votes: np.ndarray, model_top: np.ndarray, known_labels) -> tuple[
 
 def _items(n: int) -> str:
     return f"{n:,} item" + ("" if n == 1 else "s")
+
+
+def regime_sentence(evidence: dict | None) -> str:
+    """One sentence for `relabel round`, `relabel status` and the report: which regime, and why (``evidence``:
+    an OverrideEvidence.as_dict(), as stored with the round; None for rounds scored before it was stored)."""
+    if not evidence:
+        return "Overrides: not recorded for this round."
+    regime, reason = evidence.get("regime"), evidence.get("reason", "")
+    if regime == EARNED:
+        return f"Overrides earned: the model may change final labels ({reason})."
+    if regime == NO_MODEL:
+        return f"Overrides off: {reason}."
+    return (f"Overrides off ({regime}): the model reorders the review queue but changes no final label "
+            f"({reason}).")

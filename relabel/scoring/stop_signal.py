@@ -82,13 +82,18 @@ class BatchEstimate:
     @property
     def wrong_labels(self) -> str:
         """'≈ 8.9 wrong labels (90% interval 3–15)'"""
-        return f"≈ {self.expected:.1f} wrong labels (90% interval {self.low}–{self.high})"
+        return self.wrong_labels_against(None)
 
-    def describe(self) -> str:
+    def wrong_labels_against(self, threshold: float | None) -> str:
+        """As ``wrong_labels``, with as many decimals as it takes not to print the threshold itself for a figure
+        on the other side of it ('≈ 0.49', not '≈ 0.5 ... below 0.5')."""
+        return f"≈ {_decimals(self.expected, threshold)} wrong labels (90% interval {self.low}–{self.high})"
+
+    def describe(self, threshold: float | None = None) -> str:
         """'The 20 items this round would send hold ≈ 5.0 wrong labels (90% interval 1–10): reviewers corrected
         5 of 10 items in round 1; the posterior alone expects 0.3.'"""
-        return (f"The {self.items} items this round would send hold {self.wrong_labels}: {self.evidence}; the "
-                f"posterior alone expects {self.posterior_expected:.1f}.")
+        return (f"The {self.items} items this round would send hold {self.wrong_labels_against(threshold)}: "
+                f"{self.evidence}; the posterior alone expects {_decimals(self.posterior_expected, threshold)}.")
 
     def as_dict(self) -> dict:
         return {"items": self.items, "expected": self.expected, "low": self.low, "high": self.high,
@@ -159,5 +164,13 @@ def stop_reason(estimate: BatchEstimate, threshold: float) -> str | None:
         return "No item is left to send to review, so nothing was pushed."
     if not estimate.evidence.decided or estimate.expected >= threshold:
         return None
-    return (f"{estimate.describe()} That is below [review] min_expected_errors = {threshold:g}: nothing worth "
+    return (f"{estimate.describe(threshold)} That is below [review] min_expected_errors = {threshold:g}: nothing worth "
             "reviewing, so nothing was pushed (set [review] min_expected_errors = 0 to push anyway).")
+
+
+def _decimals(value: float, threshold: float | None, most: int = 4) -> str:
+    """``value`` with one decimal, or more while its rounding would land on the wrong side of ``threshold``."""
+    digits = 1
+    while threshold is not None and digits < most and (round(value, digits) >= threshold) != (value >= threshold):
+        digits += 1
+    return f"{value:.{digits}f}"
