@@ -355,6 +355,13 @@ CASES = [
     Case("server-403", ["pull"], 1, "refused GET /api/projects/7 (403)", routes={},
          default=json_route({"detail": "Forbidden"}, 403)),
     Case("server-no-project", ["pull"], 1, "There is no project 7", routes={}),
+    # issue 20: a server that is not Label Studio, or Label Studio under another path, is named as such
+    Case("server-not-label-studio", ["pull"], 1, "is not Label Studio's API: it answered GET /api/projects/7 with "
+         "404 and an HTML page", routes={}, default=(404, "text/html", b"<html><body>Not Found</body></html>", {})),
+    Case("server-wrong-path-prefix", ["pull"], 1, "(is the path '/labelstudio' in the URL right?)",
+         routes=served_project(), default=(404, "text/html", b"<h1>Not Found</h1>", {})),
+    Case("url-unknown-host", ["pull"], 1, "Cannot resolve the host 'no-such-host.invalid' of Label Studio's URL",
+         set_url("http://no-such-host.invalid:8080")),
     Case("server-500", ["pull"], 1, "answered 500 to GET /api/projects/7", routes={},
          default=json_route({"detail": "boom"}, 500)),
     Case("server-project-is-a-list", ["pull"], 1, "answered GET /api/projects/7 with JSON relabel cannot read",
@@ -388,6 +395,10 @@ CASES = [
     Case("task-data-not-an-object", ["pull"], 1, "answered the snapshot export with JSON relabel cannot read",
          routes=served_project(tasks=[{**GOOD_TASK, "data": "goal!"}])),
 ]
+
+
+# Rows whose config points at their server under a path prefix Label Studio is not served under.
+PREFIXES = {"server-wrong-path-prefix": "/labelstudio"}
 
 
 # ---- the test -------------------------------------------------------------------------------------------------
@@ -449,7 +460,7 @@ def prepared(case: Case, scored_folder: Path, tmp_path: Path, env: dict):
     os.chdir(folder)
     try:
         if server is not None:
-            set_url(server.url)(folder, env)
+            set_url(server.url + PREFIXES.get(case.id, ""))(folder, env)
         if case.setup is not None:
             case.setup(folder, env)
         yield folder, [a.replace("{url}", server.url if server else "") for a in case.args]
@@ -497,3 +508,15 @@ def test_no_traceback_from_a_real_process(case_id, scored_folder, tmp_path):
     assert done.returncode == 1 and done.stdout == "", (done.stdout, done.stderr)
     assert len(done.stderr.strip().splitlines()) == 1 and case.message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and KEY not in done.stderr and KEY[:20] not in done.stderr
+
+
+def test_an_unknown_host_fails_in_under_3_seconds_naming_it(scored_folder, tmp_path):
+    import time
+
+    case = next(c for c in CASES if c.id == "url-unknown-host")
+    env = {API_KEY_ENV: KEY, "RELABEL_CONFIG": None, "RELABEL_DEBUG": None}
+    with prepared(case, scored_folder, tmp_path, env) as (folder, args):
+        started = time.monotonic()
+        result = CliRunner().invoke(cli, args, obj={}, env=env)
+        seconds = time.monotonic() - started
+    assert result.exit_code == 1 and "no-such-host.invalid" in result.output and seconds < 3, (seconds, result.output)
