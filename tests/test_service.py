@@ -252,18 +252,22 @@ CHECKED_INPUTS = "document.querySelectorAll('input[type=checkbox]:checked, input
 
 
 def _open_label_stream(env, chrome, session_id: str) -> tuple[int, int]:
-    """Open the source project's label stream ("Label All Tasks") as the logged-in annotator; return (task id
-    shown, choices checked) once the choices are drawn."""
+    """Open the source project's label stream ("Label All Tasks") as the logged-in annotator; return (the task it
+    showed, from Label Studio's next_task answer; the choices checked once the editor is drawn)."""
+    chrome.events.clear()
     chrome.send("Network.setCookie", name="sessionid", value=session_id, url=env.ls.url)
     chrome.send("Page.navigate", url=f"{env.ls.url}/projects/{env.project.project_id}/data?labeling=1")
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + 120
+    while (chrome.evaluate(LABELED_INPUTS) or 0) < 2:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the label stream drew no choices within 120 s: "
+                        f"{chrome.evaluate('document.body.innerText.slice(0, 300)')!r}")
         time.sleep(0.5)
-        task = chrome.evaluate("new URL(location.href).searchParams.get('task')")
-        if task and (chrome.evaluate(LABELED_INPUTS) or 0) >= 2:
-            time.sleep(2)                      # predictions arrive with the task; let the editor apply them
-            return int(task), int(chrome.evaluate(CHECKED_INPUTS))
-    pytest.fail(f"the label stream did not show a task's choices within 90 s ({chrome.evaluate('location.href')})")
+    time.sleep(2)                          # the editor applies a prediction right after drawing the task
+    checked = int(chrome.evaluate(CHECKED_INPUTS))
+    answers = [e for e in chrome.named("Network.responseReceived") if "next_task" in e["response"]["url"]]
+    task = json.loads(chrome.send("Network.getResponseBody", requestId=answers[-1]["requestId"])["body"])
+    return int(task["id"]), checked
 
 
 def test_annotators_open_tasks_without_relabels_label(env, tmp_path_factory):
@@ -280,6 +284,12 @@ def test_annotators_open_tasks_without_relabels_label(env, tmp_path_factory):
         session_id = session.cookies.get("sessionid")
     raw = env.admin._client_wrapper.httpx_client
     source = env.project.project_id
+    # Every task the stream can show (the unlabelled ones) gets relabel's prediction first, as the Data Manager
+    # fetches it: pre-filling is then possible, so an empty editor shows it was not done.
+    response = raw.request("api/dm/actions", method="POST", params={"id": "retrieve_tasks_predictions",
+                                                                   "project": source},
+                           json={"selectedItems": {"all": False, "included": list(env.project.unlabelled)}})
+    assert response.status_code == 200, response.text
     chrome = DevTools(tmp_path_factory.mktemp("annotator-chromium"))
     try:
         for domain in ("Page", "Network", "Runtime"):
