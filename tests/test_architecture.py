@@ -4,8 +4,8 @@
         -> config -> models -> scoring -> the small shared modules (errors, results, progress, ...)
 
 Every import counts, also those inside functions and under TYPE_CHECKING: a lazy import is still a dependency,
-and a cycle hidden in a function is the one that bites when someone moves it to the top. docs/ARCHITECTURE.md
-explains the layers.
+and a cycle hidden in a function is the one that bites when someone moves it to the top. The README section
+"How the code is laid out" explains the layers.
 """
 from __future__ import annotations
 
