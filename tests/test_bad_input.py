@@ -41,6 +41,8 @@ from test_rounds import FakeLabelStudio
 
 KEY = "3f9a1c7e5b2d4a6f8e0c1b3d5f7a9c2e4b6d8f0a"   # looks like a real legacy token: it must never be printed
 PASSWORD = "hunter2-url-password"
+# A personal access token's shape (a JWT); a 401 with it must not send the user to legacy tokens.
+PERSONAL = "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2lnbmF0dXJlLW9mLWEtdGVzdC10b2tlbg"
 PROJECT = 7                                        # FakeLabelStudio's project id
 
 
@@ -352,6 +354,9 @@ CASES = [
          default=(200, "application/json", b'{"id": 7, "title": ', {})),
     Case("server-401", ["pull"], 1, "rejected the API key (401)", routes={},
          default=json_route({"detail": "Invalid token."}, 401)),
+    Case("server-401-personal-token", ["pull"], 1, "rejected the API key (401); check LABEL_STUDIO_API_KEY: a "
+         "personal access token works on the server that made it until it is revoked", env_key(PERSONAL), routes={},
+         default=json_route({"detail": "Invalid token."}, 401), secrets=(PERSONAL,)),
     Case("server-403", ["pull"], 1, "refused GET /api/projects/7 (403)", routes={},
          default=json_route({"detail": "Forbidden"}, 403)),
     Case("server-no-project", ["pull"], 1, "There is no project 7", routes={}),
