@@ -300,7 +300,10 @@ def test_annotators_open_tasks_without_relabels_label(env, tmp_path_factory):
         assert checked == 0, f"task {task} opened with {checked} choices selected"
         # The control: what the page shows with pre-filling on ([serve] prefill_annotators = true).
         version = raw.request(f"api/projects/{source}", method="GET").json().get("model_version")
-        raw.request(f"api/projects/{source}", method="PATCH", json={"show_collab_predictions": True})
+        # Pre-filling takes the predictions of the project's model_version: relabel's of round 1 here.
+        mine = next(p["model_version"] for p in predictions if p["model_version"].startswith("relabel round"))
+        raw.request(f"api/projects/{source}", method="PATCH", json={"show_collab_predictions": True,
+                                                                     "model_version": mine})
         try:
             again, checked_with_prefill = _open_label_stream(env, chrome, session_id)
         finally:   # as --register leaves it (turning it off clears model_version, which --register puts back)
