@@ -20,6 +20,7 @@ import click
 from relabel import progress
 from relabel.about import __version__
 from relabel.scoring.error_estimate import format_expected
+from relabel.scoring.override_evidence import regime_sentence
 from relabel.config import (API_KEY_ENV, DEFAULT_BUDGET, DEFAULT_CONFIG, REVIEW_MODES, URL_ENV, label_studio_url,
                      load_config, non_empty_string, positive_budget, positive_int)
 from relabel.errors import RelabelError
@@ -274,21 +275,28 @@ def score(ctx, dask_scheduler, wait):
     say(ctx, jsonable(s), score_lines(s))
 
 
+_ADD_OPTION = click.option("--add", type=click.IntRange(0), default=None, metavar="N",
+                           help="Push N new review tasks whatever is still open (instead of topping the queue "
+                                "up to the budget).")
+
+
 @cli.command()
 @click.option("--budget", type=int, default=None, callback=_validated(positive_budget),
-              help="Items to send to review (default: the config's budget).")
+              help="Review tasks to keep open: the round pushes budget - open (default: the config's budget).")
+@_ADD_OPTION
 @_wait_option
 @config_option
 @json_option
 @click.pass_context
 @_errors_to_exit_1
-def push(ctx, budget, wait):
-    """Push the latest round's lowest-quality items to review; running it again creates nothing new.
+def push(ctx, budget, add, wait):
+    """Push the latest round's lowest-quality items to review, up to [review] budget open review tasks; running
+    it again creates nothing new.
 
     \b
     relabel push --budget 20
     """
-    s = _loop(ctx, wait).push(budget)
+    s = _loop(ctx, wait).push(budget, add)
     say(ctx, jsonable(s), push_line(s))
 
 
@@ -310,19 +318,22 @@ def collect(ctx, wait):
 
 @cli.command("round")
 @click.option("--budget", type=int, default=None, callback=_validated(positive_budget),
-              help="Items to send to review (default: the config's budget).")
+              help="Review tasks to keep open: the round pushes budget - open (default: the config's budget).")
 @click.option("--force", is_flag=True, help="Start a round even when nothing changed since the last one.")
+@_ADD_OPTION
 @_DASK_OPTION
 @_wait_option
 @config_option
 @json_option
 @click.pass_context
 @_errors_to_exit_1
-def round_(ctx, budget, force, dask_scheduler, wait):
+def round_(ctx, budget, force, add, dask_scheduler, wait):
     """Run a relabel round: collect -> pull -> score -> select -> push (resumes a round that died).
 
     With nothing new since the last round (no new or changed annotations, no new or changed decisions) it
     says so and exits 0 without starting a round, so it is safe to run from cron; --force starts one anyway.
+    [review] budget (--budget) is the number of open review tasks to keep: a round pushes budget - open, so
+    the queue tops up instead of stacking; --add N pushes N more whatever is open.
     Each step prints its line when it ends; off a terminal (cron, CI) each step also says when it starts,
     on standard error, so a log never sits silent for the minute a scoring takes.
 
@@ -343,7 +354,7 @@ def round_(ctx, budget, force, dask_scheduler, wait):
             for line in step_lines(name, summary):
                 click.echo(line)
 
-    s = _on_dask(_loop(ctx, wait), dask_scheduler).round(budget, force=force, on_step=on_step)
+    s = _on_dask(_loop(ctx, wait), dask_scheduler).round(budget, force=force, on_step=on_step, add=add)
     unchanged = None if s.unchanged_reason is None else \
         f"{s.unchanged_reason[0].upper()}{s.unchanged_reason[1:]}; no new round (--force starts one anyway)."
     if as_json:
@@ -391,6 +402,8 @@ def status(ctx):
     for r in report["rounds"]:
         if r["stop_reason"]:
             click.echo(f"round {r['round']}: {r['stop_reason']}")
+    latest = report["rounds"][-1]
+    click.echo(f"round {latest['round']}: {regime_sentence(latest.get('overrides'))}")
 
 
 @cli.command()
