@@ -82,7 +82,7 @@ def score_lines(s) -> list[str]:
              f"{count(s.annotations, 'annotation')} by {count(s.annotators, 'annotator')}; "
              f"{count(s.label_issues, 'label issue')}; expected wrong labels left {s.expected_text}"
              + (f"; {count(s.overrides, 'override')} (a label no annotator gave)." if s.overrides else ".")]
-            + [s.overrides_text] + ([s.model] if s.model else []) + [f"note: {note}" for note in s.notes])
+            + ([s.model] if s.model else []) + [s.overrides_text] + [f"note: {note}" for note in s.notes])
 
 
 def push_line(s) -> str:

@@ -107,7 +107,7 @@ def test_round_status_push_collect_annotators_export(runner, tmp_path):
     r1 = status["rounds"][0]
     assert list(r1) == ["round", "status", "items", "annotations", "pushed", "reviewed", "corrected",
                         "expected_remaining_errors", "expected_low", "expected_high", "batch_expected", "batch_low",
-                        "batch_high", "batch_evidence", "stop_reason"]
+                        "batch_high", "batch_evidence", "stop_reason", "overrides"]
     assert r1["expected_low"] <= r1["expected_remaining_errors"] <= r1["expected_high"] and r1["stop_reason"] is None
     assert r1["batch_low"] <= r1["batch_expected"] <= r1["batch_high"] <= 10
     assert (r1["round"], r1["status"], r1["items"], r1["annotations"], r1["pushed"]) == (1, "pushed", 60, 180, 10)
@@ -284,7 +284,9 @@ def test_a_round_off_a_terminal_prints_a_line_per_step(runner):
     assert lines[1].startswith("Pulled 180 annotations (0 skipped) on 60 items")
     assert lines[2] == "Scoring (model, consensus, quality)..." and lines[3].startswith("Round 1 scored")
     assert lines[4].startswith("model: ") and "out-of-fold log-loss" in lines[4]   # the chosen pipeline
-    assert lines[5] == "Selecting and pushing review tasks..." and lines[6].startswith("Round 1: 5 new review tasks")
+    assert lines[5].startswith("Overrides earned: the model may change final labels; the model agrees with an "
+                               "item's annotators")                             # the override regime (issue 20)
+    assert lines[6] == "Selecting and pushing review tasks..." and lines[7].startswith("Round 1: 5 new review tasks")
     quiet = run(runner, fake, "--quiet", "round", "--budget", "5").output
     assert "..." not in quiet and "Collected 0 decisions" in quiet
 

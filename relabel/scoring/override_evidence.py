@@ -157,8 +157,8 @@ def regime_sentence(evidence: dict | None) -> str:
         return "Overrides: not recorded for this round."
     regime, reason = evidence.get("regime"), evidence.get("reason", "")
     if regime == EARNED:
-        return f"Overrides earned: the model may change final labels ({reason})."
+        return f"Overrides earned: the model may change final labels; {reason}."
     if regime == NO_MODEL:
         return f"Overrides off: {reason}."
-    return (f"Overrides off ({regime}): the model reorders the review queue but changes no final label "
-            f"({reason}).")
+    return (f"Overrides off ({regime}): the model reorders the review queue but changes no final label; "
+            f"{reason}.")
