@@ -18,6 +18,7 @@ import sys
 import click
 
 from relabel import progress
+from relabel import cli_warnings
 from relabel.about import __version__
 from relabel.scoring.error_estimate import format_expected
 from relabel.scoring.override_evidence import regime_sentence
@@ -57,18 +58,26 @@ def _errors_to_exit_1(command):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except RelabelError as exc:
-            raise click.ClickException(_one_line(exc)) from None
+            raise _failure(_one_line(exc)) from None
         except OSError as exc:
             where = f" ({exc.filename})" if exc.filename else ""
-            raise click.ClickException(_one_line(f"{exc.strerror or exc}{where}; check the path and its "
-                                                 "permissions.")) from None
+            raise _failure(_one_line(f"{exc.strerror or exc}{where}; check the path and its permissions.")) from None
         except Exception as exc:
             if os.environ.get(DEBUG_ENV):
                 raise
-            raise click.ClickException(_one_line(
+            raise _failure(_one_line(
                 f"relabel failed unexpectedly ({type(exc).__name__}: {exc}); this is a bug: please report it with "
                 f"the command you ran (set {DEBUG_ENV}=1 to see the traceback).")) from None
     return wrapper
+
+
+def _failure(message: str) -> click.ClickException:
+    """The exit-1 error; with --json also ``{"error": ..., "exit_code": 1}`` on stdout, so a script reading the
+    JSON gets the failure in the same place as a result (the `Error:` line still goes to stderr)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and isinstance(ctx.obj, dict) and ctx.obj.get("json"):
+        click.echo(json.dumps({"error": message, "exit_code": 1}))
+    return click.ClickException(message)
 
 
 def _set_config(ctx: click.Context, _param, value) -> None:
@@ -160,6 +169,7 @@ def cli(ctx: click.Context, config_path: str, quiet: bool, verbose: int):
     ctx.obj["quiet"] = quiet
     progress.set_quiet(quiet)
     set_verbosity(verbose)
+    cli_warnings.install()       # a warning is one line naming classes by label, not Python's file:line format
 
 
 @cli.command()
@@ -173,7 +183,7 @@ def cli(ctx: click.Context, config_path: str, quiet: bool, verbose: int):
 @click.option("--mode", type=click.Choice(REVIEW_MODES), default="project", show_default=True,
               help="Review in a separate project or in place.")
 @click.option("--budget", type=int, default=DEFAULT_BUDGET, show_default=True, callback=_validated(positive_budget),
-              help="Review tasks per round.")
+              help="Review tasks to keep open: each round tops the queue up to this many.")
 @click.option("--store", "store_path", default="relabel.db", show_default=True, callback=_non_empty("store"),
               help="The SQLite store.")
 @click.option("--featurizer", default=None, callback=_validated(_featurizer),
@@ -216,7 +226,10 @@ def init(ctx, url, project, label_tag, text_field, api_key_file, mode, budget, s
         [f"Project {info.project_id}: {info.title}",
          f"  tasks: {info.n_tasks}  annotations: {info.n_annotations} (and {info.n_skipped} skipped)",
          f"  classes ({info.label_tag}): {', '.join(info.classes)}",
-         f"Wrote {ctx.obj['config_path']}; next: relabel round --budget {budget}"])
+         f"Wrote {ctx.obj['config_path']}; next: " + (
+             f"relabel round --budget {budget}" if info.n_annotations else
+             "annotate some tasks in Label Studio (the project has 0 annotations and relabel scores annotated "
+             f"tasks), then relabel round --budget {budget}")])
 
 
 @cli.command()

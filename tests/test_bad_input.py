@@ -379,6 +379,9 @@ CASES = [
     Case("config-multiple-choice", INIT, 1, "takes several choices per task (choice=\"multiple\"); relabel scores "
          "single-label projects only", routes=served_project(choices_config().replace(
              'choice="single"', 'choice="multiple"'))),
+    Case("init-text-field-missing", INIT + ["--text-field", "body_text"], 1, "The text field 'body_text' is in none "
+         "of project 7's first tasks (their data fields: text); pass --text-field",
+         routes={**served_project(), "/api/tasks": json_route({"tasks": [GOOD_TASK]})}),
     Case("config-label-tag-missing", INIT + ["--label-tag", "nope"], 1, "The 'label_tag' setting is 'nope'",
          routes=served_project()),
     Case("config-one-class", INIT, 1, "needs at least 2 classes", routes=served_project(choices_config(("only",)))),

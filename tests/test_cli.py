@@ -350,3 +350,22 @@ def test_init_example_prints_the_shipped_example(runner, tmp_path):
     shipped = (Path(__file__).resolve().parents[1] / "configs" / "relabel.example.toml").read_text()
     assert result.output == shipped.rstrip("\n") + "\n" and "[label_studio]" in result.output
     assert not (tmp_path / "relabel.toml").exists()
+
+
+def test_init_of_a_project_without_annotations_says_to_annotate_first(runner):
+    """Issue 20: `init` on a project with 0 annotations does not say "next: relabel round"."""
+    fake = FakeLabelStudio(n_items=0, n_unlabelled=6)
+    out = init(runner, fake).output
+    assert "annotations: 0" in out
+    assert "next: annotate some tasks in Label Studio (the project has 0 annotations" in out
+
+
+def test_json_errors_are_json_on_stdout_and_text_on_stderr(runner):
+    """Issue 20: with --json a failure is {"error": ..., "exit_code": 1} on stdout, the Error line on stderr."""
+    result = runner.invoke(cli, ["--config", "missing.toml", "status", "--json"], obj={})
+    assert result.exit_code == 1
+    body = json.loads(result.stdout)
+    assert body["exit_code"] == 1 and "No config file at 'missing.toml'" in body["error"]
+    assert result.stderr.startswith("Error: No config file at 'missing.toml'") and "{" not in result.stderr
+    plain = runner.invoke(cli, ["--config", "missing.toml", "status"], obj={})
+    assert plain.exit_code == 1 and plain.stdout == ""
