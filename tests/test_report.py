@@ -83,6 +83,11 @@ def test_summary_and_trend_match_the_store(three_rounds):
         assert cells[5:8] == [str(row["pushed"]), str(row["reviewed"]), str(row["corrected"])]
         assert cells[8] == f"{row['expected_remaining_errors']:.1f}"
     assert sum(r["corrected"] for r in status) > 0 and "since round 2" in page
+    # the round's override regime, as `relabel status` has it (issue 20)
+    import html as html_module
+    from relabel.scoring.override_evidence import regime_sentence
+    assert status[-1]["overrides"]["regime"] in ("earned", "not earned", "too little evidence")
+    assert html_module.escape(regime_sentence(status[-1]["overrides"]), quote=False) in page.replace("&#x27;", "'")
     # the stop signal's estimate for round 3's batch, with the evidence it used (round 2's reviewers)
     last = status[-1]
     assert last["batch_evidence"].startswith("reviewers corrected ") and "in round 2" in last["batch_evidence"]

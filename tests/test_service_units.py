@@ -214,3 +214,45 @@ def test_serve_ctrl_c_exits_0_with_one_goodbye_line(tmp_path):
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert err.strip().splitlines()[-1] == "relabel serve stopped; goodbye." and err.count("goodbye") == 1, err
     assert "listening on" in err
+
+
+def test_prefill_annotators_is_off_by_default_and_register_turns_label_studios_prefill_off():
+    """Issue 20: `[serve] prefill_annotators` (false by default) decides show_collab_predictions; turning it off
+    keeps the project's model_version (Label Studio clears it), and the setting is remembered for --unregister."""
+    from relabel.service.registration import _ensure_prefill
+
+    assert parse_config({"label_studio": LS}).serve.prefill_annotators is False
+    assert parse_config({"label_studio": LS, "serve": {"prefill_annotators": True}}).serve.prefill_annotators is True
+    with pytest.raises(ConfigError, match="prefill_annotators"):
+        parse_config({"label_studio": LS, "serve": {"prefill_annotators": "yes"}})
+
+    class Project:
+        def __init__(self, prefill):
+            self.body = {"show_collab_predictions": prefill, "model_version": "relabel round 3"}
+            self.patches = []
+
+        def _request(self, method, path, json_body=None, **_):
+            if method == "PATCH":
+                self.patches.append(json_body)
+                self.body.update(json_body)
+            return dict(self.body)
+
+    class Meta:
+        def __init__(self):
+            self.meta = {}
+
+        def get_meta(self, key):
+            return self.meta.get(key)
+
+        def set_meta(self, key, value):
+            self.meta[key] = value
+
+    project, store = Project(True), Meta()
+    _ensure_prefill(project, store, 7, prefill=False)
+    assert project.patches == [{"show_collab_predictions": False}, {"model_version": "relabel round 3"}]
+    assert store.meta["serve_previous_show_collab_predictions"] == "true"
+    _ensure_prefill(project, store, 7, prefill=False)                  # idempotent
+    assert len(project.patches) == 2
+    kept = Project(True)
+    _ensure_prefill(kept, Meta(), 7, prefill=True)
+    assert kept.patches == []
