@@ -29,3 +29,18 @@ def test_a_rare_class_warning_is_one_line_with_class_names(capsys):
 
 def test_one_line_keeps_a_librarys_category():
     assert cli_warnings.one_line("a\n  b", ModelWarning) == "warning: a b"
+
+
+def test_round_lines_say_1_annotator_and_1_override():
+    """Issue 20's wording: "by 1 annotator", "1 override", "1 label issue" (no "1 annotators")."""
+    from relabel.cli_output import score_lines
+    from relabel.loop.summaries import ScoreSummary
+
+    s = ScoreSummary(round=1, method="model-dawid-skene", items=6, labelled_items=6, annotations=6, annotators=1,
+                     label_issues=1, expected_remaining_errors=0.4, expected_low=0, expected_high=1, overrides=1,
+                     override_evidence={"regime": "too little evidence", "reason": "6 items with two or more "
+                                        "annotations, 30 needed to compare the model with the annotators"})
+    first, regime = score_lines(s)
+    assert "6 annotations by 1 annotator;" in first and "1 label issue;" in first and "1 override (" in first
+    assert regime.startswith("Overrides off (too little evidence): the model reorders the review queue but "
+                             "changes no final label; 6 items")
