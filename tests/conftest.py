@@ -13,10 +13,14 @@ def label_studio(tmp_path_factory):
     """A private Label Studio on 127.0.0.1 with its data in a temporary dir (first start migrates, ~30-70 s)."""
     from relabel.server import start_label_studio
 
+    import os
+
     data_dir = tmp_path_factory.mktemp("label_studio")
     # SSRF protection off: tests/test_service.py registers webhooks and an ML backend on 127.0.0.1.
+    # The first start migrates (30-70 s idle); on a loaded machine RELABEL_LS_START_TIMEOUT gives it longer.
     server = start_label_studio(data_dir, username=LABEL_STUDIO_ADMIN, password=LABEL_STUDIO_PASSWORD,
-                                ssrf_protection=False)
+                                ssrf_protection=False,
+                                timeout=float(os.environ.get("RELABEL_LS_START_TIMEOUT", 180)))
     yield server
     server.stop()
 
