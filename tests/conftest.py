@@ -42,3 +42,35 @@ def acceptance_project(ls_admin):
     from label_studio_helpers import build_acceptance_project
 
     return build_acceptance_project(ls_admin, seed=4)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch, label_studio):
+    """A fresh working directory whose relabel commands talk to the session's Label Studio as its admin."""
+    from relabel.config import API_KEY_ENV
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(API_KEY_ENV, label_studio.api_key)
+    return tmp_path
+
+
+# --- cleanlab as an exact oracle -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stable_cleanlab(monkeypatch):
+    """cleanlab with a stable argsort: the exact reference for every output, including tie-breaks (relabel's sorts
+    are stable; cleanlab's default quicksort orders equal scores arbitrarily)."""
+    import warnings
+
+    import numpy as np
+
+    unstable = np.argsort
+
+    def stable_argsort(a, axis=-1, kind=None, order=None, **kwargs):
+        return unstable(a, axis=axis, kind=kind or "stable", order=order, **kwargs)
+
+    monkeypatch.setattr(np, "argsort", stable_argsort)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield

@@ -18,17 +18,10 @@ from click.testing import CliRunner
 from label_studio_helpers import CLASSES, annotation, answer_task, make_members, make_project, make_text
 from relabel import consensus
 from relabel.cli import cli
-from relabel.config import API_KEY_ENV
 from relabel.loop.store import Store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch, label_studio):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv(API_KEY_ENV, label_studio.api_key)
-    return tmp_path
 
 
 def relabel(*args):

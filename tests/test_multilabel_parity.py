@@ -3,7 +3,6 @@
 The oracle is cleanlab with numpy's argsort made stable (deliberate difference 3 of relabel.scoring.confident:
 exact ties rank by index). Masks, counts and rankings must be identical, scores equal to 1e-12.
 """
-import warnings
 
 import numpy as np
 import pytest
@@ -24,19 +23,6 @@ FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning"
 RANKINGS = (None, "self_confidence", "normalized_margin", "confidence_weighted_entropy")
 METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
 TOL = 1e-12
-_np_argsort = np.argsort
-
-
-def _stable_argsort(a, axis=-1, kind=None, order=None, **kwargs):
-    return _np_argsort(a, axis=axis, kind=kind or "stable", order=order, **kwargs)
-
-
-@pytest.fixture
-def stable_cleanlab(monkeypatch):
-    monkeypatch.setattr(np, "argsort", _stable_argsort)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
 
 
 def make_case(seed: int):
