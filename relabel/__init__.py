@@ -19,9 +19,5 @@ from relabel.models.spans import span_consensus
 
 __all__ = ["Annotations", "ConsensusResult", "RelabelError", "consensus", "crowdlab", "find_label_issues",
            "get_active_learning_scores", "get_active_learning_scores_ensemble", "get_label_quality_multiannotator",
-<<<<<<< HEAD
-           "get_label_quality_scores", "get_majority_vote_label", "span_consensus", "DISTRIBUTION", "__version__"]
-=======
            "get_label_quality_scores", "get_majority_vote_label", "multilabel_consensus", "MultilabelConsensus",
-           "DISTRIBUTION", "__version__"]
->>>>>>> main
+           "span_consensus", "DISTRIBUTION", "__version__"]
