@@ -4,7 +4,9 @@ annotations (the encoded table), consensus / consensus_em / fitted_em / dawid_sk
 quality), confident (confident learning), active (ActiveLab), agreement (annotator agreement), calibration,
 error_estimate and stop_signal (how many wrong labels are left, and whether another batch is worth it),
 selection (which items go to review, and why), validation (input checks shared by the public functions),
-neighbours / outliers / duplicates / data_issues (kNN graphs, outlier scores, exact and near duplicates).
+multilabel (consensus tag sets from several annotators and a model) and multilabel_confident (confident
+learning one class at a time, cleanlab's multi-label functions), neighbours / outliers / duplicates / data_issues
+(kNN graphs, outlier scores, exact and near duplicates).
 
 May import: numpy, scipy, pandas, scikit-learn and faiss (neighbours only) and relabel's small shared modules
 (errors, results). Never models/, loop/,
