@@ -147,7 +147,8 @@ def _select(loop: LoopState, rnd: int, budget: int) -> None:
     waiting = np.array([i in waiting_ids for i in ids])
     requeued = loop.store.requeued_items()
     # Data issues first (conflicting duplicates, then outliers up to their share); label issues fill the rest.
-    data_rows = _data_issue_rows(loop, rnd, budget, reviewed | waiting)
+    # (items back from a skip or a dispute go first through the label path, with their history as reason)
+    data_rows = _data_issue_rows(loop, rnd, budget, reviewed | waiting | np.array([i in requeued for i in ids]))
     taken = np.zeros(len(ids), dtype=bool)
     taken[[r["row"] for r in data_rows]] = True
     if len(data_rows) >= budget:
@@ -166,11 +167,15 @@ def _select(loop: LoopState, rnd: int, budget: int) -> None:
         if label in position:
             votes[chosen[item], position[label]] += 1
     sel = select()
-    rows_out = [{k: v for k, v in r.items() if k != "row"} for r in data_rows]
-    rows_out += [{"item_id": ids[i], "rank": len(data_rows) + n, "quality": float(q),
-                  "reason": f"{requeued[ids[i]]}; {reason}" if ids[i] in requeued else reason,
-                  "suggested": classes[int(s)], "kind": "label"}
-                 for n, (i, q, s, reason) in enumerate(zip(sel.index, sel.quality, sel.suggested, sel.reasons))]
+    label_rows = [{"item_id": ids[i], "quality": float(q),
+                   "reason": f"{requeued[ids[i]]}; {reason}" if ids[i] in requeued else reason,
+                   "suggested": classes[int(s)], "kind": "label"}
+                  for i, q, s, reason in zip(sel.index, sel.quality, sel.suggested, sel.reasons)]
+    # Order: items back from a skip or dispute (promised first), then data issues, then the other label issues.
+    back = [r for r in label_rows if r["item_id"] in requeued]
+    rest = [r for r in label_rows if r["item_id"] not in requeued]
+    data = [{k: v for k, v in r.items() if k not in ("row", "rank")} for r in data_rows]
+    rows_out = [{**r, "rank": n} for n, r in enumerate(back + data + rest)]
     _save_selection(loop, rnd, budget, rows_out)
 
 
