@@ -293,15 +293,15 @@ class ModelResult:
 
 def predict_probs(item_ids: Sequence[str], texts: Sequence[str | None] | None, labels, n_classes: int,
                   settings: ModelSettings | dict | None = None, cache=None, progress: bool = False,
-                  sample_weight=None) -> np.ndarray:
+                  sample_weight=None, reuse=None) -> np.ndarray:
     """N x K predicted probabilities for a project's items (``fit_predict_probs(...).probs``)."""
     return fit_predict_probs(item_ids, texts, labels, n_classes, settings, cache=cache, progress=progress,
-                             sample_weight=sample_weight).probs
+                             sample_weight=sample_weight, reuse=reuse).probs
 
 
 def fit_predict_probs(item_ids: Sequence[str], texts: Sequence[str | None] | None, labels, n_classes: int,
                       settings: ModelSettings | dict | None = None, cache=None, progress: bool = False,
-                      sample_weight=None) -> ModelResult:
+                      sample_weight=None, reuse=None) -> ModelResult:
     """Calibrated N x K probabilities: out-of-fold rows for labelled items (label >= 0), rows from a model fit on all
     labelled items for unlabelled ones (label -1), from the pipeline chosen for this project; and its ModelReport.
 
@@ -309,8 +309,10 @@ def fit_predict_probs(item_ids: Sequence[str], texts: Sequence[str | None] | Non
     labels (consensus or majority vote, reviewers' decisions) as class indices; ``n_classes`` the number of classes
     of the labeling config, so a class nobody has used yet still gets a column. ``sample_weight`` (optional, one
     per item) weighs labelled items in training and in the selection criterion. ``cache`` stores embeddings
-    between rounds. With ``settings.pred_probs_path`` the user's probabilities are aligned, checked and returned
-    untrained.
+    between rounds. ``reuse`` (a relabel.models.model_cache.ModelCache, e.g. ``ModelCache.beside(store_path)``)
+    keeps each text's n-gram counts and the chosen pipeline between rounds: unchanged texts are not counted again,
+    and while the labels changed little since the last search its winner is refitted instead of searching again.
+    With ``settings.pred_probs_path`` the user's probabilities are aligned, checked and returned untrained.
     """
     from relabel.models.search import select_and_predict
     from relabel.models.pipelines import FeatureBlocks
@@ -330,8 +332,10 @@ def fit_predict_probs(item_ids: Sequence[str], texts: Sequence[str | None] | Non
     if settings.featurizer != "precomputed":
         texts = check_texts(texts, item_ids)
     _warn_rare_classes(y[labelled], n_classes, min(settings.n_folds, int(labelled.sum())))
-    blocks = FeatureBlocks(texts, item_ids, settings, cache=cache, progress=progress)
-    probs, report = select_and_predict(blocks, y, labelled, n_classes, settings, sample_weight=weight)
+    from relabel.models.model_cache import ModelCache
+    counts = reuse if reuse is not None else ModelCache()   # in memory: a probe's counts serve the block later
+    blocks = FeatureBlocks(texts, item_ids, settings, cache=cache, progress=progress, reuse=counts)
+    probs, report = select_and_predict(blocks, y, labelled, n_classes, settings, sample_weight=weight, reuse=reuse)
     return ModelResult(floor_and_normalise(probs), report)
 
 
