@@ -2,8 +2,8 @@
 
     from relabel import Annotations, consensus, crowdlab, find_label_issues
 
-The layers live in subpackages (docs/ARCHITECTURE.md draws them); what users import is re-exported here, and
-``relabel.compat.cleanlab`` mirrors cleanlab 2.9's module names for a one-line switch.
+The layers live in subpackages (the README section "How the code is laid out" draws them); what users import
+is re-exported here, and ``relabel.compat.cleanlab`` mirrors cleanlab 2.9's module names for a one-line switch.
 """
 from relabel.scoring.active import get_active_learning_scores
 from relabel.scoring.annotations import Annotations

@@ -11,12 +11,8 @@ methods put the names on them. pandas is imported only when a frame is asked for
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from relabel.scoring.annotations import Annotations
 
 
 class NamedResult:
@@ -121,7 +117,8 @@ class ConsensusResult(NamedResult):
     classes: tuple | None = None
 
 
-def with_names(result: ConsensusResult, annotations: Annotations) -> ConsensusResult:
-    """The result with the item ids, annotator ids and classes of ``annotations`` attached."""
+def with_names(result: ConsensusResult, annotations) -> ConsensusResult:
+    """The result with the item ids, annotator ids and classes of ``annotations`` attached (an Annotations table,
+    or anything with those three fields: this module sits below the scoring layer and does not import it)."""
     return replace(result, item_ids=np.asarray(annotations.item_ids),
                    annotator_ids=np.asarray(annotations.annotator_ids), classes=tuple(annotations.classes))

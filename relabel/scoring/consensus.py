@@ -48,7 +48,7 @@ from relabel.scoring.confident import (
     check_quality_method,
 )
 from relabel.errors import AnnotationError, ConfigError, LabelError, PredProbsError, preview
-from relabel.results import ConsensusResult
+from relabel.results import ConsensusResult, with_names
 from relabel.scoring.validation import check_pred_probs
 
 # Lower clip of the error rates and weights (cleanlab's CLIPPING_LOWER_BOUND): keeps a weight positive and

@@ -10,4 +10,7 @@ webhooks, and one background worker that keeps the store up to date and runs rou
     worker.py        the one background worker: pull, collect, round; retries with backoff
     registration.py  --register / --unregister: webhooks and the ML backend connection through Label Studio's API
     runner.py        run it: logging, uvicorn, SIGTERM, and a thread form for the demo and the tests
+
+An app-layer package: it may import every layer below (report, loop, connectors, config, models, scoring) and
+the small shared modules; nothing below imports it.
 """
