@@ -122,3 +122,22 @@ def test_the_cpu_budget_skips_candidates_it_cannot_afford_and_says_so(monkeypatc
     report = fit_predict_probs(ids, texts, labels, 2, ModelSettings(featurizer="tfidf", n_folds=3)).report
     assert [c.pipeline for c in report.candidates] == ["word, C=10"]
     assert "not tried: projected CPU beyond" in report.searched
+
+
+def test_a_model_fitted_ahead_is_taken_when_few_labels_changed_and_only_then(tmp_path):
+    from relabel.models.fit import prefit_probs
+    ids, texts, labels = noisy_project()
+    settings = ModelSettings(featurizer="tfidf", n_folds=3)
+    cache = ModelCache(tmp_path)
+    fit_predict_probs(ids, texts, labels, 2, settings, reuse=cache)           # round 1: the search
+    ahead = prefit_probs(ids, texts, labels, 2, settings, reuse=cache)         # while reviewers answer
+    answered = labels.copy()
+    answered[0] = 1 - answered[0]                                              # the last answer
+    taken = fit_predict_probs(ids, texts, answered, 2, settings, reuse=cache)
+    assert taken is ahead and any("fitted ahead" in n for n in taken.report.notes)
+    # handed out once; and a prefit on labels that then changed a lot is not taken
+    prefit_probs(ids, texts, labels, 2, settings, reuse=cache)
+    flipped = labels.copy()
+    flipped[:60] = 1 - flipped[:60]
+    fresh = fit_predict_probs(ids, texts, flipped, 2, settings, reuse=cache)
+    assert not any("fitted ahead" in n for n in fresh.report.notes)

@@ -8,7 +8,7 @@ import pytest
 
 from relabel.config import (SERVE_PASSWORD_ENV, WEBHOOK_SECRET_ENV, ServeSettings, parse_config)
 from relabel.errors import ConfigError
-from relabel.service.policy import Situation, round_due
+from relabel.service.policy import Situation, prefit_due, round_due
 from relabel.service.predictions import project_of
 from relabel.service.webhooks import basic_auth_matches, event_of, secret_matches
 
@@ -41,6 +41,18 @@ def situation(**changes) -> Situation:
 ])
 def test_round_policy(changes, trigger, expected):
     assert round_due(situation(**changes), ServeSettings(trigger=trigger)) == expected
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({}, True),                                                   # 4 of 10 answered: reviewers are at work
+    ({"answered": 0}, False),                                     # nothing answered: the last model still holds
+    ({"answered": 10}, False),                                    # drained: the round itself runs now
+    ({"open_round": True}, False),
+    ({"stopped": "stop signal"}, False),
+    ({"latest_round": None, "pushed": 0, "answered": 0}, False),
+])
+def test_prefit_policy(changes, expected):
+    assert prefit_due(situation(**changes)) is expected
 
 
 def header(user: str, password: str) -> str:

@@ -333,10 +333,31 @@ def fit_predict_probs(item_ids: Sequence[str], texts: Sequence[str | None] | Non
         texts = check_texts(texts, item_ids)
     _warn_rare_classes(y[labelled], n_classes, min(settings.n_folds, int(labelled.sum())))
     from relabel.models.model_cache import ModelCache
+    if reuse is not None:
+        from relabel.models.search import settings_key
+        held, changed = reuse.take_prefit(settings_key(settings, n_classes), item_ids, texts, y)
+        if held is not None:
+            if held.report is not None:
+                held.report.notes.append(f"fitted ahead while reviewers answered; {changed} labels changed since, "
+                                         "within the pipeline's reuse tolerance")
+            return held
     counts = reuse if reuse is not None else ModelCache()   # in memory: a probe's counts serve the block later
     blocks = FeatureBlocks(texts, item_ids, settings, cache=cache, progress=progress, reuse=counts)
     probs, report = select_and_predict(blocks, y, labelled, n_classes, settings, sample_weight=weight, reuse=reuse)
     return ModelResult(floor_and_normalise(probs), report)
+
+
+def prefit_probs(item_ids: Sequence[str], texts, labels, n_classes: int, settings: ModelSettings | dict | None,
+                 reuse, cache=None, sample_weight=None) -> ModelResult:
+    """``fit_predict_probs`` now, its result held in ``reuse`` for the next call on the same items and texts:
+    that call returns it instead of fitting, if the labels changed since by no more than the chosen pipeline's
+    reuse tolerance (relabel serve fits the next round's model while reviewers answer)."""
+    from relabel.models.search import settings_key
+    settings = settings if isinstance(settings, ModelSettings) else ModelSettings.from_dict(settings)
+    result = fit_predict_probs(item_ids, texts, labels, n_classes, settings, cache=cache, sample_weight=sample_weight,
+                               reuse=reuse)
+    reuse.hold_prefit(settings_key(settings, n_classes), item_ids, texts, labels, result)
+    return result
 
 
 def _check_weights(sample_weight, n_items: int):

@@ -81,6 +81,7 @@ class ModelCache:
         self._counts: dict[str, dict] = {}
         self._choice: Choice | None = None
         self._choice_loaded = False
+        self._prefit: dict | None = None
         self.texts_counted = 0     # texts whose n-grams were counted (not found) by this object
         self.texts_reused = 0      # texts whose counts came from the cache
 
@@ -199,6 +200,29 @@ class ModelCache:
                       shape=np.array(c.shape))
         state["dirty"] = False
 
+    # ---- a model fitted ahead (relabel serve, while reviewers answer) ----------------------------------------
+    def hold_prefit(self, settings_key: str, item_ids, texts, labels: np.ndarray, result) -> None:
+        """Keep ``result`` (a ModelResult fitted on ``labels``) for the next round, in memory only."""
+        self._prefit = {"key": settings_key, "ids": [str(i) for i in item_ids], "digests": _digests_of(texts),
+                        "labels": np.asarray(labels, dtype=np.intp).copy(), "result": result}
+
+    def take_prefit(self, settings_key: str, item_ids, texts, labels: np.ndarray):
+        """The held result and how many labels changed since it was fitted, if the items and texts are the same
+        and the changed share is within the chosen pipeline's tolerance (exactly the same labels without one);
+        else (None, 0). A held result is handed out once."""
+        held, self._prefit = self._prefit, None
+        if held is None or held["key"] != settings_key or held["ids"] != [str(i) for i in item_ids]:
+            return None, 0
+        labels = np.asarray(labels, dtype=np.intp)
+        if labels.shape != held["labels"].shape or not np.array_equal(held["digests"], _digests_of(texts)):
+            return None, 0
+        changed = int((labels != held["labels"]).sum())
+        choice = self.choice()
+        tolerance = choice.tolerance if choice is not None else 0.0
+        if changed > tolerance * max(int((held["labels"] >= 0).sum()), 1):
+            return None, changed
+        return held["result"], changed
+
     # ---- the chosen pipeline -----------------------------------------------------------------------------
     def choice(self) -> Choice | None:
         """The last search's choice, or None."""
@@ -229,6 +253,10 @@ class ModelCache:
                               digests=f["digests"].astype(f"S{_HASH_BYTES}"))
         except (OSError, ValueError, KeyError, TypeError):  # unreadable: as if there were none (a new search)
             return None
+
+
+def _digests_of(texts) -> np.ndarray:
+    return text_digests([t if isinstance(t, str) else "" for t in texts] if texts is not None else [])
 
 
 def _count(options: dict, texts: list[str]):
