@@ -348,8 +348,8 @@ def reuse_tolerance(winner: np.ndarray, runner_up: np.ndarray | None, doubted: n
     new search could only find a measurably better pipeline if the changed items moved the mean difference by
     more than margin + noise, i.e. if the changed share exceeded (margin + noise) / swing.
     """
-    if runner_up is None:
-        return 1.0, "a single candidate"
+    if runner_up is None:   # nothing to compare with (e.g. the time budget stopped after one): search again
+        return 0.0, "a single candidate was scored"
     margin, noise = paired_noise(winner, runner_up)
     d = np.abs(runner_up - winner)
     swing = float(d[doubted].mean()) if doubted.any() else float(d.mean())
