@@ -141,3 +141,4 @@ def test_a_model_fitted_ahead_is_taken_when_few_labels_changed_and_only_then(tmp
     flipped[:60] = 1 - flipped[:60]
     fresh = fit_predict_probs(ids, texts, flipped, 2, settings, reuse=cache)
     assert not any("fitted ahead" in n for n in fresh.report.notes)
+

@@ -75,13 +75,8 @@ def stratified_folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
     return folds
 
 
-def fit_predict(estimator, X_train, y_train, X_test, n_classes: int, sample_weight=None, warm=None) -> np.ndarray:
-    """Probabilities over all n_classes for X_test from a clone of ``estimator`` fit on the training rows.
-
-    ``warm``: a dict. A logistic regression starts from the coefficients in ``warm["init"]`` (coef, intercept) when
-    their shape fits, and leaves its own in ``warm["fitted"]``. A start changes how many iterations lbfgs takes,
-    not the optimum it converges to (the loss is convex).
-    """
+def fit_predict(estimator, X_train, y_train, X_test, n_classes: int, sample_weight=None) -> np.ndarray:
+    """Probabilities over all n_classes for X_test from a clone of ``estimator`` fit on the training rows."""
     from sklearn.base import clone
     probs = np.zeros((X_test.shape[0], n_classes), dtype=np.float64)
     seen = np.unique(y_train)
@@ -91,16 +86,7 @@ def fit_predict(estimator, X_train, y_train, X_test, n_classes: int, sample_weig
         probs[:, seen[0]] = 1.0
     else:
         fit_options = {} if sample_weight is None else {"sample_weight": sample_weight}
-        model = clone(estimator)
-        warm_capable = warm is not None and type(model).__name__ == "LogisticRegression"
-        init = warm.get("init") if warm_capable else None
-        if init is not None and init[0].shape == ((seen.size if seen.size > 2 else 1), X_train.shape[1]):
-            model.set_params(warm_start=True)
-            model.coef_ = np.asarray(init[0], dtype=np.float64)
-            model.intercept_ = np.asarray(init[1], dtype=np.float64)
-        model.fit(X_train, y_train, **fit_options)
-        if warm_capable:
-            warm["fitted"] = (model.coef_.astype(np.float32), model.intercept_.astype(np.float32))
+        model = clone(estimator).fit(X_train, y_train, **fit_options)
         probs[:, np.asarray(model.classes_, dtype=np.intp)] = model.predict_proba(X_test)
     return floor_and_normalise(probs)
 

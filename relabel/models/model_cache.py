@@ -206,13 +206,6 @@ class ModelCache:
         self._prefit = {"key": settings_key, "ids": [str(i) for i in item_ids], "digests": _digests_of(texts),
                         "labels": np.asarray(labels, dtype=np.intp).copy(), "result": result}
 
-    def holds_prefit(self, settings_key: str, item_ids, texts, labels: np.ndarray) -> bool:
-        """Whether the held result would be taken for these inputs (it stays held)."""
-        held = self._prefit
-        taken, _ = self.take_prefit(settings_key, item_ids, texts, labels)
-        self._prefit = held
-        return taken is not None
-
     def take_prefit(self, settings_key: str, item_ids, texts, labels: np.ndarray):
         """The held result and how many labels changed since it was fitted, if the items and texts are the same
         and the changed share is within the chosen pipeline's tolerance (exactly the same labels without one);
@@ -229,40 +222,6 @@ class ModelCache:
         if changed > tolerance * max(int((held["labels"] >= 0).sum()), 1):
             return None, changed
         return held["result"], changed
-
-    # ---- the winner's fold coefficients (warm starts for the next round's refit) --------------------------
-    def save_warm(self, spec: str, fingerprint: str, warm: dict) -> None:
-        """Keep ``warm`` ({assignment: {fold: (coef, intercept)}}) of pipeline ``spec`` on features ``fingerprint``."""
-        self._warm = (spec, fingerprint, warm)
-        if self.directory is None:
-            return
-        arrays = {}
-        for r, folds in warm.items():
-            for f, (coef, intercept) in folds.items():
-                arrays[f"coef_{r}_{f}"], arrays[f"intercept_{r}_{f}"] = coef, intercept
-        _atomic_savez(self.directory / "warm.npz", format=np.array(_FORMAT), spec=np.array(spec),
-                      fingerprint=np.array(fingerprint), **arrays)
-
-    def load_warm(self, spec: str, fingerprint: str) -> dict:
-        """The saved coefficients if they are of ``spec`` on the same features, else an empty dict."""
-        held = getattr(self, "_warm", None)
-        if held is not None and held[0] == spec and held[1] == fingerprint:
-            return held[2]
-        path = None if self.directory is None else self.directory / "warm.npz"
-        if path is None or not path.is_file():
-            return {}
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                if int(f["format"]) != _FORMAT or str(f["spec"]) != spec or str(f["fingerprint"]) != fingerprint:
-                    return {}
-                warm: dict = {}
-                for name in f.files:
-                    if name.startswith("coef_"):
-                        _, r, fold = name.split("_")
-                        warm.setdefault(int(r), {})[int(fold)] = (f[name], f[f"intercept_{r}_{fold}"])
-                return warm
-        except (OSError, ValueError, KeyError):  # unreadable: the refit starts cold, nothing else changes
-            return {}
 
     # ---- the chosen pipeline -----------------------------------------------------------------------------
     def choice(self) -> Choice | None:

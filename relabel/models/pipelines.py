@@ -234,11 +234,8 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def fit_predict_folds(X, y, folds, n_classes, make, n_jobs: int, sample_weight=None, warm=None) -> np.ndarray:
+def fit_predict_folds(X, y, folds, n_classes, make, n_jobs: int, sample_weight=None) -> np.ndarray:
     """Out-of-fold probabilities: fold f's rows from ``make(n_train)`` fitted on the other folds.
-
-    ``warm``: a dict fold -> (coef, intercept) of earlier fits to start each fold's logistic regression from; it is
-    updated with this call's fits (relabel.models.estimators.fit_predict).
 
     Folds run on ``n_jobs`` threads (scikit-learn's solvers release the GIL, and threads share X without copies),
     with BLAS held to one thread each so that folds, not BLAS, use the cores (threadpoolctl).
@@ -252,17 +249,11 @@ def fit_predict_folds(X, y, folds, n_classes, make, n_jobs: int, sample_weight=N
 
     def one(fold):
         test = folds == fold
-        start = None if warm is None else {"init": warm.get(int(fold))}
         if in_place:  # every row, the held-out ones weighing 0: same fit, no copy of X per fold
             w = (~test).astype(np.float64) * (1.0 if sample_weight is None else sample_weight)
-            out = fit_predict(make(int((~test).sum())), X, y, X[test], n_classes, sample_weight=w, warm=start)
-        else:
-            w = None if sample_weight is None else sample_weight[~test]
-            out = fit_predict(make(int((~test).sum())), X[~test], y[~test], X[test], n_classes, sample_weight=w,
-                              warm=start)
-        if start is not None and "fitted" in start:
-            warm[int(fold)] = start["fitted"]
-        return out
+            return fit_predict(make(int((~test).sum())), X, y, X[test], n_classes, sample_weight=w)
+        w = None if sample_weight is None else sample_weight[~test]
+        return fit_predict(make(int((~test).sum())), X[~test], y[~test], X[test], n_classes, sample_weight=w)
 
     # BLAS at one thread: the cores go to folds (and to SGD's classes), not to oversubscribed BLAS threads, which
     # made fits 3.5x slower on a busy 2-core machine (issue 15).

@@ -4,38 +4,24 @@ The criterion is the out-of-fold log-loss, after temperature scaling, on the lab
 consensus or majority vote, with reviewers' decisions as gold). Log-loss rather than accuracy because confident
 learning and the consensus read the probabilities themselves, not only the top class.
 
-The search is a coordinate descent over a small grid, cheapest first, budgeted by what it can still gain:
+The search is a coordinate descent over a small grid, cheapest first:
 
-1. each feature family of the grid at C = ``DEFAULT_C`` (no class weights). The first (``word``) is always
-   scored; its CPU time (block and cross-validation) is the yardstick. Each further family's cost is projected
-   before it is built (its blocks counted on ``PROBE_TEXTS`` texts, whose counts are kept, and the fits scaled by
-   non-zeros) and the family is tried only if the round stays within ``COST_MULTIPLE`` yardsticks;
-2. the best family's C, walked along ``C_GRID`` from ``DEFAULT_C`` in the direction that improves, one step at a
-   time, stopping at the first step that gains less than the noise (two standard errors of the mean per-item
-   log-loss difference between the two, on the same rows): candidates within noise of each other are not told
-   apart by more of them;
-3. the best (family, C) with class_weight = "balanced", only when it would reweigh some class by more than
-   ``BALANCE_MATTERS`` (on balanced classes it is the same fit).
+1. each feature family of the grid at C = ``DEFAULT_C`` (no class weights);
+2. the best family at each other C of ``C_GRID``;
+3. the best (family, C) with class_weight = "balanced".
 
 Up to ``SEARCH_ROWS`` labelled items every candidate is scored on the round's own ``n_folds`` folds, so the
 winner's out-of-fold rows are the round's rows (nothing is refitted). On a bigger project the candidates are
 scored 3-fold on a stratified sample of ``SEARCH_ROWS`` items, with features built for the sample only, and the
 ``FINALISTS`` best of them are scored again on every item with the round's folds (the runner-up only when its
-projected cost fits in the time and CPU budgets): the best there wins, so the sample only has to rank the
-candidates roughly. The time budget (``[model] selection_seconds``) never cuts stage 1; once it is spent, the later
-stages stop, the best candidate so far wins and the report says how many were tried (and which the CPU budget
-left out). A pinned pipeline (``[model] pipeline``, ``C``, ``class_weight``) skips the search. The winner's
-log-loss is selected over a handful of candidates, so it is slightly optimistic.
-
-**Reuse across rounds.** With a relabel.models.model_cache.ModelCache, the winner is kept with the labels it was
-chosen on and a tolerance (``reuse_tolerance``): the share of labels that could change before another candidate
-could beat it by more than the noise. While the labels and texts changed since that search on no more than that
-share, a round refits the winner (with the same number of fold assignments) and does not search.
+projected cost fits in the time budget): the best there wins, so the sample only has to rank the candidates
+roughly. The time budget (``[model] selection_seconds``) never cuts stage 1
+(every family is always compared); once it is spent, the later stages stop, the best candidate so far wins and
+the report says how many were tried. A pinned pipeline (``[model] pipeline``, ``C``, ``class_weight``) skips
+the search. The winner's log-loss is selected over a handful of candidates, so it is slightly optimistic.
 
 **Repeated cross-validation.** Up to ``REPEAT_ROWS`` labelled items, the winner's out-of-fold probabilities are
-the mean over up to ``OOF_REPEATS`` stratified fold assignments (seeds ``seed``, ``seed + 1``, ...): one more is
-added only while the last one changed which items confident learning flags by more than that count's own noise
-(the square root of the number flagged), and the CPU budget allows. Each
+the mean over ``OOF_REPEATS`` different stratified fold assignments (seeds ``seed``, ``seed + 1``, ...). Each
 item's row stays out-of-sample (every model averaged for it was fitted without it), while the luck of which
 items shared its fold averages out; that luck is what put clean items a model happened to get wrong among the
 flagged ones. Measured with relabel.scoring.confident.find_label_issues on 2,500 IMDB reviews (word TF-IDF, C = 1),
@@ -182,7 +168,7 @@ def select_and_predict(blocks: FeatureBlocks, y: np.ndarray, labelled: np.ndarra
     pinned = pinned_spec(settings)
     notes: list[str] = []
     candidates: list[Candidate] = []
-    cache: dict = {}   # spec -> its out-of-fold rows from the search; "warm"/"warm_spec": the winner's fits
+    cache: dict[PipelineSpec, np.ndarray] = {}
     key = settings_key(settings, n_classes)
     previous = reuse.choice() if reuse is not None and pinned is None else None
     digests = None
@@ -207,16 +193,8 @@ def select_and_predict(blocks: FeatureBlocks, y: np.ndarray, labelled: np.ndarra
     else:
         chosen, searched, tolerance = _search(blocks, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab,
                                               candidates, cache, cost)
-    warm = None
-    if reuse is not None:
-        fingerprint = matrix_fingerprint(blocks.matrix(chosen.features))
-        warm = cache.pop("warm", None) if chosen == cache.get("warm_spec") else None
-        if warm is None:
-            warm = reuse.load_warm(chosen.describe(), fingerprint)
     raw, repeats = _repeated_oof(blocks, chosen, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab,
-                                 cache.get(chosen), repeats, cost, warm)
-    if warm:
-        reuse.save_warm(chosen.describe(), fingerprint, warm)
+                                 cache.get(chosen), repeats, cost)
     if repeats > 1:
         notes.append(f"out-of-fold rows averaged over {repeats} fold assignments")
     calibrated = cross_fitted_temperature(raw, y_lab, folds, w_lab)
@@ -268,7 +246,7 @@ class _Cost:
 
 
 def _repeated_oof(blocks, spec, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab, first=None,
-                  repeats: int | None = None, cost: _Cost | None = None, warm: dict | None = None):
+                  repeats: int | None = None, cost: _Cost | None = None):
     """The winner's out-of-fold rows, averaged over fold assignments, and how many were averaged.
 
     ``repeats`` given (a reused choice): exactly that many. Otherwise (up to REPEAT_ROWS labelled items) one more
@@ -279,15 +257,12 @@ def _repeated_oof(blocks, spec, lab, y_lab, folds, n_classes, settings, n_jobs, 
     limit = repeats if repeats is not None else (OOF_REPEATS if lab.size <= REPEAT_ROWS else 1)
     total = first.copy() if first is not None else None
     done = 0 if first is None else 1
-    flagged = _flags(find_label_issues, y_lab, total) if total is not None and repeats is None else None
+    flagged = None
     with progress_bars.bar(f"Cross-validating {spec.describe()}", total=limit - done) as bar:
         while done < limit:
             fold_r = folds if done == 0 else stratified_folds(y_lab, folds.max() + 1, settings.seed + done)
             t0 = time.process_time()
-            start = None
-            if warm is not None:   # this assignment's fits of the last round, else the first assignment's
-                start = warm.setdefault(done, dict(warm.get(done - 1, {})) if done else {})
-            part = _oof(blocks, spec, lab, y_lab, fold_r, n_classes, settings, n_jobs, w_lab, warm=start)
+            part = _oof(blocks, spec, lab, y_lab, fold_r, n_classes, settings, n_jobs, w_lab)
             one = time.process_time() - t0
             total = part if total is None else total + part
             done += 1
@@ -313,20 +288,14 @@ def _flags(find_label_issues, y, probs) -> np.ndarray:
         return np.zeros(y.size, dtype=bool)
 
 
-def _oof(blocks, spec, rows, y, folds, n_classes, settings, n_jobs, weight, warm=None) -> np.ndarray:
+def _oof(blocks, spec, rows, y, folds, n_classes, settings, n_jobs, weight) -> np.ndarray:
     X = blocks.matrix(spec.features)
     if rows.size != X.shape[0]:  # unlabelled items present; with every item labelled, no copy
         X = X[rows]
     per_fold_jobs = max(1, n_jobs // max(1, np.unique(folds).size))
     return fit_predict_folds(X, y, folds, n_classes,
                              lambda n_train: make_estimator(spec, n_train, settings, n_jobs=per_fold_jobs),
-                             n_jobs=n_jobs, sample_weight=weight, warm=warm)
-
-
-def matrix_fingerprint(X) -> str:
-    """Identifies a feature matrix well enough to tell whether saved coefficients fit its columns."""
-    data = X.data if hasattr(X, "data") and hasattr(X, "nnz") else np.asarray(X)
-    return f"{X.shape[0]}x{X.shape[1]}:{getattr(X, 'nnz', data.size)}:{float(np.sum(data, dtype=np.float64)):.6e}"
+                             n_jobs=n_jobs, sample_weight=weight)
 
 
 def _item_losses(calibrated: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -403,9 +372,7 @@ def _search(blocks, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab, candi
             return 0.0
         return build + ref * search_blocks.projected_nnz(spec.features) / max(search_blocks.nnz(families[0]), 1)
 
-    fits: dict[PipelineSpec, dict] = {}    # each candidate's fold coefficients (warm starts; the winner's kept)
-
-    def evaluate(spec: PipelineSpec, always: bool = False, start_from: PipelineSpec | None = None) -> bool:
+    def evaluate(spec: PipelineSpec, always: bool = False) -> bool:
         if spec in scored:
             return True
         if not always and time.perf_counter() - started > budget:
@@ -416,8 +383,7 @@ def _search(blocks, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab, candi
         t0, c0 = time.perf_counter(), time.process_time()
         search_blocks.matrix(spec.features)
         c1 = time.process_time()
-        fits[spec] = dict(fits.get(start_from, {}))
-        raw = _oof(search_blocks, spec, rows, y_s, folds_s, n_classes, settings, n_jobs, w_s, warm=fits[spec])
+        raw = _oof(search_blocks, spec, rows, y_s, folds_s, n_classes, settings, n_jobs, w_s)
         fit_cpu.setdefault(spec.features, time.process_time() - c1)
         calibrated = cross_fitted_temperature(raw, y_s, folds_s, w_s)
         scored[spec] = log_loss(calibrated, y_s, w_s)
@@ -456,7 +422,7 @@ def _search(blocks, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab, candi
                     here, i = best, at + direction
                     while 0 <= i < len(C_GRID):
                         nxt = PipelineSpec(best.features, C_GRID[i], fixed_weight)
-                        if not evaluate(nxt, start_from=here):      # warm start from the last C's fits
+                        if not evaluate(nxt):
                             complete = False
                             break
                         if not beats(nxt, here):
@@ -469,7 +435,7 @@ def _search(blocks, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab, candi
                     complete &= evaluate(PipelineSpec(best.features, c, fixed_weight))
             best = best_spec()
         if try_balanced:
-            complete &= evaluate(PipelineSpec(best.features, best.C, "balanced"), start_from=best)
+            complete &= evaluate(PipelineSpec(best.features, best.C, "balanced"))
             best = best_spec()
     where = ""
     if sampled:
@@ -480,8 +446,6 @@ def _search(blocks, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab, candi
         best = _finalists(blocks, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab, scored, cache,
                           finalists=FINALISTS if affordable else 1)
         where = f" on a stratified sample of {rows.size} items ({SAMPLE_FOLDS}-fold), the best on every item"
-    if not sampled and best in fits:
-        cache["warm"], cache["warm_spec"] = {0: fits[best]}, best
     ranked = sorted(scored, key=scored.get)
     doubted = calibrated_of[ranked[0]].argmax(axis=1) != y_s
     tolerance = reuse_tolerance(losses[ranked[0]], losses[ranked[1]] if len(ranked) > 1 else None, doubted)
