@@ -107,7 +107,7 @@ def run_cell(texts_dir: Path, classes: int, size: int, args) -> list[dict]:
             q_r, q_p = quality(result.probs, labels, truth), quality(plain, labels, truth)
             rows.append({"cell": f"{data['what']}, {k} classes", "round": rnd, "relabel": q_r, "plain": q_p,
                          "r_wall": r_wall, "r_cpu": r_cpu, "p_wall": p_wall, "p_cpu": p_cpu, "load": load_avg,
-                         "model": f"{result.report.pipeline}; {result.report.searched}"})
+                         "model": "; ".join([result.report.pipeline, result.report.searched, *result.report.notes])})
             print_row(rows[-1], flush=True)
             labels = review_batch(result.probs, labels, truth, args.batch)
     return rows

@@ -55,6 +55,7 @@ class Choice:
     labels: np.ndarray          # int, -1 = unlabelled
     digests: np.ndarray         # text digests
     rounds_reused: int = 0
+    reference: float = 0.0      # CPU seconds of the search's yardstick (relabel.models.search._Cost)
 
     def changed_share(self, item_ids, labels: np.ndarray, digests: np.ndarray) -> float:
         """Share of the items labelled at the search (or now) whose label or text differs since the search."""
@@ -205,6 +206,13 @@ class ModelCache:
         """Keep ``result`` (a ModelResult fitted on ``labels``) for the next round, in memory only."""
         self._prefit = {"key": settings_key, "ids": [str(i) for i in item_ids], "digests": _digests_of(texts),
                         "labels": np.asarray(labels, dtype=np.intp).copy(), "result": result}
+
+    def holds_prefit(self, settings_key: str, item_ids, texts, labels: np.ndarray) -> bool:
+        """Whether the held result would be taken for these inputs (it stays held)."""
+        held = self._prefit
+        taken, _ = self.take_prefit(settings_key, item_ids, texts, labels)
+        self._prefit = held
+        return taken is not None
 
     def take_prefit(self, settings_key: str, item_ids, texts, labels: np.ndarray):
         """The held result and how many labels changed since it was fitted, if the items and texts are the same

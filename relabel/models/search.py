@@ -4,24 +4,39 @@ The criterion is the out-of-fold log-loss, after temperature scaling, on the lab
 consensus or majority vote, with reviewers' decisions as gold). Log-loss rather than accuracy because confident
 learning and the consensus read the probabilities themselves, not only the top class.
 
-The search is a coordinate descent over a small grid, cheapest first:
+The search is a coordinate descent over a small grid, cheapest first, budgeted by what it can still gain:
 
-1. each feature family of the grid at C = ``DEFAULT_C`` (no class weights);
-2. the best family at each other C of ``C_GRID``;
-3. the best (family, C) with class_weight = "balanced".
+1. each feature family of the grid at C = ``DEFAULT_C`` (no class weights). The first (``word``) is always
+   scored; its CPU time (block and cross-validation) is the yardstick. Each further family's cost is projected
+   before it is built (its blocks counted on ``PROBE_TEXTS`` texts, whose counts are kept, and the fits scaled by
+   non-zeros) and the family is tried only if the round stays within ``COST_MULTIPLE`` yardsticks;
+2. the best family's C, walked along ``C_GRID`` from ``DEFAULT_C`` in the direction that improves, one step at a
+   time, stopping at the first step that gains less than the noise (two standard errors of the mean per-item
+   log-loss difference between the two, on the same rows): candidates within noise of each other are not told
+   apart by more of them;
+3. the best (family, C) with class_weight = "balanced", only when it would reweigh some class by more than
+   ``BALANCE_MATTERS`` (on balanced classes it is the same fit).
 
 Up to ``SEARCH_ROWS`` labelled items every candidate is scored on the round's own ``n_folds`` folds, so the
 winner's out-of-fold rows are the round's rows (nothing is refitted). On a bigger project the candidates are
 scored 3-fold on a stratified sample of ``SEARCH_ROWS`` items, with features built for the sample only, and the
 ``FINALISTS`` best of them are scored again on every item with the round's folds (the runner-up only when its
-projected cost fits in the time budget): the best there wins, so the sample only has to rank the candidates
-roughly. The time budget (``[model] selection_seconds``) never cuts stage 1
-(every family is always compared); once it is spent, the later stages stop, the best candidate so far wins and
-the report says how many were tried. A pinned pipeline (``[model] pipeline``, ``C``, ``class_weight``) skips
-the search. The winner's log-loss is selected over a handful of candidates, so it is slightly optimistic.
+projected cost fits in the time and CPU budgets): the best there wins, so the sample only has to rank the
+candidates roughly. The time budget (``[model] selection_seconds``) never cuts stage 1; once it is spent, the later
+stages stop, the best candidate so far wins and the report says how many were tried (and which the CPU budget
+left out). A pinned pipeline (``[model] pipeline``, ``C``, ``class_weight``) skips the search. The winner's
+log-loss is selected over a handful of candidates, so it is slightly optimistic.
+
+**Reuse across rounds.** With a relabel.models.model_cache.ModelCache, the winner is kept with the labels it was
+chosen on and a tolerance (``reuse_tolerance``): the share of labels that could change before another candidate
+could beat it by more than the noise. While the labels and texts changed since that search on no more than that
+share, a round refits the winner and does not search: with the same number of fold assignments, as far as
+``REFIT_MULTIPLE`` of the search's yardstick allows (the report says how many were averaged).
 
 **Repeated cross-validation.** Up to ``REPEAT_ROWS`` labelled items, the winner's out-of-fold probabilities are
-the mean over ``OOF_REPEATS`` different stratified fold assignments (seeds ``seed``, ``seed + 1``, ...). Each
+the mean over up to ``OOF_REPEATS`` stratified fold assignments (seeds ``seed``, ``seed + 1``, ...): one more is
+added only while the last one changed which items confident learning flags by more than that count's own noise
+(the square root of the number flagged), and the CPU budget allows. Each
 item's row stays out-of-sample (every model averaged for it was fitted without it), while the luck of which
 items shared its fold averages out; that luck is what put clean items a model happened to get wrong among the
 flagged ones. Measured with relabel.scoring.confident.find_label_issues on 2,500 IMDB reviews (word TF-IDF, C = 1),
@@ -68,6 +83,10 @@ REPEAT_ROWS = SGD_ABOVE
 # log-loss over that reference (benchmarks/text_pipeline.py --rounds); three references buy the families worth
 # trying, the C steps that gain more than their noise and the repeats that still move the flags.
 COST_MULTIPLE = 3.0
+# A round that reuses the last search's pipeline spends at most this many of that search's yardsticks: one
+# cross-validation of the winner always, more fold assignments only while they fit. A refit is meant to cost
+# about what the plain pipeline costs, not a search.
+REFIT_MULTIPLE = 1.5
 # class_weight = "balanced" is tried only when it would reweigh some class by more than this factor: on balanced
 # classes it is the unweighted fit again.
 BALANCE_MATTERS = 1.25
@@ -187,6 +206,8 @@ def select_and_predict(blocks: FeatureBlocks, y: np.ndarray, labelled: np.ndarra
     elif reused is not None:
         chosen = PipelineSpec(reused.features, reused.C, reused.class_weight)
         repeats = reused.repeats
+        # A refit spends at most REFIT_MULTIPLE of the search's yardstick: fold assignments beyond stop there.
+        cost.multiple, cost.reference = REFIT_MULTIPLE, (reused.reference or None)
         searched = (f"reused the pipeline of the search {reused.rounds_reused + 1} round(s) ago: labels and texts "
                     f"changed on {share:.1%} of the items, within its tolerance of {reused.tolerance:.1%} "
                     f"({reused.why})")
@@ -215,7 +236,7 @@ def select_and_predict(blocks: FeatureBlocks, y: np.ndarray, labelled: np.ndarra
     elif reuse is not None and tolerance is not None:
         reuse.save_choice(Choice(chosen.features, float(chosen.C), chosen.class_weight, tolerance[0], key,
                                  int(repeats), tolerance[1], np.asarray([str(i) for i in blocks.item_ids]),
-                                 np.asarray(y, dtype=np.intp).copy(), digests))
+                                 np.asarray(y, dtype=np.intp).copy(), digests, reference=cost.reference or 0.0))
     classifier = settings.classifier or ("SGDClassifier(log_loss)" if lab.size - lab.size // n_folds > SGD_ABOVE
                                          else "LogisticRegression(lbfgs)")
     report = ModelReport(pipeline=chosen.describe(), classifier=classifier,
@@ -232,9 +253,10 @@ class _Cost:
     budgeted against: the first candidate, the word pipeline, which costs about what a plain TF-IDF + logistic
     regression cross-validation costs."""
 
-    def __init__(self):
+    def __init__(self, multiple: float | None = None):
         self.started = time.process_time()
         self.reference: float | None = None
+        self.multiple = COST_MULTIPLE if multiple is None else multiple
 
     @property
     def spent(self) -> float:
@@ -242,7 +264,7 @@ class _Cost:
 
     def allows(self, projected: float) -> bool:
         """Whether ``projected`` more CPU seconds keep the phase within COST_MULTIPLE references."""
-        return self.reference is None or self.spent + projected <= COST_MULTIPLE * self.reference
+        return self.reference is None or self.spent + projected <= self.multiple * self.reference
 
 
 def _repeated_oof(blocks, spec, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab, first=None,
@@ -257,7 +279,7 @@ def _repeated_oof(blocks, spec, lab, y_lab, folds, n_classes, settings, n_jobs, 
     limit = repeats if repeats is not None else (OOF_REPEATS if lab.size <= REPEAT_ROWS else 1)
     total = first.copy() if first is not None else None
     done = 0 if first is None else 1
-    flagged = None
+    flagged = _flags(find_label_issues, y_lab, total) if total is not None and repeats is None else None
     with progress_bars.bar(f"Cross-validating {spec.describe()}", total=limit - done) as bar:
         while done < limit:
             fold_r = folds if done == 0 else stratified_folds(y_lab, folds.max() + 1, settings.seed + done)
@@ -267,7 +289,11 @@ def _repeated_oof(blocks, spec, lab, y_lab, folds, n_classes, settings, n_jobs, 
             total = part if total is None else total + part
             done += 1
             bar.update()
-            if repeats is not None or done >= limit:
+            if done >= limit:
+                continue
+            if repeats is not None:     # a reused choice: its count, as far as the refit's budget goes
+                if cost is not None and not cost.allows(one):
+                    break
                 continue
             mean = total / done
             now = _flags(find_label_issues, y_lab, mean)
