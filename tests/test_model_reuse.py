@@ -142,3 +142,52 @@ def test_a_model_fitted_ahead_is_taken_when_few_labels_changed_and_only_then(tmp
     fresh = fit_predict_probs(ids, texts, flipped, 2, settings, reuse=cache)
     assert not any("fitted ahead" in n for n in fresh.report.notes)
 
+
+
+def test_a_round_keeps_its_model_beside_the_store_and_the_next_one_reuses_it(tmp_path):
+    from test_rounds import FakeLabelStudio, make_loop
+    loop = make_loop(tmp_path, FakeLabelStudio())
+    loop.pull()
+    first = loop.score()
+    assert (tmp_path / "relabel.db.model-cache" / "choice.npz").is_file()
+    again = make_loop(tmp_path, FakeLabelStudio())        # a new command: only the folder is shared
+    second = again.score()                                # re-scores the open round, nothing changed
+    stored = again.store.model_report(second.round)
+    assert stored["searched"].startswith("reused the pipeline") and stored["candidates"] == []
+    assert stored["pipeline"] == loop.store.model_report(first.round)["pipeline"]
+
+
+def test_serve_fits_the_next_model_ahead_and_the_round_takes_it(tmp_path):
+    from test_rounds import FakeLabelStudio, make_loop
+    loop = make_loop(tmp_path, FakeLabelStudio())
+    loop.pull()
+    loop.score()
+    assert loop.prefit() is True            # nothing held yet: fitted now
+    assert loop.prefit() is False           # the held model would still be taken: not fitted again
+    summary = loop.score()
+    assert "fitted ahead while reviewers answered" in " ".join(loop.store.model_report(summary.round)["notes"])
+
+
+def test_a_candidate_clearly_worse_on_the_first_folds_is_dropped_there(monkeypatch):
+    import relabel.models.search as selection
+    monkeypatch.setattr(selection, "COST_MULTIPLE", float("inf"))
+    calls = []
+    real = selection._oof
+
+    def spy(*args, only=None, **kwargs):
+        calls.append(None if only is None else list(only))
+        return real(*args, only=only, **kwargs)
+    monkeypatch.setattr(selection, "_oof", spy)
+    monkeypatch.setattr(selection, "C_GRID", (0.001, 10.0))     # a planted loser: C = 0.001 barely fits at all
+    ids, texts, labels = noisy_project(240, flip=0.0)
+    report = fit_predict_probs(ids, texts, labels, 2, ModelSettings(featurizer="tfidf", n_folds=5,
+                                                                    selection_seconds=1e9)).report
+    dropped = [c.pipeline for c in report.candidates if "dropped after 2 of 5 folds" in c.pipeline]
+    finished = [c for c in report.candidates if "dropped" not in c.pipeline]
+    assert any(p.startswith("word, C=0.001") or p.startswith("char, C=0.001") or p.startswith("word+char, C=0.001")
+               for p in dropped)
+    # every candidate after the first started on 2 folds; the dropped ones never ran the other 3
+    assert calls[0] is None
+    assert calls.count([0, 1]) == len(report.candidates) - 1
+    assert calls.count([2, 3, 4]) == len(finished) - 1
+    assert report.pipeline in [c.pipeline for c in finished]

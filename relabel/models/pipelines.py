@@ -234,8 +234,9 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def fit_predict_folds(X, y, folds, n_classes, make, n_jobs: int, sample_weight=None) -> np.ndarray:
-    """Out-of-fold probabilities: fold f's rows from ``make(n_train)`` fitted on the other folds.
+def fit_predict_folds(X, y, folds, n_classes, make, n_jobs: int, sample_weight=None, only=None) -> np.ndarray:
+    """Out-of-fold probabilities: fold f's rows from ``make(n_train)`` fitted on the other folds (``only``: just
+    those folds; the other rows are left 0).
 
     Folds run on ``n_jobs`` threads (scikit-learn's solvers release the GIL, and threads share X without copies),
     with BLAS held to one thread each so that folds, not BLAS, use the cores (threadpoolctl).
@@ -243,7 +244,7 @@ def fit_predict_folds(X, y, folds, n_classes, make, n_jobs: int, sample_weight=N
     from joblib import Parallel, delayed
     from threadpoolctl import threadpool_limits
     from relabel.models.estimators import fit_predict
-    fold_ids = np.unique(folds)
+    fold_ids = np.unique(folds) if only is None else np.asarray(only)
     jobs = max(1, min(n_jobs, fold_ids.size))
     in_place = X.shape[0] > HASHING_ABOVE
 
@@ -260,7 +261,7 @@ def fit_predict_folds(X, y, folds, n_classes, make, n_jobs: int, sample_weight=N
     with threadpool_limits(limits=1), warnings.catch_warnings():
         warnings.simplefilter("ignore", category=_convergence_warning())
         parts = Parallel(n_jobs=jobs, backend="threading")(delayed(one)(f) for f in fold_ids)
-    probs = np.empty((y.size, n_classes), dtype=np.float64)
+    probs = (np.empty if only is None else np.zeros)((y.size, n_classes), dtype=np.float64)
     for fold, part in zip(fold_ids, parts):
         probs[folds == fold] = part
     return probs

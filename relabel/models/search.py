@@ -17,6 +17,10 @@ The search is a coordinate descent over a small grid, cheapest first, budgeted b
 3. the best (family, C) with class_weight = "balanced", only when it would reweigh some class by more than
    ``BALANCE_MATTERS`` (on balanced classes it is the same fit).
 
+Every candidate after the first is scored on ``EARLY_FOLDS`` folds first: one worse than the best so far by more
+than the noise on those rows is dropped there (the report lists it as dropped), so a loser costs part of a
+cross-validation; the others are finished on every fold.
+
 Up to ``SEARCH_ROWS`` labelled items every candidate is scored on the round's own ``n_folds`` folds, so the
 winner's out-of-fold rows are the round's rows (nothing is refitted). On a bigger project the candidates are
 scored 3-fold on a stratified sample of ``SEARCH_ROWS`` items, with features built for the sample only, and the
@@ -83,6 +87,9 @@ REPEAT_ROWS = SGD_ABOVE
 # log-loss over that reference (benchmarks/text_pipeline.py --rounds); three references buy the families worth
 # trying, the C steps that gain more than their noise and the repeats that still move the flags.
 COST_MULTIPLE = 3.0
+# A candidate after the first is scored on this many folds first and dropped there when it is worse than the
+# best so far by more than the noise on those rows; only the others are scored on every fold.
+EARLY_FOLDS = 2
 # A round that reuses the last search's pipeline spends at most this many of that search's yardsticks: one
 # cross-validation of the winner always, more fold assignments only while they fit. A refit is meant to cost
 # about what the plain pipeline costs, not a search.
@@ -314,14 +321,14 @@ def _flags(find_label_issues, y, probs) -> np.ndarray:
         return np.zeros(y.size, dtype=bool)
 
 
-def _oof(blocks, spec, rows, y, folds, n_classes, settings, n_jobs, weight) -> np.ndarray:
+def _oof(blocks, spec, rows, y, folds, n_classes, settings, n_jobs, weight, only=None) -> np.ndarray:
     X = blocks.matrix(spec.features)
     if rows.size != X.shape[0]:  # unlabelled items present; with every item labelled, no copy
         X = X[rows]
-    per_fold_jobs = max(1, n_jobs // max(1, np.unique(folds).size))
+    per_fold_jobs = max(1, n_jobs // max(1, np.unique(folds).size if only is None else len(only)))
     return fit_predict_folds(X, y, folds, n_classes,
                              lambda n_train: make_estimator(spec, n_train, settings, n_jobs=per_fold_jobs),
-                             n_jobs=n_jobs, sample_weight=weight)
+                             n_jobs=n_jobs, sample_weight=weight, only=only)
 
 
 def _item_losses(calibrated: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -398,8 +405,10 @@ def _search(blocks, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab, candi
             return 0.0
         return build + ref * search_blocks.projected_nnz(spec.features) / max(search_blocks.nnz(families[0]), 1)
 
+    dropped: set[PipelineSpec] = set()
+
     def evaluate(spec: PipelineSpec, always: bool = False) -> bool:
-        if spec in scored:
+        if spec in scored or spec in dropped:
             return True
         if not always and time.perf_counter() - started > budget:
             return False
@@ -409,7 +418,29 @@ def _search(blocks, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab, candi
         t0, c0 = time.perf_counter(), time.process_time()
         search_blocks.matrix(spec.features)
         c1 = time.process_time()
-        raw = _oof(search_blocks, spec, rows, y_s, folds_s, n_classes, settings, n_jobs, w_s)
+        fold_ids = np.unique(folds_s)
+        if scored and fold_ids.size > EARLY_FOLDS:
+            # Cheaper folds for losers: EARLY_FOLDS folds first; a candidate worse than the best on those rows
+            # by more than the noise is dropped there, the rest are finished.
+            early = fold_ids[:EARLY_FOLDS]
+            raw = _oof(search_blocks, spec, rows, y_s, folds_s, n_classes, settings, n_jobs, w_s, only=early)
+            part = np.isin(folds_s, early)
+            w_part = None if w_s is None else w_s[part]
+            part_losses = _item_losses(cross_fitted_temperature(raw[part], y_s[part], folds_s[part], w_part),
+                                       y_s[part])
+            leader = best_spec()
+            worse, noise = paired_noise(losses[leader][part], part_losses)
+            if worse > noise:
+                candidates.append(Candidate(f"{spec.describe()} (dropped after {EARLY_FOLDS} of {fold_ids.size} "
+                                            f"folds: {worse:+.4f} log-loss against {leader.describe()})",
+                                            float(part_losses.mean()), float("nan"), time.perf_counter() - t0))
+                dropped.add(spec)
+                bar.update()
+                return True
+            raw[~part] = _oof(search_blocks, spec, rows, y_s, folds_s, n_classes, settings, n_jobs, w_s,
+                              only=fold_ids[EARLY_FOLDS:])[~part]
+        else:
+            raw = _oof(search_blocks, spec, rows, y_s, folds_s, n_classes, settings, n_jobs, w_s)
         fit_cpu.setdefault(spec.features, time.process_time() - c1)
         calibrated = cross_fitted_temperature(raw, y_s, folds_s, w_s)
         scored[spec] = log_loss(calibrated, y_s, w_s)
@@ -429,6 +460,8 @@ def _search(blocks, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab, candi
 
     def beats(new: PipelineSpec, old: PipelineSpec) -> bool:
         """``new`` has the lower log-loss by more than the paired noise."""
+        if new not in losses:       # dropped early
+            return False
         gain, noise = paired_noise(losses[new], losses[old])
         return -gain > noise
 
@@ -475,11 +508,13 @@ def _search(blocks, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab, candi
     ranked = sorted(scored, key=scored.get)
     doubted = calibrated_of[ranked[0]].argmax(axis=1) != y_s
     tolerance = reuse_tolerance(losses[ranked[0]], losses[ranked[1]] if len(ranked) > 1 else None, doubted)
-    tried = f"{len(scored)} candidates"
+    tried = f"{len(scored) + len(dropped)} candidates" + (f", {len(dropped)} dropped after {EARLY_FOLDS} folds"
+                                                         if dropped else "")
     if skipped:
         tried += f" ({', '.join(dict.fromkeys(skipped))} not tried: projected CPU beyond {COST_MULTIPLE:g}x the word pipeline's)"
     searched = (f"chose among {tried}{where}" if complete or skipped and time.perf_counter() - started <= budget
-                else f"time budget of {budget:g} s reached after {len(scored)} of {plan_total} candidates{where}")
+                else f"time budget of {budget:g} s reached after {len(scored) + len(dropped)} of {plan_total} "
+                     f"candidates{where}")
     return best, searched, tolerance
 
 
