@@ -179,3 +179,58 @@ def test_serve_command_refuses_missing_secrets_and_both_flags(tmp_path, monkeypa
     assert f"set {SERVE_PASSWORD_ENV}" in result.output and "password_file" in result.output
     both = CliRunner().invoke(cli, ["--config", str(config), "serve", "--register", "--unregister"], obj={})
     assert both.exit_code == 2 and "cannot be used together" in both.output
+
+
+class _AnsweringStore(_FakeStore):
+    """Round 1 pushed 4 review tasks, 2 answered."""
+
+    def review_tasks(self, round=None):
+        return [{"round": 1, "task_id": t} for t in range(4)]
+
+    def decisions(self):
+        return [{"round": 1, "task_id": t} for t in range(2)]
+
+
+class _AnsweringLoop:
+    def __init__(self):
+        self.store, self.prefits, self.rounds, self.collects = _AnsweringStore(), 0, 0, 0
+
+    def pull(self):
+        from relabel.loop.store import PullSummary
+        return PullSummary(items=1, new=0, changed=0, unchanged=0, deleted=0)
+
+    def collect(self):
+        from types import SimpleNamespace
+        self.collects += 1
+        return SimpleNamespace(decisions=0, corrected=0)
+
+    def prefit(self):
+        self.prefits += 1
+        return self.prefits == 1
+
+    def round(self):
+        self.rounds += 1
+        raise AssertionError("no round is due while reviewers are answering")
+
+    def close(self):
+        pass
+
+
+def test_worker_fits_the_next_model_while_reviewers_answer(caplog):
+    import time
+
+    from relabel.service.worker import Worker
+    loop = _AnsweringLoop()
+    config = parse_config({"label_studio": LS})
+    worker = Worker(config, loop_factory=lambda: loop)
+    caplog.set_level("INFO", logger="relabel.serve")
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while loop.prefits == 0 or worker.snapshot()["state"] != "idle":
+            assert time.monotonic() < deadline, worker.snapshot()
+            time.sleep(0.05)
+    finally:
+        worker.stop(timeout=10)
+    assert loop.prefits >= 1 and loop.rounds == 0
+    assert "worker: fitted the next round's model while 2 of 4 review tasks are open" in caplog.text
