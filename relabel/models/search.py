@@ -235,9 +235,7 @@ def select_and_predict(blocks: FeatureBlocks, y: np.ndarray, labelled: np.ndarra
         estimator = make_estimator(chosen, lab.size, settings, n_jobs=n_jobs)
         probs[unl] = apply_temperature(fit_predict(estimator, X[lab], y_lab, X[unl], n_classes, sample_weight=w_lab),
                                        temperature)
-    if reuse is not None and pinned is not None:
-        pass
-    elif reuse is not None and reused is not None:
+    if reuse is not None and reused is not None:     # (a pinned pipeline leaves nothing to keep)
         reused.rounds_reused += 1
         reuse.save_choice(reused)
     elif reuse is not None and tolerance is not None:
