@@ -123,7 +123,7 @@ class _FlakyLoop:
 
     def pull(self):
         from relabel.errors import ConnectorError
-        from relabel.loop.store import PullSummary
+        from relabel.loop.store_pull import PullSummary
         if self.failures[0] > 0:
             self.failures[0] -= 1
             raise ConnectorError("Cannot reach Label Studio at http://127.0.0.1:1 (ConnectError)")
@@ -196,7 +196,7 @@ class _AnsweringLoop:
         self.store, self.prefits, self.rounds, self.collects = _AnsweringStore(), 0, 0, 0
 
     def pull(self):
-        from relabel.loop.store import PullSummary
+        from relabel.loop.store_pull import PullSummary
         return PullSummary(items=1, new=0, changed=0, unchanged=0, deleted=0)
 
     def collect(self):
