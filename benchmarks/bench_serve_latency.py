@@ -37,23 +37,24 @@ from benchmarks.datasets import label_errors_dir  # noqa: E402
 
 def imdb_fake(n: int, seed: int):
     from connectors.records import Item
-    from test_rounds import FakeLabelStudio
+    from test_rounds import CLASSES, FakeLabelStudio
     with gzip.open(label_errors_dir() / "texts" / "imdb_test_texts.jsonl.gz", "rt", encoding="utf-8") as handle:
         rows = [json.loads(line) for line in handle]
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(rows), size=n, replace=False)
-    fake = FakeLabelStudio(n_items=n, classes=("neg", "pos"), seed=seed,
+    names = tuple(CLASSES[:2])       # IMDB's negative and positive under the stand-in's class names
+    fake = FakeLabelStudio(n_items=n, classes=names, seed=seed,
                            annotators=tuple(f"a{i}@x" for i in range(5)))
     # Real review texts, and every simulated annotation re-drawn around the review's own label.
     truth = {}
     for item, row in zip(fake.items, (rows[i] for i in pick)):
-        truth[item.item_id] = ("neg", "pos")[row["label"]]
+        truth[item.item_id] = names[row["label"]]
         item_text = row["text"]
         fake.items[fake.items.index(item)] = Item(item_id=item.item_id, data={"text": item_text}, text=item_text,
                                                   updated_at=item.updated_at)
     for k, a in enumerate(fake.annotations):
         right = rng.random() > 0.15
-        label = truth[a.item_id] if right else ("pos" if truth[a.item_id] == "neg" else "neg")
+        label = truth[a.item_id] if right else names[1 - names.index(truth[a.item_id])]
         fake.annotations[k] = dataclasses.replace(a, label=label)
     fake.truth = truth
     return fake
