@@ -19,6 +19,9 @@ class LabelConfig:
     label_tag: str
     text_field: str | None
     to_name: str = ""  # the object tag the Choices tag labels, needed to write a prediction's result
+    # <Choices choice="multiple">: an annotation is a set of classes (possibly empty: "none apply"), a multi-label
+    # project (issue 24); "single" and "single-radio" are one class per annotation.
+    multiple: bool = False
 
 
 def parse_label_config(xml: str, *, label_tag: str | None = None, text_field: str | None = None) -> LabelConfig:
@@ -42,7 +45,8 @@ def parse_label_config(xml: str, *, label_tag: str | None = None, text_field: st
         if len(choices_tags) > 1:
             raise ConfigError(
                 f"The labeling config has {len(choices_tags)} <Choices> tags ({preview(names)}); "
-                f"set the 'label_tag' setting to the one relabel should score."
+                f"choose the one relabel should score with `relabel init --label-tag NAME` (the 'label_tag' "
+                f"setting in [label_studio])."
             )
         tag = choices_tags[0]
     else:
@@ -54,6 +58,7 @@ def parse_label_config(xml: str, *, label_tag: str | None = None, text_field: st
             )
         tag = matching[0]
     name = tag.get("name", "")
+    refuse_multi_label(tag)
     classes = tuple(_class_name(choice) for choice in tag.iter("Choice"))
     if len(classes) < 2:
         raise ConfigError(
@@ -66,7 +71,18 @@ def parse_label_config(xml: str, *, label_tag: str | None = None, text_field: st
         )
     if text_field is None:
         text_field = _text_field_of(root, tag.get("toName", ""))
-    return LabelConfig(classes=classes, label_tag=name, text_field=text_field, to_name=tag.get("toName", ""))
+    return LabelConfig(classes=classes, label_tag=name, text_field=text_field, to_name=tag.get("toName", ""),
+                       multiple=(tag.get("choice") or "single").strip().lower() == "multiple")
+
+
+def refuse_multi_label(tag: ET.Element) -> None:
+    """Refuse a Choices tag that takes several choices per task: relabel's scores assume one class per item, and
+    an annotation holding two choices would be left out of scoring, a reviewer's answer with it dropped. This is the
+    one place multi-label projects are turned away; multi-label support replaces it."""
+    if (tag.get("choice") or "single").strip().lower() == "multiple":
+        raise ConfigError(f"The <Choices name={tag.get('name', '')!r}> tag takes several choices per task "
+                          "(choice=\"multiple\"); relabel scores single-label projects only, so use "
+                          "choice=\"single\" or another <Choices> tag (--label-tag).")
 
 
 def _class_name(choice: ET.Element) -> str:
@@ -82,3 +98,82 @@ def _text_field_of(root: ET.Element, to_name: str) -> str | None:
         if tag.get("name") in targets and tag.tag in ("Text", "HyperText", "Paragraphs") and value.startswith("$"):
             return value[1:]
     return None
+
+
+# ---- span projects (issue 23): <Labels> on <Text> --------------------------------------------------------------
+SPAN_OBJECT_TAGS = ("Text", "HyperText")
+# Tags relabel keeps but cannot score yet; named once in the round output.
+UNSCORED_TAGS = ("Relations",)
+
+
+@dataclass(frozen=True)
+class SpanControl:
+    """One ``<Labels>`` tag: its name, the object tag it labels, its labels (config order) and whether a region
+    may carry several of them (``choice="multiple"``)."""
+
+    name: str
+    to_name: str
+    labels: tuple[str, ...]
+    multiple: bool
+
+
+@dataclass(frozen=True)
+class SpanConfig:
+    """The parts of a span project's labeling config relabel uses."""
+
+    controls: tuple[SpanControl, ...]
+    text_field: str
+    object_name: str
+    unscored: tuple[str, ...]      # tags kept in the store but not scored (relations, per-region text areas)
+
+
+def is_span_config(xml: str) -> bool:
+    """True when the config labels a text with ``<Labels>`` and has no ``<Choices>`` to score instead."""
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return False
+    tags = {tag.tag for tag in root.iter()}
+    return "Labels" in tags and "Choices" not in tags
+
+
+def parse_span_config(xml: str, *, text_field: str | None = None) -> SpanConfig:
+    """Every ``<Labels>`` control on one ``<Text>`` (or ``<HyperText>``) object, with its labels. Raises
+    ConfigError naming the tag when a control has no labels, repeats a label, or the controls label different
+    texts (relabel scores one text per task)."""
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as exc:
+        raise ConfigError(f"The project's labeling config is not valid XML ({exc}); fix it in Label Studio's settings.") from None
+    tags = [tag for tag in root.iter() if tag.tag == "Labels"]
+    if not tags:
+        raise ConfigError("The project's labeling config has no <Labels> tag, so it is not a span project.")
+    controls = []
+    for tag in tags:
+        name = tag.get("name", "")
+        labels = tuple(_class_name(label) for label in tag.iter("Label"))
+        if not labels:
+            raise ConfigError(f"The <Labels name={name!r}> tag has no <Label> values; add the labels annotators "
+                              "choose from.")
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicates:
+            raise ConfigError(f"The <Labels name={name!r}> tag repeats the labels {preview(duplicates)}; make every "
+                              "label value unique.")
+        controls.append(SpanControl(name, tag.get("toName", ""), labels, tag.get("choice", "single") == "multiple"))
+    objects = {c.to_name for c in controls}
+    if len(objects) > 1:
+        raise ConfigError(f"The <Labels> tags label different objects ({preview(sorted(objects))}); relabel scores "
+                          "spans on one text per task.")
+    object_name = controls[0].to_name
+    kinds = {tag.get("name"): tag.tag for tag in root.iter() if tag.tag in SPAN_OBJECT_TAGS}
+    if object_name not in kinds:
+        raise ConfigError(f"The <Labels> tags label {object_name!r}, which is not a <Text> or <HyperText> tag of the "
+                          "config; relabel scores spans on text.")
+    field = text_field or _text_field_of(root, object_name)
+    if not field:
+        raise ConfigError(f"The <{kinds[object_name]} name={object_name!r}> tag has no value=\"$field\"; set the "
+                          "'text_field' setting to the task data field holding the text.")
+    unscored = [f"<{tag.tag} name={tag.get('name', '')!r}>" for tag in root.iter() if tag.tag in UNSCORED_TAGS]
+    unscored += [f"<TextArea name={tag.get('name', '')!r}> (per region)" for tag in root.iter()
+                 if tag.tag == "TextArea" and tag.get("perRegion", "").lower() == "true"]
+    return SpanConfig(tuple(controls), field, object_name, tuple(unscored))

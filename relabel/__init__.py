@@ -13,8 +13,11 @@ from relabel.about import DISTRIBUTION, __version__
 from relabel.results import ConsensusResult
 from relabel.scoring.consensus_em import consensus
 from relabel.scoring.consensus import crowdlab, get_label_quality_multiannotator, get_majority_vote_label
+from relabel.scoring.multilabel import MultilabelConsensus, multilabel_consensus
 from relabel.errors import RelabelError
+from relabel.models.spans import span_consensus
 
 __all__ = ["Annotations", "ConsensusResult", "RelabelError", "consensus", "crowdlab", "find_label_issues",
            "get_active_learning_scores", "get_active_learning_scores_ensemble", "get_label_quality_multiannotator",
-           "get_label_quality_scores", "get_majority_vote_label", "DISTRIBUTION", "__version__"]
+           "get_label_quality_scores", "get_majority_vote_label", "multilabel_consensus", "MultilabelConsensus",
+           "span_consensus", "DISTRIBUTION", "__version__"]

@@ -7,6 +7,7 @@ Every message names the bad value, the item, annotator or setting it belongs to,
      │    ├── PredProbsError          pred_probs: NaN, negative, rows not summing to 1, wrong shape
      │    ├── LabelError              labels outside the classes, not integers, too few classes
      │    └── AnnotationError         items with no label, too few annotators, all items singly labelled
+     │         └── SpanError          spans past the text's end, overlapping spans of one annotator, empty labels
      ├── ConfigError (ValueError)     a setting in relabel.toml or on the command line is wrong or missing
      ├── ConnectorError               the outside system (Label Studio) refused, failed or is unreachable
      │    ├── AuthError               the API key is missing, wrong or cannot see what relabel needs
@@ -34,6 +35,10 @@ class LabelError(InputError):
 
 class AnnotationError(InputError):
     """The annotation table cannot be scored as given."""
+
+
+class SpanError(AnnotationError):
+    """A span annotation cannot be scored: outside its text, overlapping another of the same annotator, no label."""
 
 
 class ConfigError(RelabelError, ValueError):

@@ -62,7 +62,7 @@ def test_default_quality_is_the_calibrated_posterior_of_the_em_label():
     np.testing.assert_allclose(r.annotation_quality, r.posterior[a.item, a.label])
 
 
-def test_overrides_are_flagged_and_only_allowed_with_a_model_by_default():
+def test_overrides_are_flagged_and_only_allowed_with_an_earning_model_by_default():
     a, p, _ = _dataset(7)
     p = np.roll(p, 1, axis=1) ** 8            # a confident model that disagrees with the annotators
     p /= p.sum(axis=1, keepdims=True)
@@ -74,7 +74,12 @@ def test_overrides_are_flagged_and_only_allowed_with_a_model_by_default():
         np.testing.assert_array_equal(r.override, ~given[np.arange(a.n_items), r.consensus_label])
         np.testing.assert_allclose(r.consensus_quality_score, r.posterior[np.arange(a.n_items), r.consensus_label])
     assert not never.override.any() and always.override.any()
-    np.testing.assert_array_equal(default.consensus_label, always.consensus_label)
+    # This model contradicts the annotators: it has not earned a say, so the labels are the annotations' own
+    # (relabel.scoring.override_evidence; tests/test_override_evidence.py has the regimes).
+    assert default.override_evidence.regime == "not earned" and not default.override.any()
+    np.testing.assert_array_equal(default.consensus_label, consensus(a).consensus_label)
+    model = consensus(a, p, allow_overrides="model")
+    np.testing.assert_array_equal(model.consensus_label, always.consensus_label)
     alone, alone_always = consensus(a), consensus(a, allow_overrides="always")
     assert not alone.override.any()
     np.testing.assert_array_equal(alone.posterior, alone_always.posterior)
@@ -281,7 +286,7 @@ def test_with_a_model_the_quality_posterior_is_refitted_on_held_out_annotations(
     logits[np.arange(a.n_items), truth] += 1.5                       # a model right ~75% of the time, unsure
     p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     em = fitted_dawid_skene(a, p)
-    r = consensus(a, p)
+    r = consensus(a, p, allow_overrides="model")        # the EM's labels, whether or not this model earned them
     rows = np.arange(a.n_items)
     measured = int((r.consensus_label != truth).sum())
     in_sample = float((1 - em.posterior[rows, r.consensus_label]).sum())

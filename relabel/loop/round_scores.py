@@ -84,7 +84,8 @@ def compute_round_scores(table: Annotations, annotation_ids: np.ndarray, item_id
     rows, reviewed, final = inputs.rows, inputs.reviewed, inputs.final
     majority = get_majority_vote_label(table)
     fitted = fit_predict_probs(item_ids, inputs.texts, inputs.train, k, inputs.settings, cache=cache,
-                               progress=progress.enabled(), sample_weight=inputs.weight, reuse=reuse)
+                               progress=progress.enabled(), sample_weight=inputs.weight, reuse=reuse,
+                               class_names=classes)
     pred_probs = fitted.probs
     p_lab = pred_probs[rows]
 
@@ -104,6 +105,9 @@ def compute_round_scores(table: Annotations, annotation_ids: np.ndarray, item_id
         issues = np.zeros(table.n_items, dtype=bool)
         notes.append(f"Confident learning was skipped ({exc}).")
     class_stats = _class_stats(table, cons, p_lab)
+    # The override regime (relabel/scoring/override_evidence.py) is kept beside the class matrices in the round
+    # row, for `relabel status` and the report.
+    class_stats["override_evidence"] = res.override_evidence.as_dict() if res.override_evidence else None
 
     unl = np.setdiff1d(np.arange(n), rows)
     active_lab = np.full(n, np.nan)
