@@ -4,6 +4,8 @@
     python benchmarks/text_pipeline.py --sets bbc --minilm              # add MiniLM pipelines (slow on a CPU)
     python benchmarks/text_pipeline.py --sets imdb15 --imdb-n 1000      # quicker
     python benchmarks/text_pipeline.py --embed-n 256                    # plus embedding throughput
+    python benchmarks/text_pipeline.py --rounds                         # time: rounds 1 and 2 against the plain
+    python benchmarks/text_pipeline.py --rounds --sizes 1000,3000,10000 # pipeline (benchmarks/model_rounds.py)
 
 Sets (all from ../shared/data, or --data-dir / RELABEL_SHARED_DATA, and the demo's installed BBC corpus):
 
@@ -133,7 +135,7 @@ def sklearn_baseline(data: dict, seed: int):
 def run_set(name: str, data: dict, args, cache) -> list[dict]:
     print(f"\n{name}: {data['what']}", flush=True)
     rows: list[dict] = []
-    base = dict(n_folds=5, seed=args.seed, selection_seconds=args.budget)
+    base = dict(n_folds=5, seed=args.seed, selection_seconds=args.budget or 600.0)
     family = "auto" if args.minilm else "tfidf"
     if "default" in args.rows:
         result, seconds = relabel_probs(data, ModelSettings(featurizer=family, **base), cache)
@@ -207,7 +209,15 @@ def main(argv=None):
     parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated subset of {', '.join(SETS)}")
     parser.add_argument("--imdb-n", type=int, default=2500, help="IMDB reviews per flipped set")
     parser.add_argument("--minilm", action="store_true", help="add MiniLM pipelines to the grid and the singles")
-    parser.add_argument("--budget", type=float, default=600.0, help="selection_seconds of the default's search")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="selection_seconds of the default's search (600 for the sets, [model]'s default for "
+                             "--rounds)")
+    parser.add_argument("--rounds", action="store_true",
+                        help="time relabel's model phase against the plain pipeline in rounds 1 and 2 "
+                             "(benchmarks/model_rounds.py) instead of the sets")
+    parser.add_argument("--sizes", default="1000,3000", help="--rounds: items per cell (the full table: 1000,3000,10000)")
+    parser.add_argument("--classes", default="2,20", help="--rounds: 2 (IMDB) and/or 20 (20 Newsgroups)")
+    parser.add_argument("--batch", type=int, default=50, help="--rounds: review answers between round 1 and 2")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rows", default="default,singles,sklearn",
                         help="which rows to run: a comma-separated subset of default, singles, sklearn (a slow "
@@ -218,6 +228,12 @@ def main(argv=None):
     parser.add_argument("--chunk", type=int, default=64, help="texts per turn of the throughput comparison")
     args = parser.parse_args(argv)
     data_dir = args.data_dir or label_errors_dir()
+    if args.rounds:
+        from benchmarks import model_rounds
+        if args.budget is None:
+            args.budget = ModelSettings().selection_seconds
+        model_rounds.main(args, data_dir / "texts")
+        return
     cache = None
     if args.cache is not None:
         from relabel.loop.store import Store

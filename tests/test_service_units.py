@@ -8,7 +8,7 @@ import pytest
 
 from relabel.config import (SERVE_PASSWORD_ENV, WEBHOOK_SECRET_ENV, ServeSettings, parse_config)
 from relabel.errors import ConfigError
-from relabel.service.policy import Situation, round_due
+from relabel.service.policy import Situation, prefit_due, round_due
 from relabel.service.predictions import project_of
 from relabel.service.webhooks import basic_auth_matches, event_of, secret_matches
 
@@ -41,6 +41,18 @@ def situation(**changes) -> Situation:
 ])
 def test_round_policy(changes, trigger, expected):
     assert round_due(situation(**changes), ServeSettings(trigger=trigger)) == expected
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({}, True),                                                   # 4 of 10 answered: reviewers are at work
+    ({"answered": 0}, False),                                     # nothing answered: the last model still holds
+    ({"answered": 10}, False),                                    # drained: the round itself runs now
+    ({"open_round": True}, False),
+    ({"stopped": "stop signal"}, False),
+    ({"latest_round": None, "pushed": 0, "answered": 0}, False),
+])
+def test_prefit_policy(changes, expected):
+    assert prefit_due(situation(**changes)) is expected
 
 
 def header(user: str, password: str) -> str:
@@ -171,6 +183,61 @@ def test_serve_command_refuses_missing_secrets_and_both_flags(tmp_path, monkeypa
     assert f"set {SERVE_PASSWORD_ENV}" in result.output and "password_file" in result.output
     both = CliRunner().invoke(cli, ["--config", str(config), "serve", "--register", "--unregister"], obj={})
     assert both.exit_code == 2 and "cannot be used together" in both.output
+
+
+class _AnsweringStore(_FakeStore):
+    """Round 1 pushed 4 review tasks, 2 answered."""
+
+    def review_tasks(self, round=None):
+        return [{"round": 1, "task_id": t} for t in range(4)]
+
+    def decisions(self):
+        return [{"round": 1, "task_id": t} for t in range(2)]
+
+
+class _AnsweringLoop:
+    def __init__(self):
+        self.store, self.prefits, self.rounds, self.collects = _AnsweringStore(), 0, 0, 0
+
+    def pull(self):
+        from relabel.loop.store_pull import PullSummary
+        return PullSummary(items=1, new=0, changed=0, unchanged=0, deleted=0)
+
+    def collect(self):
+        from types import SimpleNamespace
+        self.collects += 1
+        return SimpleNamespace(decisions=0, corrected=0)
+
+    def prefit(self):
+        self.prefits += 1
+        return self.prefits == 1
+
+    def round(self):
+        self.rounds += 1
+        raise AssertionError("no round is due while reviewers are answering")
+
+    def close(self):
+        pass
+
+
+def test_worker_fits_the_next_model_while_reviewers_answer(caplog):
+    import time
+
+    from relabel.service.worker import Worker
+    loop = _AnsweringLoop()
+    config = parse_config({"label_studio": LS})
+    worker = Worker(config, loop_factory=lambda: loop)
+    caplog.set_level("INFO", logger="relabel.serve")
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while loop.prefits == 0 or worker.snapshot()["state"] != "idle":
+            assert time.monotonic() < deadline, worker.snapshot()
+            time.sleep(0.05)
+    finally:
+        worker.stop(timeout=10)
+    assert loop.prefits >= 1 and loop.rounds == 0
+    assert "worker: fitted the next round's model while 2 of 4 review tasks are open" in caplog.text
 
 
 def test_serve_ctrl_c_exits_0_with_one_goodbye_line(tmp_path):

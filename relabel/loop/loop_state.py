@@ -24,6 +24,15 @@ class LoopState:
         self.full_pull_hours = full_pull_hours
         self.lock_wait = lock_wait_seconds(lock_wait)
         self._lock = None
+        self._model_cache = None
+
+    @property
+    def model_cache(self):
+        """What the model phase keeps between rounds, in a folder beside the store (relabel.loop.model_phase)."""
+        if self._model_cache is None:
+            from relabel.loop.model_phase import model_cache_for
+            self._model_cache = model_cache_for(self.store)
+        return self._model_cache
 
     def working_on(self, round_number: int | None) -> None:
         """Tell a refused second writer which round this command is on; stop if our lock was taken over."""

@@ -13,6 +13,7 @@ import numpy as np
 from relabel import progress
 from relabel.errors import AnnotationError, InputError, LabelError
 from relabel.loop import data_review
+from relabel.loop.model_phase import model_inputs
 from relabel.loop.store import Store
 from relabel.scoring import active
 from relabel.scoring import confident
@@ -71,42 +72,22 @@ def check_scorable(store: Store, table: Annotations, n_items: int) -> None:
 
 def compute_round_scores(table: Annotations, annotation_ids: np.ndarray, item_ids: list[str], texts: list,
                          reviewer_labels: dict[str, str], model, cache,
-                         calibration: tuple[float, float] = (1.0, 0.0), data_issues: bool = True) -> RoundScores:
-    """All of a round's numbers, as rows for the store. Inputs come from the store, so they are trusted."""
-    from relabel.models.fit import ModelSettings, fit_predict_probs  # the model stack (scikit-learn, maybe torch) loads only when scoring
+                         calibration: tuple[float, float] = (1.0, 0.0), reuse=None,
+                         data_issues: bool = True) -> RoundScores:
+    """All of a round's numbers, as rows for the store. Inputs come from the store, so they are trusted.
+    ``reuse``: the ModelCache the model phase keeps between rounds (relabel.loop.model_phase)."""
+    from relabel.models.fit import fit_predict_probs  # the model stack (scikit-learn, maybe torch) loads only when scoring
 
     classes = table.classes
     k = len(classes)
-    position = {c: i for i, c in enumerate(classes)}
-    where = {iid: n for n, iid in enumerate(item_ids)}
-    rows = np.array([where[str(i)] for i in table.item_ids], dtype=np.intp)  # labelled item -> row in items
     n = len(item_ids)
     notes: list[str] = []
-
-    reviewed = np.zeros(n, dtype=bool)
-    final = np.full(n, -1, dtype=np.intp)
-    for iid, label in reviewer_labels.items():
-        if iid in where and label in position:
-            reviewed[where[iid]] = True
-            final[where[iid]] = position[label]
-
-    # The model learns from the majority vote (cheap, no pred_probs needed), overridden by reviewers' labels.
-    train = np.full(n, -1, dtype=np.intp)
+    inputs = model_inputs(table, item_ids, texts, reviewer_labels, model)
+    rows, reviewed, final = inputs.rows, inputs.reviewed, inputs.final
     majority = get_majority_vote_label(table)
-    train[rows] = majority
-    train[reviewed] = final[reviewed]
-    texts = [t if t is not None else "" for t in texts]
-    settings = model if isinstance(model, ModelSettings) else ModelSettings.from_dict(model)
-    weight = None
-    if settings.weight_uncertain:
-        # Optional: an item counts as much as its annotators agree with the majority (2 of 3 -> 0.67); reviewers'
-        # decisions are gold and count fully.
-        weight = np.ones(n)
-        weight[rows] = _majority_share(table, majority)
-        weight[reviewed] = 1.0
-    fitted = fit_predict_probs(item_ids, texts, train, k, settings, cache=cache, progress=progress.enabled(),
-                               class_names=classes,
-                               sample_weight=weight)
+    fitted = fit_predict_probs(item_ids, inputs.texts, inputs.train, k, inputs.settings, cache=cache,
+                               progress=progress.enabled(), sample_weight=inputs.weight, reuse=reuse,
+                               class_names=classes)
     pred_probs = fitted.probs
     p_lab = pred_probs[rows]
 
@@ -199,12 +180,6 @@ def compute_round_scores(table: Annotations, annotation_ids: np.ndarray, item_id
 
     return RoundScores(method, _Rows(item_rows, n), annotator_rows, _Rows(annotation_rows, len(annotation_ids)),
                    expected, int(issues.sum()), model_weight, tuple(notes), class_stats, fitted.report, overrides)
-
-
-def _majority_share(table: Annotations, majority: np.ndarray) -> np.ndarray:
-    """Per labelled item: the share of its annotations that agree with its majority label (one bincount)."""
-    agree = np.bincount(table.item, weights=(table.label == majority[table.item]), minlength=table.n_items)
-    return agree / np.maximum(np.bincount(table.item, minlength=table.n_items), 1)
 
 
 def _class_stats(table: Annotations, cons: np.ndarray, p_lab: np.ndarray) -> dict:

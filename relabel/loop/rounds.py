@@ -119,6 +119,13 @@ class Loop(LoopState):
         """Score every item: model pred_probs, consensus (relabel.scoring.consensus.consensus) and qualities, label issues, ActiveLab."""
         return score_round(self)
 
+    def prefit(self) -> bool:
+        """Fit the next round's model now, from the store as it is, and hold it for that round (relabel serve calls
+        this while reviewers answer; relabel.loop.model_phase.prefit). Takes no writer lock: it writes nothing but
+        the embedding cache and the model cache folder. False when nothing was fitted."""
+        from relabel.loop.model_phase import prefit
+        return prefit(self.store, self.model, self.model_cache)
+
     # ---- select + push ----------------------------------------------------------------------------------
     @_writes("push")
     def push(self, budget: int | None = None, add: int | None = None) -> PushSummary:

@@ -35,7 +35,7 @@ def score_round(loop: LoopState) -> ScoreSummary:
         item_ids, texts = [item_ids[n] for n in keep], [texts[n] for n in keep]
     check_scorable(loop.store, table, len(item_ids))
     result = compute_round_scores(table, annotation_ids, item_ids, texts, loop.store.final_labels(), loop.model,
-                                  cache=loop.store, calibration=_recalibration(loop),
+                                  cache=loop.store, calibration=_recalibration(loop), reuse=loop.model_cache,
                                   data_issues=bool(loop.review.data_issues))
     round_row = {"round": rnd, "status": "scored", "method": result.method, "note": " ".join(result.notes),
                  "items": len(item_ids), "labelled_items": table.n_items, "annotations": len(table),

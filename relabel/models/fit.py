@@ -297,15 +297,15 @@ class ModelResult:
 
 def predict_probs(item_ids: Sequence[str], texts: Sequence[str | None] | None, labels, n_classes: int,
                   settings: ModelSettings | dict | None = None, cache=None, progress: bool = False,
-                  sample_weight=None) -> np.ndarray:
+                  sample_weight=None, reuse=None) -> np.ndarray:
     """N x K predicted probabilities for a project's items (``fit_predict_probs(...).probs``)."""
     return fit_predict_probs(item_ids, texts, labels, n_classes, settings, cache=cache, progress=progress,
-                             sample_weight=sample_weight).probs
+                             sample_weight=sample_weight, reuse=reuse).probs
 
 
 def fit_predict_probs(item_ids: Sequence[str], texts: Sequence[str | None] | None, labels, n_classes: int,
                       settings: ModelSettings | dict | None = None, cache=None, progress: bool = False,
-                      sample_weight=None, class_names: Sequence[str] | None = None) -> ModelResult:
+                      sample_weight=None, class_names: Sequence[str] | None = None, reuse=None) -> ModelResult:
     """Calibrated N x K probabilities: out-of-fold rows for labelled items (label >= 0), rows from a model fit on all
     labelled items for unlabelled ones (label -1), from the pipeline chosen for this project; and its ModelReport.
 
@@ -314,8 +314,10 @@ def fit_predict_probs(item_ids: Sequence[str], texts: Sequence[str | None] | Non
     of the labeling config, so a class nobody has used yet still gets a column. ``sample_weight`` (optional, one
     per item) weighs labelled items in training and in the selection criterion. ``class_names`` (optional, one per
     class) name the classes in warnings instead of their indices. ``cache`` stores embeddings
-    between rounds. With ``settings.pred_probs_path`` the user's probabilities are aligned, checked and returned
-    untrained.
+    between rounds. ``reuse`` (a relabel.models.model_cache.ModelCache, e.g. ``ModelCache.beside(store_path)``)
+    keeps each text's n-gram counts and the chosen pipeline between rounds: unchanged texts are not counted again,
+    and while the labels changed little since the last search its winner is refitted instead of searching again.
+    With ``settings.pred_probs_path`` the user's probabilities are aligned, checked and returned untrained.
     """
     from relabel.models.search import select_and_predict
     from relabel.models.pipelines import FeatureBlocks
@@ -335,9 +337,32 @@ def fit_predict_probs(item_ids: Sequence[str], texts: Sequence[str | None] | Non
     if settings.featurizer != "precomputed":
         texts = check_texts(texts, item_ids)
     _warn_rare_classes(y[labelled], n_classes, min(settings.n_folds, int(labelled.sum())), class_names)
-    blocks = FeatureBlocks(texts, item_ids, settings, cache=cache, progress=progress)
-    probs, report = select_and_predict(blocks, y, labelled, n_classes, settings, sample_weight=weight)
+    from relabel.models.model_cache import ModelCache
+    if reuse is not None:
+        from relabel.models.search import settings_key
+        held, changed = reuse.take_prefit(settings_key(settings, n_classes), item_ids, texts, y)
+        if held is not None:
+            if held.report is not None:
+                held.report.notes.append(f"fitted ahead while reviewers answered; {changed} labels changed since, "
+                                         "within the pipeline's reuse tolerance")
+            return held
+    counts = reuse if reuse is not None else ModelCache()   # in memory: a probe's counts serve the block later
+    blocks = FeatureBlocks(texts, item_ids, settings, cache=cache, progress=progress, reuse=counts)
+    probs, report = select_and_predict(blocks, y, labelled, n_classes, settings, sample_weight=weight, reuse=reuse)
     return ModelResult(floor_and_normalise(probs), report, blocks.data_features())
+
+
+def prefit_probs(item_ids: Sequence[str], texts, labels, n_classes: int, settings: ModelSettings | dict | None,
+                 reuse, cache=None, sample_weight=None) -> ModelResult:
+    """``fit_predict_probs`` now, its result held in ``reuse`` for the next call on the same items and texts:
+    that call returns it instead of fitting, if the labels changed since by no more than the chosen pipeline's
+    reuse tolerance (relabel serve fits the next round's model while reviewers answer)."""
+    from relabel.models.search import settings_key
+    settings = settings if isinstance(settings, ModelSettings) else ModelSettings.from_dict(settings)
+    result = fit_predict_probs(item_ids, texts, labels, n_classes, settings, cache=cache, sample_weight=sample_weight,
+                               reuse=reuse)
+    reuse.hold_prefit(settings_key(settings, n_classes), item_ids, texts, labels, result)
+    return result
 
 
 def _check_weights(sample_weight, n_items: int):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -53,6 +54,9 @@ SGD_MIN_EPOCHS, SGD_MAX_EPOCHS = 5, 20
 # lbfgs stops when the gradient is this small: 1e-3 gave the same out-of-fold accuracy as sklearn's 1e-4 on
 # 20 Newsgroups in 40% of the time.
 LBFGS_TOL = 1e-3
+# Texts counted to project what a TF-IDF block would cost on every text before building it (FeatureBlocks.probe).
+# 200 texts measure the per-text time and non-zeros to a few percent, at a fifth of a 1,000-text block at most.
+PROBE_TEXTS = 200
 
 
 @dataclass(frozen=True)
@@ -85,10 +89,52 @@ class PipelineSpec:
 class FeatureBlocks:
     """Builds each feature block once for a project's items and hands out (joined) matrices."""
 
-    def __init__(self, texts, item_ids, settings, cache=None, progress: bool = False):
+    def __init__(self, texts, item_ids, settings, cache=None, progress: bool = False, reuse=None,
+                 whole: bool = True):
+        """``reuse``: a relabel.models.model_cache.ModelCache whose per-text counts build the TF-IDF blocks (only
+        unseen texts are counted); ``whole``: these are the project's items, not a sample of them."""
         self.texts, self.item_ids, self.settings = texts, item_ids, settings
-        self.cache, self.progress = cache, progress
+        self.cache, self.progress, self.reuse, self.whole = cache, progress, reuse, whole
         self._built: dict[str, object] = {}
+
+    def nnz(self, features: str) -> int:
+        """Non-zeros of the built blocks of ``features`` (what a linear fit's cost grows with)."""
+        return sum(_nnz(self._built[b]) for b in PipelineSpec(features).blocks if b in self._built)
+
+    def probe(self, blocks) -> None:
+        """Count a spread sample of PROBE_TEXTS texts for each unbuilt TF-IDF block, timing it: what building the
+        block on every text would cost and how many non-zeros it would have. The counts stay in ``reuse``, so a
+        block built later does not count them again."""
+        self._probes = getattr(self, "_probes", {})
+        for name in blocks:
+            if name in self._built or name in self._probes or name not in TFIDF_ANALYZERS or self.reuse is None \
+                    or self.texts is None or len(self.texts) > HASHING_ABOVE:
+                continue
+            step = max(1, len(self.texts) // PROBE_TEXTS)
+            sample = [t if isinstance(t, str) else "" for t in self.texts[::step][:PROBE_TEXTS]]
+            started = time.process_time()
+            nnz = self.reuse.count(name, self._analyzer(name), sample)
+            self._probes[name] = ((time.process_time() - started) / len(sample), nnz / len(sample), len(sample))
+
+    def projected_build(self, name: str) -> float:
+        """CPU seconds still needed to build block ``name`` (0 when built or never probed)."""
+        probe = getattr(self, "_probes", {}).get(name)
+        if name in self._built or probe is None:
+            return 0.0
+        return probe[0] * max(len(self.texts) - probe[2], 0)
+
+    def projected_nnz(self, features: str) -> float:
+        total = 0.0
+        for b in PipelineSpec(features).blocks:
+            probe = getattr(self, "_probes", {}).get(b)
+            total += _nnz(self._built[b]) if b in self._built else (probe[1] * len(self.texts) if probe else 0.0)
+        return total
+
+    def _analyzer(self, name: str) -> dict:
+        options = dict(TFIDF_ANALYZERS[name], strip_accents="unicode")
+        if name == "word":
+            options["ngram_range"] = (1, self.settings.tfidf_ngram_max)
+        return options
 
     def matrix(self, features: str):
         """The rows of every item for blocks ``features`` ("word+char" joins the blocks' columns)."""
@@ -115,6 +161,11 @@ class FeatureBlocks:
 
     def _build(self, name: str):
         s = self.settings
+        if name in ("word", "char") and self.reuse is not None and len(self.texts) <= HASHING_ABOVE:
+            from relabel.models.featurizers import check_texts
+            texts = check_texts(self.texts, self.item_ids)
+            return self.reuse.tfidf(name, self._analyzer(name), texts, min_df=MIN_DF,
+                                    max_features=s.tfidf_max_features, keep=self.whole)
         if name == "word":
             return word_features(self.texts, self.item_ids, max_features=s.tfidf_max_features,
                                  ngram_max=s.tfidf_ngram_max)
@@ -123,6 +174,10 @@ class FeatureBlocks:
         if name == "precomputed":
             return s.precomputed_featurizer().transform(None, self.item_ids)
         return s.embedding_featurizer(cache=self.cache, progress=self.progress).transform(self.texts, self.item_ids)
+
+
+def _nnz(block) -> int:
+    return int(block.nnz) if hasattr(block, "nnz") else int(np.prod(np.shape(block)))
 
 
 def word_features(texts, item_ids=None, *, max_features: int | None = 100_000, ngram_max: int = 2):
@@ -139,15 +194,19 @@ def word_features(texts, item_ids=None, *, max_features: int | None = 100_000, n
 def char_features(texts, item_ids=None, *, max_features: int | None = 100_000):
     """Sublinear TF-IDF of character 2..5-grams inside word boundaries (CSR, float32, unit rows)."""
     from relabel.models.featurizers import check_texts
-    return _tfidf(check_texts(texts, item_ids), dict(analyzer="char_wb", ngram_range=(2, 5),
-                                                     max_features=max_features))
+    return _tfidf(check_texts(texts, item_ids), dict(TFIDF_ANALYZERS["char"], max_features=max_features))
+
+
+# min_df = 2 drops n-grams seen in one text only (typos, names): they cannot generalise across folds. A tiny
+# project may have no such n-gram, so it falls back to every n-gram.
+MIN_DF = 2
+# The analyzers of the word and char blocks (relabel.models.model_cache counts with the same ones).
+TFIDF_ANALYZERS = {"word": {"analyzer": "word"}, "char": {"analyzer": "char_wb", "ngram_range": (2, 5)}}
 
 
 def _tfidf(texts: list[str], options: dict):
     from sklearn.feature_extraction.text import TfidfVectorizer
-    # min_df = 2 drops n-grams seen in one text only (typos, names): they cannot generalise across folds. A tiny
-    # project may have no such n-gram, so it falls back to every n-gram.
-    for min_df in (2, 1):
+    for min_df in (MIN_DF, 1):
         try:
             return TfidfVectorizer(sublinear_tf=True, min_df=min_df, strip_accents="unicode", dtype=np.float32,
                                    **options).fit_transform(texts)
@@ -183,8 +242,9 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def fit_predict_folds(X, y, folds, n_classes, make, n_jobs: int, sample_weight=None) -> np.ndarray:
-    """Out-of-fold probabilities: fold f's rows from ``make(n_train)`` fitted on the other folds.
+def fit_predict_folds(X, y, folds, n_classes, make, n_jobs: int, sample_weight=None, only=None) -> np.ndarray:
+    """Out-of-fold probabilities: fold f's rows from ``make(n_train)`` fitted on the other folds (``only``: just
+    those folds; the other rows are left 0).
 
     Folds run on ``n_jobs`` threads (scikit-learn's solvers release the GIL, and threads share X without copies),
     with BLAS held to one thread each so that folds, not BLAS, use the cores (threadpoolctl).
@@ -192,7 +252,7 @@ def fit_predict_folds(X, y, folds, n_classes, make, n_jobs: int, sample_weight=N
     from joblib import Parallel, delayed
     from threadpoolctl import threadpool_limits
     from relabel.models.estimators import fit_predict
-    fold_ids = np.unique(folds)
+    fold_ids = np.unique(folds) if only is None else np.asarray(only)
     jobs = max(1, min(n_jobs, fold_ids.size))
     in_place = X.shape[0] > HASHING_ABOVE
 
@@ -209,7 +269,7 @@ def fit_predict_folds(X, y, folds, n_classes, make, n_jobs: int, sample_weight=N
     with threadpool_limits(limits=1), warnings.catch_warnings():
         warnings.simplefilter("ignore", category=_convergence_warning())
         parts = Parallel(n_jobs=jobs, backend="threading")(delayed(one)(f) for f in fold_ids)
-    probs = np.empty((y.size, n_classes), dtype=np.float64)
+    probs = (np.empty if only is None else np.zeros)((y.size, n_classes), dtype=np.float64)
     for fold, part in zip(fold_ids, parts):
         probs[folds == fold] = part
     return probs

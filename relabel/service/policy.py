@@ -48,3 +48,10 @@ def round_due(s: Situation, settings: ServeSettings) -> str | None:
             and s.seconds_since_round >= settings.every_minutes * 60):
         return f"{settings.every_minutes} minutes since round {s.latest_round}"
     return None
+
+
+def prefit_due(s: Situation) -> bool:
+    """Whether to fit the next round's model now: the latest round's review tasks are being answered (some, not
+    all). Loop.prefit then fits only if the model it holds would no longer be taken by the round."""
+    return (s.latest_round is not None and not s.open_round and s.stopped is None and s.pushed > 0
+            and 0 < s.answered < s.pushed)

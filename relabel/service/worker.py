@@ -22,7 +22,7 @@ from relabel.config import Config
 from relabel.errors import AnnotationError, StoreLocked
 from relabel.loop.rounds import OPEN_STATUSES, Loop
 from relabel.loop.store_schema import now
-from relabel.service.policy import Situation, round_due
+from relabel.service.policy import Situation, prefit_due, round_due
 from relabel.service.webhooks import Event
 
 log = logging.getLogger("relabel.serve")
@@ -201,6 +201,13 @@ class Worker:
         situation = self._situation(loop)
         reason = round_due(situation, self.settings)
         if reason is None:
+            if prefit_due(situation) and hasattr(loop, "prefit"):
+                # Reviewers are answering: fit the next round's model now, so that when the queue drains the
+                # round only re-scores (relabel.models.fit.prefit_probs; the round takes it if few labels changed).
+                self._set_state("fitting the next round's model")
+                if _tagged(loop.prefit, "prefit"):
+                    log.info("worker: fitted the next round's model while %d of %d review tasks are open",
+                             situation.pushed - situation.answered, situation.pushed)
             return "check"
         self._set_state("running a round")
         with self._lock:
