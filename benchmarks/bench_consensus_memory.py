@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from benchmarks.datasets import proc_status_mb  # noqa: E402
+from benchmarks.shared_data import proc_status_mb  # noqa: E402
 
 MB = 1024 * 1024
 N_CLASSES = 10
@@ -97,7 +97,7 @@ def run_child(folder: Path, method: str) -> dict:
 
 
 def cifar_check(data_dir) -> list[dict]:
-    from benchmarks.datasets import CIFAR10N_MODELS, load_cifar10n
+    from benchmarks.shared_data import CIFAR10N_MODELS, load_cifar10n
     from relabel.scoring.consensus_em import consensus
 
     annotations, clean, _ = load_cifar10n(data_dir)
@@ -140,7 +140,7 @@ def main(argv=None) -> int:
           f"{ours['peak_extra_mb'] / results['relabel float64']['peak_extra_mb']:.2f}x; relabel peak extra "
           f"{ours['peak_extra_mb'] / 1024:.2f} GB")
     if not args.skip_cifar:
-        from benchmarks.datasets import default_data_dir
+        from benchmarks.shared_data import default_data_dir
         print("\n## CIFAR-10N accuracy, float32 vs float64 (3 labels per item)\n\n| pred_probs | model | float32 | "
               "float64 | difference |\n|---|---|---|---|---|")
         rows = cifar_check(args.data_dir or default_data_dir())

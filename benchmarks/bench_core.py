@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.datasets import default_data_dir, load_cifar10n, proc_status_mb  # noqa: E402
+from benchmarks.shared_data import default_data_dir, load_cifar10n, proc_status_mb  # noqa: E402
 from relabel.scoring.annotations import Annotations  # noqa: E402
 from relabel.scoring.confident import find_label_issues  # noqa: E402
 from relabel.scoring.consensus import crowdlab  # noqa: E402

@@ -27,7 +27,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from benchmarks.datasets import label_errors_dir  # noqa: E402
+from benchmarks.shared_data import label_errors_dir  # noqa: E402
 
 N_CLASSES = 10
 FLIP = 0.10

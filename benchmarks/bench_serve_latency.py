@@ -32,7 +32,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
-from benchmarks.datasets import label_errors_dir  # noqa: E402
+from benchmarks.shared_data import label_errors_dir  # noqa: E402
 
 
 def imdb_fake(n: int, seed: int):

@@ -31,11 +31,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-# Run as a script, this folder is sys.path[0] and its datasets.py would shadow Hugging Face's `datasets`, which
-# sentence-transformers imports when it is installed (cleanlab's Datalab needs it): import from the repo root.
-sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(REPO))
 
-from benchmarks.datasets import label_errors_dir, proc_status_mb  # noqa: E402
+from benchmarks.shared_data import label_errors_dir, proc_status_mb  # noqa: E402
 from relabel.scoring.data_issues import find_data_issues, select_for_review  # noqa: E402
 
 BOILERPLATE = ("Click here to unsubscribe from this mailing list.", "Lorem ipsum dolor sit amet, consectetur "

@@ -34,7 +34,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from benchmarks.datasets import label_errors_dir, proc_status_mb
+from benchmarks.shared_data import label_errors_dir, proc_status_mb
 from relabel import multilabel_consensus
 
 TAGS = ("comp", "hardware", "software", "rec", "sports", "vehicles", "sci", "talk", "politics", "religion", "sale")

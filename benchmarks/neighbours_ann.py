@@ -78,7 +78,7 @@ def run_one(name: str, x: np.ndarray, threads: int) -> np.ndarray:
 
 def child(args) -> None:
     """Run one library on the shared data and print a JSON line with its figures."""
-    from benchmarks.datasets import proc_status_mb
+    from benchmarks.shared_data import proc_status_mb
     x = np.load(args.data)
     sample = np.load(args.sample_file)
     truth = np.load(args.truth_file)

@@ -41,7 +41,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.datasets import (CIFAR10N_MODELS, CROWD_SETS, SNOW_SETS, default_data_dir, load_cifar10n,  # noqa: E402
+from benchmarks.shared_data import (CIFAR10N_MODELS, CROWD_SETS, SNOW_SETS, default_data_dir, load_cifar10n,  # noqa: E402
                                  load_crowd, load_snow)
 from relabel.scoring.active import get_active_learning_scores  # noqa: E402
 from relabel.scoring.annotations import Annotations  # noqa: E402

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.datasets import default_data_dir, proc_status_mb
+from benchmarks.shared_data import default_data_dir, proc_status_mb
 from relabel.models.token_model import OutOfFoldTokenModel
 from relabel.scoring.span_consensus import consensus_spans
 from relabel.scoring.span_input import encode

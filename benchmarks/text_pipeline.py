@@ -38,7 +38,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from benchmarks.datasets import label_errors_dir  # noqa: E402
+from benchmarks.shared_data import label_errors_dir  # noqa: E402
 
 from relabel.scoring.calibration import expected_calibration_error, log_loss  # noqa: E402  (repo root on the path)
 from relabel.scoring.confident import find_label_issues  # noqa: E402

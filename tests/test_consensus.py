@@ -299,11 +299,11 @@ def test_weights_only_with_crowdlab_quality():
 
 # ---- real data --------------------------------------------------------------------------------------------
 def _benchmark_datasets():
-    """benchmarks/datasets.py, loaded by path (benchmarks/ is not an installed package)."""
+    """benchmarks/shared_data.py, loaded by path (benchmarks/ is not an installed package)."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "datasets.py"
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "shared_data.py"
     spec = importlib.util.spec_from_file_location("relabel_benchmark_datasets", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -1,6 +1,6 @@
 """Loaders for the real multi-annotator data in shared/data (never committed; see shared/data/README.md).
 
-    from benchmarks.datasets import load_cifar10n, default_data_dir
+    from benchmarks.shared_data import load_cifar10n, default_data_dir
     annotations, clean, pred_probs = load_cifar10n(default_data_dir())
 """
 from __future__ import annotations
