@@ -208,7 +208,7 @@ def round_one(n: int, data_dir: Path, workdir: Path, store_cache: Path | None = 
     crowdlab()); off for a measurement of the round alone."""
     import shutil
     import relabel.models.fit
-    import relabel.loop.rounds
+    import relabel.loop.round_scores
     from relabel.scoring.consensus import crowdlab
     from relabel.loop.rounds import Loop
     from relabel.loop.store import Store
@@ -232,7 +232,7 @@ def round_one(n: int, data_dir: Path, workdir: Path, store_cache: Path | None = 
     # The round's model step is relabel.models.fit.fit_predict_probs where it exists (the model of issue 15), else
     # predict_probs; only the outer one is measured, so nothing is counted twice.
     model_step = "fit_predict_probs" if hasattr(relabel.models.fit, "fit_predict_probs") else "predict_probs"
-    inner = {"model": (relabel.models.fit, model_step), "consensus": (relabel.loop.rounds, "consensus_of"),
+    inner = {"model": (relabel.models.fit, model_step), "consensus": (relabel.loop.round_scores, "consensus_of"),
              "save": (type(loop.store), "save_scores")}
     originals = {name: getattr(owner, attr) for name, (owner, attr) in inner.items()}
     captured = {}

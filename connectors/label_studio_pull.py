@@ -17,6 +17,9 @@ Why it looks the way it does (measured in issue 15, see benchmarks/bench_scale.p
 
 Every pull is a sequence of batches (``connectors.records.Pull``), each holding whole tasks with all their
 annotations, so the store can write batch by batch in bounded memory.
+
+The functions here take the connector's plumbing (``LabelStudioApi``, connectors/label_studio_api.py); the
+connector (connectors/label_studio_reads.py) calls them, and nothing here imports it back.
 """
 from __future__ import annotations
 
@@ -26,15 +29,16 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Iterable, Iterator
+from typing import IO, Iterable, Iterator
 
 from relabel import progress
 from relabel.errors import ConnectorError, OutcomeUnknown
+from relabel.redaction import url_without_userinfo
 
+from connectors.label_studio_api import LabelStudioApi
+from connectors.label_studio_common import normalise_time, readable_task, user_id
+from connectors.label_studio_errors import raise_for_status, raise_unreadable
 from connectors.records import AnnotationRecord, Item, Pull
-
-if TYPE_CHECKING:  # the connector imports this module; the type is only for annotations
-    from connectors.label_studio import LabelStudioConnector
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +73,7 @@ def snapshot_timeout(n_tasks: int) -> float:
     return max(SNAPSHOT_MIN_TIMEOUT, SNAPSHOT_SECONDS_PER_TASK * max(0, int(n_tasks)))
 
 
-def project_counts(connector: "LabelStudioConnector") -> ProjectCounts:
+def project_counts(connector: LabelStudioApi) -> ProjectCounts:
     """The project's task and annotation counts, read fresh (one small GET)."""
     project = connector._project_json(refresh=True)
     return ProjectCounts(tasks=int(project.get("task_number") or 0),
@@ -77,7 +81,7 @@ def project_counts(connector: "LabelStudioConnector") -> ProjectCounts:
                          skipped=int(project.get("skipped_annotations_number") or 0))
 
 
-def deleted_task_ids(connector: "LabelStudioConnector", known_ids: Iterable[str]) -> set[str]:
+def deleted_task_ids(connector: LabelStudioApi, known_ids: Iterable[str]) -> set[str]:
     """Which of ``known_ids`` (the task ids the store holds as live) are no longer in the project.
 
     Bisection on counts: the task list answers how many tasks have an id in a range (one cheap request with a
@@ -110,7 +114,7 @@ def _id_range(first: int, last: int) -> dict:
                                              "value": {"min": int(first), "max": int(last)}}]}
 
 
-def _count_tasks(connector: "LabelStudioConnector", first: int, last: int) -> int:
+def _count_tasks(connector: LabelStudioApi, first: int, last: int) -> int:
     """How many tasks of the project have an id in [first, last] (the list's total; one task serialised)."""
     query = json.dumps({"filters": _id_range(first, last)})
     body = connector._request("GET", "api/tasks/", project=connector.project_id,
@@ -119,7 +123,7 @@ def _count_tasks(connector: "LabelStudioConnector", first: int, last: int) -> in
     return int(body.get("total", 0)) if isinstance(body, dict) else len(body or [])
 
 
-def pull_batches(connector: "LabelStudioConnector", since: str | None = None, full: bool = False,
+def pull_batches(connector: LabelStudioApi, since: str | None = None, full: bool = False,
                  batch_tasks: int = BATCH_TASKS) -> Iterator[Pull]:
     """The project's tasks and annotations as batches of whole tasks.
 
@@ -128,11 +132,8 @@ def pull_batches(connector: "LabelStudioConnector", since: str | None = None, fu
     so far; the last batch's is the next ``since``. A full pull ends with a visibility check: a key that sees
     only its own annotations is refused after the batches (the store writes its cursor only after the last one).
     """
-    from connectors.label_studio import (_normalise_time, _raise_unreadable, _readable_task,  # noqa: PLC0415 (the
-                               _user_id)                                              # connector imports us)
-
     if since is not None:
-        since = _normalise_time(since)
+        since = normalise_time(since)
     full = full or since is None
     connector._project_json(refresh=True)
     config = connector._label_config()
@@ -152,8 +153,8 @@ def pull_batches(connector: "LabelStudioConnector", since: str | None = None, fu
     with bar:
         for task in tasks:
             bar.update()
-            if not _readable_task(task):
-                _raise_unreadable(connector, "the snapshot export" if full else "the task list", task)
+            if not readable_task(task):
+                raise_unreadable(connector, "the snapshot export" if full else "the task list", task)
             updated = task.get("updated_at")
             if updated is not None and (cursor is None or updated > cursor):
                 cursor = updated
@@ -166,7 +167,7 @@ def pull_batches(connector: "LabelStudioConnector", since: str | None = None, fu
                 records.append(record)
                 if not record.skipped:
                     visible += 1
-                    authors.add(_user_id(annotation.get("completed_by")))
+                    authors.add(user_id(annotation.get("completed_by")))
             if len(items) >= batch_tasks:
                 yield Pull(items=items, annotations=records, cursor=cursor, warnings=warnings)
                 items, records, warnings = [], [], []
@@ -176,7 +177,7 @@ def pull_batches(connector: "LabelStudioConnector", since: str | None = None, fu
         connector._check_visibility(visible, authors)
 
 
-def snapshot_tasks(connector: "LabelStudioConnector", n_tasks: int) -> Iterator[dict]:
+def snapshot_tasks(connector: LabelStudioApi, n_tasks: int) -> Iterator[dict]:
     """Every task of the project with all its annotations, from a snapshot export parsed incrementally.
 
     The snapshot is made, downloaded to a temporary file and deleted on the server before the first task is
@@ -190,8 +191,7 @@ def snapshot_tasks(connector: "LabelStudioConnector", n_tasks: int) -> Iterator[
         file.seek(0)
         head = file.read(200)
         if not head.lstrip().startswith(b"["):   # a list of tasks, whatever the size; anything else is not
-            from connectors.label_studio import _raise_unreadable  # noqa: PLC0415
-            _raise_unreadable(connector, "the snapshot export", head.decode("utf-8", "replace"))
+            raise_unreadable(connector, "the snapshot export", head.decode("utf-8", "replace"))
         file.seek(0)
         try:
             # use_float: annotation fields such as lead_time are floats; ijson would give Decimal by default.
@@ -201,7 +201,7 @@ def snapshot_tasks(connector: "LabelStudioConnector", n_tasks: int) -> Iterator[
                                  f"not valid JSON ({exc}); check the server log and pull again.") from None
 
 
-def _download_snapshot(connector: "LabelStudioConnector", file: IO[bytes], timeout: float) -> None:
+def _download_snapshot(connector: LabelStudioApi, file: IO[bytes], timeout: float) -> None:
     project = connector.project_id
     base = f"api/projects/{project}/exports"
     snapshot = _create_snapshot(connector, base, timeout)
@@ -214,16 +214,15 @@ def _download_snapshot(connector: "LabelStudioConnector", file: IO[bytes], timeo
             with connector._raw.stream(path, method="GET", params={"exportType": "JSON"},
                                        request_options=options) as response:
                 if response.status_code >= 400:
-                    from connectors.label_studio import _raise_for_status  # noqa: PLC0415
                     response.read()
-                    _raise_for_status(connector, response.status_code, response.text, f"GET /{path}", project)
+                    raise_for_status(connector, response.status_code, response.text, f"GET /{path}", project)
                 for chunk in response.iter_bytes(DOWNLOAD_CHUNK_BYTES):
                     file.write(chunk)
     finally:
         _delete_snapshot(connector, export_id)
 
 
-def _create_snapshot(connector: "LabelStudioConnector", base: str, timeout: float) -> dict:
+def _create_snapshot(connector: LabelStudioApi, base: str, timeout: float) -> dict:
     """Create the snapshot, riding out a lost answer or a 5xx/429 like every other step of a pull does.
 
     The POST is not retried blindly by the transport (its outcome is unknown once sent), so, as the push does,
@@ -247,7 +246,7 @@ def _create_snapshot(connector: "LabelStudioConnector", base: str, timeout: floa
     raise AssertionError("unreachable")
 
 
-def _wait_for_snapshot(connector: "LabelStudioConnector", snapshot: dict, timeout: float) -> None:
+def _wait_for_snapshot(connector: LabelStudioApi, snapshot: dict, timeout: float) -> None:
     """Label Studio without a job queue builds the snapshot inside the POST; with Redis it builds it in the
     background, so poll until it is done, for at most the same scaled timeout."""
     project, export_id = connector.project_id, snapshot["id"]
@@ -263,7 +262,7 @@ def _wait_for_snapshot(connector: "LabelStudioConnector", snapshot: dict, timeou
                              f"{project}; check the server log and pull again.")
 
 
-def _delete_snapshot(connector: "LabelStudioConnector", export_id: int) -> None:
+def _delete_snapshot(connector: LabelStudioApi, export_id: int) -> None:
     """Remove the snapshot (and its file) on the server; a failure here loses nothing, so it is only logged."""
     try:
         connector._request("DELETE", f"api/projects/{connector.project_id}/exports/{export_id}", write=True,
@@ -273,9 +272,8 @@ def _delete_snapshot(connector: "LabelStudioConnector", export_id: int) -> None:
                     "from the project's export page.", export_id, connector.project_id, exc)
 
 
-def _url(connector: "LabelStudioConnector") -> str:
+def _url(connector: LabelStudioApi) -> str:
     """The server's URL as messages show it (without any user:password part)."""
-    from relabel.redaction import url_without_userinfo  # noqa: PLC0415
     return url_without_userinfo(connector.url)
 
 

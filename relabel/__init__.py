@@ -6,6 +6,7 @@ The layers live in subpackages (the README section "How the code is laid out" dr
 is re-exported here, and ``relabel.compat.cleanlab`` mirrors cleanlab 2.9's module names for a one-line switch.
 """
 from relabel.scoring.active import get_active_learning_scores
+from relabel.scoring.ensemble import get_active_learning_scores_ensemble
 from relabel.scoring.annotations import Annotations
 from relabel.scoring.confident import find_label_issues, get_label_quality_scores
 from relabel.about import DISTRIBUTION, __version__
@@ -15,5 +16,5 @@ from relabel.scoring.consensus import crowdlab, get_label_quality_multiannotator
 from relabel.errors import RelabelError
 
 __all__ = ["Annotations", "ConsensusResult", "RelabelError", "consensus", "crowdlab", "find_label_issues",
-           "get_active_learning_scores", "get_label_quality_multiannotator", "get_label_quality_scores",
-           "get_majority_vote_label", "DISTRIBUTION", "__version__"]
+           "get_active_learning_scores", "get_active_learning_scores_ensemble", "get_label_quality_multiannotator",
+           "get_label_quality_scores", "get_majority_vote_label", "DISTRIBUTION", "__version__"]

@@ -5,13 +5,13 @@ click group, so more commands (e.g. ``demo``) are added with ``cli.add_command``
 
 Every command takes ``--json`` (one JSON object on standard output instead of the text) and, except ``demo``
 (which keeps its own config in --dir), ``--config FILE`` after the subcommand as well as before it.
+What the commands print (one JSON object or text lines, tables, the step lines of `relabel round`, the -v log
+lines) is made in relabel/cli_output.py.
 """
 from __future__ import annotations
 
 import functools
 import json
-import logging
-import math
 import os
 import sys
 
@@ -26,7 +26,10 @@ from relabel.errors import RelabelError
 from relabel.redaction import redact
 from relabel.report.page import DEFAULT_TOP
 from relabel.loop.export import EXPORT_FORMATS
-from relabel.loop.rounds import Loop, initialise
+from relabel.loop.project_setup import initialise
+from relabel.loop.rounds import Loop
+from relabel.cli_output import (collect_lines, jsonable, pull_json, pull_line, push_line, say,
+                                set_verbosity, score_lines, step_lines, text_table, wants_json)
 
 # What `relabel log` prints when not told how many events: the latest this many.
 DEFAULT_LOG_LIMIT = 50
@@ -89,27 +92,6 @@ def json_option(command):
     """``--json``: print one JSON object (the command's summary) instead of text."""
     return click.option("--json", "as_json", is_flag=True, expose_value=False, callback=_set_json,
                         help="Print a JSON summary instead of text.")(command)
-
-
-def _wants_json(ctx: click.Context) -> bool:
-    return bool((ctx.obj or {}).get("json"))
-
-
-def _say(ctx: click.Context, summary: dict, lines) -> None:
-    """Print ``summary`` as JSON under --json, else the text ``lines`` (a string or a list of strings)."""
-    if _wants_json(ctx):
-        click.echo(json.dumps(summary, default=_jsonable))
-        return
-    for line in ([lines] if isinstance(lines, str) else lines):
-        click.echo(line)
-
-
-def _jsonable(value):
-    if hasattr(value, "__dataclass_fields__"):
-        return {k: getattr(value, k) for k in value.__dataclass_fields__}
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
-    return str(value)
 
 
 def _validated(check):
@@ -176,35 +158,7 @@ def cli(ctx: click.Context, config_path: str, quiet: bool, verbose: int):
     ctx.obj.setdefault("config_path", config_path)
     ctx.obj["quiet"] = quiet
     progress.set_quiet(quiet)
-    _set_verbosity(verbose)
-
-
-class _ClickHandler(logging.Handler):
-    """Log lines to standard error through click (found at each line, so test runners capture them)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        click.echo(self.format(record), err=True)
-
-
-_HANDLER = _ClickHandler()
-_HANDLER.setFormatter(logging.Formatter("%(message)s"))
-
-
-def _set_verbosity(verbose: int) -> None:
-    """-v shows relabel's events (and the connector's info lines) as they happen; -vv adds debug lines.
-
-    Without -v the loggers are left as the host program set them (levels, propagation), so embedding relabel
-    or capturing its logs in tests is unaffected by an earlier `relabel -v`.
-    """
-    for name in ("relabel", "connectors"):
-        logger = logging.getLogger(name)
-        if verbose:
-            if _HANDLER not in logger.handlers:
-                logger.addHandler(_HANDLER)
-            logger.setLevel(logging.INFO if verbose == 1 else logging.DEBUG)
-        elif _HANDLER in logger.handlers:
-            logger.removeHandler(_HANDLER)
-            logger.setLevel(logging.NOTSET)
+    set_verbosity(verbose)
 
 
 @cli.command()
@@ -246,7 +200,7 @@ def init(ctx, url, project, label_tag, text_field, api_key_file, mode, budget, s
     if example:
         from relabel.config import example_config
         text = example_config()
-        _say(ctx, {"example_config": text}, text.rstrip("\n"))
+        say(ctx, {"example_config": text}, text.rstrip("\n"))
         return
     for name, value in (("--url", url), ("--project", project)):
         if value is None:
@@ -255,13 +209,13 @@ def init(ctx, url, project, label_tag, text_field, api_key_file, mode, budget, s
                       text_field=text_field, api_key_file=api_key_file, mode=mode, budget=budget,
                       store=store_path, featurizer=featurizer, overwrite=force, connector=ctx.obj.get("connector"),
                       lock_wait=wait)
-    _say(ctx, {"project": info.project_id, "title": info.title, "tasks": info.n_tasks,
-               "annotations": info.n_annotations, "skipped": info.n_skipped, "label_tag": info.label_tag,
-               "classes": list(info.classes), "config": str(ctx.obj["config_path"])},
-         [f"Project {info.project_id}: {info.title}",
-          f"  tasks: {info.n_tasks}  annotations: {info.n_annotations} (and {info.n_skipped} skipped)",
-          f"  classes ({info.label_tag}): {', '.join(info.classes)}",
-          f"Wrote {ctx.obj['config_path']}; next: relabel round --budget {budget}"])
+    say(ctx, {"project": info.project_id, "title": info.title, "tasks": info.n_tasks,
+              "annotations": info.n_annotations, "skipped": info.n_skipped, "label_tag": info.label_tag,
+              "classes": list(info.classes), "config": str(ctx.obj["config_path"])},
+        [f"Project {info.project_id}: {info.title}",
+         f"  tasks: {info.n_tasks}  annotations: {info.n_annotations} (and {info.n_skipped} skipped)",
+         f"  classes ({info.label_tag}): {', '.join(info.classes)}",
+         f"Wrote {ctx.obj['config_path']}; next: relabel round --budget {budget}"])
 
 
 @cli.command()
@@ -282,8 +236,8 @@ def pull(ctx, full, wait):
     relabel pull --full
     """
     s = _loop(ctx, wait).pull(full=True if full else None)
-    _say(ctx, _pull_json(s), _pull_line(s, unchanged=True))
-    if not _wants_json(ctx):
+    say(ctx, pull_json(s), pull_line(s, unchanged=True))
+    if not wants_json(ctx):
         for w in s.warnings:
             click.echo(f"warning: {w}", err=True)
 
@@ -317,7 +271,7 @@ def score(ctx, dask_scheduler, wait):
     relabel score --dask-scheduler tcp://scheduler:8786   # embeddings on a Dask cluster
     """
     s = _on_dask(_loop(ctx, wait), dask_scheduler).score()
-    _say(ctx, _jsonable(s), _score_lines(s))
+    say(ctx, jsonable(s), score_lines(s))
 
 
 @cli.command()
@@ -335,7 +289,7 @@ def push(ctx, budget, wait):
     relabel push --budget 20
     """
     s = _loop(ctx, wait).push(budget)
-    _say(ctx, _jsonable(s), _push_line(s))
+    say(ctx, jsonable(s), push_line(s))
 
 
 @cli.command()
@@ -351,7 +305,7 @@ def collect(ctx, wait):
     relabel collect
     """
     s = _loop(ctx, wait).collect()
-    _say(ctx, _jsonable(s), _collect_lines(s))
+    say(ctx, jsonable(s), collect_lines(s))
 
 
 @cli.command("round")
@@ -375,7 +329,7 @@ def round_(ctx, budget, force, dask_scheduler, wait):
     \b
     relabel round --budget 20
     """
-    as_json = _wants_json(ctx)
+    as_json = wants_json(ctx)
     # A terminal has progress bars; a pipe or a log file gets a line as each step starts.
     announce = not as_json and not ctx.obj.get("quiet") and not sys.stderr.isatty()
     starting = {"collect": "Collecting reviewers' answers...", "pull": "Pulling from Label Studio...",
@@ -386,7 +340,7 @@ def round_(ctx, budget, force, dask_scheduler, wait):
             if announce:
                 click.echo(starting.get(name, f"{name}..."), err=True)
         elif not as_json:
-            for line in _step_lines(name, summary):
+            for line in step_lines(name, summary):
                 click.echo(line)
 
     s = _on_dask(_loop(ctx, wait), dask_scheduler).round(budget, force=force, on_step=on_step)
@@ -395,11 +349,11 @@ def round_(ctx, budget, force, dask_scheduler, wait):
     if as_json:
         click.echo(json.dumps({"round": s.round, "resumed": s.resumed, "steps": list(s.steps),
                                "unchanged": s.unchanged_reason,
-                               "collect": _jsonable(s.collect) if s.collect else None,
-                               "pull": _pull_json(s.pull) if s.pull else None,
-                               "score": _jsonable(s.score) if s.score else None,
-                               "push": _jsonable(s.push) if s.push else None, "notes": list(s.notes)},
-                              default=_jsonable))
+                               "collect": jsonable(s.collect) if s.collect else None,
+                               "pull": pull_json(s.pull) if s.pull else None,
+                               "score": jsonable(s.score) if s.score else None,
+                               "push": jsonable(s.push) if s.push else None, "notes": list(s.notes)},
+                              default=jsonable))
         return
     if s.resumed:
         click.echo(f"Resumed round {s.round}.")
@@ -421,7 +375,7 @@ def status(ctx):
     relabel status --json
     """
     report = _loop(ctx).status()
-    if _wants_json(ctx):
+    if wants_json(ctx):
         click.echo(json.dumps(report))
         return
     if not report["rounds"]:
@@ -429,10 +383,11 @@ def status(ctx):
         return
     header = ["round", "status", "items", "annotations", "pushed", "reviewed", "corrected",
               "expected_remaining_errors", "wrong_in_batch"]
-    click.echo(_table(header, [[r[h] for h in header[:7]]
-                               + [format_expected(r["expected_remaining_errors"], r["expected_low"], r["expected_high"]),
-                                  format_expected(r["batch_expected"], r["batch_low"], r["batch_high"])]
-                               for r in report["rounds"]]))
+    rows = [[r[h] for h in header[:7]]
+            + [format_expected(r["expected_remaining_errors"], r["expected_low"], r["expected_high"]),
+               format_expected(r["batch_expected"], r["batch_low"], r["batch_high"])]
+            for r in report["rounds"]]
+    click.echo(text_table(header, rows))
     for r in report["rounds"]:
         if r["stop_reason"]:
             click.echo(f"round {r['round']}: {r['stop_reason']}")
@@ -450,11 +405,11 @@ def annotators(ctx):
     relabel annotators --json
     """
     rows = _loop(ctx).annotators()
-    if _wants_json(ctx):
+    if wants_json(ctx):
         click.echo(json.dumps({"annotators": rows}))
         return
     header = ["annotator", "quality", "agreement", "worst_class", "labels"]
-    click.echo(_table(header, [[r[h] for h in header] for r in rows], formats={1: "{:.3f}", 2: "{:.1%}"}))
+    click.echo(text_table(header, [[r[h] for h in header] for r in rows], formats={1: "{:.3f}", 2: "{:.1%}"}))
 
 
 @cli.command()
@@ -484,8 +439,8 @@ def report(ctx, out, round_number, top, url):
     loop = _loop(ctx)
     config_url = load_config(ctx.obj["config_path"]).label_studio.url
     s = write_report(loop.store, out, round_number, url=url or config_url, top=top)
-    _say(ctx, {"round": s.round, "path": str(s.path), "bytes": s.bytes, "items_listed": s.items_listed},
-         f"Wrote the round {s.round} report to {out} ({s.bytes / 1e6:.1f} MB, {s.items_listed} items listed).")
+    say(ctx, {"round": s.round, "path": str(s.path), "bytes": s.bytes, "items_listed": s.items_listed},
+        f"Wrote the round {s.round} report to {out} ({s.bytes / 1e6:.1f} MB, {s.items_listed} items listed).")
 
 
 @cli.command()
@@ -502,7 +457,7 @@ def export(ctx, fmt, out):
     relabel export --format csv --out labels.csv
     """
     n = _loop(ctx).export(fmt, out)
-    _say(ctx, {"items": n, "path": out, "format": fmt}, f"Wrote {n} items to {out}.")
+    say(ctx, {"items": n, "path": out, "format": fmt}, f"Wrote {n} items to {out}.")
 
 
 @cli.command("log")
@@ -529,15 +484,15 @@ def log_(ctx, round_number, step, limit):
         events = [e for e in events if e["round"] == round_number]
     if limit:
         events = events[-limit:]
-    if _wants_json(ctx):
+    if wants_json(ctx):
         click.echo(json.dumps({"events": [{**e, "details": json.loads(e["details"]) if e["details"] else None}
                                           for e in events]}))
         return
     if not events:
         click.echo("No events yet." if step is None and round_number is None else "No events match.")
         return
-    click.echo(_table(["at", "round", "step", "message"],
-                      [[when(e["at"]), e["round"], e["step"], e["message"]] for e in events]))
+    click.echo(text_table(["at", "round", "step", "message"],
+                          [[when(e["at"]), e["round"], e["step"], e["message"]] for e in events]))
 
 
 @cli.command()
@@ -556,9 +511,9 @@ def writeback(ctx, wait):
     relabel round && relabel writeback
     """
     s = _loop(ctx, wait).writeback()
-    _say(ctx, _jsonable(s),
-         f"Final labels in Label Studio: {s.written} written, {s.updated} updated, {s.removed} removed, "
-         f"{s.unchanged} unchanged" + (f"; {s.missing} items are no longer tasks." if s.missing else "."))
+    say(ctx, jsonable(s),
+        f"Final labels in Label Studio: {s.written} written, {s.updated} updated, {s.removed} removed, "
+        f"{s.unchanged} unchanged" + (f"; {s.missing} items are no longer tasks." if s.missing else "."))
 
 
 @cli.command()
@@ -598,7 +553,7 @@ def demo(ctx, root, n_items, budget, rounds, simulate_review, featurizer, keep_r
         while True:
             time.sleep(3600)
 
-    as_json = _wants_json(ctx)
+    as_json = wants_json(ctx)
     # Under --json the demo's story goes to standard error and standard output carries only the JSON.
     figures = run_demo(root, n_items=n_items, budget=budget, rounds=rounds, simulate_review=simulate_review,
                        keep_running=keep_running, featurizer=featurizer,
@@ -606,7 +561,7 @@ def demo(ctx, root, n_items, budget, rounds, simulate_review, featurizer, keep_r
                        wait=wait if sys.stdin.isatty() and sys.stdout.isatty() and not as_json else None,
                        serve=serve)
     if as_json:
-        click.echo(json.dumps({"dir": str(root), "rounds": figures}, default=_jsonable))
+        click.echo(json.dumps({"dir": str(root), "rounds": figures}, default=jsonable))
 
 
 @cli.command()
@@ -641,94 +596,14 @@ def serve(ctx, host, port, register, unregister, verbose):
     config = with_address(load_config(ctx.obj["config_path"]), host, port)
     if unregister:
         done = unregister_service(config)
-        _say(ctx, {**_jsonable(done), "url": config.serve.public_url},
-             f"Removed {done.webhooks_deleted} webhooks and the ML backend connection ({done.ml_backend}) for "
-             f"{config.serve.public_url}.")
+        say(ctx, {**jsonable(done), "url": config.serve.public_url},
+            f"Removed {done.webhooks_deleted} webhooks and the ML backend connection ({done.ml_backend}) for "
+            f"{config.serve.public_url}.")
         return
     code = run_service(config, register_first=register, verbose=verbose)
     if code:
         raise click.ClickException("relabel serve stopped with an error; the log above says why.")
 
-
-# ---- output helpers ----------------------------------------------------------------------------------------
-def _pull_line(s, unchanged: bool = False) -> str:
-    """'Pulled 783 annotations (6 skipped) on 300 items: 783 new, 0 changed, 0 deleted.' (skips included in
-    the total, as Label Studio's own count of 777 leaves them out)."""
-    total = s.new + s.changed + s.unchanged
-    rest = f", {s.unchanged} unchanged" if unchanged else ""
-    gone = f", {s.deleted_items} deleted tasks" if s.deleted_items else ""
-    return (f"Pulled {total} annotations ({s.skipped} skipped) on {s.items} items: {s.new} new, {s.changed} "
-            f"changed{rest}, {s.deleted} deleted{gone}.")
-
-
-def _pull_json(s) -> dict:
-    return {**_jsonable(s), "pulled": s.new + s.changed + s.unchanged, "warnings": list(s.warnings)}
-
-
-def _score_lines(s) -> list[str]:
-    return ([f"Round {s.round} scored ({s.method}): {s.labelled_items} labelled of {s.items} items, "
-             f"{s.annotations} annotations by {s.annotators} annotators; {s.label_issues} label issues; "
-             f"expected wrong labels left {s.expected_text}"
-             + (f"; {s.overrides} overrides (a label no annotator gave)." if s.overrides else ".")]
-            + ([s.model] if s.model else []) + [f"note: {note}" for note in s.notes])
-
-
-def _push_line(s) -> str:
-    if s.stop_reason:
-        return f"Round {s.round}: nothing pushed. {s.stop_reason}"
-    line = f"Round {s.round}: {s.new} new review tasks ({s.mode}), {s.total} in total."
-    if s.batch is not None and s.batch.items:
-        line += f" They hold {s.batch.wrong_labels} ({s.batch.evidence})."
-    return line
-
-
-def _collect_lines(s) -> list[str]:
-    return [f"note: {note}" for note in s.notes] + [_collect_line(s)]
-
-
-def _collect_line(s) -> str:
-    return (f"Collected {s.decisions} decisions ({s.confirmed} confirmed, {s.corrected} corrected, "
-            f"{s.skipped} skipped, {s.disputed} disputed), {s.changed} changed, "
-            f"{s.ordinary} answers by non-reviewers kept as annotations.")
-
-
-def _step_lines(name: str, summary) -> list[str]:
-    """The line(s) `relabel round` prints when a step ends."""
-    if name == "collect":
-        return _collect_lines(summary)
-    if name == "pull":
-        return [_pull_line(summary)]
-    if name == "score":
-        return _score_lines(summary)
-    if name == "push":
-        return [_push_line(summary)]
-    return [f"{name}: done."]
-
-
-def _cell(value, fmt: str | None = None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if fmt is not None:
-        return fmt.format(value)
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
-
-
-def _table(header: list[str], rows: list[list], formats: dict[int, str] | None = None) -> str:
-    """An aligned plain-text table: text left, numbers right; ``formats`` maps a column to a format string."""
-    formats = formats or {}
-    cells = [[_cell(v, formats.get(i)) for i, v in enumerate(row)] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
-    numeric = [all(isinstance(row[i], (int, float)) or row[i] is None for row in rows) for i in range(len(header))]
-
-    def line(values):
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
 def main() -> None:

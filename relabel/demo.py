@@ -92,7 +92,8 @@ def run_demo(root: str | os.PathLike = DEMO_DIR, *, n_items: int = 300, budget: 
     from label_studio_sdk import LabelStudio
     import httpx
 
-    from relabel.loop.rounds import Loop, initialise
+    from relabel.loop.project_setup import initialise
+    from relabel.loop.rounds import Loop
     from relabel.server import private_dir, start_label_studio
 
     if rounds < 1:

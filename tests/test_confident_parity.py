@@ -16,6 +16,7 @@ import cleanlab.filter as cleanlab_filter  # noqa: E402
 import cleanlab.rank as cleanlab_rank  # noqa: E402
 
 from relabel.scoring import confident as cl  # noqa: E402
+from relabel.scoring.confident.ranking import _compute_label_quality_scores  # noqa: E402
 from relabel.errors import InputError  # noqa: E402
 
 SEEDS = range(36)
@@ -175,7 +176,7 @@ def test_label_quality_scores(seed, method, adjust, stable_cleanlab):
     assert_close(ours, cleanlab_rank.get_label_quality_scores(y, p, method=method, adjust_pred_probs=adjust), tol)
     # The private entry point CROWDLAB uses, with thresholds passed in, gives the same.
     t = cl.get_confident_thresholds(y, p)
-    assert_close(cl._compute_label_quality_scores(y, p, method, adjust, t), ours)
+    assert_close(_compute_label_quality_scores(y, p, method, adjust, t), ours)
 
 
 # ---- find_label_issues ----------------------------------------------------------------------------------------

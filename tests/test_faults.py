@@ -24,7 +24,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-import connectors.label_studio as connector_module
+import connectors.label_studio_writes as writes_module
 from connectors.label_studio import REVIEW_MARKER, model_version
 from fault_proxy import FaultProxy
 from fault_runs import Run
@@ -65,8 +65,8 @@ def api_key_env(label_studio):
 
 @pytest.fixture(autouse=True)
 def fast_settle(monkeypatch):
-    monkeypatch.setattr(connector_module, "SETTLE_SECONDS", SETTLE_FOR_TESTS)
-    monkeypatch.setattr(connector_module, "SETTLE_POLL_SECONDS", 0.3)
+    monkeypatch.setattr(writes_module, "SETTLE_SECONDS", SETTLE_FOR_TESTS)
+    monkeypatch.setattr(writes_module, "SETTLE_POLL_SECONDS", 0.3)
 
 
 @pytest.fixture(scope="module")

@@ -76,9 +76,9 @@ def test_cross_validation_shows_a_bar_per_fold(monkeypatch):
 
 
 def test_connector_steps_advance_a_bar(monkeypatch):
-    from connectors.label_studio import _advancing
+    from connectors.label_studio_common import advancing
     out = Terminal()
-    seen = list(_advancing(iter(range(7)), progress.bar("Collecting answers", total=7, stream=out)))
+    seen = list(advancing(iter(range(7)), progress.bar("Collecting answers", total=7, stream=out)))
     assert seen == list(range(7)) and "7/7" in out.getvalue()
 
 

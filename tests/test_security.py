@@ -14,7 +14,8 @@ from relabel.cli import cli
 from relabel.config import API_KEY_ENV, checked_api_key, label_studio_url
 from relabel.errors import AuthError, ConfigError, ConnectorError, StoreError
 from relabel.redaction import redact, url_without_userinfo
-from relabel.loop.store import SCHEMA_VERSION, Store
+from relabel.loop.store import Store
+from relabel.loop.store_schema import SCHEMA_VERSION
 from test_rounds import FakeLabelStudio
 
 KEY = "9c2e4b6d8f0a3f9a1c7e5b2d4a6f8e0c1b3d5f7a"

@@ -111,7 +111,7 @@ class _FlakyLoop:
 
     def pull(self):
         from relabel.errors import ConnectorError
-        from relabel.loop.store import PullSummary
+        from relabel.loop.store_pull import PullSummary
         if self.failures[0] > 0:
             self.failures[0] -= 1
             raise ConnectorError("Cannot reach Label Studio at http://127.0.0.1:1 (ConnectError)")

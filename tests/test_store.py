@@ -238,8 +238,8 @@ def test_score_rows_may_be_generated_and_unknown_columns_are_refused(store):
 
 
 def test_streamed_scoring_table_equals_the_one_built_from_all_rows(store, monkeypatch):
-    import relabel.loop.store as store_module
-    monkeypatch.setattr(store_module, "_FETCH_ROWS", 2)   # several fetches, ids first seen in different ones
+    import relabel.loop.store_items as store_items
+    monkeypatch.setattr(store_items, "_FETCH_ROWS", 2)   # several fetches, ids first seen in different ones
     store.apply_pull(Pull(items=items("3", "1", "2"), annotations=[
         ann("a1", "3", "bob", "sport"), ann("a2", "1", "ann", "tech"), ann("a3", "1", "bob", "sport"),
         ann("a4", "2", "cy", "tech"), ann("a5", "3", "ann", "tech")]))
@@ -251,8 +251,8 @@ def test_streamed_scoring_table_equals_the_one_built_from_all_rows(store, monkey
 
 
 def test_item_texts_are_the_items_ids_and_texts_in_pull_order(store, monkeypatch):
-    import relabel.loop.store as store_module
-    monkeypatch.setattr(store_module, "_FETCH_ROWS", 2)
+    import relabel.loop.store_items as store_items
+    monkeypatch.setattr(store_items, "_FETCH_ROWS", 2)
     store.apply_pull(Pull(items=items("3", "1", "2"), annotations=[]))
     ids, texts = store.item_texts()
     assert [{"item_id": i, "text": t} for i, t in zip(ids, texts)] == store.items(with_data=False)

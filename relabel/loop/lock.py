@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from relabel.errors import StoreError, StoreLocked
+from relabel.errors import ConfigError, StoreError, StoreLocked
 
 # The heartbeat refreshes the lock this often; a lock not refreshed for STALE_SECONDS belongs to a dead or
 # frozen process. 15 s between beats leaves room for a machine under load (a 2-core box running scikit-learn
@@ -125,6 +125,14 @@ def writer_lock(store, command: str, *, wait: float = 0.0) -> Iterator[WriterLoc
         with _held_guard:
             if _held.get(path) is held:
                 del _held[path]
+
+
+def lock_wait_seconds(seconds) -> float:
+    """The validated time a writer waits for the lock (the ``--wait`` option, ``Loop(lock_wait=...)``)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0 \
+            or seconds == float("inf"):
+        raise ConfigError(f"The lock wait (--wait) must be a number of seconds >= 0. Got {seconds!r}.")
+    return float(seconds)
 
 
 def current_owner(store) -> LockOwner | None:

@@ -29,7 +29,8 @@ from relabel.report.html import age, short_name, svg as _svg, v as _v, when
 from relabel.report import agreement as report_agreement
 from relabel.report import review as report_review
 from relabel.scoring.selection import select_for_review
-from relabel.loop.store import Store, now
+from relabel.loop.store import Store
+from relabel.loop.store_schema import now
 
 DEFAULT_TOP = 50
 # Characters of an item's text kept in the list of likely mislabelled items: the page shows 3 lines and a click

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from relabel.scoring.confident import _compute_label_quality_scores
+from relabel.scoring.confident.ranking import _compute_label_quality_scores
 from relabel.scoring.consensus import (
     _compute_best_temperature,
     _compute_consensus,

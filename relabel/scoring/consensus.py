@@ -41,15 +41,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from relabel.scoring.annotations import Annotations, keep_best
-from relabel.scoring.confident import (
-    THRESHOLD_FLOOR,
-    UNREACHABLE_THRESHOLD,
-    _compute_label_quality_scores,
-    check_quality_method,
-)
+from relabel.scoring.confident.counting import THRESHOLD_FLOOR, UNREACHABLE_THRESHOLD
+from relabel.scoring.confident.ranking import _compute_label_quality_scores, check_quality_method
 from relabel.errors import AnnotationError, ConfigError, LabelError, PredProbsError, preview
 from relabel.results import ConsensusResult, with_names
-from relabel.scoring.validation import check_pred_probs
+from relabel.scoring.validation import check_pred_probs, check_tie_break_probs
 
 # Lower clip of the error rates and weights (cleanlab's CLIPPING_LOWER_BOUND): keeps a weight positive and
 # an error rate away from 0 so that "1 - error / baseline error" never divides by zero.
@@ -147,12 +143,15 @@ def _class_major_counts(item: np.ndarray, label: np.ndarray, n_items: int, n_cla
 
 
 def _prepare(labels_multiannotator, pred_probs, *, allow_single_label: bool = False,
-             n_classes: int | None = None) -> tuple[_Table, np.ndarray | None, Annotations]:
+             n_classes: int | None = None, tie_break_only: bool = False) -> tuple[_Table, np.ndarray | None, Annotations]:
     """Validate the public inputs once; everything after this trusts the returned table and pred_probs.
 
     Without pred_probs (majority vote alone) ``n_classes`` gives K and the returned pred_probs is None.
+    ``tie_break_only``: pred_probs only break majority-vote ties, so rows need not sum to 1
+    (check_tie_break_probs); every caller whose pred_probs feed a score keeps the strict check.
     """
-    p = check_pred_probs(pred_probs) if pred_probs is not None else None
+    check = check_tie_break_probs if tie_break_only else check_pred_probs
+    p = check(pred_probs) if pred_probs is not None else None
     annotations, dense = _to_annotations(labels_multiannotator, p.shape[1] if p is not None else n_classes)
     n_items, n_annotators, n_classes = annotations.n_items, annotations.n_annotators, annotations.n_classes
     if p is not None and p.shape[0] != n_items:
@@ -360,6 +359,8 @@ def get_majority_vote_label(labels_multiannotator, pred_probs=None, verbose: boo
     the majority vote on items with a clear winner; finally the smallest class index (cleanlab picks at random
     here). ``labels_multiannotator`` is an :class:`Annotations`, a DataFrame (columns = annotators) or an
     items x annotators array with NaN for 'not labelled'. Returns an int array with one label per item.
+    ``pred_probs`` only break ties, so their rows need not sum to 1 (cleanlab's ensemble functions pass
+    means of unnormalised model outputs); they must be finite and non-negative.
     ``verbose`` is accepted for compatibility with cleanlab; relabel prints nothing.
     """
     if pred_probs is None:
@@ -372,7 +373,8 @@ def get_majority_vote_label(labels_multiannotator, pred_probs=None, verbose: boo
             n_classes = int(np.nanmax(values)) + 1 if np.isfinite(values).any() else 1
         table, _, _ = _prepare(labels_multiannotator, None, allow_single_label=True, n_classes=n_classes)
         return _compute_majority_vote(table, None)
-    table, p, _ = _prepare(labels_multiannotator, pred_probs, allow_single_label=True)
+    # pred_probs only break ties here, so unnormalised rows are accepted as cleanlab accepts them.
+    table, p, _ = _prepare(labels_multiannotator, pred_probs, allow_single_label=True, tie_break_only=True)
     return _compute_majority_vote(table, p)
 
 
@@ -482,7 +484,7 @@ def _compute_annotation_quality(table: _Table, posterior: np.ndarray, method: st
         summed = np.bincount(key, weights=posterior[table.item, table.label], minlength=table.n_annotators * k)
         thresholds = np.divide(summed, count, out=np.full(count.shape, UNREACHABLE_THRESHOLD), where=count > 0)
         thresholds = np.maximum(thresholds, THRESHOLD_FLOOR).reshape(table.n_annotators, k)
-        # The same adjustment as confident._adjust_pred_probs, with each row's own annotator's thresholds.
+        # The same adjustment as confident.ranking._adjust_pred_probs, with each row's own annotator's thresholds.
         rows -= thresholds[table.annotator]
         rows += thresholds.max(axis=1)[table.annotator][:, None]
         rows /= rows.sum(axis=1, keepdims=True)
@@ -597,43 +599,23 @@ def _finish(table: _Table, stats: _Stats, quality_method: str, method: str, adju
     )
 
 
-def get_label_quality_multiannotator(labels_multiannotator, pred_probs, *, consensus_method="best_quality",
-                                     quality_method: str = "crowdlab", calibrate_probs: bool = False,
-                                     return_detailed_quality: bool = True, return_annotator_stats: bool = True,
-                                     return_weights: bool = False, verbose: bool = True,
-                                     label_quality_score_kwargs: dict | None = None) -> dict:
-    """cleanlab 2.9's ``get_label_quality_multiannotator``: the same dict, keys, DataFrame columns and dtypes.
+def _frame_indexes(labels_multiannotator, annotations: Annotations) -> tuple:
+    """The (item, annotator) index of the caller's input for the DataFrames; None for plain arrays (0..n-1)."""
+    import pandas as pd  # only the cleanlab-compatible wrappers need pandas; the numeric core stays numpy-only
 
-    A thin wrapper over the computation of :func:`crowdlab` (same internals, any input form). Returns ``label_quality`` (consensus_label, consensus_quality_score,
-    annotator_agreement, num_annotations per item), ``detailed_label_quality`` (items x annotators,
-    ``quality_annotator_<id>``, NaN where not labelled; only this output is dense),
-    ``annotator_stats`` (annotator_quality, agreement_with_consensus, worst_class, num_examples_labeled; lowest
-    quality first, NaN last, stable among ties) and, with ``return_weights``, ``model_weight`` and
-    ``annotator_weight``. ``consensus_method`` may be a list: the first method fills the main columns, the
-    others add ``consensus_label_<m>``, ``consensus_quality_score_<m>`` and ``annotator_agreement_<m>``; as in
-    cleanlab, the returned weights are those of the last method listed. ``verbose`` is accepted for
-    compatibility; relabel prints nothing.
-    """
-    import pandas as pd  # only this cleanlab-compatible wrapper needs pandas; the numeric core stays numpy-only
-
-    methods = _methods_list(consensus_method)
-    method, adjust = _check_options(methods, quality_method, label_quality_score_kwargs)
-    if return_weights and quality_method != "crowdlab":
-        raise ConfigError("Model and annotator weights exist only for quality_method='crowdlab'; set "
-                          "return_weights=False or quality_method='crowdlab'.")
-    table, p, annotations = _prepare(labels_multiannotator, pred_probs)
     if isinstance(labels_multiannotator, Annotations):
-        item_index, annotator_index = pd.Index(annotations.item_ids), pd.Index(annotations.annotator_ids)
-    elif _is_dataframe(labels_multiannotator):
-        item_index, annotator_index = labels_multiannotator.index, labels_multiannotator.columns
-    else:
-        item_index, annotator_index = None, None
+        return pd.Index(annotations.item_ids), pd.Index(annotations.annotator_ids)
+    if _is_dataframe(labels_multiannotator):
+        return labels_multiannotator.index, labels_multiannotator.columns
+    return None, None
 
-    temperature = 1.0
-    if calibrate_probs:
-        temperature = _compute_best_temperature(table, p)
-        p = _compute_temperature_scale(p, temperature)
-    all_stats = _compute_consensus(table, p, methods, quality_method, method, adjust)
+
+def _frames(table: _Table, all_stats: dict[str, _Stats], methods: list[str], quality_method: str, method: str,
+            adjust: bool, return_detailed_quality: bool, return_annotator_stats: bool, item_index,
+            annotator_index) -> dict:
+    """cleanlab's label_quality, detailed_label_quality and annotator_stats DataFrames (the first method's stats)."""
+    import pandas as pd
+
     main = all_stats[methods[0]]
     if return_detailed_quality or return_annotator_stats:
         annotation_quality = _compute_annotation_quality(table, main.posterior, method, adjust)
@@ -662,6 +644,40 @@ def get_label_quality_multiannotator(labels_multiannotator, pred_probs, *, conse
         # Stable: lowest quality first, then lowest agreement; NaN sorts last in numpy as in pandas.
         order = np.lexsort((columns["agreement_with_consensus"], columns["annotator_quality"]))
         info["annotator_stats"] = frame.iloc[order]
+    return info
+
+
+def get_label_quality_multiannotator(labels_multiannotator, pred_probs, *, consensus_method="best_quality",
+                                     quality_method: str = "crowdlab", calibrate_probs: bool = False,
+                                     return_detailed_quality: bool = True, return_annotator_stats: bool = True,
+                                     return_weights: bool = False, verbose: bool = True,
+                                     label_quality_score_kwargs: dict | None = None) -> dict:
+    """cleanlab 2.9's ``get_label_quality_multiannotator``: the same dict, keys, DataFrame columns and dtypes.
+
+    A thin wrapper over the computation of :func:`crowdlab` (same internals, any input form). Returns ``label_quality`` (consensus_label, consensus_quality_score,
+    annotator_agreement, num_annotations per item), ``detailed_label_quality`` (items x annotators,
+    ``quality_annotator_<id>``, NaN where not labelled; only this output is dense),
+    ``annotator_stats`` (annotator_quality, agreement_with_consensus, worst_class, num_examples_labeled; lowest
+    quality first, NaN last, stable among ties) and, with ``return_weights``, ``model_weight`` and
+    ``annotator_weight``. ``consensus_method`` may be a list: the first method fills the main columns, the
+    others add ``consensus_label_<m>``, ``consensus_quality_score_<m>`` and ``annotator_agreement_<m>``; as in
+    cleanlab, the returned weights are those of the last method listed. ``verbose`` is accepted for
+    compatibility; relabel prints nothing.
+    """
+    methods = _methods_list(consensus_method)
+    method, adjust = _check_options(methods, quality_method, label_quality_score_kwargs)
+    if return_weights and quality_method != "crowdlab":
+        raise ConfigError("Model and annotator weights exist only for quality_method='crowdlab'; set "
+                          "return_weights=False or quality_method='crowdlab'.")
+    table, p, annotations = _prepare(labels_multiannotator, pred_probs)
+    item_index, annotator_index = _frame_indexes(labels_multiannotator, annotations)
+    temperature = 1.0
+    if calibrate_probs:
+        temperature = _compute_best_temperature(table, p)
+        p = _compute_temperature_scale(p, temperature)
+    all_stats = _compute_consensus(table, p, methods, quality_method, method, adjust)
+    info = _frames(table, all_stats, methods, quality_method, method, adjust, return_detailed_quality,
+                   return_annotator_stats, item_index, annotator_index)
     if return_weights:
         last = all_stats[methods[-1]]
         info["model_weight"] = np.float64(last.model_weight)

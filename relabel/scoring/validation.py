@@ -61,6 +61,27 @@ def check_pred_probs(pred_probs, n_rows: int | None = None, n_classes: int | Non
     return p
 
 
+def check_tie_break_probs(pred_probs, name: str = "pred_probs") -> np.ndarray:
+    """Return pred_probs used only to break ties (their argmax among tied classes), or raise.
+
+    Looser than check_pred_probs on purpose: rows need not sum to 1, because only the order of a row's
+    values matters. cleanlab's own ensemble functions pass such rows (a mean of unnormalised model outputs
+    summing to 1.57) to ``get_majority_vote_label``, and cleanlab accepts them there. Values must still be
+    finite and non-negative; wherever pred_probs feed a score, check_pred_probs stays in force.
+    """
+    p = np.asarray(pred_probs)
+    if p.dtype == object or not np.issubdtype(p.dtype, np.number):
+        raise PredProbsError(f"{name} must be a numeric N x K array; got dtype {p.dtype}.")
+    p = p.astype(np.float64, copy=False)
+    if p.ndim != 2 or p.shape[1] < 2:
+        raise PredProbsError(f"{name} must be 2-D (items x classes) with at least 2 columns; got shape {p.shape}.")
+    bad = ~np.isfinite(p).all(axis=1) | (p < -VALUE_TOLERANCE).any(axis=1)
+    if bad.any():
+        raise PredProbsError(f"{name} has NaN, infinite or negative values in rows {preview(np.flatnonzero(bad))}; "
+                             "pass the model's probabilities for those items.")
+    return p
+
+
 def check_labels(labels, n_rows: int | None = None, n_classes: int | None = None) -> np.ndarray:
     """Return labels as an integer array, or raise naming the bad labels."""
     y = np.asarray(labels)

@@ -15,7 +15,7 @@ import time
 from relabel.config import Config
 from relabel.errors import ConnectorError, RelabelError
 from relabel.loop.lock import writer_lock
-from relabel.loop.rounds import make_connector
+from relabel.loop.project_setup import make_connector
 from relabel.loop.store import Store
 from relabel.service.app import create_app
 from relabel.service.registration import Registration, register, unregister

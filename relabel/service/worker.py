@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from relabel.config import Config
 from relabel.errors import AnnotationError, StoreLocked
 from relabel.loop.rounds import OPEN_STATUSES, Loop
-from relabel.loop.store import now
+from relabel.loop.store_schema import now
 from relabel.service.policy import Situation, round_due
 from relabel.service.webhooks import Event
 

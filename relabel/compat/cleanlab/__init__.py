@@ -1,0 +1,27 @@
+"""cleanlab 2.9's module names over relabel's implementations: change ``from cleanlab import filter`` to
+``from relabel.compat.cleanlab import filter`` and keep the rest of the code.
+
+Modules: :mod:`.multiannotator` (CROWDLAB, ActiveLab, majority vote), :mod:`.filter` (find_label_issues),
+:mod:`.count` (confident joint, noise matrices, cross-validated pred_probs) and :mod:`.rank` (label quality
+scores). Each module's docstring lists what it provides and where relabel differs on purpose; the differences
+shared by all of them:
+
+* Bad input raises a :class:`relabel.errors.RelabelError` subclass with a one-line message naming the fix, not
+  cleanlab's ValueError/AssertionError wording (most subclasses also derive from ValueError).
+* Single-label data only for now: ``multi_label=True`` is refused.
+* Ties are broken deterministically (stable sorts, smallest class last), where cleanlab uses unstable sorts or
+  ``np.random.choice``.
+* ``n_jobs`` and ``verbose`` are accepted and change nothing: the work is vectorised and prints nothing.
+
+``UNSUPPORTED`` maps each module name to the public cleanlab names it does not provide, and why.
+"""
+UNSUPPORTED = {
+    "multiannotator": {},
+    "filter": {},
+    "count": {},
+    "rank": {
+        "get_label_quality_ensemble_scores": "weighting ensemble members by accuracy or a log-loss search is not "
+                                             "implemented; average the members' pred_probs and call "
+                                             "get_label_quality_scores",
+    },
+}

@@ -1,0 +1,138 @@
+"""The select and push steps of a round: choose the items to review once (relabel/scoring/selection.py), check the
+stop signal (relabel/scoring/stop_signal.py), and push their review tasks, recording each only after Label Studio
+returned it, so pushing again creates nothing new."""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from connectors.records import PushedTask, ReviewRequest
+from relabel.config import positive_budget, review_mode
+from relabel.errors import ConnectorError, StoreError, preview
+from relabel.loop.loop_state import LoopState
+from relabel.loop.summaries import PushSummary
+from relabel.scoring.selection import select_for_review
+from relabel.scoring.stop_signal import BatchEstimate, Evidence, batch_errors, stop_reason
+
+
+def push_round(loop: LoopState, budget: int | None = None) -> PushSummary:
+    """Loop.push: select the latest round's items (once) and push their review tasks; again creates nothing new."""
+    latest = loop.store.latest_round()
+    if latest is None:
+        raise StoreError("No scored round yet; run `relabel score` (or `relabel round`) first.")
+    rnd = latest["round"]
+    loop.working_on(rnd)
+    if latest["status"] == "stopped":
+        return PushSummary(round=rnd, mode=latest["mode"] or loop.review.mode, selected=0, new=0, total=0,
+                           stop_reason=latest["stop_reason"])
+    if latest["status"] == "scored":
+        _select(loop, rnd, positive_budget(budget if budget is not None else loop.review.budget))
+        latest = loop.store.latest_round()
+        batch = _batch_estimate(loop, rnd)
+        reason = stop_reason(batch, loop.review.min_expected_errors)
+        if reason is not None:
+            loop.store.mark_stopped(rnd, reason)
+            loop.store.log_event("push", f"round {rnd}: nothing pushed. {reason}", round=rnd,
+                                 details=batch.as_dict())
+            return PushSummary(round=rnd, mode=latest["mode"], selected=0, new=0, total=0, stop_reason=reason,
+                               batch=batch)
+    else:
+        batch = None
+    selection = loop.store.selection(rnd)
+    mode = latest["mode"] or loop.review.mode
+    done = {r["item_id"] for r in loop.store.review_tasks(rnd)}
+    todo = [r for r in selection if r["item_id"] not in done]
+    new = 0
+    if todo:
+        requests = _review_requests(loop, rnd, todo)
+        # One bulk call; nothing is recorded until it returned, and the connector finds what an earlier,
+        # killed push already created, so recording afterwards never duplicates. The in-flight mark is
+        # written before anything is sent: a push killed with a request still on its way leaves it, and the
+        # next push then lets that request land (or not) before it imports what is missing.
+        unsure_since = loop.store.push_started(rnd)
+        pushed = loop.connector.push(requests, mode=mode, show_suggestion=loop.review.show_suggestion,
+                                     preselect=loop.review.preselect, unsure_since=unsure_since)
+        missing = sorted({r.item_id for r in requests} - {str(t.item_id) for t in pushed})
+        new = loop.store.record_pushed(rnd, pushed, selection, mark_pushed=not missing)
+        if missing:
+            raise ConnectorError(f"Label Studio did not return review tasks for items {preview(missing)} of "
+                                 f"round {rnd}; run `relabel push` again to finish the round.")
+        _assign(loop, rnd, pushed)
+    elif latest["status"] != "pushed":
+        loop.store.record_pushed(rnd, [], selection, mark_pushed=True)
+    total = len(loop.store.review_tasks(rnd))
+    loop.store.log_event("push", f"round {rnd}: {new} new review tasks, {total} in total ({mode})", round=rnd)
+    return PushSummary(round=rnd, mode=mode, selected=len(selection), new=new, total=total, batch=batch)
+
+
+def _batch_estimate(loop: LoopState, rnd: int) -> BatchEstimate:
+    """The stop signal's figures for round ``rnd``'s selection (relabel/scoring/stop_signal.py): its items'
+    recalibrated P(wrong), and what reviewers decided in the latest round before it; recorded in the round row."""
+    selected = {r["item_id"] for r in loop.store.selection(rnd)}
+    p_wrong = [r["p_wrong"] for r in loop.store.scores_of(rnd, selected).values() if r["p_wrong"] is not None]
+    decided = loop.store.latest_decided_round(before=rnd)
+    evidence = Evidence() if decided is None else Evidence(*decided)
+    batch = batch_errors(p_wrong, evidence)
+    loop.store.save_batch_estimate(rnd, batch.expected, batch.low, batch.high, str(evidence))
+    return batch
+
+
+def _review_requests(loop: LoopState, rnd: int, selection: list[dict]) -> list[ReviewRequest]:
+    """The review requests of selected items, with what the review panel shows: who said what, the
+    model's top classes."""
+    ids = [r["item_id"] for r in selection]
+    data = loop.store.item_data(ids)
+    labels = loop.store.labels_of(ids)
+    model = loop.store.model_top(rnd, ids)
+    return [ReviewRequest(item_id=r["item_id"], round=rnd, data=data.get(r["item_id"], {}),
+                          quality=float(r["quality"]), reason=r["reason"], suggested_label=r["suggested"],
+                          annotators=tuple(labels.get(r["item_id"], ())),
+                          model_top=tuple(model.get(r["item_id"], ())))
+            for r in selection]
+
+
+def _assign(loop: LoopState, rnd: int, pushed: list[PushedTask]) -> None:
+    """Assign the new review tasks to the reviewers where the server allows it (Enterprise only)."""
+    assign = getattr(loop.connector, "assign", None)
+    if not loop.review.reviewers or assign is None:
+        return
+    outcome = assign(pushed, loop.review.reviewers)
+    loop.store.log_event("assign", f"round {rnd}: {len(pushed)} review tasks {outcome}", round=rnd)
+
+
+def _select(loop: LoopState, rnd: int, budget: int) -> None:
+    classes = loop.store.classes
+    position = {c: k for k, c in enumerate(classes)}
+    # Columns, not one dict per item: at a million items the dicts were GBs (bench_scale, issue 15).
+    scores = loop.store.score_columns(rnd, ("item_id", "labelled", "consensus_label", "model_label", "quality",
+                                            "reviewed", "model_prob", "label_issue"))
+    ids = scores["item_id"]
+    votes = np.zeros((len(ids), len(classes)), dtype=np.int64)
+    consensus_idx = np.array([position.get(c, -1) if labelled else -1
+                              for c, labelled in zip(scores["consensus_label"], scores["labelled"])], dtype=np.intp)
+    model_label = np.array([position[c] for c in scores["model_label"]], dtype=np.intp)
+    quality = np.array(scores["quality"], dtype=float)   # None (unlabelled) becomes NaN
+    reviewed = np.array(scores["reviewed"], dtype=bool)
+    waiting_ids = loop.store.waiting_item_ids()
+    waiting = np.array([i in waiting_ids for i in ids])
+    requeued = loop.store.requeued_items()
+    select = functools.partial(select_for_review, quality, consensus_idx, votes, model_label,
+                               np.array(scores["model_prob"], dtype=float), classes, budget,
+                               reviewed=reviewed, waiting=waiting,
+                               label_issue=np.array(scores["label_issue"], dtype=bool),
+                               requeue=np.array([i in requeued for i in ids]))
+    # The order never reads the votes; only the chosen items' reasons do. So the items are chosen first and
+    # only their labels are read (not every annotation of the project again: at 1M items that re-read made
+    # select grow faster than linearly, bench_scale), then the same selection is made with their votes.
+    chosen = {ids[i]: i for i in select().index}
+    for item, label in loop.store.scorable_labels_of(chosen):
+        if label in position:
+            votes[chosen[item], position[label]] += 1
+    sel = select()
+    rows_out = [{"item_id": ids[i], "rank": n, "quality": float(q),
+                 "reason": f"{requeued[ids[i]]}; {reason}" if ids[i] in requeued else reason,
+                 "suggested": classes[int(s)]}
+                for n, (i, q, s, reason) in enumerate(zip(sel.index, sel.quality, sel.suggested, sel.reasons))]
+    loop.store.save_selection(rnd, rows_out, budget=budget, mode=review_mode(loop.review.mode))
+    loop.store.log_event("select", f"round {rnd}: {len(rows_out)} items selected (budget {budget})", round=rnd)
