@@ -44,14 +44,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.datasets import CROWD_SETS, default_data_dir, load_cifar10n, load_crowd  # noqa: E402
+from relabel.config import DEFAULT_AUDIT  # noqa: E402
 from relabel.scoring.annotations import Annotations  # noqa: E402
-from relabel.scoring.audit import draw_audit, estimate_wrong_labels  # noqa: E402
+from relabel.scoring.audit import MIN_AUDIT_ITEMS, audit_size as audit_items, draw_audit, estimate_wrong_labels  # noqa: E402
 from relabel.scoring.consensus_em import consensus  # noqa: E402
 
 ROUNDS = 5
 REPORT_ROUNDS = (1, 2, 5)
-DEFAULT_SHARE = 0.1
-MIN_AUDIT = 10
+DEFAULT_SHARE = DEFAULT_AUDIT
+MIN_AUDIT = MIN_AUDIT_ITEMS
 REVIEWER_ERROR = 0.05
 MIN_AUDITED_FOR_ACCEPTANCE = 30
 MIN_WRONG_FOR_ERROR_ACCEPTANCE = 50
@@ -59,7 +60,7 @@ SHARES = (0.05, 0.1, 0.2, 0.5)
 
 
 def audit_size(budget: int, share: float) -> int:
-    return max(MIN_AUDIT, int(round(share * budget)))
+    return audit_items(budget, share)             # the loop's own rule ([review] audit)
 
 
 @dataclass

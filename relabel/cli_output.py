@@ -83,9 +83,13 @@ def score_lines(s) -> list[str]:
 def push_line(s) -> str:
     if s.stop_reason:
         return f"Round {s.round}: nothing pushed. {s.stop_reason}"
-    line = f"Round {s.round}: {s.new} new review tasks ({s.mode}), {s.total} in total."
+    line = f"Round {s.round}: {s.new} new review tasks ({s.mode}), {s.total} in total"
+    line += (f", {s.audit} of them audit items drawn at random on top of the budget." if getattr(s, "audit", 0)
+             else ".")
     if s.batch is not None and s.batch.items:
         line += f" They hold {s.batch.wrong_labels} ({s.batch.evidence})."
+    if getattr(s, "left", None):
+        line += f" {s.left}."
     return line
 
 

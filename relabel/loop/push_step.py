@@ -10,10 +10,11 @@ import numpy as np
 from connectors.records import PushedTask, ReviewRequest
 from relabel.config import positive_budget, review_mode
 from relabel.errors import ConnectorError, StoreError, preview
+from relabel.loop.audit_step import audited_estimate, draw_audit_items, wrong_labels_left
 from relabel.loop.loop_state import LoopState
 from relabel.loop.summaries import PushSummary
-from relabel.scoring.selection import select_for_review
-from relabel.scoring.stop_signal import BatchEstimate, Evidence, batch_errors, stop_reason
+from relabel.scoring.selection import describe_items, select_for_review
+from relabel.scoring.stop_signal import BatchEstimate, Evidence, audited_stop_reason, batch_errors, stop_reason
 
 
 def push_round(loop: LoopState, budget: int | None = None) -> PushSummary:
@@ -29,12 +30,13 @@ def push_round(loop: LoopState, budget: int | None = None) -> PushSummary:
     if latest["status"] == "scored":
         _select(loop, rnd, positive_budget(budget if budget is not None else loop.review.budget))
         latest = loop.store.latest_round()
-        batch = _batch_estimate(loop, rnd)
-        reason = stop_reason(batch, loop.review.min_expected_errors)
+        batch, audited = _batch_estimate(loop, rnd)
+        reason = (stop_reason(batch, loop.review.min_expected_errors) if audited is None
+                  else audited_stop_reason(audited, loop.review.min_expected_errors))
         if reason is not None:
             loop.store.mark_stopped(rnd, reason)
             loop.store.log_event("push", f"round {rnd}: nothing pushed. {reason}", round=rnd,
-                                 details=batch.as_dict())
+                                 details=batch.as_dict() if audited is None else audited.as_dict())
             return PushSummary(round=rnd, mode=latest["mode"], selected=0, new=0, total=0, stop_reason=reason,
                                batch=batch)
     else:
@@ -63,19 +65,29 @@ def push_round(loop: LoopState, budget: int | None = None) -> PushSummary:
         loop.store.record_pushed(rnd, [], selection, mark_pushed=True)
     total = len(loop.store.review_tasks(rnd))
     loop.store.log_event("push", f"round {rnd}: {new} new review tasks, {total} in total ({mode})", round=rnd)
-    return PushSummary(round=rnd, mode=mode, selected=len(selection), new=new, total=total, batch=batch)
+    audit_items = sum(1 for r in selection if r.get("audit"))
+    return PushSummary(round=rnd, mode=mode, selected=len(selection), new=new, total=total, batch=batch,
+                       audit=audit_items, left=wrong_labels_left(loop.store)["text"])
 
 
-def _batch_estimate(loop: LoopState, rnd: int) -> BatchEstimate:
-    """The stop signal's figures for round ``rnd``'s selection (relabel/scoring/stop_signal.py): its items'
-    recalibrated P(wrong), and what reviewers decided in the latest round before it; recorded in the round row."""
-    selected = {r["item_id"] for r in loop.store.selection(rnd)}
-    p_wrong = [r["p_wrong"] for r in loop.store.scores_of(rnd, selected).values() if r["p_wrong"] is not None]
+def _batch_estimate(loop: LoopState, rnd: int):
+    """The stop signal's figures for the ranked part of round ``rnd``'s selection (relabel/scoring/stop_signal.py):
+    its items' recalibrated P(wrong), and what reviewers decided in the latest round before it; and, once audit
+    items of earlier rounds were decided, the audited estimate for the same items (relabel/scoring/audit.py),
+    which then decides. The one that decides is recorded in the round row."""
+    selected = {r["item_id"] for r in loop.store.selection(rnd) if not r.get("audit")}
+    scores = loop.store.scores_of(rnd, selected)
+    p_wrong = [r["p_wrong"] for r in scores.values() if r["p_wrong"] is not None]
     decided = loop.store.latest_decided_round(before=rnd)
     evidence = Evidence() if decided is None else Evidence(*decided)
     batch = batch_errors(p_wrong, evidence)
-    loop.store.save_batch_estimate(rnd, batch.expected, batch.low, batch.high, str(evidence))
-    return batch
+    audited = audited_estimate(loop.store, {i: r["p_wrong"] for i, r in scores.items()}, before_round=rnd)
+    if audited is None:
+        loop.store.save_batch_estimate(rnd, batch.expected, batch.low, batch.high, str(evidence))
+    else:
+        loop.store.save_batch_estimate(rnd, audited.expected, audited.low, audited.high,
+                                       f"from {audited.audited} audited items ({audited.found} corrected)")
+    return batch, audited
 
 
 def _review_requests(loop: LoopState, rnd: int, selection: list[dict]) -> list[ReviewRequest]:
@@ -106,7 +118,7 @@ def _select(loop: LoopState, rnd: int, budget: int) -> None:
     position = {c: k for k, c in enumerate(classes)}
     # Columns, not one dict per item: at a million items the dicts were GBs (bench_scale, issue 15).
     scores = loop.store.score_columns(rnd, ("item_id", "labelled", "consensus_label", "model_label", "quality",
-                                            "reviewed", "model_prob", "label_issue"))
+                                            "reviewed", "model_prob", "label_issue", "p_wrong"))
     ids = scores["item_id"]
     votes = np.zeros((len(ids), len(classes)), dtype=np.int64)
     consensus_idx = np.array([position.get(c, -1) if labelled else -1
@@ -125,14 +137,32 @@ def _select(loop: LoopState, rnd: int, budget: int) -> None:
     # The order never reads the votes; only the chosen items' reasons do. So the items are chosen first and
     # only their labels are read (not every annotation of the project again: at 1M items that re-read made
     # select grow faster than linearly, bench_scale), then the same selection is made with their votes.
-    chosen = {ids[i]: i for i in select().index}
+    ranked = select().index
+    eligible = (consensus_idx >= 0) & ~reviewed & ~waiting
+    eligible[ranked] = False
+    p_wrong = np.array(scores["p_wrong"], dtype=float)
+    audit_index, inclusion = draw_audit_items(p_wrong, eligible, budget, loop.review.audit)
+    chosen = {ids[i]: i for i in np.r_[ranked, audit_index]}
     for item, label in loop.store.scorable_labels_of(chosen):
         if label in position:
             votes[chosen[item], position[label]] += 1
     sel = select()
-    rows_out = [{"item_id": ids[i], "rank": n, "quality": float(q),
+    rows_out = [{"item_id": ids[i], "quality": float(q),
                  "reason": f"{requeued[ids[i]]}; {reason}" if ids[i] in requeued else reason,
-                 "suggested": classes[int(s)]}
-                for n, (i, q, s, reason) in enumerate(zip(sel.index, sel.quality, sel.suggested, sel.reasons))]
+                 "suggested": classes[int(s)], "audit": 0}
+                for i, q, s, reason in zip(sel.index, sel.quality, sel.suggested, sel.reasons)]
+    audit = describe_items(audit_index, quality, consensus_idx, votes, model_label,
+                           np.array(scores["model_prob"], dtype=float), classes,
+                           np.array(scores["label_issue"], dtype=bool))
+    rows_out += [{"item_id": ids[i], "quality": float(q), "reason": reason, "suggested": classes[int(s)],
+                  "audit": 1, "inclusion": float(pi), "p_wrong": float(p_wrong[i])}
+                 for i, q, s, reason, pi in zip(audit.index, audit.quality, audit.suggested, audit.reasons, inclusion)]
+    if audit_index.size:
+        # Shuffled into the batch: reviewers work down the list, and the audit items must not sit at its end.
+        order = np.random.default_rng().permutation(len(rows_out))
+        rows_out = [rows_out[k] for k in order]
+    for n, row in enumerate(rows_out):
+        row["rank"] = n
     loop.store.save_selection(rnd, rows_out, budget=budget, mode=review_mode(loop.review.mode))
-    loop.store.log_event("select", f"round {rnd}: {len(rows_out)} items selected (budget {budget})", round=rnd)
+    loop.store.log_event("select", f"round {rnd}: {len(sel)} items selected (budget {budget}) and "
+                         f"{audit_index.size} audit items drawn at random", round=rnd)

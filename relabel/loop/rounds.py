@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Callable
 from connectors.records import Connector
 from relabel.config import Config, positive_budget
 from relabel.errors import StoreError, preview
+from relabel.loop.audit_step import wrong_labels_left
 from relabel.loop.collect_step import collect_answers
 from relabel.loop.export import export_rows, iter_export_rows, write_export
 from relabel.loop.lock import writer_lock
@@ -170,7 +171,8 @@ class Loop(LoopState):
     @_reads
     def status(self) -> dict:
         """{"rounds": [{round, status, items, annotations, pushed, reviewed, corrected, expected_remaining_errors,
-        expected_low/high, batch_expected/low/high/evidence, stop_reason}]}"""
+        expected_low/high, batch_expected/low/high/evidence, stop_reason}], "wrong_labels_left": {source ("audit"
+        or "model"), expected, low, high, audited, text, ...}}"""
         decisions = self.store.decisions()
         out = []
         for r in self.store.rounds():
@@ -186,7 +188,8 @@ class Loop(LoopState):
                         "batch_expected": r["batch_expected"], "batch_low": r["batch_low"],
                         "batch_high": r["batch_high"], "batch_evidence": r["batch_evidence"],
                         "stop_reason": r["stop_reason"]})
-        return {"rounds": out}
+        # The audited estimate of wrong labels left (relabel/loop/audit_step.py), or the model's until audits exist.
+        return {"rounds": out, "wrong_labels_left": wrong_labels_left(self.store) if out else None}
 
     @_reads
     def annotators(self) -> list[dict]:

@@ -43,6 +43,8 @@ class PushSummary:
     total: int
     stop_reason: str | None = None        # why nothing was pushed (the stop signal), None when it pushed
     batch: BatchEstimate | None = None    # the stop signal's estimate for the items sent (None: not computed now)
+    audit: int = 0                        # of the ``selected``, the audit items drawn at random (on top of the budget)
+    left: str | None = None               # "≈ 41 wrong labels left (90% interval 22–68), from 57 audited items"
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,8 @@ DRAW_AUDITS_PER_STRATUM = 5
 JEFFREYS = 0.5
 # Quantiles of the two-sided 90% interval.
 INTERVAL = (0.05, 0.95)
+# The fewest audit items a batch carries when audits are on: below ~10 yes/no answers a round adds little.
+MIN_AUDIT_ITEMS = 10
 # Beta draws for the interval's quantiles: their Monte Carlo error is < 1% of the interval's width.
 DRAWS = 20000
 
@@ -65,6 +67,7 @@ class AuditEstimate:
     audited: int
     found: int
     model_expected: float          # what the posterior alone expects: the sum of P(wrong) over the items
+    upper: float | None = None     # the interval's upper end before rounding up (the stop signal compares it)
 
     @property
     def rate(self) -> float:
@@ -80,13 +83,23 @@ class AuditEstimate:
     def as_dict(self) -> dict:
         return {"items": self.items, "expected": self.expected, "low": self.low, "high": self.high,
                 "audited": self.audited, "found": self.found, "model_expected": self.model_expected,
-                "source": "audit"}
+                "upper": self.upper, "source": "audit", "text": str(self)}
 
 
 def format_audited(expected: float, low, high, audited: int) -> str:
     """'≈ 41 wrong labels left (90% interval 22–68), from 57 audited items'"""
     return (f"≈ {expected:.0f} wrong labels left (90% interval {int(low)}–{int(high)}), from {int(audited)} audited "
             f"item{'s' if audited != 1 else ''}")
+
+
+def audit_size(budget: int, setting: float) -> int:
+    """Audit items a batch carries: ``setting`` < 1 is a share of ``budget`` (at least MIN_AUDIT_ITEMS), a
+    whole number >= 1 is the count, 0 is none ([review] audit, validated in relabel.config)."""
+    if setting <= 0:
+        return 0
+    if setting >= 1:
+        return int(setting)
+    return max(MIN_AUDIT_ITEMS, int(round(setting * budget)))
 
 
 def _equal_size_strata(p: np.ndarray, n_strata: int) -> np.ndarray:
@@ -181,7 +194,8 @@ def estimate_wrong_labels(p_wrong, audit_p_wrong, audit_inclusion, audit_wrong, 
     model = float(p.sum())
     found = int(y.sum())
     if ap.size == 0 or n_items == 0:
-        return AuditEstimate(n_items, model if ap.size == 0 else 0.0, 0, n_items, int(ap.size), found, model)
+        return AuditEstimate(n_items, model if ap.size == 0 else 0.0, 0, n_items, int(ap.size), found, model,
+                             float(n_items))
     cuts = _cut_points(ap)
     target_h = np.searchsorted(cuts, p, side="right")
     audit_h = np.searchsorted(cuts, ap, side="right")
@@ -205,7 +219,7 @@ def estimate_wrong_labels(p_wrong, audit_p_wrong, audit_inclusion, audit_wrong, 
     else:
         n_eff = float(np.clip(rate * (1 - rate) / (variance / n_items ** 2), 1.0, n_audits))
     draws = np.random.default_rng(seed).beta(n_eff * rate + JEFFREYS, n_eff * (1 - rate) + JEFFREYS, size=DRAWS)
-    low, high = n_items * np.quantile(draws, INTERVAL)
+    low, upper = n_items * np.quantile(draws, INTERVAL)
     low = int(np.clip(min(np.floor(low), np.floor(point)), 0, n_items))
-    high = int(np.clip(max(np.ceil(high), np.ceil(point)), 0, n_items))
-    return AuditEstimate(n_items, point, low, high, int(ap.size), found, model)
+    high = int(np.clip(max(np.ceil(upper), np.ceil(point)), 0, n_items))
+    return AuditEstimate(n_items, point, low, high, int(ap.size), found, model, float(max(upper, point)))
