@@ -96,7 +96,8 @@ def test_round_status_push_collect_annotators_export(runner, tmp_path):
     result = run(runner, fake, "round", "--budget", "10")
     assert result.exit_code == 0, result.output
     assert "Round 1 scored (model-dawid-skene)" in result.output
-    assert "10 new review tasks (project), 10 in total" in result.output
+    # the budget's 10 ranked items plus the audit on top of it ([review] audit: 10%, at least 10 items)
+    assert "20 new review tasks (project), 20 in total, 10 of them audit items" in result.output
 
     again = run(runner, fake, "push")
     assert again.exit_code == 0 and "0 new review tasks" in again.output and "10 in total" in again.output
@@ -196,7 +197,7 @@ def test_round_stops_and_says_why_when_nothing_is_worth_reviewing(runner):
         "[review]\n", "[review]\nmin_expected_errors = 1000\n"))
     first = run(runner, fake, "round", "--budget", "10")
     # round 1 always pushes, and says what its batch holds
-    assert first.exit_code == 0 and "10 new review tasks" in first.output, first.output
+    assert first.exit_code == 0 and "20 new review tasks" in first.output, first.output   # 10 + 10 audit items
     assert "They hold ≈ " in first.output and "no reviewer decisions yet" in first.output
     for task_id in fake.review_tasks.values():
         fake.answer(task_id, "eve@x", "tech")
@@ -270,7 +271,8 @@ def test_round_json_and_pull_counts_name_the_skips(runner):
     result = run(runner, fake, "round", "--budget", "5", "--json")
     summary = json.loads(result.output)
     assert summary["round"] == 1 and summary["steps"] == ["pull", "score", "select", "push"]
-    assert (summary["pull"]["pulled"], summary["pull"]["new"], summary["push"]["new"]) == (1, 1, 5)
+    assert (summary["pull"]["pulled"], summary["pull"]["new"], summary["push"]["new"]) == (1, 1, 15)
+    assert summary["push"]["audit"] == 10                # on top of the budget
     batch = summary["push"]["batch"]         # the stop signal's figures, in JSON too
     assert batch["items"] == 5 and batch["low"] <= batch["expected"] <= batch["high"] and batch["source"] == "posterior"
     assert batch["evidence"] == {"round": None, "decided": 0, "corrected": 0}
@@ -284,7 +286,7 @@ def test_a_round_off_a_terminal_prints_a_line_per_step(runner):
     assert lines[1].startswith("Pulled 180 annotations (0 skipped) on 60 items")
     assert lines[2] == "Scoring (model, consensus, quality)..." and lines[3].startswith("Round 1 scored")
     assert lines[4].startswith("model: ") and "out-of-fold log-loss" in lines[4]   # the chosen pipeline
-    assert lines[5] == "Selecting and pushing review tasks..." and lines[6].startswith("Round 1: 5 new review tasks")
+    assert lines[5] == "Selecting and pushing review tasks..." and lines[6].startswith("Round 1: 15 new review tasks")
     quiet = run(runner, fake, "--quiet", "round", "--budget", "5").output
     assert "..." not in quiet and "Collected 0 decisions" in quiet
 

@@ -108,10 +108,12 @@ class FakeLabelStudio:
         return out
 
 
-def make_loop(tmp_path, fake, budget=10, name="relabel.db", min_expected_errors=DEFAULT_MIN_EXPECTED_ERRORS):
-    # The stop signal is off unless a test is about it: these small fakes hold few expected errors.
+def make_loop(tmp_path, fake, budget=10, name="relabel.db", min_expected_errors=DEFAULT_MIN_EXPECTED_ERRORS,
+              audit=0.0):
+    # The stop signal is off unless a test is about it: these small fakes hold few expected errors. Audits are
+    # off unless a test is about them (tests/test_audit_loop.py), so a batch is exactly the budget.
     return Loop(Store(tmp_path / name), fake, model=MODEL,
-                review=ReviewSettings(budget=budget, min_expected_errors=min_expected_errors))
+                review=ReviewSettings(budget=budget, min_expected_errors=min_expected_errors, audit=audit))
 
 
 @pytest.fixture
