@@ -104,3 +104,21 @@ def test_audit_setting(value, size):
 def test_bad_audit_setting(value):
     with pytest.raises(ConfigError, match=r"'audit' setting in \[review\]"):
         parse_config({"label_studio": {"url": "http://x", "project": 1}, "review": {"audit": value}})
+
+
+def test_report_and_export_show_the_audited_estimate(tmp_path):
+    from relabel.report.page import render_report
+    import json
+
+    fake = FakeLabelStudio(n_items=120)
+    loop = make_loop(tmp_path, fake)
+    loop.round()
+    answer_everything(loop, fake, 1)
+    loop.round()
+    page = render_report(loop.store)
+    assert "Wrong labels left: audited" in page and "Precision of the review queue" in page
+    assert "from 10 audited items" in page
+    loop.export("jsonl", tmp_path / "labels.jsonl")
+    meta = json.loads((tmp_path / "labels.jsonl.meta.json").read_text())
+    assert meta["wrong_labels_left"]["source"] == "audit" and meta["wrong_labels_left"]["audited"] == 10
+    assert meta["items"] == 120

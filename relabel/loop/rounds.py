@@ -24,7 +24,7 @@ from relabel.config import Config, positive_budget
 from relabel.errors import StoreError, preview
 from relabel.loop.audit_step import wrong_labels_left
 from relabel.loop.collect_step import collect_answers
-from relabel.loop.export import export_rows, iter_export_rows, write_export
+from relabel.loop.export import export_rows, iter_export_rows, write_export, write_export_metadata
 from relabel.loop.lock import writer_lock
 from relabel.loop.loop_state import LoopState
 from relabel.loop.project_setup import make_connector
@@ -205,8 +205,11 @@ class Loop(LoopState):
         return export_rows(self.store)
 
     def export(self, fmt: str, out: str | Path) -> int:
-        """Write the export rows as CSV or JSON Lines as they are read; returns the number of items written."""
-        return write_export(iter_export_rows(self.store), fmt, out)
+        """Write the export rows as CSV or JSON Lines as they are read, and beside them ``<out>.meta.json``: how
+        many wrong labels the export is estimated to hold (relabel/loop/audit_step.py); returns the rows written."""
+        written = write_export(iter_export_rows(self.store), fmt, out)
+        write_export_metadata(self.store, out, written)
+        return written
 
     @_writes("writeback")
     def writeback(self) -> "WritebackSummary":
