@@ -21,7 +21,7 @@ from relabel import progress
 from relabel.about import __version__
 from relabel.scoring.error_estimate import format_expected
 from relabel.config import (API_KEY_ENV, DEFAULT_BUDGET, DEFAULT_CONFIG, REVIEW_MODES, URL_ENV, label_studio_url,
-                     load_config, non_empty_string, positive_budget, positive_int)
+                            load_config, non_empty_string, positive_budget, positive_int)
 from relabel.errors import RelabelError
 from relabel.redaction import redact
 from relabel.report.page import DEFAULT_TOP

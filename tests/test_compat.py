@@ -11,7 +11,7 @@ import pytest
 cleanlab = pytest.importorskip("cleanlab")
 
 from relabel.compat import cleanlab as compat  # noqa: E402
-from relabel.errors import PredProbsError  # noqa: E402
+from relabel.errors import ConfigError, PredProbsError  # noqa: E402
 from relabel.scoring.consensus import _compute_best_temperature, _prepare  # noqa: E402
 
 MODULES = ("multiannotator", "filter", "count", "rank")
@@ -84,6 +84,80 @@ def test_cross_validated_count_functions_return_cleanlabs_shapes():
         labels, p, converge_latent_estimates=False)
     np.testing.assert_array_equal(py, py2)
     np.testing.assert_array_equal(noise, noise2)
+
+
+def ensemble_case(seed: int):
+    """Random sizes, 1-9 models of varied sharpness, some with exact zeros (the log-loss floor matters)."""
+    rng = np.random.default_rng(seed)
+    n, k, m = int(rng.integers(20, 150)), int(rng.integers(2, 6)), int(rng.integers(1, 10))
+    truth = rng.integers(0, k, n)
+    labels = np.where(rng.random(n) < 0.3, rng.integers(0, k, n), truth)
+    labels[:k] = np.arange(k)  # every class given: sklearn's log-loss inside cleanlab needs them all
+    members = []
+    for j in range(m):
+        p = np.exp(rng.normal(size=(n, k)) * rng.uniform(0.5, 3) + rng.uniform(0, 3) * np.eye(k)[truth])
+        if j % 3 == 0:
+            p[rng.random((n, k)) < 0.1] = 0
+            p[p.sum(axis=1) == 0, 0] = 1
+        members.append(p / p.sum(axis=1, keepdims=True))
+    return labels, members, rng.random(m)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("weighting", ["uniform", "accuracy", "log_loss_search", "custom"])
+def test_label_quality_ensemble_scores_give_cleanlabs_results(seed, weighting):
+    import cleanlab.rank as c_rank
+
+    labels, members, custom = ensemble_case(seed)
+    for method, adjust in [("self_confidence", False), ("self_confidence", True), ("normalized_margin", True),
+                           ("confidence_weighted_entropy", False)]:
+        kwargs = {"method": method, "adjust_pred_probs": adjust, "weight_ensemble_members_by": weighting,
+                  "custom_weights": custom if weighting == "custom" else None, "verbose": False}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs = c_rank.get_label_quality_ensemble_scores(labels, [p.copy() for p in members], **kwargs)
+        ours = compat.rank.get_label_quality_ensemble_scores(labels, members, **kwargs)
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
+
+
+def test_label_quality_ensemble_scores_refuse_bad_arguments_clearly():
+    labels, members, _ = ensemble_case(0)
+    score = compat.rank.get_label_quality_ensemble_scores
+    with pytest.raises(PredProbsError, match="must be a list"):
+        score(labels, np.stack(members))
+    with pytest.raises(PredProbsError, match="is empty"):
+        score(labels, [])
+    with pytest.raises(ConfigError, match="needs custom_weights"):
+        score(labels, members, weight_ensemble_members_by="custom")
+    with pytest.raises(ConfigError, match="one finite weight per model"):
+        score(labels, members, weight_ensemble_members_by="custom", custom_weights=np.ones(len(members) + 1))
+    with pytest.raises(ConfigError, match="set it to 'custom'"):
+        score(labels, members, custom_weights=np.ones(len(members)))
+    with pytest.raises(ConfigError, match="Unknown weight_ensemble_members_by"):
+        score(labels, members, weight_ensemble_members_by="median")
+
+
+def test_label_quality_ensemble_scores_verbose_prints_the_weights(capsys):
+    labels, members, _ = ensemble_case(1)
+    compat.rank.get_label_quality_ensemble_scores(labels, members[:2] * 2, weight_ensemble_members_by="uniform")
+    assert capsys.readouterr().out.strip() == "Ensemble of 4 models weighted by uniform: equal"
+
+
+@pytest.mark.parametrize("frac_noise", [0.0, 0.35, 1.0])
+def test_private_pruning_helpers_give_cleanlabs_results(frac_noise):
+    import cleanlab.filter as c_filter
+
+    rng = np.random.default_rng(int(frac_noise * 100))
+    for _ in range(20):
+        k = int(rng.integers(2, 6))
+        joint = rng.integers(0, 40, (k, k)) + np.diag(rng.integers(0, 300, k))
+        joint[rng.random((k, k)) < 0.2] = 0
+        np.testing.assert_array_equal(compat.filter._reduce_prune_counts(joint, frac_noise),
+                                      c_filter._reduce_prune_counts(joint, frac_noise))
+        for n in (0, 1, 5, int(joint.max())):
+            np.testing.assert_array_equal(
+                compat.filter._keep_at_least_n_per_class(joint.T, n, frac_noise=frac_noise),
+                c_filter._keep_at_least_n_per_class(joint.T, n, frac_noise=frac_noise))
 
 
 def annotations_case(seed: int, n: int = 60, m: int = 5, k: int = 3, models: int = 2):

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from relabel.errors import ConfigError, InputError
 from relabel.models.featurizers import (MemoryEmbeddingCache, ModelWarning, SentenceTransformerFeaturizer, check_texts,
-                                 model_fingerprint, resolve_model_path)
+                                        model_fingerprint, resolve_model_path)
 from relabel.models.fit import featurizer, text_hash
 from relabel.models.vector_files import read_keyed_vectors
 from tiny_sentence_model import build_tiny_model

@@ -10,7 +10,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from relabel.errors import ConfigError, InputError, LabelError, PredProbsError
 from relabel.models.fit import (PROBABILITY_FLOOR, MemoryEmbeddingCache, ModelSettings, ModelWarning, check_in_sample,
-                           cross_val_pred_probs, make_classifier, predict_probs, texts_for_items)
+                                cross_val_pred_probs, make_classifier, predict_probs, texts_for_items)
 from relabel.models.estimators import stratified_folds as _stratified_folds
 from tiny_sentence_model import build_tiny_model
 

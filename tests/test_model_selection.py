@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from relabel.scoring.calibration import (apply_temperature, cross_fitted_temperature, expected_calibration_error,
-                                 fit_temperature, log_loss)
+                                         fit_temperature, log_loss)
 from relabel.models.fit import ModelSettings, fit_predict_probs
 from relabel.models.pipelines import PipelineSpec
 from test_model import toy_project

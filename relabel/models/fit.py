@@ -26,7 +26,7 @@ from relabel.models.embed_dask import check_scheduler
 from relabel.errors import ConfigError, InputError, LabelError, PredProbsError, preview
 from relabel.models.estimators import PROBABILITY_FLOOR, fit_predict, floor_and_normalise, make_classifier, stratified_folds
 from relabel.models.featurizers import (EMBEDDING_BACKENDS, MemoryEmbeddingCache, ModelWarning, check_texts, featurizer,
-                          model_fingerprint, resolve_model_path, text_hash)
+                                        model_fingerprint, resolve_model_path, text_hash)
 from relabel.scoring.validation import check_labels, check_pred_probs
 from relabel.models.vector_files import read_keyed_vectors
 

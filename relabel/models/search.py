@@ -41,10 +41,10 @@ import numpy as np
 
 from relabel import progress as progress_bars
 from relabel.scoring.calibration import (accuracy, apply_temperature, cross_fitted_temperature, expected_calibration_error,
-                          fit_temperature, log_loss)
+                                         fit_temperature, log_loss)
 from relabel.models.estimators import DEFAULT_C, fit_predict, stratified_folds
 from relabel.models.pipelines import (HASHING_ABOVE, SGD_ABOVE, FeatureBlocks, PipelineSpec, available_cores, fit_predict_folds,
-                        make_estimator)
+                                      make_estimator)
 
 # Inverse regularisation strengths searched. Rows of TF-IDF and of normalised embeddings have unit length, so
 # sklearn's C = 1 underfits them (20 Newsgroups: accuracy 0.899 at C = 1, 0.914 at C = 10); the grid spans both

@@ -11,7 +11,8 @@ shared by all of them:
 * Single-label data only for now: ``multi_label=True`` is refused.
 * Ties are broken deterministically (stable sorts, smallest class last), where cleanlab uses unstable sorts or
   ``np.random.choice``.
-* ``n_jobs`` and ``verbose`` are accepted and change nothing: the work is vectorised and prints nothing.
+* ``n_jobs`` and ``verbose`` are accepted and change nothing: the work is vectorised and prints nothing (except
+  ``rank.get_label_quality_ensemble_scores``, whose verbose line shows the model weights it otherwise hides).
 
 ``UNSUPPORTED`` maps each module name to the public cleanlab names it does not provide, and why.
 """
@@ -19,9 +20,5 @@ UNSUPPORTED = {
     "multiannotator": {},
     "filter": {},
     "count": {},
-    "rank": {
-        "get_label_quality_ensemble_scores": "weighting ensemble members by accuracy or a log-loss search is not "
-                                             "implemented; average the members' pred_probs and call "
-                                             "get_label_quality_scores",
-    },
+    "rank": {},
 }

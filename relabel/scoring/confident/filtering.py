@@ -68,11 +68,18 @@ def _keep_at_least_n_per_class(prune_counts: np.ndarray, n: int, frac_noise: flo
     reduced = prune_counts - (kept - diagonal) / n_noise_entries
     reduced[reduced < 0] = 0
     np.fill_diagonal(reduced, kept)
-    # frac_noise removes only that fraction of each noise entry; the diagonal takes what is not removed,
-    # so column totals stay the same. Truncating to int (not rounding) is the reference behaviour.
-    scaled = reduced * frac_noise
-    np.fill_diagonal(scaled, reduced.diagonal())
-    np.fill_diagonal(scaled, reduced.diagonal() + np.sum(reduced - scaled, axis=0))
+    return _reduce_prune_counts(reduced, frac_noise)
+
+
+def _reduce_prune_counts(prune_counts: np.ndarray, frac_noise: float) -> np.ndarray:
+    """Each noise (off-diagonal) count times frac_noise, the diagonal taking what was removed; as int64.
+
+    frac_noise removes only that fraction of each noise entry; the diagonal takes what is not removed, so
+    column totals stay the same. Truncating to int (not rounding) is the reference behaviour.
+    """
+    scaled = prune_counts * frac_noise
+    np.fill_diagonal(scaled, prune_counts.diagonal())
+    np.fill_diagonal(scaled, prune_counts.diagonal() + np.sum(prune_counts - scaled, axis=0))
     # row-major, as the reference's row-wise rounding returns it: later row sums then add in the same order
     return np.ascontiguousarray(scaled.astype(np.int64))
 
