@@ -240,7 +240,7 @@ def load_settings(data_dir: Path, only) -> list[tuple]:
 
     settings = []
     want = (lambda name: only is None or any(o in name for o in only))
-    if any(want(f"cifar10n-{m}-{k}") for m in ("resnet18", "no-model") for k in ("3", "2")):
+    if any(want(f"cifar10n-{m}-{k}labels") for m in ("resnet18", "no-model") for k in ("3", "2")):
         a, clean, probs = load_cifar10n(data_dir)
         for per_item in (3, 2):
             ai = a if per_item == 3 else thin(a, per_item, seed=1)
