@@ -100,11 +100,12 @@ def test_round_status_push_collect_annotators_export(runner, tmp_path):
     assert "20 new review tasks (project), 20 in total, 10 of them audit items" in result.output
 
     again = run(runner, fake, "push")
-    assert again.exit_code == 0 and "0 new review tasks" in again.output and "10 in total" in again.output
-    assert len(fake.review_tasks) == 10
+    assert again.exit_code == 0 and "0 new review tasks" in again.output and "20 in total" in again.output
+    assert len(fake.review_tasks) == 20
 
     status = json.loads(run(runner, fake, "status", "--json").output)
-    assert list(status) == ["rounds"] and len(status["rounds"]) == 1
+    assert list(status) == ["rounds", "wrong_labels_left"] and len(status["rounds"]) == 1
+    assert status["wrong_labels_left"]["source"] == "model"           # no audit item decided yet
     r1 = status["rounds"][0]
     assert list(r1) == ["round", "status", "items", "annotations", "pushed", "reviewed", "corrected",
                         "expected_remaining_errors", "expected_low", "expected_high", "batch_expected", "batch_low",
@@ -194,10 +195,10 @@ def test_round_stops_and_says_why_when_nothing_is_worth_reviewing(runner):
     fake = FakeLabelStudio()
     init(runner, fake)
     Path("relabel.toml").write_text(Path("relabel.toml").read_text().replace(
-        "[review]\n", "[review]\nmin_expected_errors = 1000\n"))
+        "[review]\n", "[review]\nmin_expected_errors = 1000\naudit = 0\n"))   # the audited rule: test_audit_loop
     first = run(runner, fake, "round", "--budget", "10")
     # round 1 always pushes, and says what its batch holds
-    assert first.exit_code == 0 and "20 new review tasks" in first.output, first.output   # 10 + 10 audit items
+    assert first.exit_code == 0 and "10 new review tasks" in first.output, first.output
     assert "They hold ≈ " in first.output and "no reviewer decisions yet" in first.output
     for task_id in fake.review_tasks.values():
         fake.answer(task_id, "eve@x", "tech")

@@ -89,5 +89,6 @@ def audit_section(store: Store, rnd: int) -> str:
                          f"{f' ({ac / ad:.0%})' if ad else ''}</td><td class=\"n\">"
                          f"{f'{(rc / rd) / (ac / ad):.1f}×' if rd and ad and ac else '–'}</td></tr>"
                          for r, rd, rc, ad, ac in prec) + "</tbody></table>")
-    return section("audit", "Wrong labels left: audited", lead,
-                   table + img(_plot(rows), "Audited and model estimates per round") + prec_html)
+    # The plot only once there is an audited figure to set beside the model's (the table says the rest).
+    plot = img(_plot(rows), "Audited and model estimates per round") if any(r["audit"] for r in rows) else ""
+    return section("audit", "Wrong labels left: audited", lead, table + plot + prec_html)
