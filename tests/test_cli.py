@@ -112,7 +112,7 @@ def test_round_status_push_collect_annotators_export(runner, tmp_path):
                         "batch_high", "batch_evidence", "stop_reason"]
     assert r1["expected_low"] <= r1["expected_remaining_errors"] <= r1["expected_high"] and r1["stop_reason"] is None
     assert r1["batch_low"] <= r1["batch_expected"] <= r1["batch_high"] <= 10
-    assert (r1["round"], r1["status"], r1["items"], r1["annotations"], r1["pushed"]) == (1, "pushed", 60, 180, 10)
+    assert (r1["round"], r1["status"], r1["items"], r1["annotations"], r1["pushed"]) == (1, "pushed", 60, 180, 20)
 
     task_ids = sorted(fake.review_tasks.values())
     fake.answer(task_ids[0], "eve@x", "tech")
@@ -123,7 +123,7 @@ def test_round_status_push_collect_annotators_export(runner, tmp_path):
     table = run(runner, fake, "status").output.splitlines()
     assert table[0].split() == ["round", "status", "items", "annotations", "pushed", "reviewed", "corrected",
                                 "expected_remaining_errors", "wrong_in_batch"]
-    assert table[2].split()[:5] == ["1", "pushed", "60", "180", "10"]
+    assert table[2].split()[:5] == ["1", "pushed", "60", "180", "20"]      # 10 ranked + 10 audit items
 
     ann = json.loads(run(runner, fake, "annotators", "--json").output)["annotators"]
     assert {a["annotator"] for a in ann} == set(ANNOTATORS)
