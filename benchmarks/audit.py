@@ -252,7 +252,7 @@ def load_settings(data_dir: Path, only) -> list[tuple]:
         if want(name):
             a, truth = load_crowd(data_dir, name)
             settings.append((name, a, truth, None, budget(int((truth >= 0).sum()))))
-    if want("bbc"):
+    if want("bbc-demo"):
         from relabel.demo_data import bbc_news, simulate_annotations
         data = bbc_news()
         triples = np.array(simulate_annotations(data.truth, data.classes))
