@@ -17,6 +17,7 @@ install: $(INSTALL_STAMP) browser
 # tests/test_report.py opens the HTML report in headless Chromium: install Debian's when missing and we are root.
 browser:
 	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "make: installing Debian's chromium with apt-get (tests/test_report.py opens the report in it; ~300 MB)" >&2; \
 		apt-get update -qq && apt-get install -y -qq chromium; fi
 
 # pytest exits 5 when it collected no test: that is a failure here, and says so.

@@ -149,10 +149,17 @@ def m_model(a, p):
 
 
 def m_relabel(a, p):
-    """relabel's default, plus what "overrides allowed everywhere" would have given (with a model: the same)."""
+    """relabel's default (overrides only where earned), plus what "overrides allowed" would have given: with a
+    model, the model's say whether earned or not (``allow_overrides="model"``); without one, labels nobody gave."""
     r = consensus(a, p)
-    always = r if p is not None else consensus(a, p, allow_overrides="always")
+    if p is not None and r.override_evidence.allowed:
+        always = r                                       # earned: the default already lets the model decide
+    else:
+        always = consensus(a, p, allow_overrides="model" if p is not None else "always")
+    majority = get_majority_vote_label(a)
     extra = {"override": r.override, "override_always": always.override, "label_always": always.consensus_label,
+             "flipped": r.consensus_label != majority,
+             "regime": r.override_evidence.regime, "regime_reason": r.override_evidence.reason,
              "settings": {k: v for k, v in r.settings.items() if k != "class_prior"}}
     return r.consensus_label, r.consensus_quality_score, r.annotator_quality, extra
 
@@ -209,6 +216,12 @@ def evaluate(a: Annotations, p, truth, methods) -> list[dict]:
                 row[f"{key}s"] = int(flagged.sum())
                 row[f"{key}s_right"] = int((np.asarray(labels)[has][flagged] == truth[has][flagged]).sum())
             row["accuracy_overrides_always"] = float((info["label_always"][has] == truth[has]).mean())
+            # Every label that differs from the majority vote (an override or a broken tie / flipped majority):
+            # how many, and how many of them right, against the vote's label on the same items.
+            changed = info["flipped"][has]
+            row["changed_from_vote"] = int(changed.sum())
+            row["changed_from_vote_right"] = int((np.asarray(label)[has][changed] == truth[has][changed]).sum())
+            row["regime"], row["regime_reason"] = info["regime"], info["regime_reason"]
             row["settings"] = info["settings"]
         rows.append(row)
     return rows
@@ -242,6 +255,34 @@ def crowd_section(data_dir: Path, sets=None) -> list[dict]:
                   f"{row['expected_wrong']:.1f} ({row['interval'][0]}–{row['interval'][1]}) | {row['measured_wrong']} |"
                   f" {_ratio(row)} |", flush=True)
     return results
+
+
+def vs_vote_table(rows: list[dict], key) -> str:
+    """Issue 20's table: relabel's default against majority vote (accuracy difference in points), its
+    overrides (labels no annotator gave) made and right, the labels it changed from the vote and how many of
+    those are right, and the regime the override evidence put the run in."""
+    from collections import defaultdict
+
+    groups = defaultdict(dict)
+    for r in rows:
+        if "refused" not in r:
+            groups[key(r)].setdefault(r["method"], []).append(r)
+    lines = ["| set | majority vote / given | relabel default | relabel − vote | overrides right / made | "
+             "changed from the vote: right / changed | regime (runs) | with overrides allowed |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, by in groups.items():
+        rel, vote = by.get("relabel default"), by.get("majority vote")
+        if not rel or not vote:
+            continue
+        acc = float(np.mean([r["accuracy"] for r in rel]))
+        v = float(np.mean([r["accuracy"] for r in vote]))
+        made, right = sum(r["overrides"] for r in rel), sum(r["overrides_right"] for r in rel)
+        changed, changed_right = sum(r["changed_from_vote"] for r in rel), sum(r["changed_from_vote_right"] for r in rel)
+        regimes = ", ".join(f"{g} ({sum(r['regime'] == g for r in rel)})" for g in sorted({r["regime"] for r in rel}))
+        always = float(np.mean([r["accuracy_overrides_always"] for r in rel]))
+        lines.append(f"| {name} | {v:.4f} | {acc:.4f} | {(acc - v) * 100:+.2f} pt{'' if acc >= v - 0.005 else ' BELOW'} "
+                     f"| {right} / {made} | {changed_right} / {changed} | {regimes} | {always:.4f} |")
+    return "\n".join(lines)
 
 
 def _ratio(row) -> str:
@@ -419,8 +460,14 @@ def main(argv=None) -> int:
         saved = json.loads(args.summarise.read_text())
         if "crowd" in saved:
             print(crowd_summary(saved["crowd"]))
+        if "crowd" in saved:
+            print("\n" + vs_vote_table(saved["crowd"], lambda r: r["dataset"]))
         if "cifar10n" in saved:
             print("\n" + cifar10n_summary(saved["cifar10n"]))
+            print("\n" + vs_vote_table(saved["cifar10n"],
+                                       lambda r: f"{r['pred_probs']} {r['labels_per_item']} {r['model']}"))
+        if "snow" in saved:
+            print("\n" + vs_vote_table(saved["snow"], lambda r: f"rte + {r['model']}"))
         return 0
     data_dir = args.data_dir or default_data_dir()
     sections = args.only or ["crowd", "cifar10n", "snow", "rounds"]
@@ -432,16 +479,21 @@ def main(argv=None) -> int:
               "|---|---|---|---|---|---|---|---|")
         out["crowd"] = crowd_section(data_dir, args.sets)
         print("\n" + crowd_summary(out["crowd"]))
+        print("\n### Annotation-only sets against majority vote\n\n" + vs_vote_table(out["crowd"],
+                                                                                     lambda r: r["dataset"]))
     if "cifar10n" in sections:
         print("\n## CIFAR-10N\n\n| pred_probs | labels/item | model | seed | method | accuracy | AUROC | ECE | "
               "expected (90% interval) / measured wrong | overrides right/made |\n|---|---|---|---|---|---|---|---|---|---|")
         out["cifar10n"] = cifar10n_section(data_dir, args.models, SEEDS[:args.seeds], args.labels, args.kinds,
                                            args.with_cleanlab)
         print("\n### CIFAR-10N, mean over seeds\n\n" + cifar10n_summary(out["cifar10n"]))
+        print("\n### CIFAR-10N against majority vote (sums over seeds)\n\n" + vs_vote_table(
+            out["cifar10n"], lambda r: f"{r['pred_probs']} {r['labels_per_item']} {r['model']}"))
     if "snow" in sections:
         print("\n## Snow 2008 RTE with a text model\n\n| dataset | model | method | accuracy | AUROC | "
               "expected / measured wrong |\n|---|---|---|---|---|---|")
         out["snow"] = snow_section(data_dir, args.featurizer)
+        print("\n" + vs_vote_table(out["snow"], lambda r: f"rte + {r['model']}"))
     if "rounds" in sections:
         print("\n## Simulated rounds (CIFAR-10N, resnet18, 500 reviews/round)\n\n"
               "| strategy | round | wrong final labels before | reviewed items really wrong |\n|---|---|---|---|")

@@ -92,7 +92,9 @@ class RetryingTransport(httpx.BaseTransport):
 
         def retryable(exc: BaseException) -> bool:
             if isinstance(exc, _NOT_SENT):
-                return not is_tls_error(exc)     # a certificate does not get better by asking again
+                # A certificate does not get better by asking again, and a host name the resolver does not know
+                # is a typo far more often than a DNS outage: both fail at once (an unknown host in < 3 s).
+                return not is_tls_error(exc) and unknown_host(exc) is None
             return idempotent and isinstance(exc, (_UNCERTAIN, _RetryableStatus))
 
         def wait(state: RetryCallState) -> float:
@@ -175,6 +177,25 @@ def is_tls_error(exc: BaseException | None) -> bool:
             return True
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return False
+
+
+def unknown_host(exc: BaseException | None) -> str | None:
+    """The host name when ``exc`` (or what caused it) is a failure to resolve it (socket.gaierror), else None."""
+    import socket
+
+    seen, request_host = 0, None
+    while exc is not None and seen < 10:
+        if isinstance(exc, httpx.RequestError) and request_host is None:
+            try:
+                request_host = exc.request.url.host
+            except RuntimeError:          # an error built without its request
+                pass
+        if isinstance(exc, socket.gaierror) or "Name or service not known" in str(exc) \
+                or "nodename nor servname" in str(exc) or "No address associated" in str(exc) \
+                or "Temporary failure in name resolution" in str(exc):
+            return request_host or "?"
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
 
 
 def _retry_after(response: httpx.Response) -> float | None:

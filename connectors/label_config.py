@@ -19,6 +19,9 @@ class LabelConfig:
     label_tag: str
     text_field: str | None
     to_name: str = ""  # the object tag the Choices tag labels, needed to write a prediction's result
+    # <Choices choice="multiple">: an annotation is a set of classes (possibly empty: "none apply"), a multi-label
+    # project (issue 24); "single" and "single-radio" are one class per annotation.
+    multiple: bool = False
 
 
 def parse_label_config(xml: str, *, label_tag: str | None = None, text_field: str | None = None) -> LabelConfig:
@@ -42,7 +45,8 @@ def parse_label_config(xml: str, *, label_tag: str | None = None, text_field: st
         if len(choices_tags) > 1:
             raise ConfigError(
                 f"The labeling config has {len(choices_tags)} <Choices> tags ({preview(names)}); "
-                f"set the 'label_tag' setting to the one relabel should score."
+                f"choose the one relabel should score with `relabel init --label-tag NAME` (the 'label_tag' "
+                f"setting in [label_studio])."
             )
         tag = choices_tags[0]
     else:
@@ -54,6 +58,7 @@ def parse_label_config(xml: str, *, label_tag: str | None = None, text_field: st
             )
         tag = matching[0]
     name = tag.get("name", "")
+    refuse_multi_label(tag)
     classes = tuple(_class_name(choice) for choice in tag.iter("Choice"))
     if len(classes) < 2:
         raise ConfigError(
@@ -66,7 +71,18 @@ def parse_label_config(xml: str, *, label_tag: str | None = None, text_field: st
         )
     if text_field is None:
         text_field = _text_field_of(root, tag.get("toName", ""))
-    return LabelConfig(classes=classes, label_tag=name, text_field=text_field, to_name=tag.get("toName", ""))
+    return LabelConfig(classes=classes, label_tag=name, text_field=text_field, to_name=tag.get("toName", ""),
+                       multiple=(tag.get("choice") or "single").strip().lower() == "multiple")
+
+
+def refuse_multi_label(tag: ET.Element) -> None:
+    """Refuse a Choices tag that takes several choices per task: relabel's scores assume one class per item, and
+    an annotation holding two choices would be left out of scoring, a reviewer's answer with it dropped. This is the
+    one place multi-label projects are turned away; multi-label support replaces it."""
+    if (tag.get("choice") or "single").strip().lower() == "multiple":
+        raise ConfigError(f"The <Choices name={tag.get('name', '')!r}> tag takes several choices per task "
+                          "(choice=\"multiple\"); relabel scores single-label projects only, so use "
+                          "choice=\"single\" or another <Choices> tag (--label-tag).")
 
 
 def _class_name(choice: ET.Element) -> str:

@@ -8,6 +8,7 @@ annotation read as an AnnotationRecord.
 from __future__ import annotations
 
 import json
+import re
 from typing import Callable, Iterable
 
 import httpx
@@ -45,6 +46,9 @@ class LabelStudioApi:
             raise AuthError(f"No Label Studio API key was given; set {API_KEY_VARIABLE} to a personal access token "
                             f"or legacy token from Account & Settings.")
         api_key = checked_api_key(api_key, "The API key given to the connector")
+        # Which advice a 401 gets (connectors/label_studio_errors.py): a legacy token is 40 hex characters; a
+        # personal access token is a JWT. Only the kind is kept, never the key.
+        self.key_kind = "legacy" if re.fullmatch(r"[0-9a-fA-F]{40}", api_key) else "personal"
         if not isinstance(project_id, int) or isinstance(project_id, bool) or project_id < 1:
             raise ConfigError(f"The 'project_id' setting must be a positive integer. Got {project_id!r}.")
         self.url = url.rstrip("/")

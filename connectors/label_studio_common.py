@@ -105,6 +105,31 @@ def choice_of(annotation: dict, config: LabelConfig) -> tuple[str | None, bool, 
     return chosen[0], True, None
 
 
+def choice_set_of(annotation: dict, config: LabelConfig) -> tuple[tuple[str, ...] | None, bool, str | None]:
+    """(classes, valid, problem) of one multi-label annotation: the set of choices in the scored Choices tag, in
+    config order. A submitted annotation with no choice there is the empty set ("none apply"), an answer; a
+    cancelled (skipped) annotation is None."""
+    if annotation.get("was_cancelled"):
+        return None, True, None
+    results = annotation.get("result") or []
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        return None, False, "has a result that is not a list of regions"
+    chosen: set[str] = set()
+    for result in results:
+        if result.get("from_name") == config.label_tag:
+            chosen.update((result.get("value") or {}).get("choices") or [])
+    unknown = sorted(chosen - set(config.classes))
+    if unknown:
+        return None, False, f"chose {preview(unknown)}, not classes of the labeling config"
+    return tuple(c for c in config.classes if c in chosen), True, None
+
+
+def choice_set_result(config: LabelConfig, labels) -> dict:
+    """A multi-label result region: the given classes (config order); an empty list is "none apply"."""
+    chosen = [c for c in config.classes if c in set(labels)]
+    return {"from_name": config.label_tag, "to_name": config.to_name, "type": "choices", "value": {"choices": chosen}}
+
+
 def choice_result(config: LabelConfig, label: str) -> dict:
     return {"from_name": config.label_tag, "to_name": config.to_name, "type": "choices", "value": {"choices": [label]}}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import httpx
 from label_studio_sdk.core.api_error import ApiError
@@ -16,7 +17,7 @@ from label_studio_sdk.core.api_error import ApiError
 from relabel.errors import AuthError, ConnectorError, OutcomeUnknown
 from relabel.redaction import redact, url_without_userinfo
 
-from connectors.http import GaveUp, is_tls_error
+from connectors.http import GaveUp, is_tls_error, unknown_host
 
 API_KEY_VARIABLE = "LABEL_STUDIO_API_KEY"
 
@@ -45,6 +46,10 @@ class Translate:
                 exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError, GaveUp)):
             raise OutcomeUnknown(f"The request {self.what} to Label Studio at {url} was sent but its answer was "
                                  f"lost ({type(exc).__name__}).") from None
+        host = unknown_host(exc.last if isinstance(exc, GaveUp) else exc)
+        if host is not None and isinstance(exc, httpx.TransportError):
+            raise ConnectorError(f"Cannot resolve the host {host!r} of Label Studio's URL {url}; check the URL for "
+                                 "a typo (or the network's DNS).") from None
         if isinstance(exc, GaveUp) and isinstance(exc.last, (httpx.ConnectError, httpx.ConnectTimeout)) \
                 and not is_tls_error(exc.last):
             raise ConnectorError(f"Cannot reach Label Studio at {url} ({type(exc.last).__name__}, {exc}); check "
@@ -69,7 +74,8 @@ class Translate:
             raise ConnectorError(f"The request {self.what} to Label Studio at {url} failed ({redact(exc)}); check the "
                                  f"URL and the server log.") from None
         if isinstance(exc, ApiError):
-            raise_for_status(self.connector, exc.status_code or 0, str(exc.body), self.what, self.project)
+            body = json.dumps(exc.body, default=str) if isinstance(exc.body, (dict, list)) else str(exc.body)
+            raise_for_status(self.connector, exc.status_code or 0, body, self.what, self.project)
         return False
 
 
@@ -77,8 +83,20 @@ def raise_for_status(connector: Endpoint, status: int, body: str, what: str,
                      project: int | None, retried: str = "") -> None:
     url = url_without_userinfo(connector.url)
     if status == 401:
-        raise AuthError(f"Label Studio at {url} rejected the API key (401); check {API_KEY_VARIABLE}: legacy "
-                        f"tokens may be disabled on this server, so use a personal access token.")
+        if getattr(connector, "key_kind", "legacy") == "legacy":
+            hint = "legacy tokens may be disabled on this server, so use a personal access token."
+        else:       # a personal access token (a JWT): the legacy-token advice would send the user the wrong way
+            hint = ("a personal access token works on the server that made it until it is revoked (Account & "
+                    "Settings → Personal Access Token).")
+        raise AuthError(f"Label Studio at {url} rejected the API key (401); check {API_KEY_VARIABLE}: {hint}")
+    if status == 404 and project is not None and not _json_object(body):
+        # Label Studio's own 404 is JSON ({"detail": "Not found."}); an HTML or empty one comes from another web
+        # server, or from Label Studio under another path than the URL's.
+        path = urlsplit(url).path.rstrip("/")
+        where = f" (is the path {path!r} in the URL right?)" if path else " (another web server on that port?)"
+        page = "an HTML page" if body.lstrip().startswith("<") else "no JSON"
+        raise ConnectorError(f"The server at {url} is not Label Studio's API: it answered {what} with 404 and "
+                             f"{page}{where}; point 'url' at the Label Studio server itself.")
     if status == 403:
         raise AuthError(f"Label Studio at {url} refused {what} (403); set {API_KEY_VARIABLE} to the key of a "
                         f"user who may read and write project {project or connector.project_id}.")
@@ -90,6 +108,13 @@ def raise_for_status(connector: Endpoint, status: int, body: str, what: str,
         short = redact(" ".join(body.split())[:200])  # a proxy may echo the request's headers back
     raise ConnectorError(f"Label Studio at {url} answered {status} to {what}{retried}: {short}; check the "
                          "server log.")
+
+
+def _json_object(body: str) -> bool:
+    try:
+        return isinstance(json.loads(body), dict)
+    except (TypeError, ValueError):
+        return False
 
 
 def tls_reason(exc: BaseException) -> str:

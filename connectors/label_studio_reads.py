@@ -28,6 +28,20 @@ class ProjectReads(LabelStudioApi):
                            n_skipped=int(project.get("skipped_annotations_number") or 0),
                            review_of=review_of(project.get("description")))
 
+    def task_data_fields(self, limit: int = 20) -> set[str] | None:
+        """The data fields of the project's first ``limit`` tasks (what `relabel init` checks --text-field
+        against), or None when Label Studio would not list them."""
+        from relabel.errors import RelabelError
+        try:
+            body = self._request("GET", "api/tasks", params={"project": self.project_id, "page_size": limit,
+                                                             "page": 1}, project=self.project_id, missing_ok=True)
+        except RelabelError:
+            return None
+        tasks = body.get("tasks") if isinstance(body, dict) else body
+        if not isinstance(tasks, list):
+            return None
+        return {str(k) for t in tasks if isinstance(t, dict) and isinstance(t.get("data"), dict) for k in t["data"]}
+
     def pull(self, since: str | None = None, reconcile: bool = False) -> Pull:
         """Tasks and annotations of the source project; only tasks updated after ``since`` when it is given.
 

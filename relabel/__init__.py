@@ -14,9 +14,10 @@ from relabel.about import DISTRIBUTION, __version__
 from relabel.results import ConsensusResult
 from relabel.scoring.consensus_em import consensus
 from relabel.scoring.consensus import crowdlab, get_label_quality_multiannotator, get_majority_vote_label
+from relabel.scoring.multilabel import MultilabelConsensus, multilabel_consensus
 from relabel.errors import RelabelError
 
 __all__ = ["Annotations", "AuditEstimate", "ConsensusResult", "RelabelError", "consensus", "crowdlab",
            "draw_audit", "estimate_wrong_labels", "find_label_issues", "get_active_learning_scores",
            "get_active_learning_scores_ensemble", "get_label_quality_multiannotator", "get_label_quality_scores",
-           "get_majority_vote_label", "DISTRIBUTION", "__version__"]
+           "get_majority_vote_label", "multilabel_consensus", "MultilabelConsensus", "DISTRIBUTION", "__version__"]

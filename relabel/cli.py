@@ -18,8 +18,10 @@ import sys
 import click
 
 from relabel import progress
+from relabel import cli_warnings
 from relabel.about import __version__
 from relabel.scoring.error_estimate import format_expected
+from relabel.scoring.override_evidence import regime_sentence
 from relabel.config import (API_KEY_ENV, DEFAULT_BUDGET, DEFAULT_CONFIG, REVIEW_MODES, URL_ENV, label_studio_url,
                             load_config, non_empty_string, positive_budget, positive_int)
 from relabel.errors import RelabelError
@@ -56,18 +58,26 @@ def _errors_to_exit_1(command):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except RelabelError as exc:
-            raise click.ClickException(_one_line(exc)) from None
+            raise _failure(_one_line(exc)) from None
         except OSError as exc:
             where = f" ({exc.filename})" if exc.filename else ""
-            raise click.ClickException(_one_line(f"{exc.strerror or exc}{where}; check the path and its "
-                                                 "permissions.")) from None
+            raise _failure(_one_line(f"{exc.strerror or exc}{where}; check the path and its permissions.")) from None
         except Exception as exc:
             if os.environ.get(DEBUG_ENV):
                 raise
-            raise click.ClickException(_one_line(
+            raise _failure(_one_line(
                 f"relabel failed unexpectedly ({type(exc).__name__}: {exc}); this is a bug: please report it with "
                 f"the command you ran (set {DEBUG_ENV}=1 to see the traceback).")) from None
     return wrapper
+
+
+def _failure(message: str) -> click.ClickException:
+    """The exit-1 error; with --json also ``{"error": ..., "exit_code": 1}`` on stdout, so a script reading the
+    JSON gets the failure in the same place as a result (the `Error:` line still goes to stderr)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and isinstance(ctx.obj, dict) and ctx.obj.get("json"):
+        click.echo(json.dumps({"error": message, "exit_code": 1}))
+    return click.ClickException(message)
 
 
 def _set_config(ctx: click.Context, _param, value) -> None:
@@ -159,6 +169,7 @@ def cli(ctx: click.Context, config_path: str, quiet: bool, verbose: int):
     ctx.obj["quiet"] = quiet
     progress.set_quiet(quiet)
     set_verbosity(verbose)
+    cli_warnings.install()       # a warning is one line naming classes by label, not Python's file:line format
 
 
 @cli.command()
@@ -172,7 +183,7 @@ def cli(ctx: click.Context, config_path: str, quiet: bool, verbose: int):
 @click.option("--mode", type=click.Choice(REVIEW_MODES), default="project", show_default=True,
               help="Review in a separate project or in place.")
 @click.option("--budget", type=int, default=DEFAULT_BUDGET, show_default=True, callback=_validated(positive_budget),
-              help="Review tasks per round.")
+              help="Review tasks to keep open: each round tops the queue up to this many.")
 @click.option("--store", "store_path", default="relabel.db", show_default=True, callback=_non_empty("store"),
               help="The SQLite store.")
 @click.option("--featurizer", default=None, callback=_validated(_featurizer),
@@ -215,7 +226,10 @@ def init(ctx, url, project, label_tag, text_field, api_key_file, mode, budget, s
         [f"Project {info.project_id}: {info.title}",
          f"  tasks: {info.n_tasks}  annotations: {info.n_annotations} (and {info.n_skipped} skipped)",
          f"  classes ({info.label_tag}): {', '.join(info.classes)}",
-         f"Wrote {ctx.obj['config_path']}; next: relabel round --budget {budget}"])
+         f"Wrote {ctx.obj['config_path']}; next: " + (
+             f"relabel round --budget {budget}" if info.n_annotations else
+             "annotate some tasks in Label Studio (the project has 0 annotations and relabel scores annotated "
+             f"tasks), then relabel round --budget {budget}")])
 
 
 @cli.command()
@@ -274,21 +288,28 @@ def score(ctx, dask_scheduler, wait):
     say(ctx, jsonable(s), score_lines(s))
 
 
+_ADD_OPTION = click.option("--add", type=click.IntRange(0), default=None, metavar="N",
+                           help="Push N new review tasks whatever is still open (instead of topping the queue "
+                                "up to the budget).")
+
+
 @cli.command()
 @click.option("--budget", type=int, default=None, callback=_validated(positive_budget),
-              help="Items to send to review (default: the config's budget).")
+              help="Review tasks to keep open: the round pushes budget - open (default: the config's budget).")
+@_ADD_OPTION
 @_wait_option
 @config_option
 @json_option
 @click.pass_context
 @_errors_to_exit_1
-def push(ctx, budget, wait):
-    """Push the latest round's lowest-quality items to review; running it again creates nothing new.
+def push(ctx, budget, add, wait):
+    """Push the latest round's lowest-quality items to review, up to [review] budget open review tasks; running
+    it again creates nothing new.
 
     \b
     relabel push --budget 20
     """
-    s = _loop(ctx, wait).push(budget)
+    s = _loop(ctx, wait).push(budget, add)
     say(ctx, jsonable(s), push_line(s))
 
 
@@ -310,19 +331,22 @@ def collect(ctx, wait):
 
 @cli.command("round")
 @click.option("--budget", type=int, default=None, callback=_validated(positive_budget),
-              help="Items to send to review (default: the config's budget).")
+              help="Review tasks to keep open: the round pushes budget - open (default: the config's budget).")
 @click.option("--force", is_flag=True, help="Start a round even when nothing changed since the last one.")
+@_ADD_OPTION
 @_DASK_OPTION
 @_wait_option
 @config_option
 @json_option
 @click.pass_context
 @_errors_to_exit_1
-def round_(ctx, budget, force, dask_scheduler, wait):
+def round_(ctx, budget, force, add, dask_scheduler, wait):
     """Run a relabel round: collect -> pull -> score -> select -> push (resumes a round that died).
 
     With nothing new since the last round (no new or changed annotations, no new or changed decisions) it
     says so and exits 0 without starting a round, so it is safe to run from cron; --force starts one anyway.
+    [review] budget (--budget) is the number of open review tasks to keep: a round pushes budget - open, so
+    the queue tops up instead of stacking; --add N pushes N more whatever is open.
     Each step prints its line when it ends; off a terminal (cron, CI) each step also says when it starts,
     on standard error, so a log never sits silent for the minute a scoring takes.
 
@@ -343,7 +367,7 @@ def round_(ctx, budget, force, dask_scheduler, wait):
             for line in step_lines(name, summary):
                 click.echo(line)
 
-    s = _on_dask(_loop(ctx, wait), dask_scheduler).round(budget, force=force, on_step=on_step)
+    s = _on_dask(_loop(ctx, wait), dask_scheduler).round(budget, force=force, on_step=on_step, add=add)
     unchanged = None if s.unchanged_reason is None else \
         f"{s.unchanged_reason[0].upper()}{s.unchanged_reason[1:]}; no new round (--force starts one anyway)."
     if as_json:
@@ -392,6 +416,8 @@ def status(ctx):
     for r in report["rounds"]:
         if r["stop_reason"]:
             click.echo(f"round {r['round']}: {r['stop_reason']}")
+    latest = report["rounds"][-1]
+    click.echo(f"round {latest['round']}: {regime_sentence(latest.get('overrides'))}")
 
 
 @cli.command()

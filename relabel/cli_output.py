@@ -72,22 +72,33 @@ def pull_json(s) -> dict:
     return {**jsonable(s), "pulled": s.new + s.changed + s.unchanged, "warnings": list(s.warnings)}
 
 
+def count(n: int, noun: str) -> str:
+    """'1 annotator', '5 annotators' (issue 20: no '1 annotators')."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def score_lines(s) -> list[str]:
-    return ([f"Round {s.round} scored ({s.method}): {s.labelled_items} labelled of {s.items} items, "
-             f"{s.annotations} annotations by {s.annotators} annotators; {s.label_issues} label issues; "
-             f"expected wrong labels left {s.expected_text}"
-             + (f"; {s.overrides} overrides (a label no annotator gave)." if s.overrides else ".")]
-            + ([s.model] if s.model else []) + [f"note: {note}" for note in s.notes])
+    return ([f"Round {s.round} scored ({s.method}): {s.labelled_items} labelled of {count(s.items, 'item')}, "
+             f"{count(s.annotations, 'annotation')} by {count(s.annotators, 'annotator')}; "
+             f"{count(s.label_issues, 'label issue')}; expected wrong labels left {s.expected_text}"
+             + (f"; {count(s.overrides, 'override')} (a label no annotator gave)." if s.overrides else ".")]
+            + ([s.model] if s.model else []) + [s.overrides_text] + [f"note: {note}" for note in s.notes])
 
 
 def push_line(s) -> str:
     if s.stop_reason:
         return f"Round {s.round}: nothing pushed. {s.stop_reason}"
-    line = f"Round {s.round}: {s.new} new review tasks ({s.mode}), {s.total} in total"
-    line += (f", {s.audit} of them audit items drawn at random on top of the budget." if getattr(s, "audit", 0)
-             else ".")
+    if s.top_up is not None and s.top_up.to_push == 0:
+        return f"Round {s.round}: {s.top_up.describe()}."
+    line = f"Round {s.round}: {count(s.new, 'new review task')} ({s.mode}), {s.total} in total"
+    line += f"; {s.top_up.describe(s.new)}." if s.top_up is not None else "."
+    if getattr(s, "audit", 0):
+        line += f" {s.audit} of them are audit items drawn at random, on top of the budget."
     if s.batch is not None and s.batch.items:
         line += f" They hold {s.batch.wrong_labels} ({s.batch.evidence})."
+    if s.expected_total is not None:
+        line += (f" With that, the wrong labels left are restated as {s.expected_total} (the batch at the "
+                 "reviewers' rate, the rest by the posterior).")
     if getattr(s, "left", None):
         line += f" {s.left}."
     return line

@@ -40,12 +40,16 @@ _SECTIONS = {
     "review": {"mode", "budget", "show_suggestion", "preselect", "reviewers", "min_expected_errors", "audit"},
     "store": {"path"},
     "serve": {"host", "port", "url", "username", "password_file", "webhook_secret_file", "trigger",
-              "new_annotations", "every_minutes", "reconcile_seconds", "max_body_bytes", "retry_max_seconds"},
+              "new_annotations", "every_minutes", "reconcile_seconds", "max_body_bytes", "retry_max_seconds",
+              "prefill_annotators"},
 }
 # `relabel serve`: its secrets come from these variables or from 0600 files named in [serve], never from the TOML.
 SERVE_PASSWORD_ENV = "RELABEL_SERVE_PASSWORD"
 WEBHOOK_SECRET_ENV = "RELABEL_WEBHOOK_SECRET"
 SERVE_TRIGGERS = ("drained", "annotations", "schedule")
+# Anyone who can reach `relabel serve` can try secrets: 16 characters of a random token (~96 bits with
+# token_urlsafe) cannot be guessed, a word or a short PIN can.
+MIN_WEBHOOK_SECRET = 16
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,11 @@ class ServeSettings:
     # Label Studio sends every selected task in one /predict: 5 MB holds a few thousand texts of a few KB.
     max_body_bytes: int = 5_000_000
     retry_max_seconds: int = 300
+    # Whether annotators of the source project open tasks with relabel's consensus pre-filled (Label Studio's
+    # "Use predictions to prelabel tasks", show_collab_predictions). Off by default: pre-filled annotators anchor
+    # on relabel's label, so their answers stop being independent evidence, which every consensus method here and
+    # relabel's estimates of each annotator's quality assume. Predictions still reach the Data Manager.
+    prefill_annotators: bool = False
 
     @property
     def public_url(self) -> str:
@@ -162,9 +171,16 @@ class Config:
         return _serve_secret(SERVE_PASSWORD_ENV, self.serve.password_file, "password_file", "basic-auth password")
 
     def webhook_secret(self) -> str:
-        """The shared secret every webhook must carry, read now."""
-        return _serve_secret(WEBHOOK_SECRET_ENV, self.serve.webhook_secret_file, "webhook_secret_file",
-                             "webhook secret")
+        """The shared secret every webhook must carry, read now; refused when shorter than MIN_WEBHOOK_SECRET."""
+        secret = _serve_secret(WEBHOOK_SECRET_ENV, self.serve.webhook_secret_file, "webhook_secret_file",
+                               "webhook secret")
+        if len(secret) < MIN_WEBHOOK_SECRET:
+            source = (WEBHOOK_SECRET_ENV if os.environ.get(WEBHOOK_SECRET_ENV, "").strip()
+                      else f"the file {str(self.serve.webhook_secret_file)!r}")
+            raise ConfigError(f"The webhook secret in {source} has {len(secret)} characters; use at least "
+                              f"{MIN_WEBHOOK_SECRET}, e.g. export {WEBHOOK_SECRET_ENV}=\"$(python -c 'import secrets; "
+                              "print(secrets.token_urlsafe(24))')\".")
+        return secret
 
     def model_settings(self):
         """The [model] table as relabel.models.fit.ModelSettings (raises ConfigError on unknown keys)."""
@@ -276,7 +292,8 @@ def _serve_settings(sv: dict, base: Path) -> ServeSettings:
         every_minutes=positive_int("every_minutes", sv.get("every_minutes", 60)),
         reconcile_seconds=positive_int("reconcile_seconds", sv.get("reconcile_seconds", 300)),
         max_body_bytes=positive_int("max_body_bytes", sv.get("max_body_bytes", 5_000_000)),
-        retry_max_seconds=positive_int("retry_max_seconds", sv.get("retry_max_seconds", 300)), **files)
+        retry_max_seconds=positive_int("retry_max_seconds", sv.get("retry_max_seconds", 300)),
+        prefill_annotators=_bool("prefill_annotators", sv.get("prefill_annotators", False)), **files)
 
 
 def _serve_secret(variable: str, path: Path | None, setting: str, what: str) -> str:

@@ -41,6 +41,8 @@ from test_rounds import FakeLabelStudio
 
 KEY = "3f9a1c7e5b2d4a6f8e0c1b3d5f7a9c2e4b6d8f0a"   # looks like a real legacy token: it must never be printed
 PASSWORD = "hunter2-url-password"
+# A personal access token's shape (a JWT); a 401 with it must not send the user to legacy tokens.
+PERSONAL = "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2lnbmF0dXJlLW9mLWEtdGVzdC10b2tlbg"
 PROJECT = 7                                        # FakeLabelStudio's project id
 
 
@@ -207,6 +209,20 @@ def no_server(folder: Path, env: dict) -> None:
     set_url(f"http://user:{PASSWORD}@127.0.0.1:{_closed_port()}")(folder, env)
 
 
+_HELD = []
+
+
+def port_in_use(folder: Path, env: dict) -> None:
+    """[serve] port is a port another process listens on (held open until the module ends)."""
+    import socket
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    _HELD.append(held)
+    toml(folder).write_text(toml(folder).read_text() + f"\n[serve]\nport = {held.getsockname()[1]}\n")
+    env.update(RELABEL_SERVE_PASSWORD="a-serve-password", RELABEL_WEBHOOK_SECRET="a-webhook-secret-of-24-chars")
+
+
 def _closed_port() -> int:
     import socket
     with socket.socket() as s:
@@ -264,6 +280,11 @@ CASES = [
     Case("url-ftp", ["status"], 1, "The 'url' setting must be an http(s) URL", set_url("ftp://files.example")),
     Case("url-no-host", ["status"], 1, "The 'url' setting must be an http(s) URL", set_url("http://")),
     Case("url-with-password-unreachable", ["pull"], 1, "Cannot reach Label Studio at http://127.0.0.1:", no_server),
+    # -- relabel serve (issue 20): a short webhook secret, a port in use
+    Case("serve-secret-short", ["serve"], 1, "has 5 characters; use at least 16, e.g. export RELABEL_WEBHOOK_SECRET=",
+         lambda f, e: e.update(RELABEL_SERVE_PASSWORD="a-serve-password", RELABEL_WEBHOOK_SECRET="short")),
+    Case("serve-port-in-use", ["serve"], 1, "is in use (another relabel serve?); stop that process or choose another "
+         "port with --port", lambda f, e: port_in_use(f, e)),
     Case("store-path-empty", ["status"], 1, "The 'path' setting in [store] must be a file path.",
          edit_config('path = "relabel.db"', 'path = ""')),
     Case("config-missing", ["--config", "nope.toml", "status"], 1, "No config file at 'nope.toml'"),
@@ -333,9 +354,19 @@ CASES = [
          default=(200, "application/json", b'{"id": 7, "title": ', {})),
     Case("server-401", ["pull"], 1, "rejected the API key (401)", routes={},
          default=json_route({"detail": "Invalid token."}, 401)),
+    Case("server-401-personal-token", ["pull"], 1, "rejected the API key (401); check LABEL_STUDIO_API_KEY: a "
+         "personal access token works on the server that made it until it is revoked", env_key(PERSONAL), routes={},
+         default=json_route({"detail": "Invalid token."}, 401), secrets=(PERSONAL,)),
     Case("server-403", ["pull"], 1, "refused GET /api/projects/7 (403)", routes={},
          default=json_route({"detail": "Forbidden"}, 403)),
     Case("server-no-project", ["pull"], 1, "There is no project 7", routes={}),
+    # issue 20: a server that is not Label Studio, or Label Studio under another path, is named as such
+    Case("server-not-label-studio", ["pull"], 1, "is not Label Studio's API: it answered GET /api/projects/7 with "
+         "404 and an HTML page", routes={}, default=(404, "text/html", b"<html><body>Not Found</body></html>", {})),
+    Case("server-wrong-path-prefix", ["pull"], 1, "(is the path '/labelstudio' in the URL right?)",
+         routes=served_project(), default=(404, "text/html", b"<h1>Not Found</h1>", {})),
+    Case("url-unknown-host", ["pull"], 1, "Cannot resolve the host 'no-such-host.invalid' of Label Studio's URL",
+         set_url("http://no-such-host.invalid:8080")),
     Case("server-500", ["pull"], 1, "answered 500 to GET /api/projects/7", routes={},
          default=json_route({"detail": "boom"}, 500)),
     Case("server-project-is-a-list", ["pull"], 1, "answered GET /api/projects/7 with JSON relabel cannot read",
@@ -343,7 +374,14 @@ CASES = [
     # -- labeling configs (init through the real connector)
     Case("config-no-choices", INIT, 1, "has no <Choices> tag",
          routes=served_project('<View><Text name="body" value="$text"/></View>')),
-    Case("config-two-choices", INIT, 1, "has 2 <Choices> tags ('topic', 'mood')", routes=served_project(TWO_CHOICES)),
+    Case("config-two-choices", INIT, 1, "has 2 <Choices> tags ('topic', 'mood'); choose the one relabel should "
+         "score with `relabel init --label-tag NAME`", routes=served_project(TWO_CHOICES)),
+    Case("config-multiple-choice", INIT, 1, "takes several choices per task (choice=\"multiple\"); relabel scores "
+         "single-label projects only", routes=served_project(choices_config().replace(
+             'choice="single"', 'choice="multiple"'))),
+    Case("init-text-field-missing", INIT + ["--text-field", "body_text"], 1, "The text field 'body_text' is in none "
+         "of project 7's first tasks (their data fields: text); pass --text-field",
+         routes={**served_project(), "/api/tasks": json_route({"tasks": [GOOD_TASK]})}),
     Case("config-label-tag-missing", INIT + ["--label-tag", "nope"], 1, "The 'label_tag' setting is 'nope'",
          routes=served_project()),
     Case("config-one-class", INIT, 1, "needs at least 2 classes", routes=served_project(choices_config(("only",)))),
@@ -365,6 +403,10 @@ CASES = [
     Case("task-data-not-an-object", ["pull"], 1, "answered the snapshot export with JSON relabel cannot read",
          routes=served_project(tasks=[{**GOOD_TASK, "data": "goal!"}])),
 ]
+
+
+# Rows whose config points at their server under a path prefix Label Studio is not served under.
+PREFIXES = {"server-wrong-path-prefix": "/labelstudio"}
 
 
 # ---- the test -------------------------------------------------------------------------------------------------
@@ -426,7 +468,7 @@ def prepared(case: Case, scored_folder: Path, tmp_path: Path, env: dict):
     os.chdir(folder)
     try:
         if server is not None:
-            set_url(server.url)(folder, env)
+            set_url(server.url + PREFIXES.get(case.id, ""))(folder, env)
         if case.setup is not None:
             case.setup(folder, env)
         yield folder, [a.replace("{url}", server.url if server else "") for a in case.args]
@@ -474,3 +516,15 @@ def test_no_traceback_from_a_real_process(case_id, scored_folder, tmp_path):
     assert done.returncode == 1 and done.stdout == "", (done.stdout, done.stderr)
     assert len(done.stderr.strip().splitlines()) == 1 and case.message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and KEY not in done.stderr and KEY[:20] not in done.stderr
+
+
+def test_an_unknown_host_fails_in_under_3_seconds_naming_it(scored_folder, tmp_path):
+    import time
+
+    case = next(c for c in CASES if c.id == "url-unknown-host")
+    env = {API_KEY_ENV: KEY, "RELABEL_CONFIG": None, "RELABEL_DEBUG": None}
+    with prepared(case, scored_folder, tmp_path, env) as (folder, args):
+        started = time.monotonic()
+        result = CliRunner().invoke(cli, args, obj={}, env=env)
+        seconds = time.monotonic() - started
+    assert result.exit_code == 1 and "no-such-host.invalid" in result.output and seconds < 3, (seconds, result.output)

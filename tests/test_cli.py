@@ -109,7 +109,7 @@ def test_round_status_push_collect_annotators_export(runner, tmp_path):
     r1 = status["rounds"][0]
     assert list(r1) == ["round", "status", "items", "annotations", "pushed", "reviewed", "corrected",
                         "expected_remaining_errors", "expected_low", "expected_high", "batch_expected", "batch_low",
-                        "batch_high", "batch_evidence", "stop_reason"]
+                        "batch_high", "batch_evidence", "stop_reason", "overrides"]
     assert r1["expected_low"] <= r1["expected_remaining_errors"] <= r1["expected_high"] and r1["stop_reason"] is None
     assert r1["batch_low"] <= r1["batch_expected"] <= r1["batch_high"] <= 10
     assert (r1["round"], r1["status"], r1["items"], r1["annotations"], r1["pushed"]) == (1, "pushed", 60, 180, 20)
@@ -287,7 +287,9 @@ def test_a_round_off_a_terminal_prints_a_line_per_step(runner):
     assert lines[1].startswith("Pulled 180 annotations (0 skipped) on 60 items")
     assert lines[2] == "Scoring (model, consensus, quality)..." and lines[3].startswith("Round 1 scored")
     assert lines[4].startswith("model: ") and "out-of-fold log-loss" in lines[4]   # the chosen pipeline
-    assert lines[5] == "Selecting and pushing review tasks..." and lines[6].startswith("Round 1: 15 new review tasks")
+    assert lines[5].startswith("Overrides earned: the model may change final labels; the model agrees with an "
+                               "item's annotators")                             # the override regime (issue 20)
+    assert lines[6] == "Selecting and pushing review tasks..." and lines[7].startswith("Round 1: 15 new review tasks")
     quiet = run(runner, fake, "--quiet", "round", "--budget", "5").output
     assert "..." not in quiet and "Collected 0 decisions" in quiet
 
@@ -351,3 +353,22 @@ def test_init_example_prints_the_shipped_example(runner, tmp_path):
     shipped = (Path(__file__).resolve().parents[1] / "configs" / "relabel.example.toml").read_text()
     assert result.output == shipped.rstrip("\n") + "\n" and "[label_studio]" in result.output
     assert not (tmp_path / "relabel.toml").exists()
+
+
+def test_init_of_a_project_without_annotations_says_to_annotate_first(runner):
+    """Issue 20: `init` on a project with 0 annotations does not say "next: relabel round"."""
+    fake = FakeLabelStudio(n_items=0, n_unlabelled=6)
+    out = init(runner, fake).output
+    assert "annotations: 0" in out
+    assert "next: annotate some tasks in Label Studio (the project has 0 annotations" in out
+
+
+def test_json_errors_are_json_on_stdout_and_text_on_stderr(runner):
+    """Issue 20: with --json a failure is {"error": ..., "exit_code": 1} on stdout, the Error line on stderr."""
+    result = runner.invoke(cli, ["--config", "missing.toml", "status", "--json"], obj={})
+    assert result.exit_code == 1
+    body = json.loads(result.stdout)
+    assert body["exit_code"] == 1 and "No config file at 'missing.toml'" in body["error"]
+    assert result.stderr.startswith("Error: No config file at 'missing.toml'") and "{" not in result.stderr
+    plain = runner.invoke(cli, ["--config", "missing.toml", "status"], obj={})
+    assert plain.exit_code == 1 and plain.stdout == ""

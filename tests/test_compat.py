@@ -235,7 +235,17 @@ def test_convert_long_to_wide_dataset_matches_cleanlab():
                                   c_multi.convert_long_to_wide_dataset(long))
 
 
-def test_multi_label_is_refused_with_a_clear_error():
-    labels, p = noisy_case(5)
-    with pytest.raises(Exception, match="single-label"):
-        compat.filter.find_predicted_neq_given(labels, p, multi_label=True)
+def test_multi_label_runs_the_one_vs_rest_reduction():
+    """multi_label=True goes to relabel.scoring.multilabel_confident (parity: tests/test_multilabel_parity.py)."""
+    import cleanlab.count as c_count
+    import cleanlab.filter as c_filter
+    labels = [[0], [0, 1], [0, 1], [2], [0, 2, 3], [1], [3]]
+    p = np.array([[0.9, 0.1, 0.0, 0.4], [0.7, 0.8, 0.2, 0.3], [0.9, 0.8, 0.4, 0.2], [0.1, 0.1, 0.8, 0.3],
+                  [0.4, 0.5, 0.1, 0.1], [0.2, 0.6, 0.1, 0.2], [0.3, 0.2, 0.1, 0.7]])
+    np.testing.assert_array_equal(compat.filter.find_predicted_neq_given(labels, p, multi_label=True),
+                                  c_filter.find_predicted_neq_given(labels, p, multi_label=True))
+    np.testing.assert_array_equal(compat.count.compute_confident_joint(labels, p, multi_label=True),
+                                  c_count.compute_confident_joint(labels, p, multi_label=True))
+    with pytest.warns(DeprecationWarning):
+        ours = compat.filter.find_label_issues(labels, p, multi_label=True)
+    np.testing.assert_array_equal(ours, c_filter.find_label_issues(labels, p, multi_label=True, n_jobs=1))

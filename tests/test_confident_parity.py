@@ -25,20 +25,6 @@ FLOAT_TOL = 1e-9
 # float32 pred_probs are computed in float32 by both libraries; numpy's and scipy's float32 log differ by an ulp
 # (~6e-8), which the entropy score shows. Everything else still agrees exactly for float32.
 FLOAT32_TOL = 1e-6
-_np_argsort = np.argsort
-
-
-def _stable_argsort(a, axis=-1, kind=None, order=None, **kwargs):
-    return _np_argsort(a, axis=axis, kind=kind or "stable", order=order, **kwargs)
-
-
-@pytest.fixture
-def stable_cleanlab(monkeypatch):
-    """cleanlab with a stable argsort: the exact reference for every output, including tie-breaks."""
-    monkeypatch.setattr(np, "argsort", _stable_argsort)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
 
 
 @pytest.fixture

@@ -25,12 +25,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch, label_studio):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv(API_KEY_ENV, label_studio.api_key)
-    return tmp_path
-
 
 def relabel(*args, obj=None):
     result = CliRunner().invoke(cli, list(args), obj=obj if obj is not None else {}, catch_exceptions=False)

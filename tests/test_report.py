@@ -52,7 +52,9 @@ def three_rounds(tmp_path_factory):
     fake.annotations += [AnnotationRecord(annotation_id=f"skip{n}", item_id=str(1000 + n), annotator_id="bob@x",
                                           label=None, created_at="2026-01-01", updated_at="2026-01-01T00:00:00",
                                           skipped=True, lead_time=2.0) for n in range(3)]
-    loop = make_loop(tmp, fake, budget=12)
+    # The stop signal off: these tests are about the report of three pushed rounds (after round 2's clean answers
+    # the signal would stop round 3: reviewers corrected none of what they decided, issue 20).
+    loop = make_loop(tmp, fake, budget=12, min_expected_errors=0.0)
     loop.store.set_meta("label_studio_url", URL)
     for rnd in (1, 2, 3):
         loop.round(budget=12)
@@ -81,6 +83,11 @@ def test_summary_and_trend_match_the_store(three_rounds):
         assert cells[5:8] == [str(row["pushed"]), str(row["reviewed"]), str(row["corrected"])]
         assert cells[8] == f"{row['expected_remaining_errors']:.1f}"
     assert sum(r["corrected"] for r in status) > 0 and "since round 2" in page
+    # the round's override regime, as `relabel status` has it (issue 20)
+    import html as html_module
+    from relabel.scoring.override_evidence import regime_sentence
+    assert status[-1]["overrides"]["regime"] in ("earned", "not earned", "too little evidence")
+    assert html_module.escape(regime_sentence(status[-1]["overrides"]), quote=False) in page.replace("&#x27;", "'")
     # the stop signal's estimate for round 3's batch, with the evidence it used (round 2's reviewers)
     last = status[-1]
     assert last["batch_evidence"].startswith("reviewers corrected ") and "in round 2" in last["batch_evidence"]

@@ -18,7 +18,6 @@ from label_studio_helpers import (CLASSES, annotation, answer_task, build_accept
 from connectors.label_studio import FINAL_FIELD, REVIEW_MARKER, LabelStudioConnector
 from connectors.records import ReviewRequest
 from relabel.cli import cli
-from relabel.config import API_KEY_ENV
 from relabel.loop.store import Store
 
 import numpy as np
@@ -28,12 +27,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 EXTRA = ('<Choices name="tone" toName="body"><Choice value="calm"/><Choice value="angry"/></Choices>'
          '<TextArea name="comment" toName="body"/>')
 
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch, label_studio):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv(API_KEY_ENV, label_studio.api_key)
-    return tmp_path
 
 
 def relabel(*args):

@@ -181,7 +181,8 @@ def test_second_round_records_decisions_and_never_requeues(tmp_path, fake):
     decisions = loop.store.decisions()
     assert {d["item_id"]: (d["previous_label"], d["label"], d["outcome"]) for d in decisions} == expected
     second = {t["item_id"] for t in loop.store.review_tasks(2)}
-    assert len(second) == 12
+    # the budget is the open review tasks to keep (issue 20): 6 of round 1's 12 are still open, so 6 new
+    assert len(second) == 6 and s2.push.top_up.open == 6 and len(loop.store.waiting_item_ids()) == 12
     assert not second & {t["item_id"] for t in first}     # neither reviewed nor still-waiting items come back
     # reviewers' labels are final and the reviewed items drop out of the expected errors
     scores2 = {r["item_id"]: r for r in loop.store.scores(2)}
@@ -191,7 +192,7 @@ def test_second_round_records_decisions_and_never_requeues(tmp_path, fake):
     for item, (_, label, _) in expected.items():
         assert exported[item]["final_label"] == label and exported[item]["reviewed"] is True
     status = loop.status()["rounds"]
-    assert [(r["round"], r["pushed"], r["reviewed"], r["corrected"]) for r in status] == [(1, 12, 6, 3), (2, 12, 0, 0)]
+    assert [(r["round"], r["pushed"], r["reviewed"], r["corrected"]) for r in status] == [(1, 12, 6, 3), (2, 6, 0, 0)]
 
 
 def test_killed_between_import_and_bookkeeping_resumes_without_duplicates(tmp_path, fake):

@@ -197,6 +197,11 @@ def test_register_connects_one_backend_and_webhooks_and_twice_adds_none(env, mon
         assert sorted(hook["actions"]) == sorted(ACTIONS) and not hook["send_for_all_actions"]
     # One webhook per project: Label Studio's own ML-backend webhook (all actions, no secret) was not added.
     assert len(hooks) == 1 and len(review_hooks) == 1
+    # Independent annotators (issue 20): predictions are fetched for the Data Manager, but annotators' tasks are
+    # not pre-filled with them ("Use predictions to prelabel tasks" off: [serve] prefill_annotators = false).
+    settings = env.admin._client_wrapper.httpx_client.request(f"api/projects/{source}", method="GET").json()
+    assert settings["evaluate_predictions_automatically"] is True
+    assert settings["show_collab_predictions"] is False
 
     # --register again (the same code path as the CLI's, from a second process) creates nothing new.
     from relabel.config import load_config
@@ -239,6 +244,75 @@ def test_label_studio_fetches_relabels_label_and_quality(env):
     task = raw.request(f"api/tasks/{opened}", method="GET").json()
     mine = [p for p in task["predictions"] if p["model_version"] == "relabel round 1"]
     assert len(mine) == 1 and mine[0]["score"] == pytest.approx(scores[str(opened)]["quality"])
+
+
+# ---- independent annotators (issue 20) ----------------------------------------------------------------------------
+LABELED_INPUTS = "document.querySelectorAll('input[type=checkbox], input[type=radio]').length"
+CHECKED_INPUTS = "document.querySelectorAll('input[type=checkbox]:checked, input[type=radio]:checked').length"
+
+
+def _open_label_stream(env, chrome, session_id: str) -> tuple[int, int]:
+    """Open the source project's label stream ("Label All Tasks") as the logged-in annotator; return (the task it
+    showed, from Label Studio's next_task answer; the choices checked once the editor is drawn)."""
+    chrome.events.clear()
+    chrome.send("Network.setCookie", name="sessionid", value=session_id, url=env.ls.url)
+    chrome.send("Page.navigate", url=f"{env.ls.url}/projects/{env.project.project_id}/data?labeling=1")
+    deadline = time.monotonic() + 120
+    while (chrome.evaluate(LABELED_INPUTS) or 0) < 2:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the label stream drew no choices within 120 s: "
+                        f"{chrome.evaluate('document.body.innerText.slice(0, 300)')!r}")
+        time.sleep(0.5)
+    time.sleep(2)                          # the editor applies a prediction right after drawing the task
+    checked = int(chrome.evaluate(CHECKED_INPUTS))
+    answers = [e for e in chrome.named("Network.responseReceived") if "next_task" in e["response"]["url"]]
+    task = json.loads(chrome.send("Network.getResponseBody", requestId=answers[-1]["requestId"])["body"])
+    return int(task["id"]), checked
+
+
+def test_annotators_open_tasks_without_relabels_label(env, tmp_path_factory):
+    """After --register, an annotator who presses "Label All Tasks" gets an empty task, though Label Studio has
+    relabel's prediction for it; with Label Studio's pre-fill turned on, the same page shows it selected."""
+    from relabel.server import _form_session, _post_form, create_user
+    from test_report import DevTools
+
+    wait_for("round 1 pushed by the service", lambda: round_pushed(env, 1))
+    email, password = "serve-blind-annotator@example.com", "blind-annotator-password"
+    create_user(env.ls, email, password)
+    with _form_session(env.ls.url) as session:
+        assert _post_form(session, "/user/login/", {"email": email, "password": password}).status_code == 302
+        session_id = session.cookies.get("sessionid")
+    raw = env.admin._client_wrapper.httpx_client
+    source = env.project.project_id
+    # Every task the stream can show (the unlabelled ones) gets relabel's prediction first, as the Data Manager
+    # fetches it: pre-filling is then possible, so an empty editor shows it was not done.
+    response = raw.request("api/dm/actions", method="POST", params={"id": "retrieve_tasks_predictions",
+                                                                   "project": source},
+                           json={"selectedItems": {"all": False, "included": list(env.project.unlabelled)}})
+    assert response.status_code == 200, response.text
+    chrome = DevTools(tmp_path_factory.mktemp("annotator-chromium"))
+    try:
+        for domain in ("Page", "Network", "Runtime"):
+            chrome.send(f"{domain}.enable")
+        task, checked = _open_label_stream(env, chrome, session_id)
+        predictions = raw.request(f"api/tasks/{task}", method="GET").json()["predictions"]
+        assert any(p["model_version"].startswith("relabel round") for p in predictions), predictions
+        assert checked == 0, f"task {task} opened with {checked} choices selected"
+        # The control: what the page shows with pre-filling on ([serve] prefill_annotators = true).
+        version = raw.request(f"api/projects/{source}", method="GET").json().get("model_version")
+        # Pre-filling takes the predictions of the project's model_version: relabel's of round 1 here.
+        mine = next(p["model_version"] for p in predictions if p["model_version"].startswith("relabel round"))
+        raw.request(f"api/projects/{source}", method="PATCH", json={"show_collab_predictions": True,
+                                                                     "model_version": mine})
+        try:
+            again, checked_with_prefill = _open_label_stream(env, chrome, session_id)
+        finally:   # as --register leaves it (turning it off clears model_version, which --register puts back)
+            raw.request(f"api/projects/{source}", method="PATCH", json={"show_collab_predictions": False})
+            if version:
+                raw.request(f"api/projects/{source}", method="PATCH", json={"model_version": version})
+        assert again == task and checked_with_prefill == 1
+    finally:
+        chrome.close()
 
 
 # ---- 4. security ------------------------------------------------------------------------------------------------
@@ -357,3 +431,6 @@ def test_unregister_removes_the_connection(env):
     assert result.returncode == 0, result.stderr
     assert "Removed 2 webhooks" in result.stdout
     assert ours(env, env.project.project_id) == ([], []) and ours(env, review_project(env))[1] == []
+    settings = env.admin._client_wrapper.httpx_client.request(f"api/projects/{env.project.project_id}",
+                                                               method="GET").json()
+    assert settings["show_collab_predictions"] is True and settings["evaluate_predictions_automatically"] is False

@@ -79,15 +79,19 @@ def test_serve_settings_are_validated_and_secrets_stay_out_of_the_toml(tmp_path,
     monkeypatch.delenv(SERVE_PASSWORD_ENV, raising=False)
     monkeypatch.delenv(WEBHOOK_SECRET_ENV, raising=False)
     secret_file = tmp_path / "secret"
-    secret_file.write_text("from-the-file\n")
+    secret_file.write_text("from-the-file-of-24-chars\n")
     config = parse_config({"label_studio": LS, "serve": {"webhook_secret_file": "secret"}}, base=tmp_path)
     os.chmod(secret_file, 0o644)
     with pytest.raises(ConfigError, match="chmod 600"):
         config.webhook_secret()
     os.chmod(secret_file, 0o600)
-    assert config.webhook_secret() == "from-the-file"
+    assert config.webhook_secret() == "from-the-file-of-24-chars"
     monkeypatch.setenv(WEBHOOK_SECRET_ENV, "from-the-environment")
     assert config.webhook_secret() == "from-the-environment"
+    monkeypatch.setenv(WEBHOOK_SECRET_ENV, "hunter2")          # issue 20: a guessable secret is refused with the fix
+    with pytest.raises(ConfigError, match="has 7 characters; use at least 16, e.g. export RELABEL_WEBHOOK_SECRET="):
+        config.webhook_secret()
+    monkeypatch.setenv(WEBHOOK_SECRET_ENV, "from-the-environment")
     with pytest.raises(ConfigError, match=SERVE_PASSWORD_ENV):
         config.serve_password()
 
@@ -167,3 +171,88 @@ def test_serve_command_refuses_missing_secrets_and_both_flags(tmp_path, monkeypa
     assert f"set {SERVE_PASSWORD_ENV}" in result.output and "password_file" in result.output
     both = CliRunner().invoke(cli, ["--config", str(config), "serve", "--register", "--unregister"], obj={})
     assert both.exit_code == 2 and "cannot be used together" in both.output
+
+
+def test_serve_ctrl_c_exits_0_with_one_goodbye_line(tmp_path):
+    """Issue 20: Ctrl-C (SIGINT) on `relabel serve` is a normal way to stop it: exit 0, one line, no traceback."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from relabel.server import free_port
+
+    repo = Path(__file__).resolve().parents[1]
+    config = tmp_path / "relabel.toml"
+    config.write_text(f'[label_studio]\nurl = "http://127.0.0.1:1"\nproject = 1\n[serve]\nport = {free_port()}\n')
+    env = {**os.environ, "PYTHONPATH": str(repo), SERVE_PASSWORD_ENV: "a-serve-password",
+           WEBHOOK_SECRET_ENV: "a-webhook-secret-of-24-chars", "LABEL_STUDIO_API_KEY": "0" * 40}
+    process = subprocess.Popen([sys.executable, "-c", "from relabel.cli import main; main()", "--config", str(config),
+                                "serve"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            if process.poll() is not None:
+                break
+            try:
+                import httpx
+                if httpx.get(f"http://127.0.0.1:{config.read_text().split('port = ')[1].strip()}/health",
+                             timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                continue
+        assert process.poll() is None, process.communicate()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert err.strip().splitlines()[-1] == "relabel serve stopped; goodbye." and err.count("goodbye") == 1, err
+    assert "listening on" in err
+
+
+def test_prefill_annotators_is_off_by_default_and_register_turns_label_studios_prefill_off():
+    """Issue 20: `[serve] prefill_annotators` (false by default) decides show_collab_predictions; turning it off
+    keeps the project's model_version (Label Studio clears it), and the setting is remembered for --unregister."""
+    from relabel.service.registration import _ensure_prefill
+
+    assert parse_config({"label_studio": LS}).serve.prefill_annotators is False
+    assert parse_config({"label_studio": LS, "serve": {"prefill_annotators": True}}).serve.prefill_annotators is True
+    with pytest.raises(ConfigError, match="prefill_annotators"):
+        parse_config({"label_studio": LS, "serve": {"prefill_annotators": "yes"}})
+
+    class Project:
+        def __init__(self, prefill):
+            self.body = {"show_collab_predictions": prefill, "model_version": "relabel round 3"}
+            self.patches = []
+
+        def _request(self, method, path, json_body=None, **_):
+            if method == "PATCH":
+                self.patches.append(json_body)
+                self.body.update(json_body)
+            return dict(self.body)
+
+    class Meta:
+        def __init__(self):
+            self.meta = {}
+
+        def get_meta(self, key):
+            return self.meta.get(key)
+
+        def set_meta(self, key, value):
+            self.meta[key] = value
+
+    project, store = Project(True), Meta()
+    _ensure_prefill(project, store, 7, prefill=False)
+    assert project.patches == [{"show_collab_predictions": False}, {"model_version": "relabel round 3"}]
+    assert store.meta["serve_previous_show_collab_predictions"] == "true"
+    _ensure_prefill(project, store, 7, prefill=False)                  # idempotent
+    assert len(project.patches) == 2
+    kept = Project(True)
+    _ensure_prefill(kept, Meta(), 7, prefill=True)
+    assert kept.patches == []

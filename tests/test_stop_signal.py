@@ -36,21 +36,45 @@ def test_a_doubtful_posterior_wins_over_a_clean_review_round():
 
 def test_stops_after_a_round_without_corrections_and_says_why():
     e = batch_errors(np.full(30, 0.01), Evidence(round=3, decided=30, corrected=0))
-    assert e.source == "reviewers" and e.expected == pytest.approx(30 * 0.5 / 31)
+    assert e.source == "posterior" and e.expected == pytest.approx(0.3)
     reason = stop_reason(e, 0.5)
     assert reason is not None
-    for part in ("The 30 items this round would send hold ≈ 0.5 wrong labels (90% interval 0–",
+    for part in ("The 30 items this round would send hold ≈ 0.3 wrong labels (90% interval 0–",
                  "reviewers corrected 0 of 30 items in round 3", "posterior alone expects 0.3",
                  "below [review] min_expected_errors = 0.5", "set [review] min_expected_errors = 0 to push anyway"):
         assert part in reason
     assert stop_reason(e, 0) is None                    # 0 turns it off
 
 
-def test_a_clean_round_smaller_than_the_next_batch_or_one_correction_keeps_going():
-    # 0 of 10 corrected says little about the next 20
-    assert batch_errors(np.full(20, 0.001), Evidence(3, 10, 0)).expected == pytest.approx(20 * 0.5 / 11)
-    assert stop_reason(batch_errors(np.full(20, 0.001), Evidence(3, 10, 0)), 0.5) is None
+def test_one_correction_keeps_going_a_clean_round_leaves_it_to_the_posterior():
     assert stop_reason(batch_errors(np.full(30, 0.001), Evidence(3, 30, 1)), 0.5) is None
+    # issue 20: reviewers corrected 0 of 50 (49 decided, one skipped); the posterior expects ≈ 0.0 in the next 50.
+    # The Jeffreys floor alone was 50 / (2 * 49 + 2) = 0.5, not below the threshold, and the batch was pushed.
+    clean = batch_errors(np.full(50, 0.0005), Evidence(3, 49, 0))
+    assert clean.source == "posterior" and clean.expected == pytest.approx(0.025)
+    assert stop_reason(clean, 0.5) is not None
+    # no "≈ 0.5 ... below 0.5": a figure just under the threshold gets the decimals that show it is under
+    near = batch_errors(np.full(50, 0.0098), Evidence(3, 49, 0))
+    reason = stop_reason(near, 0.5)
+    assert "hold ≈ 0.49 wrong labels" in reason and "≈ 0.5 " not in reason, reason
+    # ... while a posterior that still doubts the batch keeps it going
+    assert stop_reason(batch_errors(np.full(20, 0.1), Evidence(3, 10, 0)), 0.5) is None
+
+
+def test_the_total_left_restated_with_the_batch_never_holds_fewer_than_the_batch():
+    from relabel.scoring.stop_signal import total_with_batch
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(1, 300))
+        p = rng.beta(0.3, 5, n)
+        mask = np.zeros(n, bool)
+        mask[rng.choice(n, int(rng.integers(1, n + 1)), replace=False)] = True
+        decided = int(rng.integers(0, 60))
+        e = batch_errors(p[mask], Evidence(1, decided, int(rng.integers(0, decided + 1))))
+        total = total_with_batch(p, mask, e)
+        assert e.expected <= total.expected + 1e-9 and e.high <= total.high and e.low <= total.low
+        assert total.expected >= expected_errors(1 - p).expected - 1e-9     # the floor only ever raises it
 
 
 def test_empty_batch_and_bad_evidence():

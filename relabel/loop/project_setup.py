@@ -40,6 +40,7 @@ def initialise(path=None, *, url: str, project: int, label_tag: str | None = Non
     else:
         conn = connector() if callable(connector) and not hasattr(connector, "describe") else connector
     info = conn.describe()
+    _check_text_field(conn, info)
     if info.review_of is not None:
         raise ConfigError(f"Project {info.project_id} ({info.title!r}) is relabel's own review project for project "
                           f"{info.review_of}; its answers are reviews, not annotations. Use --project "
@@ -54,6 +55,19 @@ def initialise(path=None, *, url: str, project: int, label_tag: str | None = Non
         st.log_event("init", f"project {info.project_id} {info.title!r}: {info.n_tasks} tasks, "
                              f"{info.n_annotations} annotations, classes {', '.join(info.classes)}")
     return info
+
+
+def _check_text_field(conn, info: ProjectInfo) -> None:
+    """The text field a round trains on must be in the tasks (a --text-field typo otherwise surfaces as "every
+    item's text is empty" at the first round). Connectors that cannot list task fields are not checked."""
+    fields_of = getattr(conn, "task_data_fields", None)
+    if info.text_field is None or fields_of is None or not info.n_tasks:
+        return
+    fields = fields_of()
+    if fields and info.text_field not in fields:
+        raise ConfigError(f"The text field {info.text_field!r} is in none of project {info.project_id}'s first "
+                          f"tasks (their data fields: {', '.join(sorted(fields))}); pass --text-field with the "
+                          "field that holds the text.")
 
 
 def make_connector(config: Config) -> Connector:

@@ -14,11 +14,17 @@ from relabel.loop.audit_step import audited_estimate, draw_audit_items, wrong_la
 from relabel.loop.loop_state import LoopState
 from relabel.loop.summaries import PushSummary
 from relabel.scoring.selection import describe_items, select_for_review
-from relabel.scoring.stop_signal import BatchEstimate, Evidence, audited_stop_reason, batch_errors, stop_reason
+from relabel.loop.queue import TopUp
+from relabel.scoring.error_estimate import ExpectedErrors
+from relabel.scoring.stop_signal import (BatchEstimate, Evidence, audited_stop_reason, batch_errors, stop_reason,
+                                         total_with_batch)
 
 
-def push_round(loop: LoopState, budget: int | None = None) -> PushSummary:
-    """Loop.push: select the latest round's items (once) and push their review tasks; again creates nothing new."""
+def push_round(loop: LoopState, budget: int | None = None, add: int | None = None) -> PushSummary:
+    """Loop.push: select the latest round's items (once) and push their review tasks; again creates nothing new.
+
+    ``budget`` (default ``[review] budget``) is the number of open review tasks to keep: the round selects
+    budget - open items (relabel/loop/queue.py); ``add`` selects that many whatever is open."""
     latest = loop.store.latest_round()
     if latest is None:
         raise StoreError("No scored round yet; run `relabel score` (or `relabel round`) first.")
@@ -27,18 +33,30 @@ def push_round(loop: LoopState, budget: int | None = None) -> PushSummary:
     if latest["status"] == "stopped":
         return PushSummary(round=rnd, mode=latest["mode"] or loop.review.mode, selected=0, new=0, total=0,
                            stop_reason=latest["stop_reason"])
+    top_up = total = None
     if latest["status"] == "scored":
-        _select(loop, rnd, positive_budget(budget if budget is not None else loop.review.budget))
+        top_up = TopUp(budget=positive_budget(budget if budget is not None else loop.review.budget),
+                       open=len(loop.store.waiting_item_ids()), add=add)
+        if top_up.to_push == 0:
+            # The queue is full: nothing is selected (the stop signal has nothing to judge) and the round is
+            # recorded as pushed with no task, which says so.
+            loop.store.save_selection(rnd, [], budget=0, mode=review_mode(loop.review.mode))
+            loop.store.log_event("select", f"round {rnd}: {top_up.describe()}", round=rnd, details=top_up.as_dict())
+            batch = audited = None
+        else:
+            _select(loop, rnd, top_up.to_push)
+            batch, total, audited = _batch_estimate(loop, rnd)
         latest = loop.store.latest_round()
-        batch, audited = _batch_estimate(loop, rnd)
-        reason = (stop_reason(batch, loop.review.min_expected_errors) if audited is None
-                  else audited_stop_reason(audited, loop.review.min_expected_errors))
+        reason = None
+        if batch is not None:
+            reason = (stop_reason(batch, loop.review.min_expected_errors) if audited is None
+                      else audited_stop_reason(audited, loop.review.min_expected_errors))
         if reason is not None:
             loop.store.mark_stopped(rnd, reason)
             loop.store.log_event("push", f"round {rnd}: nothing pushed. {reason}", round=rnd,
                                  details=batch.as_dict() if audited is None else audited.as_dict())
             return PushSummary(round=rnd, mode=latest["mode"], selected=0, new=0, total=0, stop_reason=reason,
-                               batch=batch)
+                               batch=batch, top_up=top_up, expected_total=total)
     else:
         batch = None
     selection = loop.store.selection(rnd)
@@ -63,18 +81,23 @@ def push_round(loop: LoopState, budget: int | None = None) -> PushSummary:
         _assign(loop, rnd, pushed)
     elif latest["status"] != "pushed":
         loop.store.record_pushed(rnd, [], selection, mark_pushed=True)
-    total = len(loop.store.review_tasks(rnd))
-    loop.store.log_event("push", f"round {rnd}: {new} new review tasks, {total} in total ({mode})", round=rnd)
+    tasks = len(loop.store.review_tasks(rnd))
+    loop.store.log_event("push", f"round {rnd}: {new} new review tasks, {tasks} in total ({mode})"
+                         + (f"; {top_up.describe(new)}" if top_up is not None else ""), round=rnd)
     audit_items = sum(1 for r in selection if r.get("audit"))
-    return PushSummary(round=rnd, mode=mode, selected=len(selection), new=new, total=total, batch=batch,
-                       audit=audit_items, left=wrong_labels_left(loop.store)["text"])
+    return PushSummary(round=rnd, mode=mode, selected=len(selection), new=new, total=tasks, batch=batch,
+                       top_up=top_up, expected_total=total, audit=audit_items,
+                       left=wrong_labels_left(loop.store)["text"])
 
 
-def _batch_estimate(loop: LoopState, rnd: int):
+def _batch_estimate(loop: LoopState, rnd: int) -> tuple[BatchEstimate, ExpectedErrors | None, object]:
     """The stop signal's figures for the ranked part of round ``rnd``'s selection (relabel/scoring/stop_signal.py):
     its items' recalibrated P(wrong), and what reviewers decided in the latest round before it; and, once audit
     items of earlier rounds were decided, the audited estimate for the same items (relabel/scoring/audit.py),
-    which then decides. The one that decides is recorded in the round row."""
+    which then decides. The one that decides is recorded in the round row.
+
+    When the reviewers' rate raised the batch's estimate above the posterior's, the round's total left is
+    restated with it (stop_signal.total_with_batch) and returned, so the batch never holds more than the total."""
     selected = {r["item_id"] for r in loop.store.selection(rnd) if not r.get("audit")}
     scores = loop.store.scores_of(rnd, selected)
     p_wrong = [r["p_wrong"] for r in scores.values() if r["p_wrong"] is not None]
@@ -87,7 +110,15 @@ def _batch_estimate(loop: LoopState, rnd: int):
     else:
         loop.store.save_batch_estimate(rnd, audited.expected, audited.low, audited.high,
                                        f"from {audited.audited} audited items ({audited.found} corrected)")
-    return batch, audited
+    if batch.source != "reviewers":
+        return batch, None, audited
+    columns = loop.store.score_columns(rnd, ("item_id", "p_wrong"))
+    left = np.array([np.nan if p is None else p for p in columns["p_wrong"]], dtype=float)
+    in_batch = np.array([i in selected for i in columns["item_id"]])
+    # Reviewed items carry P(wrong) 0 (their label is the reviewer's): they add nothing either way.
+    total = total_with_batch(left, in_batch, batch)
+    loop.store.save_expected_total(rnd, total.expected, total.low, total.high)
+    return batch, total, audited
 
 
 def _review_requests(loop: LoopState, rnd: int, selection: list[dict]) -> list[ReviewRequest]:

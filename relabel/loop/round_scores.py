@@ -104,6 +104,7 @@ def compute_round_scores(table: Annotations, annotation_ids: np.ndarray, item_id
         weight[rows] = _majority_share(table, majority)
         weight[reviewed] = 1.0
     fitted = fit_predict_probs(item_ids, texts, train, k, settings, cache=cache, progress=progress.enabled(),
+                               class_names=classes,
                                sample_weight=weight)
     pred_probs = fitted.probs
     p_lab = pred_probs[rows]
@@ -124,6 +125,9 @@ def compute_round_scores(table: Annotations, annotation_ids: np.ndarray, item_id
         issues = np.zeros(table.n_items, dtype=bool)
         notes.append(f"Confident learning was skipped ({exc}).")
     class_stats = _class_stats(table, cons, p_lab)
+    # The override regime (relabel/scoring/override_evidence.py) is kept beside the class matrices in the round
+    # row, for `relabel status` and the report.
+    class_stats["override_evidence"] = res.override_evidence.as_dict() if res.override_evidence else None
 
     unl = np.setdiff1d(np.arange(n), rows)
     active_lab = np.full(n, np.nan)

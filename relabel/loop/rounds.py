@@ -122,21 +122,23 @@ class Loop(LoopState):
 
     # ---- select + push ----------------------------------------------------------------------------------
     @_writes("push")
-    def push(self, budget: int | None = None) -> PushSummary:
-        """Push the latest round's review tasks; pushing again creates nothing new."""
-        return push_round(self, budget)
+    def push(self, budget: int | None = None, add: int | None = None) -> PushSummary:
+        """Push the latest round's review tasks (up to ``budget`` open, or ``add`` more); again creates nothing new."""
+        return push_round(self, budget, add)
 
     # ---- a whole round ----------------------------------------------------------------------------------
     @_writes("round")
     def round(self, budget: int | None = None, force: bool = False,
-              on_step: Callable[[str, object], None] | None = None) -> RoundSummary:
+              on_step: Callable[[str, object], None] | None = None, *, add: int | None = None) -> RoundSummary:
         """collect -> pull -> score -> select -> push; an open round is resumed instead of started again.
 
         When nothing is new since the last round was scored (no new, changed or deleted annotations or tasks,
         no new or changed decisions: ``Store.inputs_signature``), no round is started: the summary's ``unchanged_reason`` says so, and the
         review queue is not flooded by a cron job. ``force`` starts a round anyway.
         ``on_step(name, summary)`` is called as each step starts (summary None) and ends (its summary), so the
-        CLI prints a line per step while the round runs, not all at the end.
+        CLI prints a line per step while the round runs, not all at the end. ``budget`` is the number of open
+        review tasks to keep (the round pushes budget - open, relabel/loop/queue.py); ``add`` pushes that many
+        more whatever is open.
         """
         if budget is not None:
             positive_budget(budget)
@@ -145,7 +147,7 @@ class Loop(LoopState):
         opened = latest is not None and latest["status"] in OPEN_STATUSES
         self.working_on(latest["round"] if opened else (latest["round"] + 1 if latest else 1))
         if opened:
-            pushed = step("push", lambda: self.push(budget))
+            pushed = step("push", lambda: self.push(budget, add))
             return RoundSummary(round=latest["round"], resumed=True, push=pushed, steps=("push",),
                                 stop_reason=pushed.stop_reason)
         collected = step("collect", self.collect) if self.store.review_tasks() else None
@@ -162,7 +164,7 @@ class Loop(LoopState):
             return RoundSummary(round=latest["round"], resumed=False, collect=collected, pull=pulled,
                                 steps=(("collect",) if collected else ()) + ("pull",), unchanged_reason=reason)
         scored = step("score", self.score)
-        pushed = step("push", lambda: self.push(budget))
+        pushed = step("push", lambda: self.push(budget, add))
         steps = (("collect",) if collected else ()) + ("pull", "score", "select", "push")
         return RoundSummary(round=scored.round, resumed=False, collect=collected, pull=pulled, score=scored,
                             push=pushed, steps=steps, stop_reason=pushed.stop_reason, notes=_excluded_note(self.store))
@@ -171,8 +173,8 @@ class Loop(LoopState):
     @_reads
     def status(self) -> dict:
         """{"rounds": [{round, status, items, annotations, pushed, reviewed, corrected, expected_remaining_errors,
-        expected_low/high, batch_expected/low/high/evidence, stop_reason}], "wrong_labels_left": {source ("audit"
-        or "model"), expected, low, high, audited, text, ...}}"""
+        expected_low/high, batch_expected/low/high/evidence, stop_reason, overrides}], "wrong_labels_left": {source
+        ("audit" or "model"), expected, low, high, audited, text, ...}}"""
         decisions = self.store.decisions()
         out = []
         for r in self.store.rounds():
@@ -187,7 +189,9 @@ class Loop(LoopState):
                         # the stop signal's estimate for the items the round sent (or would have sent)
                         "batch_expected": r["batch_expected"], "batch_low": r["batch_low"],
                         "batch_high": r["batch_high"], "batch_evidence": r["batch_evidence"],
-                        "stop_reason": r["stop_reason"]})
+                        "stop_reason": r["stop_reason"],
+                        # may the model change final labels in this round, and why (issue 20)
+                        "overrides": self.store.class_stats(r["round"]).get("override_evidence")})
         # The audited estimate of wrong labels left (relabel/loop/audit_step.py), or the model's until audits exist.
         return {"rounds": out, "wrong_labels_left": wrong_labels_left(self.store) if out else None}
 

@@ -50,6 +50,7 @@ def score_round(loop: LoopState) -> ScoreSummary:
                         expected_remaining_errors=result.expected_errors.expected, notes=result.notes,
                         expected_low=result.expected_errors.low, expected_high=result.expected_errors.high,
                         overrides=result.overrides,
+                        override_evidence=result.class_stats.get("override_evidence"),
                         model=result.model_report.summary() if result.model_report else None)
 
 

@@ -170,6 +170,12 @@ class StoreRounds:
             self.db.execute("update rounds set batch_expected = ?, batch_low = ?, batch_high = ?, batch_evidence = ? "
                             "where round = ?", [float(expected), int(low), int(high), evidence, round])
 
+    def save_expected_total(self, round: int, expected: float, low: int, high: int) -> None:
+        """Restate the round's expected wrong labels left (the stop signal raised its batch's estimate)."""
+        with self.db.atomic():
+            self.db.execute("update rounds set expected_remaining_errors = ?, expected_low = ?, expected_high = ? "
+                            "where round = ?", [float(expected), int(low), int(high), round])
+
     def mark_stopped(self, round: int, reason: str) -> None:
         """Close a round that pushes nothing (the stop signal), keeping its selection for the record."""
         with self.db.atomic():

@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from relabel.loop.store_pull import PullSummary
-from relabel.scoring.error_estimate import format_expected
+from relabel.loop.queue import TopUp
+from relabel.scoring.error_estimate import ExpectedErrors, format_expected
 from relabel.scoring.stop_signal import BatchEstimate
 
 
@@ -25,6 +26,14 @@ class ScoreSummary:
     expected_low: int | None = None       # the 90% interval of expected_remaining_errors
     expected_high: int | None = None
     overrides: int = 0                    # consensus labels that none of the item's annotators gave
+    # may the model change final labels, and why (relabel/scoring/override_evidence.py, OverrideEvidence.as_dict)
+    override_evidence: dict | None = None
+
+    @property
+    def overrides_text(self) -> str:
+        """'Overrides earned: ...' / 'Overrides off (too little evidence): ...' (regime_sentence)."""
+        from relabel.scoring.override_evidence import regime_sentence
+        return regime_sentence(self.override_evidence)
 
     @property
     def expected_text(self) -> str:
@@ -43,6 +52,8 @@ class PushSummary:
     total: int
     stop_reason: str | None = None        # why nothing was pushed (the stop signal), None when it pushed
     batch: BatchEstimate | None = None    # the stop signal's estimate for the items sent (None: not computed now)
+    top_up: TopUp | None = None           # how many it added to keep [review] budget tasks open (relabel/loop/queue.py)
+    expected_total: ExpectedErrors | None = None   # the total left, restated with the batch's estimate (or None)
     audit: int = 0                        # of the ``selected``, the audit items drawn at random (on top of the budget)
     left: str | None = None               # "≈ 41 wrong labels left (90% interval 22–68), from 57 audited items"
 

@@ -254,11 +254,12 @@ def _compute_oof(X, y: np.ndarray, n_classes: int, n_folds: int, estimator, seed
     return probs
 
 
-def _warn_rare_classes(y: np.ndarray, n_classes: int, n_folds: int) -> None:
+def _warn_rare_classes(y: np.ndarray, n_classes: int, n_folds: int, class_names=None) -> None:
     counts = np.bincount(y, minlength=n_classes)
     rare = np.flatnonzero((counts > 0) & (counts < n_folds))
     if rare.size:
-        warnings.warn(f"Classes {preview(rare.tolist())} have fewer labelled items ({preview(counts[rare].tolist())}) "
+        named = [class_names[c] for c in rare] if class_names is not None else rare.tolist()
+        warnings.warn(f"Classes {preview(named)} have fewer labelled items ({preview(counts[rare].tolist())}) "
                       f"than the {n_folds} folds, so some of their items are predicted by a model that saw none or "
                       "almost none of that class and will look mislabelled; label more items of these classes or "
                       "lower n_folds.", ModelWarning, stacklevel=4)
@@ -301,14 +302,15 @@ def predict_probs(item_ids: Sequence[str], texts: Sequence[str | None] | None, l
 
 def fit_predict_probs(item_ids: Sequence[str], texts: Sequence[str | None] | None, labels, n_classes: int,
                       settings: ModelSettings | dict | None = None, cache=None, progress: bool = False,
-                      sample_weight=None) -> ModelResult:
+                      sample_weight=None, class_names: Sequence[str] | None = None) -> ModelResult:
     """Calibrated N x K probabilities: out-of-fold rows for labelled items (label >= 0), rows from a model fit on all
     labelled items for unlabelled ones (label -1), from the pipeline chosen for this project; and its ModelReport.
 
     ``texts`` are the items' texts (ignored with a precomputed or pred_probs file); ``labels`` the current
     labels (consensus or majority vote, reviewers' decisions) as class indices; ``n_classes`` the number of classes
     of the labeling config, so a class nobody has used yet still gets a column. ``sample_weight`` (optional, one
-    per item) weighs labelled items in training and in the selection criterion. ``cache`` stores embeddings
+    per item) weighs labelled items in training and in the selection criterion. ``class_names`` (optional, one per
+    class) name the classes in warnings instead of their indices. ``cache`` stores embeddings
     between rounds. With ``settings.pred_probs_path`` the user's probabilities are aligned, checked and returned
     untrained.
     """
@@ -329,7 +331,7 @@ def fit_predict_probs(item_ids: Sequence[str], texts: Sequence[str | None] | Non
     weight = _check_weights(sample_weight, len(item_ids))
     if settings.featurizer != "precomputed":
         texts = check_texts(texts, item_ids)
-    _warn_rare_classes(y[labelled], n_classes, min(settings.n_folds, int(labelled.sum())))
+    _warn_rare_classes(y[labelled], n_classes, min(settings.n_folds, int(labelled.sum())), class_names)
     blocks = FeatureBlocks(texts, item_ids, settings, cache=cache, progress=progress)
     probs, report = select_and_predict(blocks, y, labelled, n_classes, settings, sample_weight=weight)
     return ModelResult(floor_and_normalise(probs), report)

@@ -19,6 +19,7 @@ import numpy as np
 
 from relabel.atomic_files import atomic_write
 from relabel.scoring.error_estimate import format_expected
+from relabel.scoring.override_evidence import regime_sentence
 from relabel.config import label_studio_url
 from relabel.errors import ConfigError, StoreError
 from relabel.redaction import url_without_userinfo
@@ -117,6 +118,8 @@ def _render(store: Store, round: int | None, url: str | None, top) -> tuple[str,
     top = _check_top(top)
     row = _check_round(store, round)
     rnd = int(row["round"])
+    # the override regime the round was scored in, stored with its class matrices (relabel.loop.rounds)
+    row = {**row, "override_evidence": store.class_stats(rnd).get("override_evidence")}
     classes = store.round_classes(rnd)  # the labeling config may have gained or reordered classes since
     trend = _trend(store, rnd)
     base_url = _link_base(url or store.get_meta("label_studio_url"))
@@ -223,7 +226,10 @@ def _expected_line(row: dict, overrides: int) -> str:
         batch = (f" Among the items this round sent (or would have sent) "
                  f"{format_expected(row['batch_expected'], row.get('batch_low'), row.get('batch_high'))}: "
                  f"{row.get('batch_evidence') or 'no evidence recorded'}.")
-    return f"Expected wrong labels left {expected}; {overrides} consensus labels no annotator gave (overrides).{batch}"
+    noun = "consensus label" if overrides == 1 else "consensus labels"
+    regime = regime_sentence(row.get("override_evidence"))
+    return (f"Expected wrong labels left {expected}; {overrides:,} {noun} no annotator gave (overrides). {regime}"
+            f"{batch}")
 
 
 def _trend_plot(trend: list[dict]) -> str:

@@ -23,8 +23,7 @@ from relabel.scoring.consensus import (
     _compute_temperature_scale,
     _prepare,
 )
-from relabel.errors import AnnotationError, PredProbsError
-from relabel.scoring.validation import check_pred_probs
+from relabel.scoring.validation import check_active_learning_inputs, check_pred_probs
 
 
 def get_active_learning_scores(labels_multiannotator=None, pred_probs=None,
@@ -38,19 +37,11 @@ def get_active_learning_scores(labels_multiannotator=None, pred_probs=None,
     weights are 1); otherwise pred_probs are temperature-scaled to the vote fractions and CROWDLAB's
     consensus quality and weights are used (ALGORITHMS 3).
     """
-    if pred_probs is None and pred_probs_unlabeled is None:
-        raise PredProbsError("Give pred_probs (with labels_multiannotator) for labelled items, "
-                             "pred_probs_unlabeled for unlabelled items, or both; both are None.")
-    if pred_probs is None and labels_multiannotator is not None:
-        raise PredProbsError("labels_multiannotator was given without pred_probs; pass the model's pred_probs "
-                             "for the labelled items too, or drop labels_multiannotator.")
+    check_active_learning_inputs(labels_multiannotator, pred_probs, pred_probs_unlabeled)
 
     temperature, model_weight, mean_annotator_weight = 1.0, 1.0, 1.0
     scores_labeled = np.array([])
     if pred_probs is not None:
-        if labels_multiannotator is None:
-            raise AnnotationError("pred_probs was given without labels_multiannotator; pass the labels of those "
-                                  "items, or give pred_probs_unlabeled alone for unlabelled items.")
         table, p, _ = _prepare(labels_multiannotator, pred_probs, allow_single_label=True)
         n_classes = table.n_classes
         if (table.num_annotations == 1).all():

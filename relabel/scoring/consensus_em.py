@@ -6,13 +6,17 @@ annotators are fitted on the data being scored (relabel.scoring.fitted_em). Revi
 pred_probs it is the same EM on the annotations alone with a learned class prior. benchmarks/quality.py
 compares it with majority vote, Dawid-Skene, GLAD, MACE and CROWDLAB; the README shows the tables.
 
-Overrides: a consensus label that no annotator of the item gave. With a model they pay: on CIFAR-10N, for
-every model, pred_probs folder and 1-3 labels per item, overrides are right 46-97% of the time against 2-41%
-for the best label an annotator gave (benchmarks/quality.py). Without a model they do not: on the crowd sets
-they were right 0 of 12 (adult_content2), 3 of 5 (labelme) and 41 of 137 times (trec_rf10). So by default
-(``allow_overrides="model"``) the model may override the annotators, and an annotation-only consensus is the
-most probable class among those the item's annotators gave. ``override`` flags the items whose consensus is
-an override, for the store, the export and the report.
+Overrides: a consensus label that no annotator of the item gave, or a model that flips the item's majority.
+Where the model has earned them they pay (CIFAR-10N at 2-3 labels per item, benchmarks/quality.py); a text
+model trained on a few hundred items, or a model at chance, has not. So by default (``allow_overrides="earned"``)
+the model changes final labels only when the run's own evidence says it beats the annotators
+(relabel.scoring.override_evidence: its agreement with held-out annotators against theirs with each other, and
+reviewers' verdicts on items where model and majority differ, each with an interval). Otherwise the labels are
+the annotation-only consensus (the most probable class among those the item's annotators gave) and the model
+only moves the quality score, i.e. the review queue. Without a model a label nobody gave is never the consensus
+(on the crowd sets such labels were right 0 of 12, 3 of 5 and 41 of 137 times). ``override`` flags the items
+whose consensus no annotator gave, for the store, the export and the report; ``override_evidence`` says which
+regime the run is in and why.
 
 Re-exported as :func:`relabel.scoring.consensus.consensus`; the cleanlab-named functions in :mod:`relabel.scoring.consensus`
 keep computing exactly what cleanlab computes.
@@ -27,9 +31,12 @@ from relabel.scoring.annotations import Annotations, keep_best
 from relabel.results import ConsensusResult, with_names
 from relabel.errors import AnnotationError, ConfigError, preview
 from relabel.scoring.fitted_em import fitted_dawid_skene
+from relabel.scoring.override_evidence import OverrideEvidence, override_evidence
 from relabel.scoring.validation import check_pred_probs
 
-OVERRIDE_POLICIES = ("model", "always", "never")
+# "earned" (default): overrides when relabel.scoring.override_evidence grants them; "model": whenever there is a
+# model (the pre-issue-20 default, for benchmarks' "overrides allowed" columns); "always"; "never".
+OVERRIDE_POLICIES = ("earned", "model", "always", "never")
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,6 +55,7 @@ class EMConsensusResult(ConsensusResult):
     method: str = "dawid-skene"
     override: np.ndarray = None        # (items,) bool: the consensus is a label none of its annotators gave
     settings: dict = None              # the fitted settings: temperature, pool_strength, discount, class_prior
+    override_evidence: OverrideEvidence = None   # may the model change labels here, and why
 
     @property
     def expected_errors(self):
@@ -57,7 +65,7 @@ class EMConsensusResult(ConsensusResult):
 
 
 def consensus(annotations: Annotations, pred_probs=None, *, known_labels=None, max_iter: int = 50,
-              allow_overrides: str = "model", annotator_discount: float | None = None,
+              allow_overrides: str = "earned", annotator_discount: float | None = None,
               pool_strength: float | None = None, dtype=np.float32) -> EMConsensusResult:
     """Consensus labels, quality scores and annotator statistics: relabel's default.
 
@@ -65,8 +73,8 @@ def consensus(annotations: Annotations, pred_probs=None, *, known_labels=None, m
     decide (Dawid-Skene). ``known_labels`` (one class index per item, -1 = not reviewed) are reviewers'
     decisions: those items keep that label and teach the annotators' confusion matrices.
     Items must have at least one label; one annotator, or one label per item, is fine.
-    ``allow_overrides``: "model" (default: a label nobody gave is possible only with pred_probs), "always" or
-    "never". ``annotator_discount`` / ``pool_strength`` fix a setting instead of fitting it (ablations);
+    ``allow_overrides``: "earned" (default: the model changes labels only where the run's evidence says it beats
+    the annotators, see the module docstring), "model" (whenever there is a model), "always" or "never". ``annotator_discount`` / ``pool_strength`` fix a setting instead of fitting it (ablations);
     ``dtype`` is the float type of the items x classes arrays of the EM (float32 halves the memory).
     """
     if allow_overrides not in OVERRIDE_POLICIES:
@@ -100,10 +108,19 @@ def consensus(annotations: Annotations, pred_probs=None, *, known_labels=None, m
         p = check_pred_probs(pred_probs, n_rows=annotations.n_items, n_classes=annotations.n_classes)
     em = fitted_dawid_skene(annotations, p, known_labels=known, max_iter=max_iter, discount=annotator_discount,
                             pool_strength=pool_strength, dtype=dtype)
-    if allow_overrides == "model":
+    evidence = override_evidence(annotations, p, known)
+    labels_from = em
+    if allow_overrides == "earned":
+        if p is not None and not evidence.allowed:
+            # The model has not earned a say in the labels: they are the annotation-only consensus (reviewers'
+            # decisions still final); the model-aware posterior keeps ordering the queue via the quality score.
+            labels_from = fitted_dawid_skene(annotations, None, known_labels=known, max_iter=max_iter,
+                                             pool_strength=pool_strength, dtype=dtype)
+        allow_overrides = "always" if p is not None and evidence.allowed else "never"
+    elif allow_overrides == "model":
         allow_overrides = "never" if p is None else "always"
     return with_names(_result(annotations, em, "dawid-skene" if p is None else "model-dawid-skene", allow_overrides,
-                              known), annotations)
+                              known, labels_from.posterior, evidence), annotations)
 
 
 def _restrict_to_given(a: Annotations, posterior: np.ndarray, allowed: np.ndarray) -> np.ndarray:
@@ -114,12 +131,13 @@ def _restrict_to_given(a: Annotations, posterior: np.ndarray, allowed: np.ndarra
     return masked.argmax(axis=1)
 
 
-def _result(a: Annotations, em, method: str, allow_overrides: str, known) -> EMConsensusResult:
+def _result(a: Annotations, em, method: str, allow_overrides: str, known, label_posterior: np.ndarray,
+            evidence: OverrideEvidence) -> EMConsensusResult:
     counts = a.num_annotations()
     allowed = np.full(a.n_items, allow_overrides == "always")
     if known is not None:
         allowed |= known >= 0                    # a reviewer's label is final, whoever gave it
-    label = _restrict_to_given(a, em.posterior, allowed)
+    label = _restrict_to_given(a, label_posterior, allowed)
     # The labels come from the EM's posterior; every confidence figure from the held-out-calibrated one
     # (relabel.scoring.fitted_em: the same posterior with a model, discounted by the held-out fit without one).
     posterior = em.quality_posterior
@@ -152,6 +170,7 @@ def _result(a: Annotations, em, method: str, allow_overrides: str, known) -> EMC
                   "discount": em.discount,
                   "quality_discount": em.quality_discount, "quality_temperature": em.quality_temperature,
                   "class_prior": em.class_prior.tolist(), "iterations": em.n_iter},
+        override_evidence=evidence,
     )
 
 

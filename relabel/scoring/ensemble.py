@@ -15,7 +15,7 @@ import dataclasses
 
 import numpy as np
 
-from relabel.errors import AnnotationError, PredProbsError
+from relabel.errors import PredProbsError
 from relabel.scoring.confident.ranking import _compute_label_quality_scores
 from relabel.scoring.consensus import (
     CLIP_FLOOR,
@@ -32,7 +32,7 @@ from relabel.scoring.consensus import (
     _Stats,
     _Table,
 )
-from relabel.scoring.validation import check_pred_probs
+from relabel.scoring.validation import check_active_learning_inputs, check_pred_probs
 
 
 def _check_ensemble(pred_probs, name: str, n_classes: int | None = None) -> np.ndarray:
@@ -129,15 +129,7 @@ def get_active_learning_scores_ensemble(labels_multiannotator=None, pred_probs=N
     score is that class's probability under the models' weighted mean mixed with chance level 1/K, the latter
     weighing like one average annotator. Returns ``(scores_labeled, scores_unlabeled)``.
     """
-    if pred_probs is None and pred_probs_unlabeled is None:
-        raise PredProbsError("Give pred_probs (with labels_multiannotator) for labelled items, "
-                             "pred_probs_unlabeled for unlabelled items, or both; both are None.")
-    if pred_probs is not None and labels_multiannotator is None:
-        raise AnnotationError("pred_probs was given without labels_multiannotator; pass the labels of those "
-                              "items, or give pred_probs_unlabeled alone for unlabelled items.")
-    if pred_probs is None and labels_multiannotator is not None:
-        raise PredProbsError("labels_multiannotator was given without pred_probs; pass the models' pred_probs "
-                             "for the labelled items too, or drop labels_multiannotator.")
+    check_active_learning_inputs(labels_multiannotator, pred_probs, pred_probs_unlabeled, whose="models'")
 
     n_classes = None
     scores_labeled = np.array([])

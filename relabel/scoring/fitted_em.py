@@ -66,6 +66,7 @@ import numpy as np
 from scipy.special import gammaln
 
 from relabel.scoring.annotations import Annotations
+from relabel.scoring.canonical_order import in_canonical_order
 # Pseudo-count added to every confusion cell, as in classic Dawid-Skene: keeps log CM finite for unused classes.
 from relabel.scoring.dawid_skene import CONFUSION_SMOOTHING
 
@@ -192,6 +193,7 @@ class _Model:
         return z
 
 
+@in_canonical_order          # the result must not depend on row order (relabel.scoring.canonical_order)
 def fitted_dawid_skene(annotations: Annotations, pred_probs: np.ndarray | None = None, *,
                        known_labels: np.ndarray | None = None, max_iter: int = 50, tol: float = 1e-4,
                        discount: float | None = None, pool_strength: float | None = None,

@@ -18,10 +18,17 @@ items uses both:
   hold the loop back for ever. The Jeffreys prior (no constant of ours) gives an unseen outcome half a count, so
   "0 corrected of d" still leaves n / (2d + 2) expected.
 
-The estimate is the larger of the two, with the interval of the one that gave it. The round stops when the
-estimate is below ``[review] min_expected_errors`` (default 0.5: a batch expected to yield fewer than half a
-correction is not worth the reviewers' time). With the default that takes a round whose reviewers corrected none
-of at least as many items as the next batch holds (n / (2d + 2) < 0.5 needs d >= n), and a posterior that agrees.
+The estimate is the larger of the two, with the interval of the one that gave it. The floor applies only while
+reviewers are still correcting (c > 0): after a round whose reviewers corrected none of what they decided, the
+Jeffreys half count alone put the floor at n / (2d + 2), which is 0.5 — the default threshold — when one of 50
+items was skipped, so a batch the posterior expected ≈ 0.0 wrong labels in was pushed, and reviewers corrected 0
+of 50 again (issue 20). A clean round leaves the posterior, recalibrated on every decision including that clean
+round, to decide. The round stops when the estimate is below ``[review] min_expected_errors`` (default 0.5: a
+batch expected to yield fewer than half a correction is not worth the reviewers' time).
+
+**One set of figures.** The floor raises the batch's estimate above the posterior's, so the project's total left
+is restated with it (:func:`total_with_batch`): the items outside the batch by the posterior, the batch by its
+estimate. A batch, a subset of the items left, then never holds more expected wrong labels than the total.
 
 Two choices make it conservative. Round 1 (no decision yet, as after rounds whose reviewers never answered) never
 stops: the posterior is the only evidence and it is known to be overconfident. The decision uses the estimate,
@@ -35,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from relabel.scoring.error_estimate import expected_errors, format_expected
+from relabel.scoring.error_estimate import Z_90, ExpectedErrors, expected_errors, format_expected
 
 # The Jeffreys prior on a correction rate: half a count to each outcome.
 JEFFREYS = 0.5
@@ -75,13 +82,18 @@ class BatchEstimate:
     @property
     def wrong_labels(self) -> str:
         """'≈ 8.9 wrong labels (90% interval 3–15)'"""
-        return f"≈ {self.expected:.1f} wrong labels (90% interval {self.low}–{self.high})"
+        return self.wrong_labels_against(None)
 
-    def describe(self) -> str:
+    def wrong_labels_against(self, threshold: float | None) -> str:
+        """As ``wrong_labels``, with as many decimals as it takes not to print the threshold itself for a figure
+        on the other side of it ('≈ 0.49', not '≈ 0.5 ... below 0.5')."""
+        return f"≈ {_decimals(self.expected, threshold)} wrong labels (90% interval {self.low}–{self.high})"
+
+    def describe(self, threshold: float | None = None) -> str:
         """'The 20 items this round would send hold ≈ 5.0 wrong labels (90% interval 1–10): reviewers corrected
         5 of 10 items in round 1; the posterior alone expects 0.3.'"""
-        return (f"The {self.items} items this round would send hold {self.wrong_labels}: {self.evidence}; the "
-                f"posterior alone expects {self.posterior_expected:.1f}.")
+        return (f"The {self.items} items this round would send hold {self.wrong_labels_against(threshold)}: "
+                f"{self.evidence}; the posterior alone expects {_decimals(self.posterior_expected, threshold)}.")
 
     def as_dict(self) -> dict:
         return {"items": self.items, "expected": self.expected, "low": self.low, "high": self.high,
@@ -102,7 +114,7 @@ def batch_errors(p_wrong, evidence: Evidence = Evidence()) -> BatchEstimate:
         raise ValueError(f"evidence must have 0 <= corrected <= decided, got {evidence}")
     posterior = expected_errors(1.0 - p)
     estimate = BatchEstimate(n, posterior.expected, posterior.low, posterior.high, posterior.expected, evidence)
-    if n == 0 or not evidence.decided:
+    if n == 0 or not evidence.corrected:          # no decision, or reviewers corrected nothing: the posterior
         return estimate
     alpha = JEFFREYS + evidence.corrected
     beta = JEFFREYS + evidence.decided - evidence.corrected
@@ -112,6 +124,34 @@ def batch_errors(p_wrong, evidence: Evidence = Evidence()) -> BatchEstimate:
     count = betabinom(n, alpha, beta)
     low, high = (int(count.ppf(q)) for q in INTERVAL)
     return BatchEstimate(n, floor, low, high, posterior.expected, evidence, source="reviewers")
+
+
+def total_with_batch(p_wrong_left, in_batch, batch: BatchEstimate) -> ExpectedErrors:
+    """Expected wrong labels among all items left (``p_wrong_left``: each unreviewed item's recalibrated P(wrong);
+    ``in_batch``: which of them the batch sends), with the batch counted at its estimate: the posterior's
+    Poisson-binomial for the rest plus the batch's own mean and variance (beta-binomial when reviewers set it),
+    a normal 90% interval on the sum. Never below the batch's own figures."""
+    p = np.asarray(p_wrong_left, dtype=float)
+    mask = np.asarray(in_batch, dtype=bool)
+    ok = np.isfinite(p)
+    rest = p[ok & ~mask]
+    mean = float(rest.sum())
+    var = float((rest * (1 - rest)).sum())
+    if batch.source == "reviewers":
+        alpha = JEFFREYS + batch.evidence.corrected
+        beta = JEFFREYS + batch.evidence.decided - batch.evidence.corrected
+        n = batch.items
+        var += n * alpha * beta * (alpha + beta + n) / ((alpha + beta) ** 2 * (alpha + beta + 1))
+    else:
+        q = p[ok & mask]
+        var += float((q * (1 - q)).sum())
+    mean += batch.expected
+    total_items = int(ok.sum())
+    sd = float(np.sqrt(var))
+    low = int(np.clip(np.floor(mean - Z_90 * sd - 0.5) + 1, 0, total_items))
+    high = int(np.clip(np.ceil(mean + Z_90 * sd + 0.5) - 1, 0, total_items))
+    return ExpectedErrors(mean, max(min(low, int(np.floor(mean))), batch.low),
+                          max(high, int(np.ceil(mean)), batch.high))
 
 
 def stop_reason(estimate: BatchEstimate, threshold: float) -> str | None:
@@ -124,8 +164,16 @@ def stop_reason(estimate: BatchEstimate, threshold: float) -> str | None:
         return "No item is left to send to review, so nothing was pushed."
     if not estimate.evidence.decided or estimate.expected >= threshold:
         return None
-    return (f"{estimate.describe()} That is below [review] min_expected_errors = {threshold:g}: nothing worth "
+    return (f"{estimate.describe(threshold)} That is below [review] min_expected_errors = {threshold:g}: nothing worth "
             "reviewing, so nothing was pushed (set [review] min_expected_errors = 0 to push anyway).")
+
+
+def _decimals(value: float, threshold: float | None, most: int = 4) -> str:
+    """``value`` with one decimal, or more while its rounding would land on the wrong side of ``threshold``."""
+    digits = 1
+    while threshold is not None and digits < most and (round(value, digits) >= threshold) != (value >= threshold):
+        digits += 1
+    return f"{value:.{digits}f}"
 
 
 def audited_stop_reason(estimate, threshold: float) -> str | None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from relabel.errors import LabelError, PredProbsError, preview
+from relabel.errors import AnnotationError, LabelError, PredProbsError, preview
 
 # pred_probs rows may drift from 1 by float rounding (float16 model outputs drift by ~4e-4); beyond this
 # they are not probabilities (logits, or a missing softmax) and scoring them would be silently wrong.
@@ -102,3 +102,18 @@ def check_labels(labels, n_rows: int | None = None, n_classes: int | None = None
         raise LabelError(f"Items {preview(bad)} have label {y[bad[0]]}, outside the {n_classes} classes "
                          f"0..{n_classes - 1} of pred_probs; pred_probs needs a column for every class.")
     return y
+
+
+def check_active_learning_inputs(labels_multiannotator, pred_probs, pred_probs_unlabeled, whose: str = "model's") -> None:
+    """ActiveLab takes labelled items (labels with pred_probs), unlabelled items (pred_probs_unlabeled), or both;
+    refuse the combinations that name one half of a pair without the other. ``whose`` words the message
+    ("model's" or "models'")."""
+    if pred_probs is None and pred_probs_unlabeled is None:
+        raise PredProbsError("Give pred_probs (with labels_multiannotator) for labelled items, "
+                             "pred_probs_unlabeled for unlabelled items, or both; both are None.")
+    if pred_probs is not None and labels_multiannotator is None:
+        raise AnnotationError("pred_probs was given without labels_multiannotator; pass the labels of those "
+                              "items, or give pred_probs_unlabeled alone for unlabelled items.")
+    if pred_probs is None and labels_multiannotator is not None:
+        raise PredProbsError(f"labels_multiannotator was given without pred_probs; pass the {whose} pred_probs "
+                             "for the labelled items too, or drop labels_multiannotator.")

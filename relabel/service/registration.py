@@ -4,10 +4,14 @@ Register creates, or finds and brings up to date, three things, so running it tw
   - a webhook to <service>/webhook on the source project and on the review project, for the four actions the
     worker acts on, carrying the shared secret header;
   - the ML backend connection of the source project to <service>, with basic auth;
-  - "retrieve predictions when a task opens" on the source project, so annotators see relabel's suggestion.
+  - "retrieve predictions automatically" on the source project, so the Data Manager shows relabel's consensus and
+    quality per task (sorting by quality), and "use predictions to prelabel tasks" (show_collab_predictions)
+    OFF, so annotators open their tasks empty: an annotator shown relabel's label anchors on it, and answers that
+    are not independent break the assumption every consensus method here rests on (and relabel's own estimate of
+    each annotator's quality). ``[serve] prefill_annotators = true`` turns pre-filling on, at that cost.
 The webhooks are created before the ML backend on purpose: Label Studio adds a webhook to <url>/webhook for
 every new ML backend, for all actions and without our header, unless one to that URL already exists.
-Unregister removes what register made (found by URL) and restores the project setting.
+Unregister removes what register made (found by URL) and restores the project settings.
 """
 from __future__ import annotations
 
@@ -20,8 +24,9 @@ from relabel.service.webhooks import ACTIONS, SECRET_HEADER
 log = logging.getLogger("relabel.serve")
 
 ML_BACKEND_TITLE = "relabel"
-# The store remembers the project's own setting, so --unregister puts it back as it was.
+# The store remembers the project's own settings, so --unregister puts them back as they were.
 _PREVIOUS_SETTING = "serve_previous_evaluate_predictions_automatically"
+_PREVIOUS_PREFILL = "serve_previous_show_collab_predictions"
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,8 @@ class Registration:
 
 
 def register(connector, store: Store, *, service_url: str, username: str, password: str, secret: str,
-             review_mode: str = "project", show_suggestion: bool = True) -> Registration:
+             review_mode: str = "project", show_suggestion: bool = True,
+             prefill_annotators: bool = False) -> Registration:
     """Create or update the webhooks and the ML backend connection (idempotent)."""
     service_url = service_url.rstrip("/")
     source = connector.project_id
@@ -46,11 +52,15 @@ def register(connector, store: Store, *, service_url: str, username: str, passwo
         # Made now rather than at the first push, so its answers reach the service from the first round on.
         projects.append(connector.review_project_id(create=True, show_suggestion=show_suggestion))
     counts = {"created": 0, "updated": 0, "kept": 0, "deleted": 0}
+    # Before the ML backend exists: Label Studio makes a new backend the project's model_version (the set of
+    # predictions annotators are pre-filled with) only while show_collab_predictions is on.
+    _ensure_prefill(connector, store, source, prefill_annotators)
     for project in projects:
         for outcome in _ensure_webhook(connector, project, f"{service_url}/webhook", secret):
             counts[outcome] += 1
     backend = _ensure_ml_backend(connector, source, service_url, username, password)
     _ensure_predictions_on_open(connector, store, source)
+    _ensure_prefill(connector, store, source, prefill_annotators)
     result = Registration(webhooks_created=counts["created"], webhooks_updated=counts["updated"],
                           webhooks_kept=counts["kept"], webhooks_deleted=counts["deleted"], ml_backend=backend,
                           projects=tuple(projects))
@@ -79,6 +89,11 @@ def unregister(connector, store: Store, *, service_url: str) -> Registration:
         connector._request("PATCH", f"api/projects/{source}", write=True, project=source,
                            json_body={"evaluate_predictions_automatically": previous == "true"})
         store.set_meta(_PREVIOUS_SETTING, None)
+    previous_prefill = store.get_meta(_PREVIOUS_PREFILL)
+    if previous_prefill is not None:
+        connector._request("PATCH", f"api/projects/{source}", write=True, project=source,
+                           json_body={"show_collab_predictions": previous_prefill == "true"})
+        store.set_meta(_PREVIOUS_PREFILL, None)
     store.log_event("unregister", f"service {service_url}: {deleted} webhooks and {len(backends)} ML backends removed")
     return Registration(webhooks_deleted=deleted, ml_backend="deleted" if backends else "none",
                         projects=tuple(projects))
@@ -148,3 +163,22 @@ def _ensure_predictions_on_open(connector, store: Store, project: int) -> None:
     if not current:
         connector._request("PATCH", f"api/projects/{project}", write=True, project=project,
                            json_body={"evaluate_predictions_automatically": True})
+
+
+def _ensure_prefill(connector, store: Store, project: int, prefill: bool) -> None:
+    """show_collab_predictions ("Use predictions to prelabel tasks") as ``[serve] prefill_annotators`` says.
+
+    Label Studio clears the project's model_version whenever show_collab_predictions is turned off; it is put
+    back, so the Data Manager's prediction score (which counts the project's model_version only) keeps sorting."""
+    body = connector._request("GET", f"api/projects/{project}", project=project)
+    current = bool(body.get("show_collab_predictions"))
+    if store.get_meta(_PREVIOUS_PREFILL) is None:
+        store.set_meta(_PREVIOUS_PREFILL, "true" if current else "false")
+    if current == prefill:
+        return
+    connector._request("PATCH", f"api/projects/{project}", write=True, project=project,
+                       json_body={"show_collab_predictions": prefill})
+    version = body.get("model_version")
+    if not prefill and version:
+        connector._request("PATCH", f"api/projects/{project}", write=True, project=project,
+                           json_body={"model_version": version})

@@ -13,7 +13,7 @@ import threading
 import time
 
 from relabel.config import Config
-from relabel.errors import ConnectorError, RelabelError
+from relabel.errors import ConfigError, ConnectorError, RelabelError
 from relabel.loop.lock import writer_lock
 from relabel.loop.project_setup import make_connector
 from relabel.loop.store import Store
@@ -76,7 +76,8 @@ def register_service(config: Config) -> Registration:
         store.check_project(config.label_studio.project)
         done = register(connector, store, service_url=config.serve.public_url, username=config.serve.username,
                         password=config.serve_password(), secret=config.webhook_secret(),
-                        review_mode=config.review.mode, show_suggestion=config.review.show_suggestion)
+                        review_mode=config.review.mode, show_suggestion=config.review.show_suggestion,
+                        prefill_annotators=config.serve.prefill_annotators)
     log.info("registered %s with projects %s: webhooks %d created, %d updated, %d kept; ML backend %s",
              config.serve.public_url, ", ".join(map(str, done.projects)), done.webhooks_created,
              done.webhooks_updated, done.webhooks_kept, done.ml_backend)
@@ -91,12 +92,38 @@ def unregister_service(config: Config) -> Registration:
 
 
 def serve(config: Config, *, register_first: bool = False, verbose: int = 0) -> int:
-    """`relabel serve`: run until SIGTERM or Ctrl-C; returns the exit code."""
+    """`relabel serve`: run until SIGTERM or Ctrl-C (exit 0, one goodbye line); returns the exit code. A port in
+    use fails with one line before "listening" is printed."""
+    check_port_free(config.serve.host, config.serve.port)
     server, _ = build_server(config, verbose, register_first=register_first)
     log.info("listening on http://%s:%d (Label Studio reaches it at %s)", config.serve.host, config.serve.port,
              config.serve.public_url)
-    server.run()
-    return 1 if server.registration_errors or not server.started else 0
+    try:
+        server.run()
+    except KeyboardInterrupt:          # a second Ctrl-C during the graceful shutdown
+        pass
+    if server.registration_errors or not server.started:
+        return 1
+    print("relabel serve stopped; goodbye.", file=sys.stderr, flush=True)
+    return 0
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise ConfigError in one line if ``host:port`` cannot be bound (in use, or not an address of this host)."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as uvicorn binds: TIME_WAIT is not "in use"
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(f"Port {port} on {host} is in use (another relabel serve?); stop that process or "
+                                  "choose another port with --port or [serve] port.") from None
+            raise ConfigError(f"relabel serve cannot listen on {host}:{port} ({exc.strerror}); fix [serve] host "
+                              "or --host.") from None
 
 
 def _register_when_listening(server, config: Config, ready: threading.Event) -> None:

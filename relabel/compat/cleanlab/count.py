@@ -8,21 +8,53 @@ estimate_py_noise_matrices_and_cv_pred_proba and estimate_noise_matrices (out-of
 relabel.models.fit.cross_val_pred_probs, then the counting functions). That is all of cleanlab 2.9's public names.
 
 Where relabel differs on purpose: equal rounding residuals in the calibrated joint are resolved by a stable
-sort; py_method="eqn" with a singular noise matrix raises InputError; no multi_label; the cross-validation
+sort; py_method="eqn" with a singular noise matrix raises InputError; multi_label=True (thresholds, confident
+joint, calibration, joint and issue count, one-vs-rest) runs relabel.scoring.multilabel_confident; the cross-validation
 folds are relabel's seeded stratified folds (seed=None means seed 0, so results are reproducible), so
 out-of-fold pred_probs are not bit-identical to cleanlab's; validation_func is not supported.
 """
 from relabel.errors import ConfigError
 from relabel.models.fit import cross_val_pred_probs
-from relabel.scoring.confident.counting import (
-    calibrate_confident_joint,
-    compute_confident_joint,
-    estimate_joint,
-    estimate_latent,
-    estimate_py_and_noise_matrices_from_probabilities,
-    get_confident_thresholds,
-    num_label_issues,
-)
+from relabel.scoring import multilabel_confident as _ml
+from relabel.scoring.confident import counting as _single
+from relabel.scoring.confident.counting import estimate_latent, estimate_py_and_noise_matrices_from_probabilities
+
+
+def get_confident_thresholds(labels, pred_probs, multi_label: bool = False):
+    """Per-class thresholds (K,); with multi_label, K x 2 one-vs-rest thresholds."""
+    if multi_label:
+        return _ml.get_multilabel_confident_thresholds(labels, pred_probs)
+    return _single.get_confident_thresholds(labels, pred_probs)
+
+
+def compute_confident_joint(labels, pred_probs, *, thresholds=None, calibrate: bool = True,
+                            return_indices_of_off_diagonals: bool = False, multi_label: bool = False):
+    """The K x K confident joint; with multi_label, K x 2 x 2 one-vs-rest joints."""
+    fn = _ml.compute_multilabel_confident_joint if multi_label else _single.compute_confident_joint
+    return fn(labels, pred_probs, thresholds=thresholds, calibrate=calibrate,
+              return_indices_of_off_diagonals=return_indices_of_off_diagonals)
+
+
+def calibrate_confident_joint(confident_joint, labels, *, multi_label: bool = False):
+    if multi_label:
+        return _ml.calibrate_multilabel_confident_joint(confident_joint, labels)
+    return _single.calibrate_confident_joint(confident_joint, labels)
+
+
+def estimate_joint(labels, pred_probs, *, confident_joint=None, multi_label: bool = False):
+    fn = _ml.estimate_multilabel_joint if multi_label else _single.estimate_joint
+    return fn(labels, pred_probs, confident_joint=confident_joint)
+
+
+def num_label_issues(labels, pred_probs, *, confident_joint=None, estimation_method: str = "off_diagonal",
+                     multi_label: bool = False) -> int:
+    """Estimated number of label issues; with multi_label, items with some class off its confident joint's
+    diagonal (cleanlab counts them with filter_by='confident_learning' whatever the estimation_method)."""
+    if multi_label:
+        return _ml.num_multilabel_label_issues(labels, pred_probs, confident_joint=confident_joint)
+    return _single.num_label_issues(labels, pred_probs, confident_joint=confident_joint,
+                                    estimation_method=estimation_method)
+
 
 
 def estimate_cv_predicted_probabilities(X, labels, clf=None, *, cv_n_folds: int = 5, seed=None,

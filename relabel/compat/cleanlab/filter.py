@@ -8,16 +8,24 @@ steps relabel's find_label_issues uses (not in ``__all__``: private in cleanlab 
 
 Where relabel differs on purpose (see relabel.scoring.confident): items tied at a cut-off and equal scores in a
 ranking are ordered by index (stable sort; cleanlab's unstable sort depends on the numpy build); fewer than two
-given classes is an error; no multi_label or low_memory; n_jobs and verbose change nothing.
+given classes is an error; n_jobs and verbose change nothing. ``multi_label=True`` (one list of classes per item)
+runs relabel.scoring.multilabel_confident, as cleanlab's deprecated flag runs its multi-label code.
 """
 import numpy as np
 
+from relabel.scoring import multilabel_confident as _ml
 from relabel.scoring.confident import filtering as _filtering
-from relabel.scoring.confident.filtering import (
-    find_label_issues,
-    find_label_issues_using_argmax_confusion_matrix,
-    find_predicted_neq_given,
-)
+from relabel.scoring.confident.filtering import find_label_issues_using_argmax_confusion_matrix
+
+find_label_issues = _ml.find_label_issues      # single-label calls go straight to the single-label filter
+
+
+def find_predicted_neq_given(labels, pred_probs, *, multi_label: bool = False):
+    """Items whose model prediction differs from the given label (multi_label: for some class, the model's side
+    of 0.5 differs from whether the class was given)."""
+    if multi_label:
+        return _ml.find_multilabel_predicted_neq_given(labels, pred_probs)
+    return _filtering.find_predicted_neq_given(labels, pred_probs)
 
 
 def _reduce_prune_counts(prune_count_matrix, frac_noise: float = 1.0) -> np.ndarray:

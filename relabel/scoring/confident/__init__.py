@@ -27,8 +27,10 @@ random majority-vote tie-break, concern multi-annotator data and live in consens
 
 Smaller differences: bad input raises :mod:`relabel.errors` exceptions (a singular noise matrix with
 ``py_method='eqn'`` raises InputError, not LinAlgError); fewer than two given classes is always an error
-(cleanlab lets all-zero labels through, for its multi-label code); only single-label data is handled, so
-there is no ``multi_label``; ``n_jobs`` / ``verbose`` are accepted and ignored because the work is vectorised.
+(cleanlab lets all-zero labels through, for its multi-label code); this package handles single labels, and
+``multi_label`` (one set of classes per item) is :mod:`relabel.scoring.multilabel_confident`, which runs
+``filtering._find_label_issues`` on each class; ``n_jobs`` / ``verbose`` are accepted and ignored because the
+work is vectorised.
 
 Public functions validate their inputs and raise :mod:`relabel.errors` exceptions; the private
 ``_compute_*`` functions trust theirs (CROWDLAB in ``consensus.py`` calls them directly).

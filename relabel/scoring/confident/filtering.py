@@ -220,6 +220,15 @@ def find_label_issues(labels, pred_probs, *, return_indices_ranked_by: str | Non
     kwargs = _check_filter_options(filter_by, frac_noise, num_to_remove_per_class, min_examples_per_class,
                                    return_indices_ranked_by, rank_by_kwargs)
     y, p = _check_inputs(labels, pred_probs)
+    return _find_label_issues(y, p, kwargs, return_indices_ranked_by, filter_by, frac_noise, num_to_remove_per_class,
+                              min_examples_per_class, confident_joint)
+
+
+def _find_label_issues(y: np.ndarray, p: np.ndarray, kwargs: dict, return_indices_ranked_by, filter_by, frac_noise,
+                       num_to_remove_per_class, min_examples_per_class, confident_joint) -> np.ndarray:
+    """find_label_issues on validated inputs and options. The multi-label reduction
+    (relabel.scoring.multilabel_confident) calls it per class, where a class nobody or everybody was given
+    leaves one given class, which the public function refuses."""
     n_classes = p.shape[1]
     label_counts = _label_counts(y, n_classes)
     removal = None if num_to_remove_per_class is None else _check_num_to_remove(num_to_remove_per_class, label_counts)
