@@ -281,7 +281,7 @@ def test_audit_items_two_rounds_against_label_studio(workdir, label_studio, ls_a
     proj = build_acceptance_project(ls_admin, title="relabel issue 22", seed=6, email_prefix="i22-")
     init(label_studio.url, proj.project_id, audit=None)            # the default: 10% of the budget, at least 10
     r1 = relabel("round", "--budget", "20")
-    assert r1.exit_code == 0 and "10 of them audit items" in r1.output, r1.output
+    assert r1.exit_code == 0 and "10 of them are audit items" in r1.output, r1.output
     assert "a model estimate" in json.loads(relabel("status", "--json").output)["wrong_labels_left"]["text"]
     with Store(workdir / "relabel.db") as store:
         audit = {r["item_id"] for r in store.selection(1) if r["audit"]}
