@@ -412,6 +412,7 @@ def status(ctx):
                format_expected(r["batch_expected"], r["batch_low"], r["batch_high"])]
             for r in report["rounds"]]
     click.echo(text_table(header, rows))
+    click.echo(report["wrong_labels_left"]["text"])
     for r in report["rounds"]:
         if r["stop_reason"]:
             click.echo(f"round {r['round']}: {r['stop_reason']}")

@@ -92,11 +92,15 @@ def push_line(s) -> str:
         return f"Round {s.round}: {s.top_up.describe()}."
     line = f"Round {s.round}: {count(s.new, 'new review task')} ({s.mode}), {s.total} in total"
     line += f"; {s.top_up.describe(s.new)}." if s.top_up is not None else "."
+    if getattr(s, "audit", 0):
+        line += f" {s.audit} of them are audit items drawn at random, on top of the budget."
     if s.batch is not None and s.batch.items:
         line += f" They hold {s.batch.wrong_labels} ({s.batch.evidence})."
     if s.expected_total is not None:
         line += (f" With that, the wrong labels left are restated as {s.expected_total} (the batch at the "
                  "reviewers' rate, the rest by the posterior).")
+    if getattr(s, "left", None):
+        line += f" {s.left}."
     return line
 
 

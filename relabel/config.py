@@ -34,6 +34,7 @@ DEFAULT_MIN_EXPECTED_ERRORS = 0.5
 DATA_ISSUE_KINDS = ("conflicting_duplicate", "outlier")
 DEFAULT_DATA_ISSUES = DATA_ISSUE_KINDS
 DEFAULT_OUTLIER_SHARE = 0.2
+DEFAULT_AUDIT = 0.1
 # The featurizer written by `relabel init`: TF-IDF won the 20 Newsgroups benchmark (benchmarks/text_pipeline.py).
 DEFAULT_FEATURIZER = "tfidf"
 # Settings people put secrets under; refused with a message saying where the key goes instead.
@@ -43,7 +44,7 @@ _SECTIONS = {
     "label_studio": {"url", "project", "label_tag", "text_field", "api_key_file", "full_pull_hours"},
     "model": None,  # validated by relabel.models.fit.ModelSettings.from_dict
     "review": {"mode", "budget", "show_suggestion", "preselect", "reviewers", "min_expected_errors", "data_issues",
-               "outlier_share"},
+               "outlier_share", "audit"},
     "store": {"path"},
     "serve": {"host", "port", "url", "username", "password_file", "webhook_secret_file", "trigger",
               "new_annotations", "every_minutes", "reconcile_seconds", "max_body_bytes", "retry_max_seconds",
@@ -88,6 +89,9 @@ class ReviewSettings:
     # largest share of a batch outliers may take.
     data_issues: tuple[str, ...] = DEFAULT_DATA_ISSUES
     outlier_share: float = DEFAULT_OUTLIER_SHARE
+    # Audit: random items added to each batch, on top of the budget, to measure the wrong labels left
+    # (relabel/scoring/audit.py). A share of the budget (< 1, at least MIN_AUDIT_ITEMS items), a count (>= 1), 0: off.
+    audit: float = DEFAULT_AUDIT
 
     def decides(self, who: str) -> bool:
         """Whether an answer by ``who`` (an email) is a reviewer's decision rather than an ordinary annotation."""
@@ -264,6 +268,7 @@ def parse_config(raw: dict, base: Path | None = None, path: Path | None = None) 
         min_expected_errors=min_expected_errors(rv.get("min_expected_errors", DEFAULT_MIN_EXPECTED_ERRORS)),
         data_issues=data_issue_kinds(rv.get("data_issues", list(DEFAULT_DATA_ISSUES))),
         outlier_share=outlier_share(rv.get("outlier_share", DEFAULT_OUTLIER_SHARE)),
+        audit=audit_setting(rv.get("audit", DEFAULT_AUDIT)),
     )
     _check_code_settings(raw.get("model", {}))
     store = raw.get("store", {}).get("path", DEFAULT_STORE)
@@ -395,6 +400,16 @@ def min_expected_errors(value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
         raise ConfigError(f"The 'min_expected_errors' setting in [review] must be a number >= 0 (0 turns the "
                           f"stop signal off). Got {value!r}.")
+    return float(value)
+
+
+def audit_setting(value) -> float:
+    """Validate [review] audit: a share of the budget in [0, 1) (0 turns audits off) or a whole count >= 1."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and (
+        0 <= value < 1 or (value >= 1 and float(value).is_integer()))
+    if not ok:
+        raise ConfigError(f"The 'audit' setting in [review] must be a share of the budget between 0 and 1 (0.1: "
+                          f"10%, at least a few items; 0 turns audits off) or a whole number of items. Got {value!r}.")
     return float(value)
 
 

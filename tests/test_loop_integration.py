@@ -31,9 +31,13 @@ def relabel(*args, obj=None):
     return result
 
 
-def init(url, project_id, *extra):
+def init(url, project_id, *extra, audit=0):
+    """``relabel init``; audits off unless a test is about them (a batch is then exactly the budget)."""
     result = relabel("init", "--url", url, "--project", str(project_id), "--featurizer", "tfidf", *extra)
     assert result.exit_code == 0, result.output
+    if audit is not None and "--config" not in extra:
+        toml = Path("relabel.toml")
+        toml.write_text(toml.read_text().replace("[review]\n", f"[review]\naudit = {audit}\n", 1))
     return result
 
 
@@ -268,3 +272,47 @@ def test_stop_signal_against_label_studio_pushes_nothing_and_says_why(workdir, l
     assert all(not t.predictions for t in ls_admin.tasks.list(project=proj.project_id, fields="all"))
     status = relabel("status")
     assert "stopped" in status.output and "90% interval" in status.output
+
+
+def test_audit_items_two_rounds_against_label_studio(workdir, label_studio, ls_admin):
+    """Issue 22: each batch carries audit items, indistinguishable in the review project, and `relabel status
+    --json` reports the audited estimate of the wrong labels left once reviewers answered them."""
+    # No "audit" in any name or title: the test looks for the word in what reviewers see.
+    proj = build_acceptance_project(ls_admin, title="relabel issue 22", seed=6, email_prefix="i22-")
+    init(label_studio.url, proj.project_id, audit=None)            # the default: 10% of the budget, at least 10
+    r1 = relabel("round", "--budget", "20")
+    assert r1.exit_code == 0 and "10 of them are audit items" in r1.output, r1.output
+    assert "a model estimate" in json.loads(relabel("status", "--json").output)["wrong_labels_left"]["text"]
+    with Store(workdir / "relabel.db") as store:
+        audit = {r["item_id"] for r in store.selection(1) if r["audit"]}
+        ranked = {r["item_id"] for r in store.selection(1) if not r["audit"]}
+    assert len(audit) == 10 and len(ranked) == 20
+    review_id, tasks = review_project_tasks(ls_admin, proj.project_id)
+    assert len(tasks) == 30
+    # Indistinguishable: every review task has the same data fields, one label config for all, and nothing in
+    # the task says which part of the batch it came from.
+    keys = {frozenset(t.data) for t in tasks}
+    assert len(keys) == 1 and not any("audit" in k for k in next(iter(keys)))
+    assert {t.data["relabel_item"] for t in tasks} == audit | ranked
+    assert not any("audit" in str(v).lower() for t in tasks for k, v in t.data.items() if k != "text")
+    config = ls_admin.projects.get(id=review_id).label_config
+    assert "audit" not in config.lower()
+
+    # A truthful simulated reviewer answers every task of round 1.
+    ((reviewer_id, _),) = make_members(ls_admin, f"i22-reviewer-{os.getpid()}-", 1)
+    truth = {str(t): label for t, label in proj.true_labels.items()}
+    for t in tasks:
+        answer_task(ls_admin, t.id, truth[t.data["relabel_item"]], reviewer_id)
+    r2 = relabel("round", "--budget", "20")
+    assert r2.exit_code == 0, r2.output
+    left = json.loads(relabel("status", "--json").output)["wrong_labels_left"]
+    assert left["source"] == "audit" and left["audited"] == 10
+    assert left["low"] <= left["expected"] <= left["high"]
+    assert left["text"].startswith("≈ ") and left["text"].endswith("from 10 audited items")
+    assert "from 10 audited items" in relabel("status").output
+    with Store(workdir / "relabel.db") as store:
+        corrected = {d["item_id"] for d in store.decisions() if d["outcome"] == "corrected"}
+        round2 = store.selection(2)
+    assert left["found"] == len(corrected & audit)
+    # round 2 (if the stop signal let it push) audits items nobody reviewed
+    assert not {r["item_id"] for r in round2 if r["audit"]} & (audit | ranked)

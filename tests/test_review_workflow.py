@@ -20,6 +20,7 @@ REVIEWER, OTHER_REVIEWER = "lead@x", "second@x"
 
 
 def make_loop(tmp_path, fake, **review):
+    review = {"audit": 0.0, **review}   # audits off unless a test is about them: a batch is exactly the budget
     return Loop(Store(tmp_path / "relabel.db"), fake, model=MODEL, review=ReviewSettings(budget=6, **review))
 
 
@@ -262,7 +263,8 @@ def test_cli_round_twice_with_nothing_new_says_why_and_exits_0(tmp_path, monkeyp
     assert run("round", "--budget", "5").exit_code == 0
     second = run("round", "--budget", "5")
     assert second.exit_code == 0
-    assert "Nothing changed since round 1; 5 review tasks still open; no new round" in second.output
+    # 5 ranked + 10 audit items ([review] audit's minimum, on top of the budget)
+    assert "Nothing changed since round 1; 15 review tasks still open; no new round" in second.output
     assert "scored" not in second.output
     with Store(tmp_path / "relabel.db") as store:
         assert len(store.rounds()) == 1

@@ -108,12 +108,15 @@ class FakeLabelStudio:
         return out
 
 
-def make_loop(tmp_path, fake, budget=10, name="relabel.db", min_expected_errors=DEFAULT_MIN_EXPECTED_ERRORS):
-    # The stop signal is off unless a test is about it: these small fakes hold few expected errors. Data-issue
+def make_loop(tmp_path, fake, budget=10, name="relabel.db", min_expected_errors=DEFAULT_MIN_EXPECTED_ERRORS,
+              audit=0.0):
+    # The stop signal is off unless a test is about it: these small fakes hold few expected errors. Audits are
+    # off unless a test is about them (tests/test_audit_loop.py), so a batch is exactly the budget. Data-issue
     # tasks (outliers by rank take up to 20% of a batch) are off: these tests are about the label-issue
     # selection; tests/test_data_issues_loop.py covers data issues in the loop.
     return Loop(Store(tmp_path / name), fake, model=MODEL,
-                review=ReviewSettings(budget=budget, min_expected_errors=min_expected_errors, data_issues=()))
+                review=ReviewSettings(budget=budget, min_expected_errors=min_expected_errors, audit=audit,
+                                      data_issues=()))
 
 
 @pytest.fixture

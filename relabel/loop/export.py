@@ -15,6 +15,7 @@ from typing import Iterable, Iterator
 from relabel.atomic_files import atomic_write
 from relabel.errors import ConfigError, StoreError
 from relabel.redaction import url_without_userinfo
+from relabel.loop.audit_step import wrong_labels_left
 from relabel.loop.store import Store
 
 EXPORT_FORMATS = ("csv", "jsonl")
@@ -122,3 +123,14 @@ def _latest_review(store: Store) -> dict[str, dict]:
         outcome = next((o for o in ("disputed", "corrected", "confirmed", "skipped") if o in outcomes), None)
         out[item] = {"reviewer": ", ".join(sorted({r["reviewer"] for r in rows})), "outcome": outcome}
     return out
+
+
+def write_export_metadata(store: Store, out: str | Path, items: int) -> Path:
+    """``<out>.meta.json``: the round exported and the wrong labels its final labels are estimated to hold (the
+    audited estimate with its interval and the number of audited items, or the model's estimate, so labelled)."""
+    latest = store.latest_round()
+    path = Path(str(out) + ".meta.json")
+    with atomic_write(path, what="the export's metadata") as f:
+        json.dump({"round": latest["round"] if latest else None, "items": items,
+                   "wrong_labels_left": wrong_labels_left(store, latest)}, f, ensure_ascii=False, indent=1)
+    return path

@@ -11,12 +11,14 @@ from connectors.records import PushedTask, ReviewRequest
 from relabel.config import positive_budget, review_mode
 from relabel.errors import ConnectorError, StoreError, preview
 from relabel.loop import data_review
+from relabel.loop.audit_step import audited_estimate, draw_audit_items, wrong_labels_left
 from relabel.loop.loop_state import LoopState
 from relabel.loop.summaries import PushSummary
-from relabel.scoring.selection import select_for_review
+from relabel.scoring.selection import describe_items, select_for_review
 from relabel.loop.queue import TopUp
 from relabel.scoring.error_estimate import ExpectedErrors
-from relabel.scoring.stop_signal import BatchEstimate, Evidence, batch_errors, stop_reason, total_with_batch
+from relabel.scoring.stop_signal import (BatchEstimate, Evidence, audited_stop_reason, batch_errors, stop_reason,
+                                         total_with_batch)
 
 
 def push_round(loop: LoopState, budget: int | None = None, add: int | None = None) -> PushSummary:
@@ -41,16 +43,19 @@ def push_round(loop: LoopState, budget: int | None = None, add: int | None = Non
             # recorded as pushed with no task, which says so.
             loop.store.save_selection(rnd, [], budget=0, mode=review_mode(loop.review.mode))
             loop.store.log_event("select", f"round {rnd}: {top_up.describe()}", round=rnd, details=top_up.as_dict())
-            batch = None
+            batch = audited = None
         else:
             _select(loop, rnd, top_up.to_push)
-            batch, total = _batch_estimate(loop, rnd)
+            batch, total, audited = _batch_estimate(loop, rnd)
         latest = loop.store.latest_round()
-        reason = stop_reason(batch, loop.review.min_expected_errors) if batch is not None else None
+        reason = None
+        if batch is not None:
+            reason = (stop_reason(batch, loop.review.min_expected_errors) if audited is None
+                      else audited_stop_reason(audited, loop.review.min_expected_errors))
         if reason is not None:
             loop.store.mark_stopped(rnd, reason)
             loop.store.log_event("push", f"round {rnd}: nothing pushed. {reason}", round=rnd,
-                                 details=batch.as_dict())
+                                 details=batch.as_dict() if audited is None else audited.as_dict())
             return PushSummary(round=rnd, mode=latest["mode"], selected=0, new=0, total=0, stop_reason=reason,
                                batch=batch, top_up=top_up, expected_total=total)
     else:
@@ -80,31 +85,41 @@ def push_round(loop: LoopState, budget: int | None = None, add: int | None = Non
     tasks = len(loop.store.review_tasks(rnd))
     loop.store.log_event("push", f"round {rnd}: {new} new review tasks, {tasks} in total ({mode})"
                          + (f"; {top_up.describe(new)}" if top_up is not None else ""), round=rnd)
+    audit_items = sum(1 for r in selection if r.get("audit"))
     return PushSummary(round=rnd, mode=mode, selected=len(selection), new=new, total=tasks, batch=batch,
-                       top_up=top_up, expected_total=total)
+                       top_up=top_up, expected_total=total, audit=audit_items,
+                       left=wrong_labels_left(loop.store)["text"])
 
 
-def _batch_estimate(loop: LoopState, rnd: int) -> tuple[BatchEstimate, ExpectedErrors | None]:
-    """The stop signal's figures for round ``rnd``'s selection (relabel/scoring/stop_signal.py): its items'
-    recalibrated P(wrong), and what reviewers decided in the latest round before it; recorded in the round row.
+def _batch_estimate(loop: LoopState, rnd: int) -> tuple[BatchEstimate, ExpectedErrors | None, object]:
+    """The stop signal's figures for the ranked part of round ``rnd``'s selection (relabel/scoring/stop_signal.py):
+    its items' recalibrated P(wrong), and what reviewers decided in the latest round before it; and, once audit
+    items of earlier rounds were decided, the audited estimate for the same items (relabel/scoring/audit.py),
+    which then decides. The one that decides is recorded in the round row.
 
     When the reviewers' rate raised the batch's estimate above the posterior's, the round's total left is
     restated with it (stop_signal.total_with_batch) and returned, so the batch never holds more than the total."""
-    selected = {r["item_id"] for r in loop.store.selection(rnd)}
-    p_wrong = [r["p_wrong"] for r in loop.store.scores_of(rnd, selected).values() if r["p_wrong"] is not None]
+    selected = {r["item_id"] for r in loop.store.selection(rnd) if not r.get("audit")}
+    scores = loop.store.scores_of(rnd, selected)
+    p_wrong = [r["p_wrong"] for r in scores.values() if r["p_wrong"] is not None]
     decided = loop.store.latest_decided_round(before=rnd)
     evidence = Evidence() if decided is None else Evidence(*decided)
     batch = batch_errors(p_wrong, evidence)
-    loop.store.save_batch_estimate(rnd, batch.expected, batch.low, batch.high, str(evidence))
+    audited = audited_estimate(loop.store, {i: r["p_wrong"] for i, r in scores.items()}, before_round=rnd)
+    if audited is None:
+        loop.store.save_batch_estimate(rnd, batch.expected, batch.low, batch.high, str(evidence))
+    else:
+        loop.store.save_batch_estimate(rnd, audited.expected, audited.low, audited.high,
+                                       f"from {audited.audited} audited items ({audited.found} corrected)")
     if batch.source != "reviewers":
-        return batch, None
+        return batch, None, audited
     columns = loop.store.score_columns(rnd, ("item_id", "p_wrong"))
     left = np.array([np.nan if p is None else p for p in columns["p_wrong"]], dtype=float)
     in_batch = np.array([i in selected for i in columns["item_id"]])
     # Reviewed items carry P(wrong) 0 (their label is the reviewer's): they add nothing either way.
     total = total_with_batch(left, in_batch, batch)
     loop.store.save_expected_total(rnd, total.expected, total.low, total.high)
-    return batch, total
+    return batch, total, audited
 
 
 def _review_requests(loop: LoopState, rnd: int, selection: list[dict]) -> list[ReviewRequest]:
@@ -135,7 +150,7 @@ def _select(loop: LoopState, rnd: int, budget: int) -> None:
     position = {c: k for k, c in enumerate(classes)}
     # Columns, not one dict per item: at a million items the dicts were GBs (bench_scale, issue 15).
     scores = loop.store.score_columns(rnd, ("item_id", "labelled", "consensus_label", "model_label", "quality",
-                                            "reviewed", "model_prob", "label_issue"))
+                                            "reviewed", "model_prob", "label_issue", "p_wrong"))
     ids = scores["item_id"]
     votes = np.zeros((len(ids), len(classes)), dtype=np.int64)
     consensus_idx = np.array([position.get(c, -1) if labelled else -1
@@ -162,28 +177,53 @@ def _select(loop: LoopState, rnd: int, budget: int) -> None:
     # The order never reads the votes; only the chosen items' reasons do. So the items are chosen first and
     # only their labels are read (not every annotation of the project again: at 1M items that re-read made
     # select grow faster than linearly, bench_scale), then the same selection is made with their votes.
-    chosen = {ids[i]: i for i in select().index}
+    ranked = select().index
+    eligible = (consensus_idx >= 0) & ~reviewed & ~waiting & ~taken
+    eligible[ranked] = False
+    p_wrong = np.array(scores["p_wrong"], dtype=float)
+    audit_index, inclusion = draw_audit_items(p_wrong, eligible, budget, loop.review.audit)
+    chosen = {ids[i]: i for i in np.r_[ranked, audit_index]}
     for item, label in loop.store.scorable_labels_of(chosen):
         if label in position:
             votes[chosen[item], position[label]] += 1
     sel = select()
     label_rows = [{"item_id": ids[i], "quality": float(q),
                    "reason": f"{requeued[ids[i]]}; {reason}" if ids[i] in requeued else reason,
-                   "suggested": classes[int(s)], "kind": "label"}
+                   "suggested": classes[int(s)], "kind": "label", "audit": 0}
                   for i, q, s, reason in zip(sel.index, sel.quality, sel.suggested, sel.reasons)]
     # Order: items back from a skip or dispute (promised first), then data issues, then the other label issues.
     back = [r for r in label_rows if r["item_id"] in requeued]
     rest = [r for r in label_rows if r["item_id"] not in requeued]
-    data = [{k: v for k, v in r.items() if k not in ("row", "rank")} for r in data_rows]
-    rows_out = [{**r, "rank": n} for n, r in enumerate(back + data + rest)]
+    data = [{**{k: v for k, v in r.items() if k not in ("row", "rank")}, "audit": 0} for r in data_rows]
+    audit = describe_items(audit_index, quality, consensus_idx, votes, model_label,
+                           np.array(scores["model_prob"], dtype=float), classes,
+                           np.array(scores["label_issue"], dtype=bool))
+    audit_rows = [{"item_id": ids[i], "quality": float(q), "reason": reason, "suggested": classes[int(s)],
+                   "kind": "label", "audit": 1, "inclusion": float(pi), "p_wrong": float(p_wrong[i])}
+                  for i, q, s, reason, pi in zip(audit.index, audit.quality, audit.suggested, audit.reasons,
+                                                 inclusion)]
+    rows_out = [{**r, "rank": n} for n, r in enumerate(_shuffled_in(back + data + rest, audit_rows))]
     _save_selection(loop, rnd, budget, rows_out)
+
+
+def _shuffled_in(ranked: list[dict], audit: list[dict]) -> list[dict]:
+    """The audit rows at random places among the ranked rows, whose order stays (promised items, then data
+    issues, then label issues): reviewers work down the list, and audit items must not sit together at its end,
+    where they could be told apart or left unanswered."""
+    size = len(ranked) + len(audit)
+    is_audit = np.zeros(size, dtype=bool)
+    is_audit[np.random.default_rng().choice(size, size=len(audit), replace=False)] = True
+    ranked_rows, audit_rows = iter(ranked), iter(audit)
+    return [next(audit_rows) if slot else next(ranked_rows) for slot in is_audit]
 
 
 def _save_selection(loop: LoopState, rnd: int, budget: int, rows_out: list[dict]) -> None:
     loop.store.save_selection(rnd, rows_out, budget=budget, mode=review_mode(loop.review.mode))
-    kinds = {k: sum(r["kind"] == k for r in rows_out) for k in {r["kind"] for r in rows_out}}
-    loop.store.log_event("select", f"round {rnd}: {len(rows_out)} items selected (budget {budget}; "
-                                   + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items())) + ")", round=rnd)
+    kinds = {k: sum(r["kind"] == k and not r.get("audit") for r in rows_out) for k in {r["kind"] for r in rows_out}}
+    audited = sum(bool(r.get("audit")) for r in rows_out)
+    loop.store.log_event("select", f"round {rnd}: {len(rows_out) - audited} items selected (budget {budget}; "
+                                   + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items())) + ")"
+                                   + f" and {audited} audit items drawn at random", round=rnd)
 
 
 def _data_issue_rows(loop: LoopState, rnd: int, budget: int, exclude: np.ndarray) -> list[dict]:

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Callable
 from connectors.records import Connector
 from relabel.config import Config, positive_budget
 from relabel.errors import StoreError, preview
+from relabel.loop.audit_step import wrong_labels_left
 from relabel.loop.collect_step import collect_answers
-from relabel.loop.export import export_rows, iter_export_rows, write_export
+from relabel.loop.export import export_rows, iter_export_rows, write_export, write_export_metadata
 from relabel.loop.lock import writer_lock
 from relabel.loop.loop_state import LoopState
 from relabel.loop.project_setup import make_connector
@@ -179,7 +180,8 @@ class Loop(LoopState):
     @_reads
     def status(self) -> dict:
         """{"rounds": [{round, status, items, annotations, pushed, reviewed, corrected, expected_remaining_errors,
-        expected_low/high, batch_expected/low/high/evidence, stop_reason, overrides}]}"""
+        expected_low/high, batch_expected/low/high/evidence, stop_reason, overrides}], "wrong_labels_left": {source
+        ("audit" or "model"), expected, low, high, audited, text, ...}}"""
         decisions = self.store.decisions()
         out = []
         for r in self.store.rounds():
@@ -197,7 +199,8 @@ class Loop(LoopState):
                         "stop_reason": r["stop_reason"],
                         # may the model change final labels in this round, and why (issue 20)
                         "overrides": self.store.class_stats(r["round"]).get("override_evidence")})
-        return {"rounds": out}
+        # The audited estimate of wrong labels left (relabel/loop/audit_step.py), or the model's until audits exist.
+        return {"rounds": out, "wrong_labels_left": wrong_labels_left(self.store) if out else None}
 
     @_reads
     def annotators(self) -> list[dict]:
@@ -213,8 +216,11 @@ class Loop(LoopState):
         return export_rows(self.store)
 
     def export(self, fmt: str, out: str | Path) -> int:
-        """Write the export rows as CSV or JSON Lines as they are read; returns the number of items written."""
-        return write_export(iter_export_rows(self.store), fmt, out)
+        """Write the export rows as CSV or JSON Lines as they are read, and beside them ``<out>.meta.json``: how
+        many wrong labels the export is estimated to hold (relabel/loop/audit_step.py); returns the rows written."""
+        written = write_export(iter_export_rows(self.store), fmt, out)
+        write_export_metadata(self.store, out, written)
+        return written
 
     @_writes("writeback")
     def writeback(self) -> "WritebackSummary":

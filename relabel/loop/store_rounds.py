@@ -134,6 +134,20 @@ class StoreRounds:
             self.db.execute("update rounds set status = 'selected', selected_at = ?, budget = ?, mode = ? "
                             "where round = ?", [now(), budget, mode, round])
 
+    def audit_outcomes(self) -> list[tuple[str, int, float, float, bool]]:
+        """(item, round, P(wrong) when drawn, inclusion probability, reviewer corrected the consensus shown) per
+        decided audit item (confirmed or corrected; skips and disputes decide nothing), oldest round first."""
+        rows = self.db.execute(
+            "select s.item_id, s.round, s.p_wrong, s.inclusion, max(d.outcome = 'corrected') from selections s "
+            "join decisions d on d.round = s.round and d.item_id = s.item_id where s.audit = 1 and "
+            "d.outcome in ('confirmed', 'corrected') group by s.round, s.item_id order by s.round, s.item_id")
+        return [(str(i), int(r), float(p), float(pi), bool(c)) for i, r, p, pi, c in rows.fetchall()]
+
+    def decided_item_ids(self) -> set[str]:
+        """Items a reviewer decided (confirmed or corrected): their final label is the reviewer's."""
+        return {r[0] for r in self.db.execute(
+            "select distinct item_id from decisions where outcome in ('confirmed', 'corrected')").fetchall()}
+
     def decision_posteriors(self) -> list[tuple[float, bool]]:
         """(posterior of the consensus when the item was sent, reviewer kept that label) per decision."""
         rows = self.db.execute(

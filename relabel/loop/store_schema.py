@@ -45,8 +45,12 @@ TABLES: dict[str, tuple[dict, object]] = {
     "annotator_scores": ({"round": int, "annotator_id": str, "quality": float, "agreement": float,
                           "worst_class": str, "num_labels": int, "weight": float}, ("round", "annotator_id")),
     "annotation_scores": ({"round": int, "annotation_id": str, "quality": float}, ("round", "annotation_id")),
+    # kind: "label" or a data issue ("conflicting_duplicate", "outlier"). audit = 1: drawn at random for the audit
+    # (relabel/scoring/audit.py), with its inclusion probability and P(wrong) when drawn; 0 or NULL (stores from
+    # before audits): the ranked part. Rank is the push order.
     "selections": ({"round": int, "item_id": str, "rank": int, "quality": float, "reason": str,
-                    "suggested": str, "kind": str}, ("round", "item_id")),
+                    "suggested": str, "kind": str, "audit": int, "inclusion": float, "p_wrong": float},
+                   ("round", "item_id")),
     "review_tasks": ({"round": int, "item_id": str, "mode": str, "target_project": int, "task_id": int,
                       "reason": str, "quality": float, "suggested": str, "pushed_at": str}, ("round", "item_id")),
     "decisions": ({"task_id": int, "reviewer": str, "round": int, "item_id": str, "label": str,

@@ -54,6 +54,8 @@ class PushSummary:
     batch: BatchEstimate | None = None    # the stop signal's estimate for the items sent (None: not computed now)
     top_up: TopUp | None = None           # how many it added to keep [review] budget tasks open (relabel/loop/queue.py)
     expected_total: ExpectedErrors | None = None   # the total left, restated with the batch's estimate (or None)
+    audit: int = 0                        # of the ``selected``, the audit items drawn at random (on top of the budget)
+    left: str | None = None               # "≈ 41 wrong labels left (90% interval 22–68), from 57 audited items"
 
 
 @dataclass(frozen=True)

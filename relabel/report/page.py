@@ -28,6 +28,7 @@ from relabel.report.html import AMBER as _AMBER, BLUE as _BLUE, GREEN as _GREEN,
 from relabel.report.html import e as _e, figure as _figure, fmt as _fmt, img as _img, pct as _pct, style as _style
 from relabel.report.html import age, short_name, svg as _svg, v as _v, when
 from relabel.report import agreement as report_agreement
+from relabel.report import audit as report_audit
 from relabel.report import review as report_review
 from relabel.report.data_issues import data_issues_section
 from relabel.scoring.selection import select_for_review
@@ -134,6 +135,7 @@ def _render(store: Store, round: int | None, url: str | None, top) -> tuple[str,
         report_review.done_banner(row),
         _summary_section(row, trend),
         report_review.queue_section(store, rnd),
+        report_audit.audit_section(store, rnd),
         report_review.changes_section(store, rnd, base_url),
         _quality_section(store, rnd),
         _annotators_section(store, rnd),

@@ -81,6 +81,19 @@ def _compute_selection(quality, consensus, votes, model_label, model_prob, class
     return Selection(index=order, quality=quality[order], suggested=consensus[order], reasons=reasons)
 
 
+def describe_items(index, quality, consensus, vote_counts, model_label, model_prob, classes, label_issue=None
+                   ) -> Selection:
+    """The same reasons and suggestions for items chosen another way (the audit sample), so that a reviewer
+    cannot tell them from the ranked ones. ``vote_counts`` needs the rows of ``index`` only."""
+    index = np.asarray(index, dtype=np.intp)
+    quality, consensus = np.asarray(quality, dtype=float), np.asarray(consensus)
+    votes, model_label, model_prob = np.asarray(vote_counts), np.asarray(model_label), np.asarray(model_prob)
+    issue = np.zeros(consensus.shape[0], bool) if label_issue is None else np.asarray(label_issue, bool)
+    reasons = tuple(_reason(votes[i], model_label[i], model_prob[i], quality[i], bool(issue[i]), tuple(classes))
+                    for i in index)
+    return Selection(index=index, quality=quality[index], suggested=consensus[index], reasons=reasons)
+
+
 def _reason(votes: np.ndarray, model_label: int, model_prob: float, quality: float, issue: bool, classes) -> str:
     """'annotators split 2-1 (sport, politics); model says 'sport' 0.91; quality 0.23'."""
     given = np.flatnonzero(votes)

@@ -174,3 +174,21 @@ def _decimals(value: float, threshold: float | None, most: int = 4) -> str:
     while threshold is not None and digits < most and (round(value, digits) >= threshold) != (value >= threshold):
         digits += 1
     return f"{value:.{digits}f}"
+
+
+def audited_stop_reason(estimate, threshold: float) -> str | None:
+    """The stop signal once reviewers have answered audit items (relabel/scoring/audit.py): the batch is not worth
+    sending when the upper end of the audited 90% interval for its wrong labels is below ``threshold``. Unlike
+    the posterior's estimate the audited interval holds (benchmarks/audit.py), so its upper end is the safe side:
+    the round stops only when even the high reading of the audits leaves less than ``threshold`` to fix."""
+    if threshold <= 0:
+        return None
+    if not estimate.items:
+        return "No item is left to send to review, so nothing was pushed."
+    upper = estimate.upper if estimate.upper is not None else estimate.high
+    if upper >= threshold:
+        return None
+    return (f"The {estimate.items} items this round would send hold ≈ {estimate.expected:.1f} wrong labels (90% "
+            f"interval {estimate.low}–{estimate.high}, upper end {upper:.2f}), from {estimate.audited} audited items. "
+            f"That is below [review] min_expected_errors = {threshold:g}: nothing worth reviewing, so nothing was "
+            "pushed (set [review] min_expected_errors = 0 to push anyway).")
