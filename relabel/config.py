@@ -443,7 +443,7 @@ def write_config(path: str | os.PathLike | None, *, url: str, project: int, labe
         lines.append(f"{key} = {_toml(value)}" if value else f"# {key} = \"...\"")
     lines += ["", "[model]"] + [f"{k} = {_toml(v)}" for k, v in model.items()]
     lines += ["", "[review]", f"mode = {_toml(mode)}  # \"project\" (a separate review project) or \"in_place\"",
-              f"budget = {int(budget)}  # review tasks per round",
+              f"budget = {int(budget)}  # open review tasks to keep: a round tops the queue up to this",
               f"show_suggestion = {'true' if show_suggestion else 'false'}  # name relabel's suggestion in the panel",
               "preselect = false  # true: the suggestion is also pre-selected (anchors reviewers)",
               "# reviewers = [\"lead@example.com\"]  # who decides; others' answers are ordinary annotations",

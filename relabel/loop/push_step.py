@@ -37,7 +37,7 @@ def push_round(loop: LoopState, budget: int | None = None, add: int | None = Non
     top_up = total = None
     if latest["status"] == "scored":
         top_up = TopUp(budget=positive_budget(budget if budget is not None else loop.review.budget),
-                       open=len(loop.store.waiting_item_ids()), add=add)
+                       open=len(loop.store.waiting_item_ids(audit=False)), add=add)
         if top_up.to_push == 0:
             # The queue is full: nothing is selected (the stop signal has nothing to judge) and the round is
             # recorded as pushed with no task, which says so.

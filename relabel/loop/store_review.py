@@ -191,9 +191,14 @@ class StoreReview:
             tasks.setdefault(r["item_id"], {}).setdefault((r["round"], r["task_id"]), []).append(r)
         return {item: groups[max(groups)] for item, groups in tasks.items()}
 
-    def waiting_item_ids(self) -> set[str]:
-        """Items with a pushed review task that nobody has answered yet."""
+    def waiting_item_ids(self, audit: bool = True) -> set[str]:
+        """Items with a pushed review task that nobody has answered yet; ``audit=False`` leaves out the audit items
+        (they come on top of the budget, so the budget's top-up does not count them)."""
+        audit_clause = "" if audit else (
+            " and not exists (select 1 from selections s where s.round = t.round and s.item_id = t.item_id "
+            "and s.audit = 1)")
         return {r[0] for r in self.db.execute(
             "select t.item_id from review_tasks t where not exists "
             "(select 1 from decisions d where d.task_id = t.task_id and d.round = t.round) and not exists "
-            "(select 1 from review_answers a where a.task_id = t.task_id and a.round = t.round)").fetchall()}
+            "(select 1 from review_answers a where a.task_id = t.task_id and a.round = t.round)"
+            + audit_clause).fetchall()}
