@@ -54,9 +54,6 @@ def test_acceptance_two_rounds_in_a_review_project(workdir, label_studio, ls_adm
     proj = build_acceptance_project(ls_admin, title="relabel loop acceptance", seed=4, email_prefix="loop-acc-")
     out = init(label_studio.url, proj.project_id).output       # the default stop signal ([review] min_expected_errors)
     assert f"tasks: {len(proj.task_ids)}" in out and "classes (topic): sport, politics, tech" in out
-    # Audits off here, so each batch is exactly what the budget tops up (tests/test_audit_loop.py covers audits).
-    config = workdir / "relabel.toml"
-    config.write_text(config.read_text().replace("[review]\n", "[review]\naudit = 0\n", 1))
 
     # 1. first round: the store holds exactly Label Studio's annotations; 20 review tasks with fields and predictions
     r1 = relabel("round", "--budget", "20")

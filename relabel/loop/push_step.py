@@ -230,7 +230,7 @@ def _data_issue_rows(loop: LoopState, rnd: int, budget: int, exclude: np.ndarray
     """Selection rows of the round's data-issue tasks ([review] data_issues), each with its item's row."""
     if not loop.review.data_issues:
         return []
-    cols = loop.store.score_columns(rnd, ("item_id", "reviewed", "final_label", "majority_label",
+    cols = loop.store.score_columns(rnd, ("item_id", "reviewed", "final_label", "majority_label", "model_label",
                                           *data_review.COLUMNS))
     ids = cols["item_id"]
     # the labels people gave (a reviewer's decision, else the annotators' majority), as the conflict was found on
@@ -243,5 +243,6 @@ def _data_issue_rows(loop: LoopState, rnd: int, budget: int, exclude: np.ndarray
         out.append({"row": row, "item_id": ids[row], "rank": n, "quality": t.score, "kind": t.kind,
                     "reason": data_review.data_issue_reason(t.kind, t.score, partner,
                                                              labels[t.partner] if partner else None, labels[row]),
-                    "suggested": labels[t.partner] if partner else labels[row]})
+                    # an unlabelled item (an outlier nobody labelled yet) gets the model's label as the suggestion
+                    "suggested": (labels[t.partner] if partner else labels[row]) or cols["model_label"][row]})
     return out
