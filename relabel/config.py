@@ -34,7 +34,9 @@ DEFAULT_MIN_EXPECTED_ERRORS = 0.5
 DATA_ISSUE_KINDS = ("conflicting_duplicate", "outlier")
 DEFAULT_DATA_ISSUES = DATA_ISSUE_KINDS
 DEFAULT_OUTLIER_SHARE = 0.2
-DEFAULT_AUDIT = 0.1
+# Audits are off until they are asked for ([review] audit = 0.1: 10% of the budget, at least 10 items): their
+# interval does not yet hold its 90% coverage on every benchmark set (benchmarks/audit.py, README "Limits").
+DEFAULT_AUDIT = 0.0
 # The featurizer written by `relabel init`: TF-IDF won the 20 Newsgroups benchmark (benchmarks/text_pipeline.py).
 DEFAULT_FEATURIZER = "tfidf"
 # Settings people put secrets under; refused with a message saying where the key goes instead.

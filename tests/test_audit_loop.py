@@ -18,7 +18,8 @@ REVIEWER = "lead@x"
 
 def make_loop(tmp_path, fake, **review):
     return Loop(Store(tmp_path / "relabel.db"), fake, model=MODEL,
-                review=ReviewSettings(**{"budget": 10, "min_expected_errors": 0.0, "data_issues": (), **review}))
+                review=ReviewSettings(**{"budget": 10, "min_expected_errors": 0.0, "data_issues": (), "audit": 0.1,
+                                         **review}))
 
 
 def answer_everything(loop, fake, rnd):

@@ -194,7 +194,9 @@ def check(workdir: Path, http: httpx.Client, source_id: int, *, decisions: dict[
             # every selected item has its review task (unless its review project was deleted: forgotten_ok)
             got, wanted = {t["item_id"] for t in mine}, {s["item_id"] for s in selections[r["round"]]}
             assert got <= wanted and (forgotten_ok or got == wanted)
-            assert len(mine) <= BUDGET
+            # the budget buys the ranked part; audit items ([review] audit) come on top of it
+            audited = {s["item_id"] for s in selections[r["round"]] if s.get("audit")}
+            assert len([t for t in mine if t["item_id"] not in audited]) <= BUDGET
     source_tasks = tasks_of(http, source_id)
     in_ls = {str(a["id"]) for t in source_tasks for a in t["annotations"]}
     if mode == "project":

@@ -280,7 +280,7 @@ def test_audit_items_two_rounds_against_label_studio(workdir, label_studio, ls_a
     --json` reports the audited estimate of the wrong labels left once reviewers answered them."""
     # No "audit" in any name or title: the test looks for the word in what reviewers see.
     proj = build_acceptance_project(ls_admin, title="relabel issue 22", seed=6, email_prefix="i22-")
-    init(label_studio.url, proj.project_id, audit=None)            # the default: 10% of the budget, at least 10
+    init(label_studio.url, proj.project_id, audit=0.1)             # 10% of the budget, at least 10 items
     r1 = relabel("round", "--budget", "20")
     assert r1.exit_code == 0 and "10 of them are audit items" in r1.output, r1.output
     assert "a model estimate" in json.loads(relabel("status", "--json").output)["wrong_labels_left"]["text"]

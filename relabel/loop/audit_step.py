@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from relabel.scoring.audit import AuditEstimate, audit_size, draw_audit, estimate_wrong_labels
+from relabel.scoring.audit import AuditEstimate, draw_audit, estimate_wrong_labels
 from relabel.scoring.error_estimate import format_expected
 
 
-def draw_audit_items(p_wrong: np.ndarray, eligible: np.ndarray, budget: int, setting: float,
+def draw_audit_items(p_wrong: np.ndarray, eligible: np.ndarray, size: int,
                      rng=None) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (into the scored items) of this batch's audit sample and their inclusion probabilities.
+    """Positions (into the scored items) of this batch's audit sample of ``size`` items (the room the audit queue
+    has: scoring.audit.audit_size of the budget, less the audit items still open) and their inclusion
+    probabilities.
 
     ``eligible``: labelled, not reviewed, not waiting, not in the ranked part, with a finite P(wrong)."""
     frame = np.flatnonzero(eligible & np.isfinite(p_wrong))
-    size = audit_size(budget, setting)
-    if size == 0 or frame.size == 0:
+    if size <= 0 or frame.size == 0:
         return np.zeros(0, np.intp), np.zeros(0)
     # Fresh randomness on purpose: nobody, reviewers included, can tell in advance which items are audited. The
     # selection is stored once made, so pushing again sends the same items.

@@ -12,6 +12,7 @@ from relabel.config import positive_budget, review_mode
 from relabel.errors import ConnectorError, StoreError, preview
 from relabel.loop import data_review
 from relabel.loop.audit_step import audited_estimate, draw_audit_items, wrong_labels_left
+from relabel.scoring.audit import audit_size
 from relabel.loop.loop_state import LoopState
 from relabel.loop.summaries import PushSummary
 from relabel.scoring.selection import describe_items, select_for_review
@@ -45,7 +46,11 @@ def push_round(loop: LoopState, budget: int | None = None, add: int | None = Non
             loop.store.log_event("select", f"round {rnd}: {top_up.describe()}", round=rnd, details=top_up.as_dict())
             batch = audited = None
         else:
-            _select(loop, rnd, top_up.to_push)
+            # Audit items top up too: the queue keeps at most audit_size(budget) of them open, so unanswered audits
+            # never stack up round after round (the ranked part is kept at the budget the same way).
+            open_audits = len(loop.store.waiting_item_ids()) - top_up.open
+            _select(loop, rnd, top_up.to_push,
+                    audit_room=max(0, audit_size(top_up.budget, loop.review.audit) - open_audits))
             batch, total, audited = _batch_estimate(loop, rnd)
         latest = loop.store.latest_round()
         reason = None
@@ -145,7 +150,7 @@ def _assign(loop: LoopState, rnd: int, pushed: list[PushedTask]) -> None:
     loop.store.log_event("assign", f"round {rnd}: {len(pushed)} review tasks {outcome}", round=rnd)
 
 
-def _select(loop: LoopState, rnd: int, budget: int) -> None:
+def _select(loop: LoopState, rnd: int, budget: int, audit_room: int = 0) -> None:
     classes = loop.store.classes
     position = {c: k for k, c in enumerate(classes)}
     # Columns, not one dict per item: at a million items the dicts were GBs (bench_scale, issue 15).
@@ -181,7 +186,7 @@ def _select(loop: LoopState, rnd: int, budget: int) -> None:
     eligible = (consensus_idx >= 0) & ~reviewed & ~waiting & ~taken
     eligible[ranked] = False
     p_wrong = np.array(scores["p_wrong"], dtype=float)
-    audit_index, inclusion = draw_audit_items(p_wrong, eligible, budget, loop.review.audit)
+    audit_index, inclusion = draw_audit_items(p_wrong, eligible, audit_room)
     chosen = {ids[i]: i for i in np.r_[ranked, audit_index]}
     for item, label in loop.store.scorable_labels_of(chosen):
         if label in position:
