@@ -19,8 +19,9 @@ Two kinds of evidence, both measured on this run:
   annotations; a Wilson interval per rate would ignore that m_i and a_i move together item by item).
 * **Reviewers' decisions** on the items where the model's top class and the majority vote differ — exactly the
   items an override would change. Among those reviewed, the share where the reviewer sided with the model has a
-  Wilson 90% interval: above one half, the model has earned overrides whatever the agreement test says; below one
-  half, it has lost them.
+  Wilson 90% interval: above one half, the model has earned overrides whatever the agreement test says. Below one
+  half it does not lose them by that alone: those items are the queue's hardest, chosen for the model's doubt,
+  so the agreement test (every item) decides then.
 
 Too little evidence — fewer than ``MIN_EVIDENCE_ITEMS`` items with two annotations, or fewer than
 ``MIN_EVIDENCE_PER_CLASS`` per class, and no reviewer verdict — means no overrides.
@@ -114,10 +115,12 @@ def override_evidence(annotations: Annotations, pred_probs: np.ndarray | None,
 
     verdict_text = (f"reviewers sided with the model on {reviewed_verdict[1]} of {reviewed_verdict[0]} items "
                     "where it and the majority vote differ")
-    if reviewed_verdict[2] is not None:
-        if reviewed_verdict[2]:
-            return OverrideEvidence(EARNED, verdict_text + " (90% interval above one half)", **figures)
-        return OverrideEvidence(NOT_EARNED, verdict_text + " (90% interval below one half)", **figures)
+    # The reviewed disagreements are the items the queue ranked worst, where the model is least sure: reviewers
+    # siding with the model there shows it has earned overrides, but their siding against it says little about the
+    # many items it was sure of (the demo lost 7 labels when this veto turned overrides off after one round). So a
+    # verdict only grants; taking overrides away is the agreement test's job, which looks at every item.
+    if reviewed_verdict[2]:
+        return OverrideEvidence(EARNED, verdict_text + " (90% interval above one half)", **figures)
     needed = max(MIN_EVIDENCE_ITEMS, MIN_EVIDENCE_PER_CLASS * a.n_classes)
     if n < needed:
         return OverrideEvidence(TOO_LITTLE, f"{_items(n)} with two or more annotations, {needed} needed to compare "
