@@ -47,3 +47,11 @@ def test_quick_start_is_two_commands_and_ci_runs_the_test_one():
 def test_demo_folder_is_ignored_by_git():
     ignored = subprocess.run(["git", "check-ignore", ".relabel-demo/relabel.db"], cwd=REPO, capture_output=True)
     assert ignored.returncode == 0, ".relabel-demo/ must be in .gitignore"
+
+
+def test_make_test_says_before_it_installs_chromium_with_apt():
+    # `make test` may run apt-get as root (tests/test_report.py needs a browser): a user must be told first.
+    recipe = (REPO / "Makefile").read_text().split("\nbrowser:", 1)[1].split("\n\n", 1)[0]
+    assert "apt-get install" in recipe
+    assert recipe.index("echo") < recipe.index("apt-get update"), recipe
+    assert "chromium" in recipe[recipe.index("echo"):recipe.index("apt-get update")]
