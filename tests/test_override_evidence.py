@@ -44,6 +44,28 @@ def test_a_model_at_chance_leaves_the_annotation_only_consensus_unchanged(seed):
     assert not r.override.any()
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_earned_overrides_are_kept_until_the_model_is_shown_worse(seed):
+    a, p, _ = _project(seed)
+    rng = np.random.default_rng(seed)
+    # A model that is right on some items and at chance on the rest: its gap to the annotators moves with the
+    # share it knows. Wherever the interval straddles 0, an earlier round's grant is kept; a model shown worse
+    # (the interval's upper end below 0) loses it whatever came before.
+    for share in np.linspace(0.0, 1.0, 11):
+        mixed = np.where(rng.random(a.n_items)[:, None] < share, p, p[rng.permutation(a.n_items)])
+        fresh, kept = override_evidence(a, mixed), override_evidence(a, mixed, earned_before=True)
+        gap = fresh.model_agreement - fresh.annotator_agreement
+        upper = 2 * gap - fresh.difference_low
+        if fresh.regime == EARNED:
+            assert kept.regime == EARNED
+        elif upper >= 0:
+            assert fresh.regime == NOT_EARNED and kept.regime == EARNED and "earlier round" in kept.reason
+        else:
+            assert kept.regime == NOT_EARNED
+    chance = override_evidence(a, p[rng.permutation(a.n_items)], earned_before=True)
+    assert chance.regime == NOT_EARNED and 2 * (chance.model_agreement - chance.annotator_agreement) - chance.difference_low < 0
+
+
 def test_one_annotator_on_six_items_keeps_the_annotators_labels_against_a_confident_wrong_model():
     labels = [0, 1, 2, 0, 1, 2]
     a = Annotations.from_records(list(range(6)), ["solo"] * 6, labels, classes=[0, 1, 2])

@@ -73,7 +73,7 @@ def check_scorable(store: Store, table: Annotations, n_items: int) -> None:
 def compute_round_scores(table: Annotations, annotation_ids: np.ndarray, item_ids: list[str], texts: list,
                          reviewer_labels: dict[str, str], model, cache,
                          calibration: tuple[float, float] = (1.0, 0.0), reuse=None,
-                         data_issues: bool = True) -> RoundScores:
+                         data_issues: bool = True, earned_before: bool = False) -> RoundScores:
     """All of a round's numbers, as rows for the store. Inputs come from the store, so they are trusted.
     ``reuse``: the ModelCache the model phase keeps between rounds (relabel.loop.model_phase)."""
     from relabel.models.fit import fit_predict_probs  # the model stack (scikit-learn, maybe torch) loads only when scoring
@@ -93,7 +93,7 @@ def compute_round_scores(table: Annotations, annotation_ids: np.ndarray, item_id
 
     # relabel's default consensus: the model as each item's prior, a confusion matrix per annotator, and the
     # reviewers' decisions as gold. It needs no second annotator, so there is no single-label special case.
-    res = consensus_of(table, p_lab, known_labels=final[rows])
+    res = consensus_of(table, p_lab, known_labels=final[rows], earned_before=earned_before)
     method = res.method
     annotator_rows = _annotator_rows(table, res.annotator_quality, res.agreement_with_consensus,
                                      res.worst_class, res.num_examples_labeled, res.annotator_weight)

@@ -36,7 +36,8 @@ def score_round(loop: LoopState) -> ScoreSummary:
     check_scorable(loop.store, table, len(item_ids))
     result = compute_round_scores(table, annotation_ids, item_ids, texts, loop.store.final_labels(), loop.model,
                                   cache=loop.store, calibration=_recalibration(loop), reuse=loop.model_cache,
-                                  data_issues=bool(loop.review.data_issues))
+                                  data_issues=bool(loop.review.data_issues),
+                                  earned_before=_earned_before(loop, rnd))
     round_row = {"round": rnd, "status": "scored", "method": result.method, "note": " ".join(result.notes),
                  "items": len(item_ids), "labelled_items": table.n_items, "annotations": len(table),
                  "annotators": table.n_annotators, "expected_remaining_errors": result.expected_errors.expected,
@@ -66,3 +67,11 @@ def _recalibration(loop: LoopState) -> tuple[float, float]:
         return 1.0, 0.0
     q, right = zip(*pairs)
     return fit_recalibration(np.array(q), np.array(right))
+
+
+def _earned_before(loop, rnd: int) -> bool:
+    """Whether the round before ``rnd`` granted the model overrides (relabel/scoring/override_evidence.py)."""
+    if rnd <= 1:
+        return False
+    evidence = (loop.store.class_stats(rnd - 1) or {}).get("override_evidence") or {}
+    return evidence.get("regime") == "earned"

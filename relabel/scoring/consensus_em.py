@@ -66,13 +66,14 @@ class EMConsensusResult(ConsensusResult):
 
 def consensus(annotations: Annotations, pred_probs=None, *, known_labels=None, max_iter: int = 50,
               allow_overrides: str = "earned", annotator_discount: float | None = None,
-              pool_strength: float | None = None, dtype=np.float32) -> EMConsensusResult:
+              pool_strength: float | None = None, dtype=np.float32, earned_before: bool = False) -> EMConsensusResult:
     """Consensus labels, quality scores and annotator statistics: relabel's default.
 
     ``pred_probs`` (items x classes, out-of-sample) makes it model-aware; without it the annotations alone
     decide (Dawid-Skene). ``known_labels`` (one class index per item, -1 = not reviewed) are reviewers'
     decisions: those items keep that label and teach the annotators' confusion matrices.
     Items must have at least one label; one annotator, or one label per item, is fine.
+    ``earned_before``: an earlier round of the project granted overrides (kept until the model is shown worse).
     ``allow_overrides``: "earned" (default: the model changes labels only where the run's evidence says it beats
     the annotators, see the module docstring), "model" (whenever there is a model), "always" or "never". ``annotator_discount`` / ``pool_strength`` fix a setting instead of fitting it (ablations);
     ``dtype`` is the float type of the items x classes arrays of the EM (float32 halves the memory).
@@ -108,7 +109,7 @@ def consensus(annotations: Annotations, pred_probs=None, *, known_labels=None, m
         p = check_pred_probs(pred_probs, n_rows=annotations.n_items, n_classes=annotations.n_classes)
     em = fitted_dawid_skene(annotations, p, known_labels=known, max_iter=max_iter, discount=annotator_discount,
                             pool_strength=pool_strength, dtype=dtype)
-    evidence = override_evidence(annotations, p, known)
+    evidence = override_evidence(annotations, p, known, earned_before=earned_before)
     labels_from = em
     if allow_overrides == "earned":
         if p is not None and not evidence.allowed:

@@ -87,7 +87,7 @@ def wilson_interval(successes: int, n: int, z: float = Z_ONE_SIDED_95) -> tuple[
 
 
 def override_evidence(annotations: Annotations, pred_probs: np.ndarray | None,
-                      known_labels: np.ndarray | None = None) -> OverrideEvidence:
+                      known_labels: np.ndarray | None = None, earned_before: bool = False) -> OverrideEvidence:
     """The module docstring's verdict for one run. ``pred_probs``: out-of-fold, items x classes (or None);
     ``known_labels``: reviewers' decisions, one class index per item, -1 = not reviewed."""
     if pred_probs is None:
@@ -129,6 +129,13 @@ def override_evidence(annotations: Annotations, pred_probs: np.ndarray | None,
              f"annotators with each other {figures['annotator_agreement']:.0%}, on {n:,} items")
     if figures["difference_low"] > 0:
         return OverrideEvidence(EARNED, rates + " (95% lower bound of the gap above 0)", **figures)
+    # Earned in an earlier round of this project: kept until the model is shown worse (the upper end of the same
+    # interval below 0). Without this a gap near the bound flips the regime from round to round, and every flip
+    # swaps the labels between the model-aware and the annotation-only consensus (the demo went 7 -> 14 wrong
+    # labels after a review round when a reused model's agreement dipped by 2 points).
+    gap = figures["model_agreement"] - figures["annotator_agreement"]
+    if earned_before and 2 * gap - figures["difference_low"] >= 0:        # the interval's upper end: mean + z se
+        return OverrideEvidence(EARNED, rates + " (earned in an earlier round; not shown worse at 95%)", **figures)
     return OverrideEvidence(NOT_EARNED, rates + " (not shown to be better at 95%)", **figures)
 
 
