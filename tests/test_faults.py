@@ -334,14 +334,16 @@ def test_the_next_round_is_sortable_after_model_version_faults(scored, proxy, ht
     if fault.startswith("PATCH"):
         faulty_run(proxy, [dict(action="reset", method="PATCH", path=PROJECT),
                            dict(action="status", method="PATCH", path=PROJECT),
-                           dict(action="drop", method="PATCH", path=PROJECT)], scored, "round", "--force")
+                           dict(action="drop", method="PATCH", path=PROJECT)], scored, "round", "--force",
+                   "--add", str(BUDGET))   # round 1's batch is still open: --add pushes a second one anyway
     elif fault == "import answer lost":
-        faulty_run(proxy, [dict(action="drop", method="POST", path=IMPORT)], scored, "round", "--force")
+        faulty_run(proxy, [dict(action="drop", method="POST", path=IMPORT)], scored, "round", "--force", "--add",
+                   str(BUDGET))
     else:
         box: list = [None]
         fired = _kill_at(proxy, box, "received", "PATCH", PROJECT)
         proxy.add("reset", method="PATCH", path=PROJECT, times=-1)    # killed before the PATCH reached the server
-        box[0] = Run(scored, "round", "--force").start()     # nothing new since round 1: a forced round 2
+        box[0] = Run(scored, "round", "--force", "--add", str(BUDGET)).start()   # a forced round 2, a full batch
         assert box[0].wait() == -9 and fired.is_set(), box[0].output
         proxy.clear()
         (review,) = review_projects(http, source.project_id)
@@ -473,7 +475,7 @@ def test_a_round_completes_with_30_percent_of_requests_failing(fresh, proxy, htt
     assert len(proxy.faults()) >= 3, proxy.log
     assert check(fresh, http, source.project_id)["review_tasks"] == BUDGET
     answers = answer_some(http, ls_admin, source, fresh, 2, seed)
-    ok(relabel(fresh, "round"))                                # collect + round 2 under the same chaos
+    ok(relabel(fresh, "round", "--add", str(BUDGET)))          # collect + a full round 2 under the same chaos
     assert check(fresh, http, source.project_id, decisions=answers)["review_tasks"] == 2 * BUDGET
 
 
@@ -521,7 +523,8 @@ def test_round_and_collect_at_once_lose_no_decision(scored, proxy, http, ls_admi
     ok(relabel(scored, "push"))
     answers = answer_some(http, ls_admin, source, scored, 3)
     proxy.add("delay", method="POST", path=IMPORT, seconds=1.0)
-    codes = _both(a := Run(scored, "round", "--wait", "120"), b := Run(scored, "collect", "--wait", "120"), 0.1)
+    codes = _both(a := Run(scored, "round", "--wait", "120", "--add", str(BUDGET)),
+                  b := Run(scored, "collect", "--wait", "120"), 0.1)
     assert codes == (0, 0), (a.output, b.output)
     assert check(scored, http, source.project_id, decisions=answers)["review_tasks"] == 2 * BUDGET
 
