@@ -30,10 +30,13 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))   # run as `python benchmarks/<name>.py` from anywhere
 from benchmarks.shared_data import label_errors_dir, proc_status_mb
 from relabel import multilabel_consensus
 

@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))   # run as `python benchmarks/<name>.py` from anywhere
 from benchmarks.shared_data import default_data_dir, proc_status_mb
 from relabel.models.token_model import OutOfFoldTokenModel
 from relabel.scoring.span_consensus import consensus_spans
