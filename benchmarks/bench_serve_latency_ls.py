@@ -15,7 +15,9 @@ What it runs, as a user would:
    (``[review] min_expected_errors = 0``): a truthful reviewer would otherwise rightly end the loop before 10
    rounds, and then there is no next batch to wait for;
 4. each round: a reviewer (a Label Studio user) finds the unanswered tasks of the review project through the API
-   and answers every one with the review's true label, one annotation POST each, as the UI would; the clock starts
+   and answers every one with the review's true label, one annotation POST each, as the UI would (``--think`` s
+   apart; 0, the default, is faster than any person: the webhooks of the whole batch then come as one burst, the
+   worker never sees a half-answered queue, and the next round's model cannot be fitted ahead); the clock starts
    when the last POST returned. The script polls the review project (``GET /api/projects/{id}/``, every
    ``--poll`` s) and the latency is the first poll at which all the next batch's tasks are visible (the batch's
    size is read afterwards from relabel's store: the tasks of the round that pushed).
@@ -211,8 +213,10 @@ class Bench:
         for number in range(2, self.args.rounds + 2):
             batch = self.wait("the batch's tasks", lambda: self.unanswered(review), 60)
             before = self.task_count(review)
-            for task_id, item in batch:
-                from label_studio_helpers import answer_task
+            from label_studio_helpers import answer_task
+            for k, (task_id, item) in enumerate(batch):
+                if k:
+                    time.sleep(self.args.think)
                 answer_task(self.admin, task_id, self.truth[item], self.reviewer)
             last = time.monotonic()
             cpu_serve0, cpu_ls0 = cpu_seconds(self.service.pid, True), cpu_seconds(self.ls.process.pid, True)
@@ -268,11 +272,14 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds (round 1 is not timed)")
     parser.add_argument("--budget", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="seconds the reviewer waits between answers (0: as fast as the API takes them)")
     parser.add_argument("--poll", type=float, default=0.5, help="seconds between polls of the review project")
     parser.add_argument("--round-timeout", type=float, default=1800.0)
     parser.add_argument("--keep", action="store_true", help="keep the temporary dir (serve.log, relabel.db)")
     args = parser.parse_args(argv)
-    print(f"{args.n} IMDB reviews, {args.rounds} timed rounds, batches of {args.budget}, nice {os.nice(0)}, load "
+    print(f"{args.n} IMDB reviews, {args.rounds} timed rounds, batches of {args.budget}, reviewer think time "
+          f"{args.think:g} s, nice {os.nice(0)}, load "
           f"average {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores", flush=True)
     root = Path(tempfile.mkdtemp(prefix="relabel-serve-ls-"))
     bench = Bench(args, root)
