@@ -25,6 +25,8 @@ class LoopState:
         self.lock_wait = lock_wait_seconds(lock_wait)
         self._lock = None
         self._model_cache = None
+        # relabel serve sets it: each round's model is held for the next (relabel.loop.model_phase.hold_round_model).
+        self.keep_round_model = False
 
     @property
     def model_cache(self):

@@ -5,9 +5,13 @@ decisions (gold), optionally weighted by annotator agreement. ``model_cache_for`
 relabel.models.model_cache.ModelCache of a store (its folder ``<store>.model-cache``), so that a round reuses the
 last round's n-gram counts and chosen pipeline. ``prefit`` fits the next round's model now, from the store as it
 is (relabel serve calls it while reviewers answer): the round then takes that model if few labels changed since.
+``hold_round_model`` (relabel serve only, ``LoopState.keep_round_model``) holds a round's own model for the next
+round the same way, with the labels it was fitted on.
 """
 from __future__ import annotations
 
+import dataclasses
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,6 +86,45 @@ def prefit(store, model, cache) -> bool:
     key = settings_key(inputs.settings, len(table.classes))
     if cache.holds_prefit(key, item_ids, inputs.texts, inputs.train):
         return False
-    prefit_probs(item_ids, inputs.texts, inputs.train, len(table.classes), inputs.settings, reuse=cache, cache=store,
-                 sample_weight=inputs.weight)
+    result = prefit_probs(item_ids, inputs.texts, inputs.train, len(table.classes), inputs.settings, reuse=cache,
+                          cache=store, sample_weight=inputs.weight)
+    _HELD[cache] = _Held(result, inputs.train.copy())
     return True
+
+
+@dataclass
+class _Held:
+    result: object               # the ModelResult held in the cache for the next round
+    labels: np.ndarray           # the labels it was fitted on (class index per item, -1 = unlabelled)
+
+
+# What each ModelCache holds for the next round, and on which labels it was fitted: a round that takes a held model
+# and holds it again must hold it with those labels, not its own, or the labels could drift from the ones the
+# model learnt from by the reuse tolerance every round instead of once.
+_HELD: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_FITTED_AHEAD_NOTE = "fitted ahead while reviewers answered"
+
+
+def hold_round_model(cache, inputs: ModelInputs, n_classes: int, item_ids: list, fitted):
+    """Hold the round's model in ``cache`` for the next round (relabel serve, so that the round after the last
+    review answer re-scores instead of refitting while the labels changed since stay within the chosen pipeline's
+    reuse tolerance: the same rule as a model fitted ahead). Returns the round's ModelResult, with the note of a
+    reused model saying where it came from."""
+    from relabel.models.search import settings_key
+    if fitted.report is None or inputs.settings.pred_probs_path:
+        return fitted
+    before = _HELD.get(cache)
+    reused = before is not None and fitted is before.result
+    labels = before.labels if reused else inputs.train.copy()
+    if reused:
+        changed = int((np.asarray(inputs.train) != labels).sum())
+        notes = [n for n in fitted.report.notes if not n.startswith(_FITTED_AHEAD_NOTE)]
+        notes.append(f"{_FITTED_AHEAD_NOTE} or in an earlier round, on labels that differ from this round's in "
+                     f"{changed} items, within the pipeline's reuse tolerance: re-scored without refitting")
+        fitted = dataclasses.replace(fitted, report=dataclasses.replace(fitted.report, notes=notes))
+    # A copy is held: the next round appends its own note to what it takes, not to this round's report.
+    held = dataclasses.replace(fitted, report=dataclasses.replace(
+        fitted.report, notes=[n for n in fitted.report.notes if not n.startswith(_FITTED_AHEAD_NOTE)]))
+    cache.hold_prefit(settings_key(inputs.settings, n_classes), item_ids, inputs.texts, labels, held)
+    _HELD[cache] = _Held(held, labels)
+    return fitted

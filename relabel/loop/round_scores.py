@@ -13,7 +13,7 @@ import numpy as np
 from relabel import progress
 from relabel.errors import AnnotationError, InputError, LabelError
 from relabel.loop import data_review
-from relabel.loop.model_phase import model_inputs
+from relabel.loop.model_phase import hold_round_model, model_inputs
 from relabel.loop.store import Store
 from relabel.scoring import active
 from relabel.scoring import confident
@@ -73,9 +73,11 @@ def check_scorable(store: Store, table: Annotations, n_items: int) -> None:
 def compute_round_scores(table: Annotations, annotation_ids: np.ndarray, item_ids: list[str], texts: list,
                          reviewer_labels: dict[str, str], model, cache,
                          calibration: tuple[float, float] = (1.0, 0.0), reuse=None,
-                         data_issues: bool = True, earned_before: bool = False) -> RoundScores:
+                         data_issues: bool = True, earned_before: bool = False,
+                         keep_model: bool = False) -> RoundScores:
     """All of a round's numbers, as rows for the store. Inputs come from the store, so they are trusted.
-    ``reuse``: the ModelCache the model phase keeps between rounds (relabel.loop.model_phase)."""
+    ``reuse``: the ModelCache the model phase keeps between rounds (relabel.loop.model_phase); ``keep_model``:
+    hold this round's model in it for the next round (relabel serve; model_phase.hold_round_model)."""
     from relabel.models.fit import fit_predict_probs  # the model stack (scikit-learn, maybe torch) loads only when scoring
 
     classes = table.classes
@@ -88,6 +90,8 @@ def compute_round_scores(table: Annotations, annotation_ids: np.ndarray, item_id
     fitted = fit_predict_probs(item_ids, inputs.texts, inputs.train, k, inputs.settings, cache=cache,
                                progress=progress.enabled(), sample_weight=inputs.weight, reuse=reuse,
                                class_names=classes)
+    if keep_model and reuse is not None:
+        fitted = hold_round_model(reuse, inputs, k, item_ids, fitted)
     pred_probs = fitted.probs
     p_lab = pred_probs[rows]
 

@@ -37,7 +37,8 @@ def score_round(loop: LoopState) -> ScoreSummary:
     result = compute_round_scores(table, annotation_ids, item_ids, texts, loop.store.final_labels(), loop.model,
                                   cache=loop.store, calibration=_recalibration(loop), reuse=loop.model_cache,
                                   data_issues=bool(loop.review.data_issues),
-                                  earned_before=_earned_before(loop, rnd))
+                                  earned_before=_earned_before(loop, rnd),
+                                  keep_model=getattr(loop, "keep_round_model", False))
     round_row = {"round": rnd, "status": "scored", "method": result.method, "note": " ".join(result.notes),
                  "items": len(item_ids), "labelled_items": table.n_items, "annotations": len(table),
                  "annotators": table.n_annotators, "expected_remaining_errors": result.expected_errors.expected,

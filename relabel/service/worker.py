@@ -122,6 +122,9 @@ class Worker:
                 if loop is None:
                     step = "open the store"
                     loop = self._loop_factory()
+                    # The loop lives from round to round here: each round's model is held for the next, which
+                    # then re-scores instead of refitting while few labels changed (model_phase.hold_round_model).
+                    loop.keep_round_model = True
                 step = self._step(loop)
                 backoff = _FIRST_RETRY_SECONDS
                 with self._lock:
