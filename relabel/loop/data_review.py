@@ -11,11 +11,14 @@ the project's fence), ``duplicate_group`` (a number shared by an item's duplicat
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 
 import numpy as np
 
 from relabel.scoring.data_issues import DataIssues, DataIssueTask, find_data_issues, select_for_review
+from relabel.scoring.duplicates import conflicting_groups
 from relabel.scoring.selection import data_issue_reason  # noqa: F401  (the loop words its tasks with it)
 
 COLUMNS = ("outlier_score", "outlier", "duplicate_group", "duplicate_of", "conflicting_duplicate")
@@ -28,8 +31,45 @@ def round_data_issues(features, texts: list, labels: np.ndarray, flagged: np.nda
     if features is None or keep.size < 3:
         return None, keep
     rows = features[keep]
-    issues = find_data_issues(rows, [texts[i] for i in keep], np.asarray(labels)[keep])
+    kept_texts = [texts[i] for i in keep]
+    kept_labels = np.asarray(labels)[keep]
+    key = _content_key(rows, kept_texts)
+    if _LAST.get("key") == key:
+        # The same feature rows and texts as the last round: the neighbour graph, outliers and duplicate groups are
+        # the same; only which groups' labels conflict can have changed (reviewers' decisions).
+        issues = dataclasses.replace(_LAST["issues"], conflicting=conflicting_groups(_LAST["issues"].groups,
+                                                                                     kept_labels))
+        return issues, keep
+    issues = find_data_issues(rows, kept_texts, kept_labels)
+    _LAST.clear()
+    _LAST.update(key=key, issues=issues)
     return issues, keep
+
+
+# The last computation in this process, by the sha256 of its inputs. relabel serve scores round after round in one
+# process on texts that mostly did not change; at 10,000 TF-IDF rows the exact neighbour search alone took 40 s
+# of the 60 s a round scored on a loaded 2-core machine (benchmarks/bench_serve_latency_ls.py). One entry: a
+# project's rounds replace it, and the graph of 10,000 items is a few MB.
+_LAST: dict = {}
+
+
+def _content_key(rows, texts: list) -> bytes:
+    """sha256 of the feature rows (dense, or CSR's arrays) and the texts: equal keys mean equal inputs."""
+    import scipy.sparse
+    h = hashlib.sha256()
+    if scipy.sparse.issparse(rows):
+        rows = scipy.sparse.csr_matrix(rows)
+        parts = (rows.data, rows.indices, rows.indptr)
+    else:
+        parts = (np.asarray(rows),)
+    h.update(repr((type(rows).__name__, rows.shape, [p.dtype.str for p in parts])).encode())
+    for part in parts:
+        h.update(np.ascontiguousarray(part).reshape(-1).view(np.uint8))
+    for t in texts:
+        encoded = str(t).encode("utf-8", "surrogatepass")
+        h.update(len(encoded).to_bytes(8, "little"))      # a length prefix: no two lists of texts hash alike
+        h.update(encoded)
+    return h.digest()
 
 
 def item_columns(issues: DataIssues | None, keep: np.ndarray, item_ids: list[str]) -> dict[str, list]:
