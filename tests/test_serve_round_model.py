@@ -109,3 +109,57 @@ def test_the_worker_asks_its_loop_to_keep_round_models(tmp_path):
         worker.stop(timeout=60)
     assert worker.snapshot()["last_error"] is None
     assert len(loops) == 1 and loops[0].keep_round_model is True
+
+
+def test_a_round_handed_a_fresh_collect_does_not_collect_again(tmp_path):
+    fake = FakeLabelStudio()
+    loop = make_loop(tmp_path, fake)
+    loop.round()
+    answer_batch(loop, fake, change=True, at="2026-02-02T00:00:00")
+    done = loop.collect()
+    calls = []
+    real = loop.collect
+    loop.collect = lambda: calls.append(1) or real()
+    summary = loop.round(collected=done)
+    assert calls == [] and summary.collect is done and summary.steps[0] == "collect"
+    assert summary.round == 2 and loop.store.decisions()
+
+
+def test_the_worker_hands_its_collect_to_the_round_it_starts(tmp_path):
+    import time
+
+    from relabel.config import parse_config
+    from relabel.service.worker import Worker
+
+    fake, loops, collects = FakeLabelStudio(), [], []
+
+    def factory():
+        loop = make_loop(tmp_path, fake)
+        real = loop.collect
+
+        def counted():
+            collects.append(loop.store.latest_round()["round"])
+            return real()
+        loop.collect = counted
+        loops.append(loop)
+        return loop
+    config = parse_config({"label_studio": {"url": "http://127.0.0.1:1", "project": fake.project_id}})
+    worker = Worker(config, loop_factory=factory)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 120
+        while worker.snapshot()["rounds_started"] < 1 or worker.snapshot()["state"] != "idle":
+            assert time.monotonic() < deadline, worker.snapshot()
+            time.sleep(0.1)
+        with __import__("relabel.loop.store", fromlist=["Store"]).Store(tmp_path / "relabel.db") as store:
+            tasks = store.review_tasks(1)
+        for t in tasks:             # the whole batch answered at once: the queue drains
+            fake.answer(t["task_id"], "rev@x", fake.truth[t["item_id"]], at="2026-02-02T00:00:00")
+        worker.reconcile_soon()
+        while worker.snapshot()["rounds_started"] < 2 or worker.snapshot()["state"] != "idle":
+            assert time.monotonic() < deadline, worker.snapshot()
+            time.sleep(0.1)
+    finally:
+        worker.stop(timeout=60)
+    assert worker.snapshot()["last_error"] is None
+    assert collects.count(1) == 1       # the worker's collect; the round it started did not collect again

@@ -136,7 +136,8 @@ class Loop(LoopState):
     # ---- a whole round ----------------------------------------------------------------------------------
     @_writes("round")
     def round(self, budget: int | None = None, force: bool = False,
-              on_step: Callable[[str, object], None] | None = None, *, add: int | None = None) -> RoundSummary:
+              on_step: Callable[[str, object], None] | None = None, *, add: int | None = None,
+              collected: CollectSummary | None = None) -> RoundSummary:
         """collect -> pull -> score -> select -> push; an open round is resumed instead of started again.
 
         When nothing is new since the last round was scored (no new, changed or deleted annotations or tasks,
@@ -145,7 +146,8 @@ class Loop(LoopState):
         ``on_step(name, summary)`` is called as each step starts (summary None) and ends (its summary), so the
         CLI prints a line per step while the round runs, not all at the end. ``budget`` is the number of open
         review tasks to keep (the round pushes budget - open, relabel/loop/queue.py); ``add`` pushes that many
-        more whatever is open.
+        more whatever is open. ``collected``: the caller collected just now (relabel serve's worker, which has
+        to collect to know the queue drained); the round does not read every review task again.
         """
         if budget is not None:
             positive_budget(budget)
@@ -157,7 +159,8 @@ class Loop(LoopState):
             pushed = step("push", lambda: self.push(budget, add))
             return RoundSummary(round=latest["round"], resumed=True, push=pushed, steps=("push",),
                                 stop_reason=pushed.stop_reason)
-        collected = step("collect", self.collect) if self.store.review_tasks() else None
+        if collected is None:
+            collected = step("collect", self.collect) if self.store.review_tasks() else None
         pulled = step("pull", self.pull)
         # Compared with what the last round scored, not with the last collect or pull: `relabel collect`
         # run by hand in between must not hide its decisions from the next round.

@@ -12,6 +12,7 @@ finish (a round is resumable anyway) and then ends the thread.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -183,6 +184,7 @@ class Worker:
         source = self.config.label_studio.project
         # Answers in the review project change nothing in the source project: they need a collect, not a pull.
         source_changed = any(e.project in (None, source) for e in events)
+        collected = None
         if source_changed or reconcile:
             self._set_state("pulling")
             why = f"{len(events)} webhooks" if events else "reconcile"
@@ -217,7 +219,9 @@ class Worker:
             self.last_trigger = reason
         log.info("worker: starting a round: %s", reason)
         try:
-            summary = _tagged(loop.round, "round")
+            # What this step collected a moment ago is handed on: the round need not read every review task again.
+            summary = _tagged(functools.partial(loop.round, collected=collected) if collected is not None
+                              else loop.round, "round")
         except AnnotationError as exc:
             # Not a failure of the service: the project cannot be scored yet (e.g. nothing labelled).
             with self._lock:
