@@ -4,17 +4,27 @@ assigning the tasks to reviewers where Label Studio allows it.
 from __future__ import annotations
 
 import logging
+import time
+from datetime import datetime, timedelta
 
 from relabel import progress
 from relabel.errors import preview
 
 from connectors.label_studio_api import NO_RETRY, LabelStudioApi
-from connectors.label_studio_common import advancing, round_prediction, user_id
+from connectors.label_studio_common import advancing, normalise_time, round_prediction, user_id
 from connectors.label_studio_errors import raise_for_status
 from connectors.records import PushedTask, ReviewAnswer
 from connectors.review_config import is_flagged
 
 log = logging.getLogger(__name__)
+
+# A connector that collected before reads again only the pushed tasks updated since (an annotation created, edited
+# or cancelled bumps its task's updated_at), back to this long before the newest updated_at it saw: a write that
+# Label Studio's threaded server committed after a later one was read still lands inside it. relabel serve keeps one
+# connector and collects after every burst of answers; a command's connector always reads everything.
+COLLECT_OVERLAP_SECONDS = 60.0
+# ... and reads every pushed task again at least this often, as a safety net (like the pull's full read).
+FULL_COLLECT_SECONDS = 3600.0
 
 
 class ReviewAnswers(LabelStudioApi):
@@ -27,6 +37,9 @@ class ReviewAnswers(LabelStudioApi):
 
         In a review project every annotation is an answer. In place, an answer is an annotation created after
         the round's prediction by someone who had not annotated the task before.
+
+        A second collect by the same connector reports only the tasks updated since the first (see
+        COLLECT_OVERLAP_SECONDS): what it leaves out was reported before and has not changed.
         """
         config = self._label_config()
         answers: list[ReviewAnswer] = []
@@ -36,10 +49,16 @@ class ReviewAnswers(LabelStudioApi):
         for project_id, group in by_project.items():
             ids = sorted({p.task_id for p in group})
             bar = progress.bar(f"Collecting answers (project {project_id})", total=len(ids))
-            tasks = {t["id"]: t for t in advancing(self._iter_tasks(project_id, task_ids=ids), bar)}
+            since = self._collect_since(project_id)
+            filters = None if since is None else {"conjunction": "and", "items": [
+                {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since}]}
+            tasks = {t["id"]: t for t in advancing(self._iter_tasks(project_id, task_ids=ids, filters=filters), bar)}
+            self._collected(project_id, tasks.values(), full=since is None)
             for p in group:
                 task = tasks.get(p.task_id)
                 if task is None:
+                    if since is not None:
+                        continue        # not updated since the last collect, which reported it
                     log.warning("Review task %s of project %s is gone; its answer cannot be collected.",
                                 p.task_id, project_id)
                     continue
@@ -56,6 +75,21 @@ class ReviewAnswers(LabelStudioApi):
                                                 annotation_id=record.annotation_id,
                                                 flagged=is_flagged(annotation)))
         return answers
+
+    def _collect_since(self, project_id: int) -> str | None:
+        """The updated_at after which this collect reads tasks, or None to read every pushed task."""
+        seen = getattr(self, "_collect_cursors", {}).get(project_id)
+        if seen is None or time.monotonic() - seen["full_at"] > FULL_COLLECT_SECONDS or not seen["newest"]:
+            return None
+        newest = datetime.fromisoformat(seen["newest"].replace("Z", "+00:00"))
+        return normalise_time((newest - timedelta(seconds=COLLECT_OVERLAP_SECONDS)).isoformat())
+
+    def _collected(self, project_id: int, tasks, full: bool) -> None:
+        cursors = self.__dict__.setdefault("_collect_cursors", {})
+        seen = cursors.get(project_id) or {"newest": "", "full_at": time.monotonic()}
+        stamps = [normalise_time(t["updated_at"]) for t in tasks if t.get("updated_at")]
+        cursors[project_id] = {"newest": max([seen["newest"], *stamps]),
+                               "full_at": time.monotonic() if full else seen["full_at"]}
 
     def _answers_of(self, task: dict, pushed: PushedTask) -> list[dict]:
         annotations = sorted(task.get("annotations") or [], key=lambda a: (a.get("created_at") or "", a["id"]))

@@ -78,10 +78,11 @@ class ReviewProject(Writes):
         """False when the project is gone from Label Studio (deleted by someone)."""
         return self._request("GET", f"api/projects/{project_id}", project=project_id, missing_ok=True) is not None
 
-    def _review_listing(self, target: int) -> dict[tuple[str, int], list[dict]]:
-        """Every relabel review task in ``target``, by (item, round); more than one means a duplicate."""
+    def _review_listing(self, target: int, rounds=None) -> dict[tuple[str, int], list[dict]]:
+        """Every relabel review task in ``target`` (of ``rounds`` only, when given), by (item, round); more than
+        one means a duplicate."""
         out: dict[tuple[str, int], list[dict]] = {}
-        for task in self._iter_tasks(target, fields="all"):
+        for task in self._iter_tasks(target, fields="all", filters=_of_rounds(rounds)):
             data = task.get("data") or {}
             if "relabel_item" in data and "relabel_round" in data:
                 out.setdefault((str(data["relabel_item"]), int(data["relabel_round"])), []).append(task)
@@ -126,6 +127,7 @@ class ReviewProject(Writes):
         target = self.review_project_id(create=True, show_suggestion=show_suggestion, unsure_since=unsure_since)
         self._update_review_config(target, show_suggestion)
         by_key = {(r.item_id, r.round): r for r in requests}
+        rounds = sorted({int(r.round) for r in requests})
         bar = progress.bar(f"Pushing {len(requests)} review tasks", total=1)   # one bulk import
 
         def send(listing):
@@ -146,7 +148,9 @@ class ReviewProject(Writes):
 
         with bar:
             listing, created = self._write_missing(f"pushing round {max(r.round for r in requests)}",
-                                                   lambda: self._review_listing(target),
+                                                   # Only this push's rounds: the listing is what it may
+                                                   # duplicate, and the whole project grows every round.
+                                                   lambda: self._review_listing(target, rounds),
                                                    lambda found: sum(map(len, found.values())), send, unsure_since)
             bar.update()
         existing = self._drop_duplicates(target, listing)
@@ -170,3 +174,11 @@ class ReviewProject(Writes):
         if preselect:
             task["predictions"] = [prediction(request, config, preselect=True)]
         return task
+
+
+def _of_rounds(rounds) -> dict | None:
+    """A Data Manager filter for the review tasks of ``rounds`` (their ``data.relabel_round``); None for all."""
+    if rounds is None:
+        return None
+    return {"conjunction": "or", "items": [{"filter": "filter:tasks:data.relabel_round", "operator": "equal",
+                                            "type": "Number", "value": int(r)} for r in rounds]}

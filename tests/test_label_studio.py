@@ -275,6 +275,29 @@ def test_push_project_mode_creates_review_tasks_once(label_studio, ls_admin, fre
 
 
 @pytest.mark.integration
+def test_a_push_lists_only_its_own_rounds_review_tasks(label_studio, fresh_acceptance):
+    """The idempotency listing is filtered by data.relabel_round: a push does not read every earlier round's
+    tasks again (the review project grows every round; relabel serve pushes right after the last answer)."""
+    truth = fresh_acceptance
+    connector = LabelStudioConnector(label_studio.url, label_studio.api_key, truth.project_id)
+    first = connector.push(_requests(truth.task_ids, truth.texts, n=6))
+    second = connector.push(_requests(truth.task_ids, truth.texts, round_number=2, n=4))
+    listed, real = [], connector._iter_tasks
+
+    def spy(project_id, **kwargs):
+        rows = list(real(project_id, **kwargs))
+        listed.append(sorted({t["data"]["relabel_round"] for t in rows}))
+        return iter(rows)
+    connector._iter_tasks = spy
+    assert connector.push(_requests(truth.task_ids, truth.texts, round_number=2, n=4)) == second
+    assert listed == [[2]]
+    assert connector.push(_requests(truth.task_ids, truth.texts, n=6)) == first
+    assert listed == [[2], [1]]
+    connector._iter_tasks = real
+    assert len(list(connector._iter_tasks(first[0].target_project))) == 10
+
+
+@pytest.mark.integration
 def test_push_without_suggestion_shows_no_prediction(label_studio, fresh_acceptance):
     connector = LabelStudioConnector(label_studio.url, label_studio.api_key, fresh_acceptance.project_id)
     pushed = connector.push(_requests(fresh_acceptance.task_ids, fresh_acceptance.texts, n=5),
@@ -394,6 +417,37 @@ def test_collect_in_place_takes_a_new_annotators_answer_after_the_push(label_stu
     answer_task(ls_admin, labelled[1], "politics", truth.annotators[earlier_email])  # not a review answer
     answers = connector.collect(pushed)
     assert [(a.item_id, a.label, a.reviewer) for a in answers] == [(str(labelled[0]), "politics", new_email)]
+
+
+@pytest.mark.integration
+def test_a_second_collect_reads_only_the_tasks_updated_since(label_studio, ls_admin, fresh_acceptance, monkeypatch):
+    """relabel serve keeps its connector and collects after every burst of answers: a collect after the first
+    reads only the review tasks updated since (answered, edited); a new connector reads them all."""
+    import connectors.label_studio_answers as answers_module
+    monkeypatch.setattr(answers_module, "COLLECT_OVERLAP_SECONDS", 0.0)   # no overlap: exactly what changed
+    truth = fresh_acceptance
+    connector = LabelStudioConnector(label_studio.url, label_studio.api_key, truth.project_id)
+    pushed = connector.push(_requests(truth.task_ids, truth.texts, n=6))
+    (uid, email), = make_members(ls_admin, f"collector{time.time_ns()}-", 1)
+    first_answer = answer_task(ls_admin, pushed[0].task_id, "sport", uid)
+    assert [(a.task_id, a.label) for a in connector.collect(pushed)] == [(pushed[0].task_id, "sport")]
+    read, real = [], connector._iter_tasks
+
+    def spy(project_id, **kwargs):
+        rows = list(real(project_id, **kwargs))
+        read.append(len(rows))
+        return iter(rows)
+    connector._iter_tasks = spy
+    assert connector.collect(pushed) == [] and read == [0]
+    answer_task(ls_admin, pushed[1].task_id, "tech", uid)
+    assert [(a.task_id, a.label) for a in connector.collect(pushed)] == [(pushed[1].task_id, "tech")]
+    # an edited answer bumps its task: collected again, with the new label
+    ls_admin.annotations.update(id=first_answer, result=choice_result("politics"))
+    assert [(a.task_id, a.label) for a in connector.collect(pushed)] == [(pushed[0].task_id, "politics")]
+    assert read == [0, 1, 1]
+    fresh = LabelStudioConnector(label_studio.url, label_studio.api_key, truth.project_id)
+    assert sorted((a.task_id, a.label, a.reviewer) for a in fresh.collect(pushed)) == sorted(
+        [(pushed[0].task_id, "politics", email), (pushed[1].task_id, "tech", email)])
 
 
 # ---------------------------------------------------------------------------------------------- auth/errors
