@@ -27,6 +27,7 @@ from connectors.records import ProjectInfo
 from relabel.errors import StoreError
 from relabel.loop.store_embeddings import StoreEmbeddings
 from relabel.loop.store_items import StoreItems
+from relabel.loop.store_multilabel import StoreMultilabel
 from relabel.loop.store_pull import StorePull
 from relabel.loop.store_review import StoreReview
 from relabel.loop.store_rounds import StoreRounds
@@ -39,7 +40,7 @@ _events_log = logging.getLogger("relabel.events")
 _BUSY_TIMEOUT_MS = 10_000
 
 
-class Store(StoreSchema, StorePull, StoreItems, StoreRounds, StoreReview, StoreEmbeddings):
+class Store(StoreSchema, StorePull, StoreItems, StoreRounds, StoreReview, StoreEmbeddings, StoreMultilabel):
     """A relabel store for one Label Studio project.
 
     >>> store = Store("relabel.db")            # doctest: +SKIP
@@ -117,7 +118,10 @@ class Store(StoreSchema, StorePull, StoreItems, StoreRounds, StoreReview, StoreE
         with self.db.atomic():
             for key, value in (("project_id", str(info.project_id)), ("project_title", info.title),
                                ("classes", json.dumps(list(info.classes))), ("label_tag", info.label_tag),
-                               ("text_field", info.text_field)):
+                               ("text_field", info.text_field),
+                               # multi-label projects take their own round (relabel/loop/multilabel_round.py)
+                               ("project_kind", "multilabel" if getattr(info, "multi_label", False)
+                                else "classification")):
                 self.db["meta"].upsert({"key": key, "value": value}, pk="key")
 
     # ---- events (audit log) -----------------------------------------------------------------------------
