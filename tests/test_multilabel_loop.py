@@ -146,3 +146,16 @@ def test_export_and_annotators_carry_sets(loop, tmp_path):
     assert {s["annotator"] for s in stats} == set(ANNOTATORS) and all(0 < s["quality"] <= 1 for s in stats)
     per_class = loop.store.multilabel_annotator_classes(loop.store.latest_round()["round"])
     assert len(per_class) == len(ANNOTATORS) * len(TAGS)
+
+
+def test_report_shows_per_class_kappa_annotators_per_class_and_most_missed(loop, tmp_path):
+    from relabel.report.page import write_report
+    loop.round()
+    out = tmp_path / "report.html"
+    summary = write_report(loop.store, out)
+    page = out.read_text()
+    assert summary.items_listed > 0
+    assert "Per-class agreement" in page and "Most often missed" in page and "kappa" in page
+    assert all(a in page for a in ANNOTATORS) and "Sensitivity" in page
+    status = loop.status()
+    assert status["rounds"][0]["pushed"] == 5
