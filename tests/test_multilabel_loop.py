@@ -159,3 +159,42 @@ def test_report_shows_per_class_kappa_annotators_per_class_and_most_missed(loop,
     assert all(a in page for a in ANNOTATORS) and "Sensitivity" in page
     status = loop.status()
     assert status["rounds"][0]["pushed"] == 5
+
+
+def test_a_config_switched_to_single_choice_is_refused_with_one_line(loop):
+    from dataclasses import replace
+    from relabel.errors import StoreError
+    loop.pull()
+    with pytest.raises(StoreError, match=r"now takes one choice per task, but the store .* holds labels made with "
+                                         r"several choices per task"):
+        loop.store.bind_project(replace(loop.connector.describe(), multi_label=False))
+
+
+def test_unknown_tags_and_skips_are_read_as_the_issue_says():
+    from connectors.label_config import parse_label_config
+    from connectors.label_studio_common import choice_set_label
+    config = parse_label_config('<View><Text name="t" value="$text"/><Choices name="tags" toName="t" '
+                                'choice="multiple"><Choice value="a"/><Choice value="b"/></Choices></View>')
+    region = lambda *c: [{"from_name": "tags", "value": {"choices": list(c)}}]  # noqa: E731
+    assert choice_set_label({"result": region("b", "a")}, config) == ('["a", "b"]', True, None)
+    assert choice_set_label({"result": []}, config) == ("[]", True, None)
+    assert choice_set_label({"result": [], "was_cancelled": True}, config) == (None, True, None)
+    label, valid, problem = choice_set_label({"result": region("a", "zz")}, config)
+    assert label is None and not valid and problem == "chose 'zz', not classes of the labeling config"
+
+
+def test_preselect_puts_the_consensus_set_in_the_prediction_and_checks_its_tags():
+    from connectors.label_config import parse_label_config
+    from connectors.label_studio import _check_requests
+    from connectors.label_studio_common import prediction
+    from connectors.records import ReviewRequest
+    from relabel.errors import InputError
+    config = parse_label_config('<View><Text name="t" value="$text"/><Choices name="tags" toName="t" '
+                                'choice="multiple"><Choice value="a"/><Choice value="b"/></Choices></View>')
+    request = ReviewRequest(item_id="1", round=2, data={}, quality=0.3, reason="r", suggested_label="b, a",
+                            suggested_labels=("b", "a"))
+    assert prediction(request, config, preselect=True)["result"][0]["value"]["choices"] == ["a", "b"]
+    assert prediction(request, config, preselect=False)["result"] == []
+    with pytest.raises(InputError, match="items '9' suggest a label"):
+        _check_requests([ReviewRequest(item_id="9", round=2, data={}, quality=0.3, reason="r", suggested_label="c",
+                                       suggested_labels=("c",))], config, "project")

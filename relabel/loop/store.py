@@ -115,6 +115,7 @@ class Store(StoreSchema, StorePull, StoreItems, StoreRounds, StoreReview, StoreE
     def bind_project(self, info: ProjectInfo) -> None:
         """Record the project this store is for (its id, classes, label tag); refuse a different project."""
         self.check_project(info.project_id)
+        self._check_kind(info)
         with self.db.atomic():
             for key, value in (("project_id", str(info.project_id)), ("project_title", info.title),
                                ("classes", json.dumps(list(info.classes))), ("label_tag", info.label_tag),
@@ -123,6 +124,18 @@ class Store(StoreSchema, StorePull, StoreItems, StoreRounds, StoreReview, StoreE
                                ("project_kind", "multilabel" if getattr(info, "multi_label", False)
                                 else "classification")):
                 self.db["meta"].upsert({"key": key, "value": value}, pk="key")
+
+    def _check_kind(self, info: ProjectInfo) -> None:
+        """Refuse a labeling config switched between one class and a set of classes per task since this store
+        holds labels: its stored labels are of the other kind (a class name vs a set, relabel/loop/store_multilabel)."""
+        kind = "multilabel" if getattr(info, "multi_label", False) else "classification"
+        had = self.get_meta("project_kind")
+        if had is None or had == kind or not self.count("annotations"):
+            return
+        said = {"multilabel": 'several choices per task (choice="multiple")', "classification": "one choice per task"}
+        raise StoreError(f"Project {info.project_id}'s <Choices name={info.label_tag!r}> now takes {said[kind]}, but "
+                         f"the store {str(self.path)!r} holds labels made with {said[had]}; point the 'store' setting "
+                         "at a new file and run `relabel init` again.")
 
     # ---- events (audit log) -----------------------------------------------------------------------------
     def log_event(self, step: str, message: str, round: int | None = None, details: dict | None = None) -> None:
