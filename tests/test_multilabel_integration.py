@@ -69,7 +69,7 @@ def build_project(ls_admin, n_tasks=40, seed=24):
 def test_multilabel_project_end_to_end(workdir, label_studio, ls_admin):
     project_id, task_ids, truth = build_project(ls_admin)
     init = ok("init", "--url", label_studio.url, "--project", str(project_id), "--featurizer", "tfidf")
-    assert "sports" in init.output
+    assert "classes (tags, multi-label: a set of classes per task): sports, politics, tech, music" in init.output
     pulled = relabel("pull")
     said = pulled.output + (getattr(pulled, "stderr", "") or "")
     # the unknown tag: one line naming the annotation and the task, stored but not scored

@@ -128,6 +128,8 @@ class Loop(LoopState):
         this while reviewers answer; relabel.loop.model_phase.prefit). Takes no writer lock: it writes nothing but
         the embedding cache and the model cache folder. False when nothing was fitted."""
         from relabel.loop.model_phase import prefit
+        if self.store.is_multilabel:     # a multi-label round fits its one-vs-rest model itself, each round
+            return False
         return prefit(self.store, self.model, self.model_cache)
 
     # ---- select + push ----------------------------------------------------------------------------------
