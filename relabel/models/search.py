@@ -35,7 +35,9 @@ log-loss is selected over a handful of candidates, so it is slightly optimistic.
 chosen on and a tolerance (``reuse_tolerance``): the share of labels that could change before another candidate
 could beat it by more than the noise. While the labels and texts changed since that search on no more than that
 share, a round refits the winner and does not search: with the same number of fold assignments, as far as
-``REFIT_MULTIPLE`` of the search's yardstick allows (the report says how many were averaged).
+``REFIT_MULTIPLE`` of the search's yardstick pays for them at the cost the search measured for one
+(``refit_repeats``: decided from the stored choice, so an unchanged project refits to the same rows on a busy
+machine as on an idle one; the report says how many were averaged).
 
 **Repeated cross-validation.** Up to ``REPEAT_ROWS`` labelled items, the winner's out-of-fold probabilities are
 the mean over up to ``OOF_REPEATS`` stratified fold assignments (seeds ``seed``, ``seed + 1``, ...): one more is
