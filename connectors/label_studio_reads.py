@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Iterator
 
 from connectors import label_studio_pull
+from connectors.label_config import is_span_config
 from connectors.label_studio_api import LabelStudioApi
 from connectors.label_studio_common import normalise_time, review_of
 from connectors.records import ProjectInfo, Pull
@@ -19,6 +20,9 @@ class ProjectReads(LabelStudioApi):
         """Title, counts, classes (config order), label tag and text field of the source project."""
         project = self._project_json(refresh=True)
         self._config = None
+        if is_span_config(project.get("label_config") or ""):   # <Labels> on a text: a span project (issue 23)
+            from connectors.label_studio_spans import span_project_info
+            return span_project_info(self, project, self._text_field)
         config = self._label_config()
         return ProjectInfo(project_id=self.project_id, title=project.get("title") or "", classes=config.classes,
                            label_tag=config.label_tag, text_field=config.text_field,

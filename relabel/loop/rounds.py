@@ -33,6 +33,7 @@ from relabel.loop.push_step import push_round
 from relabel.loop.score_step import score_round
 from relabel.loop.store import Store
 from relabel.loop.store_pull import PullSummary
+from relabel.loop.store_spans import is_span_store
 from relabel.loop.summaries import CollectSummary, PushSummary, RoundSummary, ScoreSummary
 
 if TYPE_CHECKING:
@@ -147,6 +148,9 @@ class Loop(LoopState):
         review tasks to keep (the round pushes budget - open, relabel/loop/queue.py); ``add`` pushes that many
         more whatever is open.
         """
+        if is_span_store(self.store):      # <Labels> on a text: relabel/loop/span_round.py
+            from relabel.loop.span_round import span_round
+            return span_round(self, budget, force, add)
         if budget is not None:
             positive_budget(budget)
         step = _stepper(on_step)
@@ -206,6 +210,9 @@ class Loop(LoopState):
     def annotators(self) -> list[dict]:
         """Per-annotator quality, agreement, worst class and number of labels in the latest round."""
         latest = self._latest_scored()
+        if is_span_store(self.store):
+            from relabel.loop.span_round import span_annotator_rows
+            return span_annotator_rows(self.store)
         return [{"annotator": r["annotator_id"], "quality": r["quality"], "agreement": r["agreement"],
                  "worst_class": r["worst_class"], "labels": r["num_labels"]}
                 for r in self.store.annotator_scores(latest["round"])]
@@ -218,6 +225,9 @@ class Loop(LoopState):
     def export(self, fmt: str, out: str | Path) -> int:
         """Write the export rows as CSV or JSON Lines as they are read, and beside them ``<out>.meta.json``: how
         many wrong labels the export is estimated to hold (relabel/loop/audit_step.py); returns the rows written."""
+        if is_span_store(self.store):
+            from relabel.loop.span_round import span_export
+            return span_export(self.store, fmt, out)
         written = write_export(iter_export_rows(self.store), fmt, out)
         write_export_metadata(self.store, out, written)
         return written
@@ -225,6 +235,9 @@ class Loop(LoopState):
     @_writes("writeback")
     def writeback(self) -> "WritebackSummary":
         """Write every item's final label into the source project (relabel/loop/writeback.py)."""
+        if is_span_store(self.store):
+            from relabel.loop.span_round import span_writeback
+            return span_writeback(self)
         from relabel.loop.writeback import write_back
         return write_back(self.store, self.connector)
 
