@@ -12,26 +12,11 @@ import logging
 
 from connectors.label_config import SpanConfig, parse_span_config
 from connectors.label_studio import LabelStudioConnector
-from connectors.records import ProjectInfo
 from connectors.span_review import CONSENSUS_VERSION, span_review_label_config
 from relabel.errors import OutcomeUnknown
 
 log = logging.getLogger(__name__)
 WRITEBACK_PREFIX = "relabel-consensus-r"
-
-
-def span_project_info(conn, project: dict, text_field: str | None = None) -> ProjectInfo:
-    """What `relabel init` prints for a span project: the labels of every control as its classes."""
-    config = parse_span_config(project.get("label_config") or "", text_field=text_field)
-    labels = tuple(dict.fromkeys(label for c in config.controls for label in c.labels))
-    from connectors.label_studio_common import review_of
-    return ProjectInfo(project_id=conn.project_id, title=project.get("title") or "", classes=labels,
-                       label_tag=",".join(c.name for c in config.controls), text_field=config.text_field,
-                       n_tasks=int(project.get("task_number") or 0),
-                       n_annotations=int(project.get("total_annotations_number") or 0),
-                       label_config=project.get("label_config") or "",
-                       n_skipped=int(project.get("skipped_annotations_number") or 0),
-                       review_of=review_of(project.get("description")))
 
 
 class SpanConnector(LabelStudioConnector):
@@ -95,7 +80,7 @@ class SpanConnector(LabelStudioConnector):
         return self._with_names(self._iter_tasks(target, fields="all"))
 
     # ---- write-back -----------------------------------------------------------------------------------------
-    def write_span_predictions(self, predictions: list[dict], version: str) -> tuple[int, int, int]:
+    def write_span_predictions(self, predictions: list[dict], version: str, attempts: int = 3) -> tuple[int, int, int]:
         """Put the consensus predictions (``version``) on the source tasks that lack one of that version, delete
         earlier write-backs (older versions), and make ``version`` the project's model version (Label Studio
         shows and scores the current version). Returns (written, removed, unchanged)."""
@@ -116,8 +101,10 @@ class SpanConnector(LabelStudioConnector):
                 self._request("POST", f"api/projects/{self.project_id}/import/predictions", json_body=send,
                               write=True)
             except OutcomeUnknown:
-                # Re-list and send only what did not land (predictions have no id of ours to match on).
-                return self.write_span_predictions(predictions, version)
+                if attempts <= 1:
+                    raise
+                # Re-list and send only what did not land (a task that has this version has it).
+                return self.write_span_predictions(predictions, version, attempts - 1)
         for prediction_id in old:
             if prediction_id is not None:
                 self._request("DELETE", f"api/predictions/{prediction_id}", write=True, missing_ok=True)

@@ -100,6 +100,7 @@ class Loop(LoopState):
         decision changes and the ledger keeps both versions. Answers by people who are not in
         ``[review] reviewers`` become ordinary annotations, not decisions (relabel/loop/decisions.py).
         """
+        _not_for_spans(self.store, 'collect')
         return collect_answers(self)
 
     # ---- pull -------------------------------------------------------------------------------------------
@@ -113,12 +114,14 @@ class Loop(LoopState):
         once every ``full_pull_hours`` as a safety net. A connector without ``pull_batches`` is reconciled in full
         each time.
         """
+        _not_for_spans(self.store, 'pull')
         return pull_project(self, full)
 
     # ---- score ------------------------------------------------------------------------------------------
     @_writes("score")
     def score(self) -> ScoreSummary:
         """Score every item: model pred_probs, consensus (relabel.scoring.consensus.consensus) and qualities, label issues, ActiveLab."""
+        _not_for_spans(self.store, 'score')
         return score_round(self)
 
     def prefit(self) -> bool:
@@ -132,6 +135,7 @@ class Loop(LoopState):
     @_writes("push")
     def push(self, budget: int | None = None, add: int | None = None) -> PushSummary:
         """Push the latest round's review tasks (up to ``budget`` open, or ``add`` more); again creates nothing new."""
+        _not_for_spans(self.store, 'push')
         return push_round(self, budget, add)
 
     # ---- a whole round ----------------------------------------------------------------------------------
@@ -258,6 +262,13 @@ def _excluded_note(store: Store) -> tuple[str, ...]:
     return (f"{len(excluded)} annotations are not scored because their choice is not a single class of the "
             f"labeling config: {examples}; fix them in Label Studio or add the class to the config.",)
 
+
+
+def _not_for_spans(store: Store, command: str) -> None:
+    """The single steps are the classification loop's; a span project runs whole rounds (relabel/loop/span_round.py)."""
+    if is_span_store(store):
+        raise StoreError(f"`relabel {command}` is not made for span projects yet; run `relabel round`, which "
+                         "collects, pulls, scores and pushes a span project in one go.")
 
 
 def _stepper(on_step):
