@@ -75,8 +75,12 @@ def test_span_project_through_the_loop(workdir, label_studio, ls_admin):
                 {"result": result_of(text, spans if (i + copy) % 3 else spans[:-1]), "completed_by": b,
                  "ground_truth": False},
                 {"result": result_of(text, noisy), "completed_by": c, "ground_truth": False}]})
+    # bad input inside the round: b's region past the end of the last task's text (named, kept, not scored)
+    last = tasks[-1]
+    last["annotations"][1]["result"].append({"from_name": "entity", "to_name": "text", "type": "labels", "value": {
+        "start": 10, "end": 400, "text": "x", "labels": ["ORG"]}})
     project = client.projects.create(title="relabel span loop", label_config=CONFIG)
-    import_tasks(client, project.id, tasks)
+    task_ids = import_tasks(client, project.id, tasks)
 
     # init: a span project, detected from the config
     out = relabel("init", "--url", label_studio.url, "--project", str(project.id), "--budget", "3")
@@ -87,8 +91,13 @@ def test_span_project_through_the_loop(workdir, label_studio, ls_admin):
     # round 1: pull, score, push 3 review tasks
     out = relabel("round")
     assert "pull: 12 tasks, 36 annotations" in out and "push: 3 span review tasks" in out, out
+    bad = [line for line in out.splitlines() if f"task {task_ids[-1]}, annotator '{b_mail}'" in line]
+    assert len(bad) == 1 and "ends past the end of the task's text" in bad[0] and "re-annotate" in bad[0], out
     with Store("relabel.db") as store:
         assert store.count("spans") > 0 and store.count("span_annotations") == 36
+        raw = [json.loads(r["result"]) for r in store.db.query(
+            "select result from span_annotations where item_id = ? and annotator_id = ?", [str(task_ids[-1]), b_mail])]
+        assert any(region["value"]["end"] == 400 for region in raw[0])          # kept in the store as given
         target = next(iter(store.db.query("select target_project from review_tasks")))["target_project"]
         pushed = {r["task_id"]: r for r in store.db.query("select * from review_tasks where round = 1")}
     review = client.projects.get(id=target)
