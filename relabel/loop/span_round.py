@@ -25,7 +25,7 @@ from relabel.config import positive_budget
 from relabel.errors import ConfigError, StoreError, preview
 from relabel.loop.store_schema import now
 from relabel.loop.store_spans import (apply_span_pull, item_data, record_span_answers, record_span_push,
-                                      record_span_round, span_gold, span_inputs, span_signature)
+                                      record_span_round, skipped_items, span_gold, span_inputs, span_signature)
 from relabel.loop.summaries import RoundSummary
 
 # Bad-input lines printed in a round's output; the rest are in the events log (`relabel log --step pull`).
@@ -89,7 +89,11 @@ def _collect(loop, conn: SpanConnector, config: SpanConfig) -> str:
             continue
         text = data.get(config.text_field)
         for annotation in task.get("annotations") or []:
-            if annotation.get("was_cancelled"):
+            if annotation.get("was_cancelled"):      # a skip: no decision; the item goes back to the queue
+                who = (annotation.get("completed_by") or {}).get("email", "unknown")
+                answers.append({"annotation_id": str(annotation["id"]), "round": int(rnd), "task_id": int(task["id"]),
+                                "item_id": str(item), "reviewer": who, "decides": int(loop.review.decides(who)),
+                                "updated_at": annotation.get("updated_at"), "spans": None})
                 continue
             table = span_table([{"id": task["id"], "data": {config.text_field: text}, "annotations": [annotation]}],
                                config)
@@ -203,14 +207,22 @@ def _push(loop, conn: SpanConnector, config: SpanConfig, rnd: int, budget, add) 
     store = loop.store
     if loop.review.mode != "project":
         raise ConfigError("Span projects are reviewed in a review project; set [review] mode = \"project\".")
-    decided = set(span_gold(store)[0])
-    waiting = {r["item_id"] for r in store.db.query("select item_id from review_tasks")} - decided
+    gold, disputed = span_gold(store)
+    # Open: pushed and not answered by a reviewer in its latest review round. A skip or a dispute sends the item
+    # back to the queue, ahead of the rest (as for classification).
+    back = set(disputed) | skipped_items(store)
+    answered = {r["item_id"] for r in store.db.query(
+        "select a.item_id from span_review_answers a where a.decides = 1 and a.round = "
+        "(select max(t.round) from review_tasks t where t.item_id = a.item_id)")}
+    waiting = {r["item_id"] for r in store.db.query("select item_id from review_tasks")} - set(gold) - back - answered
     mine = {r["item_id"] for r in store.db.query("select item_id from review_tasks where round = ?", [rnd])}
     budget = loop.review.budget if budget is None else budget
     room = add if add is not None else max(budget - len(waiting - mine), 0)
     candidates = [r for r in store.db.query(
-        "select item_id, quality, reason from span_item_scores where round = ? and reviewed = 0 and reason is not "
-        "null order by quality, item_id", [rnd]) if r["item_id"] not in waiting or r["item_id"] in mine]
+        "select item_id, quality, reason from span_item_scores where round = ? and reviewed = 0 "
+        "order by quality, item_id", [rnd])
+        if (r["reason"] is not None or r["item_id"] in back) and (r["item_id"] not in waiting or r["item_id"] in mine)]
+    candidates.sort(key=lambda r: r["item_id"] not in back)     # stable: quality order within each group
     chosen = [r for r in candidates if r["item_id"] in mine]
     chosen += [r for r in candidates if r["item_id"] not in mine][:max(room - len(chosen), 0)]
     if not chosen:
@@ -228,9 +240,13 @@ def _push(loop, conn: SpanConnector, config: SpanConfig, rnd: int, budget, add) 
     payloads = {}
     for r in chosen:
         item = r["item_id"]
+        reason = r["reason"] or "annotators agree, but the last review was skipped or disputed"
+        if item in back and r["reason"]:
+            reason = f"{reason}; the last review was skipped or disputed"
+        r["reason"] = reason
         payloads[item] = span_review_task(
             item, item_data(store, item), regions_by_annotator(long, item, texts_by_task[item], config, said),
-            regions.get(item, []), reason=r["reason"], quality=r["quality"], round_number=rnd,
+            regions.get(item, []), reason=reason, quality=r["quality"], round_number=rnd,
             preselect=loop.review.preselect)
     target, pushed = conn.push_span_reviews(payloads, rnd, preselect=loop.review.preselect)
     record_span_push(store, rnd, target, pushed, {r["item_id"]: r["reason"] for r in chosen},

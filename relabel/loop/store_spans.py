@@ -97,8 +97,8 @@ def span_signature(store) -> str:
 
 
 def record_span_answers(store, answers: list[dict]) -> dict:
-    """Upsert reviewers' answers (span_review_answers rows); a new or edited answer adds a version to the
-    ledger. Returns counts: new, edited, unchanged."""
+    """Upsert reviewers' answers (span_review_answers rows; ``spans`` None for a skip); a new or edited answer
+    adds a version to the ledger. Returns counts: new, edited, unchanged."""
     db = store.db
     before = {r["annotation_id"]: r for r in db.query("select * from span_review_answers")}
     counts = {"new": 0, "edited": 0, "unchanged": 0}
@@ -124,7 +124,8 @@ def span_gold(store) -> tuple[dict, list]:
 
     An item's decision is its latest reviewed round's deciding answers: when they all give the same spans, those
     are gold; when they differ, the item is disputed and stays undecided (as for classification)."""
-    rows = list(store.db.query("select item_id, round, reviewer, spans from span_review_answers where decides = 1"))
+    rows = list(store.db.query("select item_id, round, reviewer, spans from span_review_answers where decides = 1 "
+                               "and spans is not null"))
     latest: dict = {}
     for r in rows:
         latest[r["item_id"]] = max(latest.get(r["item_id"], 0), r["round"])
@@ -139,6 +140,17 @@ def span_gold(store) -> tuple[dict, list]:
         else:
             disputed.append(item)
     return gold, sorted(disputed)
+
+
+def skipped_items(store) -> set:
+    """Items whose latest review round has deciding answers that are all skips (no spans)."""
+    rows = list(store.db.query(
+        "select item_id, spans from span_review_answers a where decides = 1 and round = "
+        "(select max(round) from span_review_answers b where b.item_id = a.item_id and b.decides = 1)"))
+    items: dict = {}
+    for r in rows:
+        items.setdefault(r["item_id"], []).append(r["spans"])
+    return {item for item, spans in items.items() if all(s is None for s in spans)}
 
 
 def record_span_round(store, rnd: int, round_row: dict, consensus: list[dict], items: list[dict],
