@@ -30,7 +30,6 @@ def apply_span_pull(store, items: list[tuple], annotations: list[dict], spans: p
     before = {r["annotation_id"]: (r["updated_at"], r["deleted"]) for r in
               db.query("select annotation_id, updated_at, deleted from span_annotations")}
     seen = {str(a["annotation_id"]) for a in annotations}
-    live_items = {str(i[0]) for i in items}
     new = sum(str(a["annotation_id"]) not in before for a in annotations)
     changed = sum(str(a["annotation_id"]) in before and (before[str(a["annotation_id"])][0] != a["updated_at"]
                                                          or before[str(a["annotation_id"])][1])
@@ -40,9 +39,9 @@ def apply_span_pull(store, items: list[tuple], annotations: list[dict], spans: p
                   "control": r.control, "start": int(r.start), "end": int(r.end), "label": r.label, "text": r.text}
                  for r in spans.itertuples(index=False)]
     with db.atomic():
+        # every item is marked deleted, then the pulled ones written live again (no id list in one statement)
+        db.execute("update items set deleted = 1")
         db["items"].upsert_all([item_row(i, data, text, text_field) for i, data, text in items], pk="item_id")
-        db.execute(f"update items set deleted = 1 where item_id not in ({','.join('?' * len(live_items))})"
-                   if live_items else "update items set deleted = 1", sorted(live_items))
         db["span_annotations"].upsert_all([{**a, "annotation_id": str(a["annotation_id"]), "deleted": 0}
                                            for a in annotations], pk="annotation_id")
         for key in gone:
