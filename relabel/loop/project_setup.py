@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-from connectors.label_config import is_span_config
 from connectors.records import Connector, ProjectInfo
 from relabel.config import (DEFAULT_BUDGET, DEFAULT_FEATURIZER, DEFAULT_STORE, Config, config_path, parse_config,
                             write_config)
@@ -51,8 +50,6 @@ def initialise(path=None, *, url: str, project: int, label_tag: str | None = Non
         st.check_project(info.project_id)
         write_config(file, overwrite=overwrite, **settings)
         st.bind_project(info)
-        if is_span_config(info.label_config):    # the loop runs relabel/loop/span_round.py for it
-            st.set_meta("project_kind", "spans")
         # Reports link each item to its task in Label Studio; the URL is not a secret, the key never goes here.
         st.set_meta("label_studio_url", url_without_userinfo(config.label_studio.url))
         st.log_event("init", f"project {info.project_id} {info.title!r}: {info.n_tasks} tasks, "
