@@ -97,7 +97,8 @@ class Loop(LoopState):
         """Re-read every answer on every pushed review task and record what is new or changed.
 
         Answered tasks are read again because a reviewer may edit an answer after it was collected: the
-        decision changes and the ledger keeps both versions. Answers by people who are not in
+        decision changes and the ledger keeps both versions. (A connector that collected before, as relabel
+        serve's, reads only the tasks updated since: an edit updates its task; connectors/label_studio_answers.py.) Answers by people who are not in
         ``[review] reviewers`` become ordinary annotations, not decisions (relabel/loop/decisions.py).
         """
         _not_for_spans(self.store, 'collect')
