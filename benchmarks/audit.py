@@ -43,7 +43,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.datasets import CROWD_SETS, default_data_dir, load_cifar10n, load_crowd  # noqa: E402
+from benchmarks.shared_data import CROWD_SETS, default_data_dir, load_cifar10n, load_crowd  # noqa: E402
 from relabel.config import DEFAULT_AUDIT  # noqa: E402
 from relabel.scoring.annotations import Annotations  # noqa: E402
 from relabel.scoring.audit import MIN_AUDIT_ITEMS, audit_size as audit_items, draw_audit, estimate_wrong_labels  # noqa: E402
@@ -51,7 +51,7 @@ from relabel.scoring.consensus_em import consensus  # noqa: E402
 
 ROUNDS = 5
 REPORT_ROUNDS = (1, 2, 5)
-DEFAULT_SHARE = DEFAULT_AUDIT
+DEFAULT_SHARE = DEFAULT_AUDIT or 0.1           # the default, or the proposed one while audits are off
 MIN_AUDIT = MIN_AUDIT_ITEMS
 REVIEWER_ERROR = 0.05
 MIN_AUDITED_FOR_ACCEPTANCE = 30

@@ -169,6 +169,28 @@ def _cut_points(audit_p: np.ndarray) -> np.ndarray:
     return cuts[cuts > audit_p.min()]
 
 
+def _stratum_variance(w: np.ndarray, e: np.ndarray, y: np.ndarray, model_p: float, n_target: int) -> float:
+    """Variance of the error in one stratum's predicted count of wrong labels among ``n_target`` items, from its
+    audits' weights ``w``, residuals ``e`` and outcomes ``y``; ``model_p`` is their (weighted) mean P(wrong).
+
+    Two parts (the finite-population form N^2 (1 - f) S^2 / n = N_t^2 S^2 / n + N_t S^2, N_t the items not
+    audited): the Hajek mean residual's sampling variance, times N_t^2, and the items' own yes/no variance, N_t S^2:
+    the count left is a sum of N_t coin flips that no audit of other items can pin down.
+
+    When the stratum's audits all came out the same (typically: no error found), their spread says nothing about
+    the spread of errors and S^2 would be the spread of p alone, claiming the count is known. S^2 is then at least
+    r (1 - r), r the stratum's error rate with the posterior counted as one more audit, (errors + mean p) /
+    (audits + 1): a unit-information prior centred on the model, as small as the posterior is sure."""
+    n_a = e.size
+    mean = float(np.sum(w * e) / np.sum(w))
+    kish = float(np.sum(w ** 2) / np.sum(w) ** 2)             # 1 / the effective number of audits (Kish)
+    s2 = float(np.sum(w * (e - mean) ** 2) / np.sum(w)) * n_a / max(n_a - 1, 1)
+    if np.all(y == y[0]):
+        rate = (float(np.sum(w * y) / np.sum(w)) * n_a + model_p) / (n_a + 1)
+        s2 = max(s2, rate * (1 - rate))
+    return s2 * (n_target ** 2 * kish + n_target)
+
+
 def estimate_wrong_labels(p_wrong, audit_p_wrong, audit_inclusion, audit_wrong, *, seed: int = 0) -> AuditEstimate:
     """Wrong labels among the target items, from the audits (module docstring).
 
@@ -208,16 +230,14 @@ def estimate_wrong_labels(p_wrong, audit_p_wrong, audit_inclusion, audit_wrong, 
         a = audit_h == h
         w, e = 1.0 / pi[a], y[a] - ap[a]
         mean_resid = float(np.sum(w * e) / np.sum(w))
-        n_a = int(a.sum())
         point += n_h * float(np.clip(p[members].mean() + mean_resid, 0.0, 1.0))
-        # Variance of the Hajek mean residual (linearised), with the small-sample factor n / (n - 1).
-        variance += n_h ** 2 * float(np.sum((w * (e - mean_resid)) ** 2) / w.sum() ** 2) * n_a / max(n_a - 1, 1)
+        variance += _stratum_variance(w, e, y[a], float(np.sum(w * ap[a]) / np.sum(w)), n_h)
     rate = point / n_items
     n_audits = int(ap.size)
     if variance <= 0 or rate in (0.0, 1.0):
         n_eff = float(n_audits)
     else:
-        n_eff = float(np.clip(rate * (1 - rate) / (variance / n_items ** 2), 1.0, n_audits))
+        n_eff = max(rate * (1 - rate) / (variance / n_items ** 2), 1.0)
     draws = np.random.default_rng(seed).beta(n_eff * rate + JEFFREYS, n_eff * (1 - rate) + JEFFREYS, size=DRAWS)
     low, upper = n_items * np.quantile(draws, INTERVAL)
     low = int(np.clip(min(np.floor(low), np.floor(point)), 0, n_items))
