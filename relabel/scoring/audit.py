@@ -191,13 +191,51 @@ def _stratum_variance(w: np.ndarray, e: np.ndarray, y: np.ndarray, model_p: floa
     return s2 * (n_target ** 2 * kish + n_target)
 
 
-def estimate_wrong_labels(p_wrong, audit_p_wrong, audit_inclusion, audit_wrong, *, seed: int = 0) -> AuditEstimate:
+def _between_rounds_variance(n_target: np.ndarray, resid: np.ndarray, s2: np.ndarray, audit_h: np.ndarray,
+                             w: np.ndarray, e: np.ndarray, audit_round: np.ndarray) -> float:
+    """How much more the rounds' audits disagree than their sampling explains: the between-round variance of the
+    count (DerSimonian & Laird 1986), 0 with one round.
+
+    Pooling rounds assumes the posterior misses as much at a given P(wrong) now as when each audit was drawn; the
+    refitted consensus and the ranked batches (which take the doubtful items away) can break that. Each round's
+    audits give their own count, the pooled residual standing in for a stratum the round did not reach; when those
+    counts scatter beyond their sampling variances, the excess is a real spread the pooled estimate inherits."""
+    rounds = np.unique(audit_round)
+    if rounds.size < 2:
+        return 0.0
+    counts, variances = [], []
+    for r in rounds:
+        mine = audit_round == r
+        count, var = 0.0, 0.0
+        for h in range(n_target.size):
+            a = mine & (audit_h == h)
+            if n_target[h] == 0:
+                continue
+            if not a.any():
+                count += n_target[h] * resid[h]
+                continue
+            count += n_target[h] * float(np.sum(w[a] * e[a]) / np.sum(w[a]))
+            var += n_target[h] ** 2 * s2[h] * float(np.sum(w[a] ** 2) / np.sum(w[a]) ** 2)
+        if var > 0:
+            counts.append(count)
+            variances.append(var)
+    if len(counts) < 2:
+        return 0.0
+    counts, inv = np.array(counts), 1.0 / np.array(variances)
+    mean = float(np.sum(inv * counts) / inv.sum())
+    q = float(np.sum(inv * (counts - mean) ** 2))
+    return max(0.0, (q - (counts.size - 1)) / (inv.sum() - float(np.sum(inv ** 2)) / inv.sum()))
+
+
+def estimate_wrong_labels(p_wrong, audit_p_wrong, audit_inclusion, audit_wrong, *, seed: int = 0,
+                          audit_round=None) -> AuditEstimate:
     """Wrong labels among the target items, from the audits (module docstring).
 
     ``p_wrong``: the target items' current P(wrong) (1 - the posterior of their consensus): the items still
     unreviewed, or the items of a next batch. ``audit_p_wrong``, ``audit_inclusion``, ``audit_wrong``: per audited
     item of every round so far, its P(wrong) when drawn, its inclusion probability and whether the reviewer's
-    answer differed from the consensus shown. With no audit the estimate is the posterior's sum of P(wrong) and the
+    answer differed from the consensus shown; ``audit_round`` (optional), the round it was drawn in, lets the
+    interval widen when the rounds' audits disagree beyond chance. With no audit the estimate is the posterior's sum of P(wrong) and the
     interval is 0..items (nothing measured yet); callers show the model's estimate instead.
     """
     p = np.clip(np.nan_to_num(np.asarray(p_wrong, dtype=float), nan=1.0), 0.0, 1.0)
@@ -222,7 +260,9 @@ def estimate_wrong_labels(p_wrong, audit_p_wrong, audit_inclusion, audit_wrong, 
     target_h = np.searchsorted(cuts, p, side="right")
     audit_h = np.searchsorted(cuts, ap, side="right")
     point, variance = 0.0, 0.0
-    for h in range(cuts.size + 1):
+    n_strata = cuts.size + 1
+    n_target, resid, s2 = np.zeros(n_strata), np.zeros(n_strata), np.zeros(n_strata)
+    for h in range(n_strata):
         members = target_h == h
         n_h = int(members.sum())
         if n_h == 0:
@@ -231,7 +271,15 @@ def estimate_wrong_labels(p_wrong, audit_p_wrong, audit_inclusion, audit_wrong, 
         w, e = 1.0 / pi[a], y[a] - ap[a]
         mean_resid = float(np.sum(w * e) / np.sum(w))
         point += n_h * float(np.clip(p[members].mean() + mean_resid, 0.0, 1.0))
-        variance += _stratum_variance(w, e, y[a], float(np.sum(w * ap[a]) / np.sum(w)), n_h)
+        v = _stratum_variance(w, e, y[a], float(np.sum(w * ap[a]) / np.sum(w)), n_h)
+        variance += v
+        n_target[h], resid[h] = n_h, mean_resid
+        s2[h] = v / (n_h ** 2 * float(np.sum(w ** 2) / np.sum(w) ** 2) + n_h)
+    if audit_round is not None:
+        rounds = np.asarray(audit_round)
+        if rounds.shape != ap.shape:
+            raise ValueError(f"audit_round must have one entry per audited item, got shape {rounds.shape}")
+        variance += _between_rounds_variance(n_target, resid, s2, audit_h, 1.0 / pi, y - ap, rounds)
     rate = point / n_items
     n_audits = int(ap.size)
     if variance <= 0 or rate in (0.0, 1.0):
