@@ -51,7 +51,7 @@ from relabel.scoring.consensus_em import consensus  # noqa: E402
 
 ROUNDS = 5
 REPORT_ROUNDS = (1, 2, 5)
-DEFAULT_SHARE = DEFAULT_AUDIT or 0.1           # the default, or the proposed one while audits are off
+DEFAULT_SHARE = DEFAULT_AUDIT
 MIN_AUDIT = MIN_AUDIT_ITEMS
 REVIEWER_ERROR = 0.05
 MIN_AUDITED_FOR_ACCEPTANCE = 30
