@@ -26,19 +26,20 @@ statisticians estimate a total (Sarndal, Swensson & Wretman 1992, "Model Assiste
   The variance has three parts (:func:`_stratum_variance`, :func:`_between_rounds_variance`):
   - the sampling variance of each stratum's mean residual, N_h^2 S_h^2 / n_h (Kish's effective n under unequal
     weights). n* is not capped at the number audited, as Korn & Graubard do to be safe: the cap refused the
-    interval any credit for what the posterior explains and made it cover 97-100% on CIFAR-10N with a model;
+    interval any credit for what the posterior explains and made it cover 92.5-99% on CIFAR-10N;
   - the items' own yes/no variance, N_h S_h^2: the target is the items *not* audited, whose count is a sum of
     coin flips no audit can pin down (the finite-population form N^2 (1 - f) S^2 / n, split into its two parts).
-    It matters when few items are left (adult_content2's last rounds: 30 items left, 50 audited);
-  - when the rounds' audits disagree beyond their sampling error, the between-round variance (a random-effects
-    meta-analysis, DerSimonian & Laird 1986): pooling old audits assumes the posterior misses as much at a given
-    P(wrong) now as when they were drawn, and the refitted consensus and the ranked batches, which take the
-    doubtful items away, can break that (labelme's 5th round: the pooled estimate 17% high, coverage 84.5%).
+    It matters when few items are left (adult_content2's 5th round: 33 items left, 50 audited);
+  - when the rounds' audits disagree beyond their sampling error, the pooled estimate's share of the
+    between-round variance (a random-effects meta-analysis, DerSimonian & Laird 1986): pooling old audits assumes
+    the posterior misses as much at a given P(wrong) now as when they were drawn, and the refitted consensus and
+    the ranked batches, which take the doubtful items away, can break that (labelme's 5th round: the pooled
+    estimate 17% high, coverage 84.5% without this part).
   A stratum whose audits all agree (no error found) has no sample spread; its S^2 is then taken from its error
   rate with the posterior counted as one more audit (a unit-information prior centred on the model), which is as
   small as the posterior is sure. (A Jeffreys prior per stratum instead adds half an error to every stratum: on
-  CIFAR-10N's clean strata of 10,000 items that is a 5% error rate where the truth is 0.3%.) Quantiles from DRAWS
-  Beta draws (numpy only).
+  CIFAR-10N's cleanest fifth (10,000 items, resnet18) that is a 5% error rate where the truth is 0.02%.)
+  Quantiles from DRAWS Beta draws (numpy only).
 
 Audits accumulate across rounds. An audited item is reviewed: its final label is the reviewer's, so it leaves the
 target population (it is not a wrong label left) but its outcome stays in the sample. Pooling rounds within a
@@ -212,7 +213,8 @@ def _between_rounds_variance(n_target: np.ndarray, resid: np.ndarray, s2: np.nda
     Pooling rounds assumes the posterior misses as much at a given P(wrong) now as when each audit was drawn; the
     refitted consensus and the ranked batches (which take the doubtful items away) can break that. Each round's
     audits give their own count, the pooled residual standing in for a stratum the round did not reach; when those
-    counts scatter beyond their sampling variances, the excess is a real spread the pooled estimate inherits."""
+    counts scatter beyond their sampling variances, the excess is a real spread, and the pooled estimate inherits
+    its share of it."""
     rounds = np.unique(audit_round)
     if rounds.size < 2:
         return 0.0
@@ -237,7 +239,11 @@ def _between_rounds_variance(n_target: np.ndarray, resid: np.ndarray, s2: np.nda
     counts, inv = np.array(counts), 1.0 / np.array(variances)
     mean = float(np.sum(inv * counts) / inv.sum())
     q = float(np.sum(inv * (counts - mean) ** 2))
-    return max(0.0, (q - (counts.size - 1)) / (inv.sum() - float(np.sum(inv ** 2)) / inv.sum()))
+    tau2 = max(0.0, (q - (counts.size - 1)) / (inv.sum() - float(np.sum(inv ** 2)) / inv.sum()))
+    # The pooled estimate averages the rounds' offsets, each round in proportion to its audits: it inherits
+    # tau^2 * sum(share_r^2), the random-effects variance of that average, not a whole tau^2.
+    share = np.array([np.sum(audit_round == r) for r in rounds], float) / audit_round.size
+    return tau2 * float(np.sum(share ** 2))
 
 
 def estimate_wrong_labels(p_wrong, audit_p_wrong, audit_inclusion, audit_wrong, *, seed: int = 0,
@@ -248,8 +254,8 @@ def estimate_wrong_labels(p_wrong, audit_p_wrong, audit_inclusion, audit_wrong, 
     unreviewed, or the items of a next batch. ``audit_p_wrong``, ``audit_inclusion``, ``audit_wrong``: per audited
     item of every round so far, its P(wrong) when drawn, its inclusion probability and whether the reviewer's
     answer differed from the consensus shown; ``audit_round`` (optional), the round it was drawn in, lets the
-    interval widen when the rounds' audits disagree beyond chance. With no audit the estimate is the posterior's sum of P(wrong) and the
-    interval is 0..items (nothing measured yet); callers show the model's estimate instead.
+    interval widen when the rounds' audits disagree beyond chance. With no audit the estimate is the posterior's
+    sum of P(wrong) and the interval is 0..items (nothing measured yet); callers show the model's estimate instead.
     """
     p = np.clip(np.nan_to_num(np.asarray(p_wrong, dtype=float), nan=1.0), 0.0, 1.0)
     ap = np.clip(np.asarray(audit_p_wrong, dtype=float), 0.0, 1.0)
