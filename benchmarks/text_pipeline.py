@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -219,6 +218,9 @@ def main(argv=None):
     parser.add_argument("--classes", default="2,20", help="--rounds: 2 (IMDB) and/or 20 (20 Newsgroups)")
     parser.add_argument("--batch", type=int, default=50, help="--rounds: review answers between round 1 and 2")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default=None,
+                        help="--rounds: comma-separated seeds; each cell runs once per seed (its own sample and "
+                             "flips) and the verdicts are on the means over seeds, with their standard errors")
     parser.add_argument("--rows", default="default,singles,sklearn",
                         help="which rows to run: a comma-separated subset of default, singles, sklearn (a slow "
                              "set's unchanged rows need not be run again)")

@@ -79,18 +79,6 @@ def parse_label_config(xml: str, *, label_tag: str | None = None, text_field: st
                        multiple=(tag.get("choice") or "single").strip().lower() == "multiple")
 
 
-def refuse_multi_label(config: LabelConfig) -> LabelConfig:
-    """Refuse a Choices tag that takes several choices per task: the single-label loop assumes one class per item,
-    and an annotation holding two choices would be left out of scoring, a reviewer's answer with it dropped. The
-    connector calls this for every project the loop reads; it is the one place multi-label projects are turned
-    away until the loop scores them (relabel.multilabel_consensus already does, from Python)."""
-    if config.multiple:
-        raise ConfigError(f"The <Choices name={config.label_tag!r}> tag takes several choices per task "
-                          "(choice=\"multiple\"); relabel scores single-label projects only, so use "
-                          "choice=\"single\" or another <Choices> tag (--label-tag).")
-    return config
-
-
 def _class_name(choice: ET.Element) -> str:
     # Label Studio stores the alias in the annotation result when a Choice has one.
     return choice.get("alias") or choice.get("value", "")

@@ -87,7 +87,10 @@ class LabelStudioConnector(ProjectReads, ReviewProject, InPlaceReview, ReviewAns
 
 
 def _check_requests(requests: list[ReviewRequest], config: LabelConfig, mode: str) -> None:
-    unknown = [r.item_id for r in requests if r.suggested_label not in config.classes]
+    if config.multiple:
+        unknown = [r.item_id for r in requests if not set(r.suggested_labels or ()) <= set(config.classes)]
+    else:
+        unknown = [r.item_id for r in requests if r.suggested_label not in config.classes]
     if unknown:
         raise InputError(f"Review requests for items {preview(unknown)} suggest a label that is not a class of the "
                          f"labeling config ({preview(config.classes)}); suggest one of the classes.")

@@ -19,8 +19,8 @@ from relabel.errors import AuthError, ConfigError, OutcomeUnknown
 from relabel.redaction import url_without_userinfo
 
 from connectors.http import IDEMPOTENT_METHODS, retry_summary, retrying_client
-from connectors.label_config import LabelConfig, parse_label_config, refuse_multi_label
-from connectors.label_studio_common import choice_of, seconds
+from connectors.label_config import LabelConfig, parse_label_config
+from connectors.label_studio_common import choice_of, choice_set_label, seconds
 from connectors.label_studio_errors import (API_KEY_VARIABLE, Translate, looks_like_json, raise_for_status,
                                             raise_not_json, raise_unknown_not_json, raise_unreadable)
 from connectors.records import AnnotationRecord
@@ -123,8 +123,7 @@ class LabelStudioApi:
     def _label_config(self) -> LabelConfig:
         if self._config is None:
             xml = self._project_json().get("label_config") or ""
-            self._config = refuse_multi_label(parse_label_config(xml, label_tag=self._label_tag,
-                                                                 text_field=self._text_field))
+            self._config = parse_label_config(xml, label_tag=self._label_tag, text_field=self._text_field)
         return self._config
 
     def _user_names(self) -> dict[int, str]:
@@ -175,7 +174,8 @@ class LabelStudioApi:
 
     def _annotation_record(self, annotation: dict, task_id: int, config: LabelConfig,
                            warnings: list[str], kind: str = "annotation") -> AnnotationRecord:
-        label, valid, problem = choice_of(annotation, config)
+        # A multi-label project's label is its set, as canonical JSON text (connectors/label_studio_common.py).
+        label, valid, problem = (choice_set_label if config.multiple else choice_of)(annotation, config)
         if problem:
             warnings.append(f"Annotation {annotation['id']} on task {task_id} {problem}; "
                             f"it is stored but not scored until the choice is fixed in Label Studio.")

@@ -6,6 +6,7 @@ Plain functions of JSON values; this module imports no other part of the connect
 """
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime, timezone
 
@@ -124,6 +125,24 @@ def choice_set_of(annotation: dict, config: LabelConfig) -> tuple[tuple[str, ...
     return tuple(c for c in config.classes if c in chosen), True, None
 
 
+def encode_label_set(labels) -> str:
+    """A set of classes as the store keeps it in a multi-label project: JSON text of the class names in config
+    order ("[]" is the answer "none apply"; a skip has no label at all). One spelling per set, so equal sets are
+    equal strings and a reviewer's edit that keeps the set is no change."""
+    return json.dumps(list(labels), ensure_ascii=False)
+
+
+def decode_label_set(label: str | None) -> tuple[str, ...] | None:
+    """The classes of a stored multi-label label (None for a skip)."""
+    return None if label is None else tuple(json.loads(label))
+
+
+def choice_set_label(annotation: dict, config: LabelConfig) -> tuple[str | None, bool, str | None]:
+    """``choice_set_of`` with the set as the store keeps it (``encode_label_set``): (label, valid, problem)."""
+    labels, valid, problem = choice_set_of(annotation, config)
+    return (None if labels is None else encode_label_set(labels)), valid, problem
+
+
 def choice_set_result(config: LabelConfig, labels) -> dict:
     """A multi-label result region: the given classes (config order); an empty list is "none apply"."""
     chosen = [c for c in config.classes if c in set(labels)]
@@ -148,8 +167,12 @@ def prediction(request: ReviewRequest, config: LabelConfig, task_id: int | None 
     """The prediction a review request puts on a task (a review project's or, in place, the item's own)."""
     # Without preselect the prediction is empty: it still marks the round (model_version) and carries the
     # quality (score) the saved view sorts on, but selects nothing in the reviewer's editor.
+    if config.multiple:   # a multi-label suggestion is a set (suggested_labels)
+        shown = [choice_set_result(config, request.suggested_labels or ())]
+    else:
+        shown = [choice_result(config, request.suggested_label)]
     made = {"model_version": model_version(request.round), "score": float(request.quality),
-            "result": [choice_result(config, request.suggested_label)] if preselect else []}
+            "result": shown if preselect else []}
     if task_id is not None:
         made["task"] = task_id
     return made

@@ -26,7 +26,7 @@ class ProjectReads(LabelStudioApi):
                            n_annotations=int(project.get("total_annotations_number") or 0),
                            label_config=project.get("label_config") or "",
                            n_skipped=int(project.get("skipped_annotations_number") or 0),
-                           review_of=review_of(project.get("description")))
+                           review_of=review_of(project.get("description")), multi_label=config.multiple)
 
     def task_data_fields(self, limit: int = 20) -> set[str] | None:
         """The data fields of the project's first ``limit`` tasks (what `relabel init` checks --text-field

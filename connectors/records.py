@@ -56,6 +56,8 @@ class ProjectInfo:
     # review project, the id of the source project it reviews (relabel refuses it as a source).
     n_skipped: int = 0
     review_of: int | None = None
+    # The scored <Choices> takes several choices per task (choice="multiple"): a multi-label project (issue 24).
+    multi_label: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,8 @@ class ReviewRequest:
     # "label" for a label issue, or a data issue kind (relabel/scoring/data_issues.py KINDS): data-issue tasks
     # also offer the reviewer "flag the item" (bad data).
     kind: str = "label"
+    # A multi-label project's suggestion: the consensus set (``suggested_label`` then only describes it).
+    suggested_labels: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

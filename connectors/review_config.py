@@ -64,7 +64,9 @@ def review_label_config(source_xml: str, config: LabelConfig, *, show_suggestion
     for tag in objects:
         item.append(_unconditional(tag))
     reviewed = _unconditional(choices)
-    reviewed.set("required", "true")
+    if not config.multiple:
+        # A multi-label reviewer may tick nothing: the empty set is the answer "none apply".
+        reviewed.set("required", "true")
     item.append(reviewed)
     flag = ET.SubElement(item, "Choices", name=FLAG_TAG, toName=objects[0].get("name"), choice="single")
     ET.SubElement(flag, "Choice", value=FLAG_CHOICE)

@@ -220,12 +220,15 @@ def init(ctx, url, project, label_tag, text_field, api_key_file, mode, budget, s
                       text_field=text_field, api_key_file=api_key_file, mode=mode, budget=budget,
                       store=store_path, featurizer=featurizer, overwrite=force, connector=ctx.obj.get("connector"),
                       lock_wait=wait)
+    multi_label = bool(getattr(info, "multi_label", False))
+    kind = ", multi-label: a set of classes per task" if multi_label else ""
     say(ctx, {"project": info.project_id, "title": info.title, "tasks": info.n_tasks,
               "annotations": info.n_annotations, "skipped": info.n_skipped, "label_tag": info.label_tag,
-              "classes": list(info.classes), "config": str(ctx.obj["config_path"])},
+              "classes": list(info.classes), "multi_label": multi_label,
+              "config": str(ctx.obj["config_path"])},
         [f"Project {info.project_id}: {info.title}",
          f"  tasks: {info.n_tasks}  annotations: {info.n_annotations} (and {info.n_skipped} skipped)",
-         f"  classes ({info.label_tag}): {', '.join(info.classes)}",
+         f"  classes ({info.label_tag}{kind}): {', '.join(info.classes)}",
          f"Wrote {ctx.obj['config_path']}; next: " + (
              f"relabel round --budget {budget}" if info.n_annotations else
              "annotate some tasks in Label Studio (the project has 0 annotations and relabel scores annotated "

@@ -82,7 +82,10 @@ def score_lines(s) -> list[str]:
              f"{count(s.annotations, 'annotation')} by {count(s.annotators, 'annotator')}; "
              f"{count(s.label_issues, 'label issue')}; expected wrong labels left {s.expected_text}"
              + (f"; {count(s.overrides, 'override')} (a label no annotator gave)." if s.overrides else ".")]
-            + ([s.model] if s.model else []) + [s.overrides_text] + [f"note: {note}" for note in s.notes])
+            + ([s.model] if s.model else [])
+            # overrides are the single-label consensus's regime; a multi-label round has none to report
+            + ([] if str(s.method).startswith("multilabel") else [s.overrides_text])
+            + [f"note: {note}" for note in s.notes])
 
 
 def push_line(s) -> str:

@@ -376,9 +376,6 @@ CASES = [
          routes=served_project('<View><Text name="body" value="$text"/></View>')),
     Case("config-two-choices", INIT, 1, "has 2 <Choices> tags ('topic', 'mood'); choose the one relabel should "
          "score with `relabel init --label-tag NAME`", routes=served_project(TWO_CHOICES)),
-    Case("config-multiple-choice", INIT, 1, "takes several choices per task (choice=\"multiple\"); relabel scores "
-         "single-label projects only", routes=served_project(choices_config().replace(
-             'choice="single"', 'choice="multiple"'))),
     Case("init-text-field-missing", INIT + ["--text-field", "body_text"], 1, "The text field 'body_text' is in none "
          "of project 7's first tasks (their data fields: text); pass --text-field",
          routes={**served_project(), "/api/tasks": json_route({"tasks": [GOOD_TASK]})}),

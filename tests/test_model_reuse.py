@@ -60,9 +60,10 @@ def test_tfidf_from_counts_keeps_the_most_frequent_terms_and_falls_back_to_min_d
     assert single.shape == (1, 1)                              # one text: min_df 1, the top term kept
 
 
-@pytest.mark.xfail(strict=False, reason="issue 21 (open): passes alone, but in the whole suite round 2's refit "
-                   "gave probabilities up to 0.45 away from round 1's on the same inputs; under investigation")
-def test_round_two_of_an_unchanged_project_refits_the_winner_without_a_search(tmp_path):
+def test_round_two_of_an_unchanged_project_refits_the_winner_without_a_search(tmp_path, monkeypatch):
+    from relabel.models import search
+    # A refit budget that pays for every assignment the search averaged: then round 2 must be round 1's rows.
+    monkeypatch.setattr(search, "REFIT_MULTIPLE", 1e9)
     ids, texts, labels = noisy_project()
     settings = ModelSettings(featurizer="tfidf", n_folds=3)
     first = fit_predict_probs(ids, texts, labels, 2, settings, reuse=ModelCache(tmp_path))
@@ -73,6 +74,40 @@ def test_round_two_of_an_unchanged_project_refits_the_winner_without_a_search(tm
     assert second.report.pipeline == first.report.pipeline
     assert cache.texts_counted == 0 and cache.texts_reused >= len(ids)   # features from the cached counts
     np.testing.assert_allclose(second.probs, first.probs, atol=1e-6)       # same inputs, same rows
+
+
+def test_a_refit_is_the_same_however_busy_the_machine_is(tmp_path, monkeypatch):
+    """Round 2 decides its fold assignments from the stored choice, never from its own clock: two refits from the
+    same folder give identical rows even when one of them sees every CPU second cost a hundred times more."""
+    import shutil
+    import time
+
+    from relabel.models import search
+    ids, texts, labels = noisy_project()
+    settings = ModelSettings(featurizer="tfidf", n_folds=3)
+    fit_predict_probs(ids, texts, labels, 2, settings, reuse=ModelCache(tmp_path / "a"))
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    calm = fit_predict_probs(ids, texts, labels, 2, settings, reuse=ModelCache(tmp_path / "a"))
+    real = time.process_time
+    monkeypatch.setattr(search.time, "process_time", lambda: 100 * real())
+    busy = fit_predict_probs(ids, texts, labels, 2, settings, reuse=ModelCache(tmp_path / "b"))
+    assert calm.report.searched.startswith("reused") and busy.report.searched.startswith("reused")
+    np.testing.assert_array_equal(busy.probs, calm.probs)
+
+
+@pytest.mark.parametrize("repeats, reference, assignment, expected", [
+    (4, 3.0, 1.0, 4),     # the refit budget (1.5 x 3 s) pays for all 4 one-second assignments
+    (4, 3.0, 2.0, 2),     # 4.5 s pays for two 2-second assignments
+    (4, 1.0, 2.0, 1),     # one assignment always
+    (1, 9.0, 1.0, 1),     # the search averaged only one
+    (4, 3.0, 0.0, 1),     # a choice saved before its cost was recorded: the cheapest refit
+])
+def test_refit_repeats_follow_the_searchs_measured_costs(repeats, reference, assignment, expected):
+    from relabel.models.model_cache import Choice
+    from relabel.models.search import refit_repeats
+    choice = Choice("word", 1.0, None, 0.1, "k", repeats, "", np.array(["1"]), np.array([0]), np.array([b"x"]),
+                    reference=reference, assignment=assignment)
+    assert refit_repeats(choice) == expected
 
 
 def test_a_big_label_change_triggers_a_new_search(tmp_path):

@@ -96,7 +96,7 @@ def write_export(rows: Iterable[dict], fmt: str, out: str | Path) -> int:
             writer = csv.DictWriter(f, fieldnames=list(first))
             writer.writeheader()
             for r in itertools.chain([first], rows):
-                writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else v
+                writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v
                                  for k, v in r.items()})
                 written += 1
         else:

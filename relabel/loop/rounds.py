@@ -118,6 +118,9 @@ class Loop(LoopState):
     @_writes("score")
     def score(self) -> ScoreSummary:
         """Score every item: model pred_probs, consensus (relabel.scoring.consensus.consensus) and qualities, label issues, ActiveLab."""
+        if self.store.is_multilabel:       # sets of classes per item (relabel/loop/multilabel_round.py)
+            from relabel.loop.multilabel_round import score_multilabel
+            return score_multilabel(self)
         return score_round(self)
 
     def prefit(self) -> bool:
@@ -125,12 +128,17 @@ class Loop(LoopState):
         this while reviewers answer; relabel.loop.model_phase.prefit). Takes no writer lock: it writes nothing but
         the embedding cache and the model cache folder. False when nothing was fitted."""
         from relabel.loop.model_phase import prefit
+        if self.store.is_multilabel:     # a multi-label round fits its one-vs-rest model itself, each round
+            return False
         return prefit(self.store, self.model, self.model_cache)
 
     # ---- select + push ----------------------------------------------------------------------------------
     @_writes("push")
     def push(self, budget: int | None = None, add: int | None = None) -> PushSummary:
         """Push the latest round's review tasks (up to ``budget`` open, or ``add`` more); again creates nothing new."""
+        if self.store.is_multilabel:
+            from relabel.loop.multilabel_round import push_multilabel
+            return push_multilabel(self, budget, add)
         return push_round(self, budget, add)
 
     # ---- a whole round ----------------------------------------------------------------------------------
@@ -213,12 +221,20 @@ class Loop(LoopState):
     @_reads
     def export_rows(self) -> list[dict]:
         """Every item with its final label, annotators' labels, review and link (relabel/loop/export.py)."""
+        if self.store.is_multilabel:
+            from relabel.loop.multilabel_export import multilabel_export_rows
+            return list(multilabel_export_rows(self.store))
         return export_rows(self.store)
 
     def export(self, fmt: str, out: str | Path) -> int:
         """Write the export rows as CSV or JSON Lines as they are read, and beside them ``<out>.meta.json``: how
         many wrong labels the export is estimated to hold (relabel/loop/audit_step.py); returns the rows written."""
-        written = write_export(iter_export_rows(self.store), fmt, out)
+        if self.store.is_multilabel:
+            from relabel.loop.multilabel_export import multilabel_export_rows
+            rows = multilabel_export_rows(self.store)
+        else:
+            rows = iter_export_rows(self.store)
+        written = write_export(rows, fmt, out)
         write_export_metadata(self.store, out, written)
         return written
 
@@ -242,7 +258,8 @@ def _excluded_note(store: Store) -> tuple[str, ...]:
         return ()
     examples = preview([f"{r['annotation_id']} on item {r['item_id']} ({r['label'] or 'several choices'})"
                         for r in excluded], limit=3)
-    return (f"{len(excluded)} annotations are not scored because their choice is not a single class of the "
+    what = "a tag that is not a class" if store.is_multilabel else "not a single class"
+    return (f"{len(excluded)} annotations are not scored because their choice is {what} of the "
             f"labeling config: {examples}; fix them in Label Studio or add the class to the config.",)
 
 

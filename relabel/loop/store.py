@@ -27,6 +27,7 @@ from connectors.records import ProjectInfo
 from relabel.errors import StoreError
 from relabel.loop.store_embeddings import StoreEmbeddings
 from relabel.loop.store_items import StoreItems
+from relabel.loop.store_multilabel import StoreMultilabel
 from relabel.loop.store_pull import StorePull
 from relabel.loop.store_review import StoreReview
 from relabel.loop.store_rounds import StoreRounds
@@ -39,7 +40,7 @@ _events_log = logging.getLogger("relabel.events")
 _BUSY_TIMEOUT_MS = 10_000
 
 
-class Store(StoreSchema, StorePull, StoreItems, StoreRounds, StoreReview, StoreEmbeddings):
+class Store(StoreSchema, StorePull, StoreItems, StoreRounds, StoreReview, StoreEmbeddings, StoreMultilabel):
     """A relabel store for one Label Studio project.
 
     >>> store = Store("relabel.db")            # doctest: +SKIP
@@ -114,11 +115,27 @@ class Store(StoreSchema, StorePull, StoreItems, StoreRounds, StoreReview, StoreE
     def bind_project(self, info: ProjectInfo) -> None:
         """Record the project this store is for (its id, classes, label tag); refuse a different project."""
         self.check_project(info.project_id)
+        self._check_kind(info)
         with self.db.atomic():
             for key, value in (("project_id", str(info.project_id)), ("project_title", info.title),
                                ("classes", json.dumps(list(info.classes))), ("label_tag", info.label_tag),
-                               ("text_field", info.text_field)):
+                               ("text_field", info.text_field),
+                               # multi-label projects take their own round (relabel/loop/multilabel_round.py)
+                               ("project_kind", "multilabel" if getattr(info, "multi_label", False)
+                                else "classification")):
                 self.db["meta"].upsert({"key": key, "value": value}, pk="key")
+
+    def _check_kind(self, info: ProjectInfo) -> None:
+        """Refuse a labeling config switched between one class and a set of classes per task since this store
+        holds labels: its stored labels are of the other kind (a class name vs a set, relabel/loop/store_multilabel)."""
+        kind = "multilabel" if getattr(info, "multi_label", False) else "classification"
+        had = self.get_meta("project_kind")
+        if had is None or had == kind or not self.count("annotations"):
+            return
+        said = {"multilabel": 'several choices per task (choice="multiple")', "classification": "one choice per task"}
+        raise StoreError(f"Project {info.project_id}'s <Choices name={info.label_tag!r}> now takes {said[kind]}, but "
+                         f"the store {str(self.path)!r} holds labels made with {said[had]}; point the 'store' setting "
+                         "at a new file and run `relabel init` again.")
 
     # ---- events (audit log) -----------------------------------------------------------------------------
     def log_event(self, step: str, message: str, round: int | None = None, details: dict | None = None) -> None:

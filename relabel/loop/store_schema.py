@@ -63,6 +63,14 @@ TABLES: dict[str, tuple[dict, object]] = {
     "decision_log": ({"id": int, "round": int, "task_id": int, "item_id": str, "reviewer": str, "label": str,
                       "previous_label": str, "change": str, "answered_at": str, "annotation_id": str,
                       "collected_at": str}, "id"),
+    # Multi-label projects (issue 24; relabel/loop/multilabel_round.py). Sets are JSON arrays of class names in
+    # config order, as annotations.label and decisions.label hold them there ("[]" = "none apply").
+    "multilabel_scores": ({"round": int, "item_id": str, "labelled": int, "labels": str, "probabilities": str,
+                           "model": str, "quality": float, "agreement": float, "num_annotations": int,
+                           "reviewed": int, "final_labels": str, "reason": str}, ("round", "item_id")),
+    "multilabel_annotator_classes": ({"round": int, "annotator_id": str, "class": str, "sensitivity": float,
+                                      "specificity": float, "num_labels": int},
+                                     ("round", "annotator_id", "class")),
     "embeddings": ({"model_id": str, "text_hash": str, "dim": int, "vector": bytes}, ("model_id", "text_hash")),
     "events": ({"id": int, "at": str, "round": int, "step": str, "message": str, "details": str}, "id"),
 }

@@ -42,8 +42,12 @@ class WritebackSummary:
         return self.written + self.updated + self.removed
 
 
-def final_labels_to_write(store: Store) -> dict[str, str | None]:
-    """Item id -> the final label `relabel export` gives it (None: no final label, the field is removed)."""
+def final_labels_to_write(store: Store) -> dict[str, str | list[str] | None]:
+    """Item id -> the final label `relabel export` gives it (None: no final label, the field is removed). In a
+    multi-label project the final set, as a list of class names (``[]``: "none apply")."""
+    if store.is_multilabel:
+        from relabel.loop.multilabel_export import multilabel_export_rows
+        return {r["item_id"]: r["final_labels"] for r in multilabel_export_rows(store)}
     return {r["item_id"]: r["final_label"] for r in export_rows(store)}
 
 

@@ -56,6 +56,7 @@ class Choice:
     digests: np.ndarray         # text digests
     rounds_reused: int = 0
     reference: float = 0.0      # CPU seconds of the search's yardstick (relabel.models.search._Cost)
+    assignment: float = 0.0     # CPU seconds of one cross-validation of the winner, measured by the search
 
     def changed_share(self, item_ids, labels: np.ndarray, digests: np.ndarray) -> float:
         """Share of the items labelled at the search (or now) whose label or text differs since the search."""

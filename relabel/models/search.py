@@ -35,7 +35,9 @@ log-loss is selected over a handful of candidates, so it is slightly optimistic.
 chosen on and a tolerance (``reuse_tolerance``): the share of labels that could change before another candidate
 could beat it by more than the noise. While the labels and texts changed since that search on no more than that
 share, a round refits the winner and does not search: with the same number of fold assignments, as far as
-``REFIT_MULTIPLE`` of the search's yardstick allows (the report says how many were averaged).
+``REFIT_MULTIPLE`` of the search's yardstick pays for them at the cost the search measured for one
+(``refit_repeats``: decided from the stored choice, so an unchanged project refits to the same rows on a busy
+machine as on an idle one; the report says how many were averaged).
 
 **Repeated cross-validation.** Up to ``REPEAT_ROWS`` labelled items, the winner's out-of-fold probabilities are
 the mean over up to ``OOF_REPEATS`` stratified fold assignments (seeds ``seed``, ``seed + 1``, ...): one more is
@@ -91,8 +93,8 @@ COST_MULTIPLE = 3.0
 # best so far by more than the noise on those rows; only the others are scored on every fold.
 EARLY_FOLDS = 2
 # A round that reuses the last search's pipeline spends at most this many of that search's yardsticks: one
-# cross-validation of the winner always, more fold assignments only while they fit. A refit is meant to cost
-# about what the plain pipeline costs, not a search.
+# cross-validation of the winner always, more fold assignments only as far as they fit at the cost the search
+# measured for one (refit_repeats). A refit is meant to cost about what the plain pipeline costs, not a search.
 REFIT_MULTIPLE = 1.5
 # class_weight = "balanced" is tried only when it would reweigh some class by more than this factor: on balanced
 # classes it is the unweighted fit again.
@@ -212,17 +214,15 @@ def select_and_predict(blocks: FeatureBlocks, y: np.ndarray, labelled: np.ndarra
         chosen, searched = pinned, "pinned in [model]"
     elif reused is not None:
         chosen = PipelineSpec(reused.features, reused.C, reused.class_weight)
-        repeats = reused.repeats
-        # A refit spends at most REFIT_MULTIPLE of the search's yardstick: fold assignments beyond stop there.
-        cost.multiple, cost.reference = REFIT_MULTIPLE, (reused.reference or None)
+        repeats = refit_repeats(reused)
         searched = (f"reused the pipeline of the search {reused.rounds_reused + 1} round(s) ago: labels and texts "
                     f"changed on {share:.1%} of the items, within its tolerance of {reused.tolerance:.1%} "
                     f"({reused.why})")
     else:
         chosen, searched, tolerance = _search(blocks, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab,
                                               candidates, cache, cost)
-    raw, repeats = _repeated_oof(blocks, chosen, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab,
-                                 cache.get(chosen), repeats, cost)
+    raw, repeats, assignment = _repeated_oof(blocks, chosen, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab,
+                                             cache.get(chosen), repeats, cost)
     if repeats > 1:
         notes.append(f"out-of-fold rows averaged over {repeats} fold assignments")
     calibrated = cross_fitted_temperature(raw, y_lab, folds, w_lab)
@@ -241,7 +241,8 @@ def select_and_predict(blocks: FeatureBlocks, y: np.ndarray, labelled: np.ndarra
     elif reuse is not None and tolerance is not None:
         reuse.save_choice(Choice(chosen.features, float(chosen.C), chosen.class_weight, tolerance[0], key,
                                  int(repeats), tolerance[1], np.asarray([str(i) for i in blocks.item_ids]),
-                                 np.asarray(y, dtype=np.intp).copy(), digests, reference=cost.reference or 0.0))
+                                 np.asarray(y, dtype=np.intp).copy(), digests, reference=cost.reference or 0.0,
+                                 assignment=assignment))
     classifier = settings.classifier or ("SGDClassifier(log_loss)" if lab.size - lab.size // n_folds > SGD_ABOVE
                                          else "LogisticRegression(lbfgs)")
     report = ModelReport(pipeline=chosen.describe(), classifier=classifier,
@@ -272,9 +273,24 @@ class _Cost:
         return self.reference is None or self.spent + projected <= self.multiple * self.reference
 
 
+def refit_repeats(choice) -> int:
+    """Fold assignments a round that reuses ``choice`` averages: the search's count, as far as REFIT_MULTIPLE of
+    its yardstick pays for them at the search's own measured cost of one assignment.
+
+    Decided from the stored choice alone, never from this round's clock: an unchanged project refits to exactly
+    the same rows however busy the machine is (a budget checked while refitting made round 2 of the same inputs
+    average a different number of assignments than round 1 when the machine was loaded).
+    """
+    if choice.repeats <= 1 or choice.assignment <= 0 or choice.reference <= 0:
+        return 1        # one assignment, or a choice saved before its cost was recorded: the cheapest refit
+    affordable = int(REFIT_MULTIPLE * choice.reference // choice.assignment)
+    return max(1, min(int(choice.repeats), affordable))
+
+
 def _repeated_oof(blocks, spec, lab, y_lab, folds, n_classes, settings, n_jobs, w_lab, first=None,
                   repeats: int | None = None, cost: _Cost | None = None):
-    """The winner's out-of-fold rows, averaged over fold assignments, and how many were averaged.
+    """The winner's out-of-fold rows averaged over fold assignments, how many were averaged, and the CPU seconds
+    one assignment took (0.0 when none was run here).
 
     ``repeats`` given (a reused choice): exactly that many. Otherwise (up to REPEAT_ROWS labelled items) one more
     assignment at a time while the last one changed which items confident learning flags by more than the
@@ -285,20 +301,18 @@ def _repeated_oof(blocks, spec, lab, y_lab, folds, n_classes, settings, n_jobs, 
     total = first.copy() if first is not None else None
     done = 0 if first is None else 1
     flagged = _flags(find_label_issues, y_lab, total) if total is not None and repeats is None else None
+    timed: list[float] = []
     with progress_bars.bar(f"Cross-validating {spec.describe()}", total=limit - done) as bar:
         while done < limit:
             fold_r = folds if done == 0 else stratified_folds(y_lab, folds.max() + 1, settings.seed + done)
             t0 = time.process_time()
             part = _oof(blocks, spec, lab, y_lab, fold_r, n_classes, settings, n_jobs, w_lab)
             one = time.process_time() - t0
+            timed.append(one)
             total = part if total is None else total + part
             done += 1
             bar.update()
-            if done >= limit:
-                continue
-            if repeats is not None:     # a reused choice: its count, as far as the refit's budget goes
-                if cost is not None and not cost.allows(one):
-                    break
+            if done >= limit or repeats is not None:     # a reused choice: exactly its count
                 continue
             mean = total / done
             now = _flags(find_label_issues, y_lab, mean)
@@ -309,7 +323,7 @@ def _repeated_oof(blocks, spec, lab, y_lab, folds, n_classes, settings, n_jobs, 
             flagged = now
             if cost is not None and not cost.allows(one if one > 0 else 0.0):
                 break
-    return total / done, done
+    return total / done, done, (float(np.median(timed)) if timed else 0.0)
 
 
 def _flags(find_label_issues, y, probs) -> np.ndarray:

@@ -124,8 +124,12 @@ def _render(store: Store, round: int | None, url: str | None, top) -> tuple[str,
     classes = store.round_classes(rnd)  # the labeling config may have gained or reordered classes since
     trend = _trend(store, rnd)
     base_url = _link_base(url or store.get_meta("label_studio_url"))
-    items_html, listed = _items_section(store, rnd, classes, top, base_url, store.project_id)
     title = store.get_meta("project_title") or f"project {store.project_id}"
+    if store.is_multilabel:     # sets per item: the sections of relabel/report/multilabel.py
+        from relabel.report.multilabel import multilabel_body
+        body, listed = multilabel_body(store, row, base_url, top)
+        return _page(title, rnd, body), rnd, listed
+    items_html, listed = _items_section(store, rnd, classes, top, base_url, store.project_id)
     table = store.annotations_table()
     reference = report_agreement.reference_labels(store, rnd, table)
     body = "\n".join([
@@ -151,12 +155,16 @@ def _render(store: Store, round: int | None, url: str | None, top) -> tuple[str,
         "changes. Annotator scores are round N's (`relabel annotators` prints the latest round); agreement, "
         "accuracy and time per label use the annotations in the store now.</footer>",
     ])
-    page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    return _page(title, rnd, body), rnd, listed
+
+
+def _page(title: str, rnd: int, body: str) -> str:
+    """The self-contained page around a report body."""
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta http-equiv=\"Content-Security-Policy\" content=\"{content_security_policy()}\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>Relabel report: {_e(title)}, round {rnd}</title><style>{STYLE}</style></head>"
             f"<body><main>\n{body}\n</main><script>{SCRIPT}</script></body></html>\n")
-    return page, rnd, listed
 
 
 # ---- round summary and trend --------------------------------------------------------------------------------
