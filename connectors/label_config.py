@@ -44,7 +44,7 @@ def parse_label_config(xml: str, *, label_tag: str | None = None, text_field: st
     if not choices_tags:
         raise ConfigError(
             "The project's labeling config has no <Choices> tag, so relabel has no classes to score; "
-            "relabel works on classification projects."
+            "relabel works on classification projects (<Choices>) and span projects (<Labels> on a <Text>)."
         )
     if label_tag is None:
         if len(choices_tags) > 1:

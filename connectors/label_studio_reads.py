@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Iterator
 
 from connectors import label_studio_pull
+from connectors.label_config import is_span_config, parse_span_config
 from connectors.label_studio_api import LabelStudioApi
 from connectors.label_studio_common import normalise_time, review_of
 from connectors.records import ProjectInfo, Pull
@@ -19,6 +20,8 @@ class ProjectReads(LabelStudioApi):
         """Title, counts, classes (config order), label tag and text field of the source project."""
         project = self._project_json(refresh=True)
         self._config = None
+        if is_span_config(project.get("label_config") or ""):   # <Labels> on a text: a span project (issue 23)
+            return span_project_info(self, project, self._text_field)
         config = self._label_config()
         return ProjectInfo(project_id=self.project_id, title=project.get("title") or "", classes=config.classes,
                            label_tag=config.label_tag, text_field=config.text_field,
@@ -70,3 +73,16 @@ class ProjectReads(LabelStudioApi):
     def deleted_task_ids(self, known_ids) -> set[str]:
         """Which of the task ids ``known_ids`` are no longer in the project (bisection on counts)."""
         return label_studio_pull.deleted_task_ids(self, known_ids)
+
+
+def span_project_info(conn, project: dict, text_field: str | None = None) -> ProjectInfo:
+    """What `relabel init` prints for a span project: the labels of every control as its classes."""
+    config = parse_span_config(project.get("label_config") or "", text_field=text_field)
+    labels = tuple(dict.fromkeys(label for c in config.controls for label in c.labels))
+    return ProjectInfo(project_id=conn.project_id, title=project.get("title") or "", classes=labels,
+                       label_tag=",".join(c.name for c in config.controls), text_field=config.text_field,
+                       n_tasks=int(project.get("task_number") or 0),
+                       n_annotations=int(project.get("total_annotations_number") or 0),
+                       label_config=project.get("label_config") or "",
+                       n_skipped=int(project.get("skipped_annotations_number") or 0),
+                       review_of=review_of(project.get("description")))

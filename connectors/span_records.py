@@ -10,7 +10,9 @@ dropped silently: each gets one line in ``problems`` naming the task, the annota
 task's raw annotations stay wherever they were stored. What is checked: a region with an empty label list, a
 region past the end of the task's text, a region whose stored ``text`` differs from the task's text at its
 offsets (the text changed after annotation), a label not in the config. Overlapping regions of one annotator
-and label are kept; the scoring merges them (relabel.scoring.span_input.merge_overlaps).
+within one control are kept and named in ``problems`` too (the scoring merges same-label overlaps into their
+union and scores different labels as nested ones, relabel.scoring.span_input), so the user can fix a slip.
+``spans`` also carries the annotation's id (column ``annotation``), for the store.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import pandas as pd
 
 from connectors.label_config import SpanConfig
 
-SPAN_TABLE_COLUMNS = ["task", "annotator", "control", "start", "end", "label", "text"]
+SPAN_TABLE_COLUMNS = ["task", "annotator", "control", "start", "end", "label", "text", "annotation"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ def span_table(tasks, config: SpanConfig) -> SpanTable:
                 continue
             who = _annotator(annotation)
             answered.append((task_id, who))
+            kept = []
             for region in annotation.get("result") or []:
                 control = controls.get(region.get("from_name"))
                 if control is None or region.get("type") != "labels":
@@ -81,10 +84,35 @@ def span_table(tasks, config: SpanConfig) -> SpanTable:
                     problems.append(f"{where}: labels {unknown} are not in <Labels name={control.name!r}>; add them "
                                     "to the config or fix the region.")
                     continue
-                rows.extend((task_id, who, control.name, start, end, label, text[start:end]) for label in labels)
+                kept.append((control.name, start, end, tuple(labels)))
+                rows.extend((task_id, who, control.name, start, end, label, text[start:end], annotation.get("id"))
+                            for label in labels)
+            problems.extend(_overlap_problems(task_id, who, kept))
     spans = pd.DataFrame(rows, columns=SPAN_TABLE_COLUMNS)
     return SpanTable(spans, pd.DataFrame(answered, columns=["task", "annotator"]).drop_duplicates(ignore_index=True),
                      tuple(problems), texts)
+
+
+def _overlap_problems(task_id, who, regions) -> list[str]:
+    """One line per pair of one annotator's regions that overlap within one control (first pair per control)."""
+    out = []
+    by_control: dict = {}
+    for control, start, end, labels in sorted(regions):
+        by_control.setdefault(control, []).append((start, end, labels))
+    for control, spans in by_control.items():
+        reach, reach_span = -1, None
+        for start, end, labels in spans:
+            if start < reach:
+                same = set(labels) & set(reach_span[2])
+                how = ("they are scored as one span, their union" if same else
+                       "they are scored as nested spans of different labels")
+                out.append(f"task {task_id}, annotator {who!r}: regions [{reach_span[0]}, {reach_span[1]}) and "
+                           f"[{start}, {end}) of <Labels name={control!r}> overlap; {how}; delete or fix one of them "
+                           "in Label Studio if they were not meant to overlap.")
+                break
+            if end > reach:
+                reach, reach_span = end, (start, end, labels)
+    return out
 
 
 def consensus_regions(consensus: pd.DataFrame, texts: dict, config: SpanConfig) -> dict:

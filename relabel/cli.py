@@ -31,7 +31,8 @@ from relabel.loop.export import EXPORT_FORMATS
 from relabel.loop.project_setup import initialise
 from relabel.loop.rounds import Loop
 from relabel.cli_output import (collect_lines, jsonable, pull_json, pull_line, push_line, say,
-                                set_verbosity, score_lines, step_lines, text_table, wants_json)
+                                set_verbosity, score_lines, span_annotator_table, step_lines, text_table,
+                                wants_json)
 
 # What `relabel log` prints when not told how many events: the latest this many.
 DEFAULT_LOG_LIMIT = 50
@@ -438,6 +439,9 @@ def annotators(ctx):
     if wants_json(ctx):
         click.echo(json.dumps({"annotators": rows}))
         return
+    if rows and "exact_f1" in rows[0]:      # a span project (relabel/loop/span_round.py)
+        click.echo(span_annotator_table(rows))
+        return
     header = ["annotator", "quality", "agreement", "worst_class", "labels"]
     click.echo(text_table(header, [[r[h] for h in header] for r in rows], formats={1: "{:.3f}", 2: "{:.1%}"}))
 
@@ -474,7 +478,8 @@ def report(ctx, out, round_number, top, url):
 
 
 @cli.command()
-@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), required=True, help="Output format.")
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS + ("conll",)), required=True,
+              help="Output format (span projects: jsonl or conll, CoNLL BIO).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True), help="Output file.")
 @config_option
 @json_option

@@ -154,3 +154,14 @@ def text_table(header: list[str], rows: list[list], formats: dict[int, str] | No
     def line(values):
         return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def span_annotator_table(rows: list[dict]) -> str:
+    """`relabel annotators` for a span project: per annotator (control and label "all") and per control and label,
+    spans and exact and relaxed span P/R/F1 against the consensus."""
+    header = ["annotator", "control", "label", "spans", "exact_p", "exact_r", "exact_f1", "relaxed_p", "relaxed_r",
+              "relaxed_f1"]
+    body = [[r["annotator_id"], r["control"] or "all", r["label"] or "all", r["n_spans"], r["exact_precision"],
+             r["exact_recall"], r["exact_f1"], r["relaxed_precision"], r["relaxed_recall"], r["relaxed_f1"]]
+            for r in rows]
+    return text_table(header, body, formats={i: "{:.3f}" for i in range(4, 10)})

@@ -45,6 +45,11 @@ class ConfigError(RelabelError, ValueError):
     """A configuration setting is wrong or missing."""
 
 
+class MethodChoiceError(ConfigError, AssertionError):
+    """A method argument names no method; an AssertionError too because cleanlab raises that there (the cleanlab
+    drop-in keeps the exception type its callers catch, e.g. cleanlab.token_classification's sentence_score_method)."""
+
+
 class ConnectorError(RelabelError):
     """The outside system refused a request, failed or could not be reached."""
 

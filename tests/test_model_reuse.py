@@ -228,3 +228,9 @@ def test_a_candidate_clearly_worse_on_the_first_folds_is_dropped_there(monkeypat
     assert calls.count([0, 1]) == len(report.candidates) - 1
     assert calls.count([2, 3, 4]) == len(finished) - 1
     assert report.pipeline in [c.pipeline for c in finished]
+
+
+def test_the_tfidf_cap_is_the_hashed_blocks_bound():
+    """The vocabulary cap below HASHING_ABOVE texts equals the hashed block's width above it (fit.py says why)."""
+    from relabel.models.pipelines import HASHING_FEATURES
+    assert ModelSettings().tfidf_max_features == HASHING_FEATURES

@@ -33,6 +33,7 @@ from relabel.loop.push_step import push_round
 from relabel.loop.score_step import score_round
 from relabel.loop.store import Store
 from relabel.loop.store_pull import PullSummary
+from relabel.loop.store_spans import is_span_store
 from relabel.loop.summaries import CollectSummary, PushSummary, RoundSummary, ScoreSummary
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ class Loop(LoopState):
         decision changes and the ledger keeps both versions. Answers by people who are not in
         ``[review] reviewers`` become ordinary annotations, not decisions (relabel/loop/decisions.py).
         """
+        _not_for_spans(self.store, 'collect')
         return collect_answers(self)
 
     # ---- pull -------------------------------------------------------------------------------------------
@@ -112,12 +114,14 @@ class Loop(LoopState):
         once every ``full_pull_hours`` as a safety net. A connector without ``pull_batches`` is reconciled in full
         each time.
         """
+        _not_for_spans(self.store, 'pull')
         return pull_project(self, full)
 
     # ---- score ------------------------------------------------------------------------------------------
     @_writes("score")
     def score(self) -> ScoreSummary:
         """Score every item: model pred_probs, consensus (relabel.scoring.consensus.consensus) and qualities, label issues, ActiveLab."""
+        _not_for_spans(self.store, 'score')
         if self.store.is_multilabel:       # sets of classes per item (relabel/loop/multilabel_round.py)
             from relabel.loop.multilabel_round import score_multilabel
             return score_multilabel(self)
@@ -128,7 +132,7 @@ class Loop(LoopState):
         this while reviewers answer; relabel.loop.model_phase.prefit). Takes no writer lock: it writes nothing but
         the embedding cache and the model cache folder. False when nothing was fitted."""
         from relabel.loop.model_phase import prefit
-        if self.store.is_multilabel:     # a multi-label round fits its one-vs-rest model itself, each round
+        if self.store.is_multilabel or is_span_store(self.store):   # these rounds fit their own models each round
             return False
         return prefit(self.store, self.model, self.model_cache)
 
@@ -136,6 +140,7 @@ class Loop(LoopState):
     @_writes("push")
     def push(self, budget: int | None = None, add: int | None = None) -> PushSummary:
         """Push the latest round's review tasks (up to ``budget`` open, or ``add`` more); again creates nothing new."""
+        _not_for_spans(self.store, 'push')
         if self.store.is_multilabel:
             from relabel.loop.multilabel_round import push_multilabel
             return push_multilabel(self, budget, add)
@@ -155,6 +160,9 @@ class Loop(LoopState):
         review tasks to keep (the round pushes budget - open, relabel/loop/queue.py); ``add`` pushes that many
         more whatever is open.
         """
+        if is_span_store(self.store):      # <Labels> on a text: relabel/loop/span_round.py
+            from relabel.loop.span_round import span_round
+            return span_round(self, budget, force, add)
         if budget is not None:
             positive_budget(budget)
         step = _stepper(on_step)
@@ -214,6 +222,9 @@ class Loop(LoopState):
     def annotators(self) -> list[dict]:
         """Per-annotator quality, agreement, worst class and number of labels in the latest round."""
         latest = self._latest_scored()
+        if is_span_store(self.store):
+            from relabel.loop.span_round import span_annotator_rows
+            return span_annotator_rows(self.store)
         return [{"annotator": r["annotator_id"], "quality": r["quality"], "agreement": r["agreement"],
                  "worst_class": r["worst_class"], "labels": r["num_labels"]}
                 for r in self.store.annotator_scores(latest["round"])]
@@ -229,6 +240,9 @@ class Loop(LoopState):
     def export(self, fmt: str, out: str | Path) -> int:
         """Write the export rows as CSV or JSON Lines as they are read, and beside them ``<out>.meta.json``: how
         many wrong labels the export is estimated to hold (relabel/loop/audit_step.py); returns the rows written."""
+        if is_span_store(self.store):
+            from relabel.loop.span_round import span_export
+            return span_export(self.store, fmt, out)
         if self.store.is_multilabel:
             from relabel.loop.multilabel_export import multilabel_export_rows
             rows = multilabel_export_rows(self.store)
@@ -241,6 +255,9 @@ class Loop(LoopState):
     @_writes("writeback")
     def writeback(self) -> "WritebackSummary":
         """Write every item's final label into the source project (relabel/loop/writeback.py)."""
+        if is_span_store(self.store):
+            from relabel.loop.span_round import span_writeback
+            return span_writeback(self)
         from relabel.loop.writeback import write_back
         return write_back(self.store, self.connector)
 
@@ -262,6 +279,13 @@ def _excluded_note(store: Store) -> tuple[str, ...]:
     return (f"{len(excluded)} annotations are not scored because their choice is {what} of the "
             f"labeling config: {examples}; fix them in Label Studio or add the class to the config.",)
 
+
+
+def _not_for_spans(store: Store, command: str) -> None:
+    """The single steps are the classification loop's; a span project runs whole rounds (relabel/loop/span_round.py)."""
+    if is_span_store(store):
+        raise StoreError(f"`relabel {command}` is not made for span projects yet; run `relabel round`, which "
+                         "collects, pulls, scores and pushes a span project in one go.")
 
 
 def _stepper(on_step):

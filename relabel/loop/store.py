@@ -23,6 +23,7 @@ import sqlite3
 from pathlib import Path
 from typing import Iterator
 
+from connectors.label_config import is_span_config
 from connectors.records import ProjectInfo
 from relabel.errors import StoreError
 from relabel.loop.store_embeddings import StoreEmbeddings
@@ -120,22 +121,23 @@ class Store(StoreSchema, StorePull, StoreItems, StoreRounds, StoreReview, StoreE
             for key, value in (("project_id", str(info.project_id)), ("project_title", info.title),
                                ("classes", json.dumps(list(info.classes))), ("label_tag", info.label_tag),
                                ("text_field", info.text_field),
-                               # multi-label projects take their own round (relabel/loop/multilabel_round.py)
-                               ("project_kind", "multilabel" if getattr(info, "multi_label", False)
-                                else "classification")):
+                               # multi-label and span projects take their own round (relabel/loop/
+                               # multilabel_round.py, span_round.py)
+                               ("project_kind", _kind(info))):
                 self.db["meta"].upsert({"key": key, "value": value}, pk="key")
 
     def _check_kind(self, info: ProjectInfo) -> None:
         """Refuse a labeling config switched between one class and a set of classes per task since this store
         holds labels: its stored labels are of the other kind (a class name vs a set, relabel/loop/store_multilabel)."""
-        kind = "multilabel" if getattr(info, "multi_label", False) else "classification"
+        kind = _kind(info)
         had = self.get_meta("project_kind")
-        if had is None or had == kind or not self.count("annotations"):
+        if had is None or had == kind or not (self.count("annotations") or self.count("span_annotations")):
             return
-        said = {"multilabel": 'several choices per task (choice="multiple")', "classification": "one choice per task"}
-        raise StoreError(f"Project {info.project_id}'s <Choices name={info.label_tag!r}> now takes {said[kind]}, but "
-                         f"the store {str(self.path)!r} holds labels made with {said[had]}; point the 'store' setting "
-                         "at a new file and run `relabel init` again.")
+        said = {"multilabel": 'several choices per task (choice="multiple")', "classification": "one choice per task",
+                "spans": "spans (<Labels>)"}
+        raise StoreError(f"Project {info.project_id}'s labeling config ({info.label_tag!r}) now takes {said[kind]}, "
+                         f"but the store {str(self.path)!r} holds labels made with {said.get(had, had)}; point the "
+                         "'store' setting at a new file and run `relabel init` again.")
 
     # ---- events (audit log) -----------------------------------------------------------------------------
     def log_event(self, step: str, message: str, round: int | None = None, details: dict | None = None) -> None:
@@ -155,3 +157,10 @@ class Store(StoreSchema, StorePull, StoreItems, StoreRounds, StoreReview, StoreE
             raise StoreError(f"No table {table!r} in the store.")
         sql = f"select count(*) from {table}" + (f" where {where}" if where else "")
         return int(self.db.execute(sql, params or []).fetchone()[0])
+
+
+def _kind(info: ProjectInfo) -> str:
+    """The store's project kind for a project: spans (<Labels> on a text), multilabel or classification."""
+    if is_span_config(getattr(info, "label_config", "") or ""):
+        return "spans"
+    return "multilabel" if getattr(info, "multi_label", False) else "classification"

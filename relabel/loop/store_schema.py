@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from relabel.errors import StoreError
+from relabel.loop.span_schema import SPAN_INDEXES, SPAN_TABLES
 
 # 2: an item's text is kept once, in items.text, and no longer also inside items.data (see item_row).
 SCHEMA_VERSION = 2
@@ -74,6 +75,8 @@ TABLES: dict[str, tuple[dict, object]] = {
     "embeddings": ({"model_id": str, "text_hash": str, "dim": int, "vector": bytes}, ("model_id", "text_hash")),
     "events": ({"id": int, "at": str, "round": int, "step": str, "message": str, "details": str}, "id"),
 }
+# Span projects' tables (issue 23), beside the classification ones.
+TABLES.update(SPAN_TABLES)
 INDEXES = [
     ("annotations", ["item_id"]),
     # NOT_SUPERSEDED looks up one annotator's labels of one item for every annotation: without this index SQLite
@@ -83,6 +86,7 @@ INDEXES = [
     ("review_tasks", ["item_id"]),
     ("decisions", ["item_id"]),
     ("decision_log", ["item_id"]),
+    *SPAN_INDEXES,
 ]
 # Annotations that count as labels: the source project's, and answers on review tasks by people who are not
 # reviewers (relabel/loop/decisions.py), which are ordinary labels of the item.

@@ -65,7 +65,11 @@ class ModelSettings:
     - ``embedding_backend`` = "onnx-int8": how MiniLM runs on a CPU: "onnx-int8" (an int8 ONNX export made locally
       from the installed weights at first use, cached in the user cache folder; needs onnxruntime, else "torch"
       is used) or "torch" (the float model).
-    - ``tfidf_max_features`` = 100000: vocabulary size cap of the word and character TF-IDF blocks.
+    - ``tfidf_max_features`` = 1048576 (2**20): vocabulary size cap of the word and character TF-IDF blocks, the
+      same bound as the hashed word block above ``HASHING_ABOVE`` texts (relabel.models.pipelines), so the
+      classifier's coefficients are bounded alike in both regimes. The earlier cap of 100,000 cut IMDB's word
+      1-2-grams at 10,000 reviews and cost accuracy against an uncapped plain pipeline (benchmarks/model_rounds.py:
+      issue F1 -1.6 points over 5 seeds); below it, vocabularies of a few thousand texts are not cut at all.
     - ``tfidf_ngram_max`` = 2: longest word n-gram of the word TF-IDF block.
     - ``pipeline`` = "auto": "auto" searches the grid (relabel.models.search); or pin feature blocks joined by
       "+" from word, char, minilm, precomputed (e.g. "word+char").
@@ -106,7 +110,7 @@ class ModelSettings:
     threads: int | None = None
     normalize: bool = True
     max_seq_length: int | None = None
-    tfidf_max_features: int | None = 100_000
+    tfidf_max_features: int | None = 2 ** 20      # = relabel.models.pipelines.HASHING_FEATURES (see above)
     tfidf_ngram_max: int = 2
     pipeline: str = "auto"
     C: float | None = None

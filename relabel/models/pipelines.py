@@ -180,7 +180,7 @@ def _nnz(block) -> int:
     return int(block.nnz) if hasattr(block, "nnz") else int(np.prod(np.shape(block)))
 
 
-def word_features(texts, item_ids=None, *, max_features: int | None = 100_000, ngram_max: int = 2):
+def word_features(texts, item_ids=None, *, max_features: int | None = HASHING_FEATURES, ngram_max: int = 2):
     """Sublinear TF-IDF of word 1..ngram_max-grams (CSR, float32, rows of unit length); hashed above HASHING_ABOVE."""
     from relabel.models.featurizers import check_texts
     texts = check_texts(texts, item_ids)
@@ -191,7 +191,7 @@ def word_features(texts, item_ids=None, *, max_features: int | None = 100_000, n
     return _tfidf(texts, dict(ngram_range=(1, ngram_max), max_features=max_features))
 
 
-def char_features(texts, item_ids=None, *, max_features: int | None = 100_000):
+def char_features(texts, item_ids=None, *, max_features: int | None = HASHING_FEATURES):
     """Sublinear TF-IDF of character 2..5-grams inside word boundaries (CSR, float32, unit rows)."""
     from relabel.models.featurizers import check_texts
     return _tfidf(check_texts(texts, item_ids), dict(TFIDF_ANALYZERS["char"], max_features=max_features))

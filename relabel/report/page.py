@@ -22,6 +22,7 @@ from relabel.scoring.error_estimate import format_expected
 from relabel.scoring.override_evidence import regime_sentence
 from relabel.config import label_studio_url
 from relabel.errors import ConfigError, StoreError
+from relabel.loop.store_spans import is_span_store
 from relabel.redaction import url_without_userinfo
 from relabel.report.assets import SCRIPT, STYLE, content_security_policy
 from relabel.report.html import AMBER as _AMBER, BLUE as _BLUE, GREEN as _GREEN, GREY as _GREY, RED as _RED
@@ -78,7 +79,11 @@ def write_report(store: Store, out: str | Path, round: int | None = None, *, url
     if not path.parent.exists():
         raise ConfigError(f"The folder {str(path.parent)!r} for the report does not exist; create it or choose "
                           "another --out path.")
-    page, rnd, listed = _render(store, round, url, top)
+    if is_span_store(store):       # a span project's report: relabel/report/span_page.py
+        from relabel.report.span_page import render_span_report
+        page, rnd, listed = render_span_report(store, round, top)
+    else:
+        page, rnd, listed = _render(store, round, url, top)
     with atomic_write(path, what="the report") as f:
         f.write(page)
     return ReportSummary(round=rnd, path=path, bytes=path.stat().st_size, items_listed=listed)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from relabel.errors import ConfigError, InputError, preview
+from relabel.errors import ConfigError, InputError, MethodChoiceError, preview
 from relabel.scoring.confident import find_label_issues as _find_label_issues
 from relabel.scoring.confident import get_label_quality_scores as _token_quality
 
@@ -70,8 +70,10 @@ def get_label_quality_scores(labels, pred_probs, *, tokens=None, token_score_met
     import pandas as pd
 
     if sentence_score_method not in SENTENCE_SCORE_METHODS:
-        raise ConfigError(f"sentence_score_method must be one of {', '.join(SENTENCE_SCORE_METHODS)}. Got "
-                          f"{sentence_score_method!r}.")
+        # cleanlab raises AssertionError here with "Select from the following methods:"; the drop-in keeps both
+        raise MethodChoiceError(f"sentence_score_method must be one of {', '.join(SENTENCE_SCORE_METHODS)} (Select "
+                                f"from the following methods: {', '.join(SENTENCE_SCORE_METHODS)}). Got "
+                                f"{sentence_score_method!r}.")
     flat_labels, flat_probs, offsets = _flatten(labels, pred_probs)
     scores = _token_quality(flat_labels, flat_probs, method=token_score_method)
     if sentence_score_method == "min":
