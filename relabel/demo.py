@@ -221,10 +221,13 @@ def _measure(loop, truth: dict[str, str]) -> dict:
 
 
 def _queue_precision(store, truth: dict[str, str]) -> dict[int, tuple[int, int]]:
-    """Per round: (items reviewed, of which the label before review was really wrong)."""
+    """Per round: (ranked items reviewed, of which the label before review was really wrong). Audit items, drawn at
+    random to measure the wrong labels left, are not the queue's ranking and are left out."""
     out: dict[int, list[int]] = {}
-    for d in store.decisions():
-        if d["outcome"] == "skipped":
+    decisions = [d for d in store.decisions() if d["outcome"] != "skipped"]
+    audited = {(r, s["item_id"]) for r in {d["round"] for d in decisions} for s in store.selection(r) if s["audit"]}
+    for d in decisions:
+        if (d["round"], d["item_id"]) in audited:
             continue
         counts = out.setdefault(d["round"], [0, 0])
         counts[0] += 1
@@ -384,8 +387,8 @@ def _trend_table(figures: list[dict], config, truth: dict[str, str]) -> str:
         share = f"{really} ({really / reviewed:.0%})" if reviewed else "-"
         lines.append(f"  {f['round']:>5}  {f['wrong_final_labels']:>18}  {f['error_rate']:>10.1%}  "
                      f"{f['expected_remaining_errors']:>19.1f}  {f['pushed']:>14}  {reviewed:>8}  {share:>12}")
-    lines.append("  ('really wrong' = reviewed items whose label before review differed from the truth: the "
-                 "review queue's precision)")
+    lines.append("  ('really wrong' = reviewed ranked items whose label before review differed from the truth: the "
+                 "review queue's precision; the audit items sent beside them, drawn at random, are not counted)")
     return "\n".join(lines)
 
 

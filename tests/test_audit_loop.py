@@ -123,3 +123,17 @@ def test_report_and_export_show_the_audited_estimate(tmp_path):
     meta = json.loads((tmp_path / "labels.jsonl.meta.json").read_text())
     assert meta["wrong_labels_left"]["source"] == "audit" and meta["wrong_labels_left"]["audited"] == 10
     assert meta["items"] == 120
+
+
+def test_the_demos_queue_precision_counts_the_ranked_items_only(tmp_path):
+    # The demo's "really wrong" column is the review queue's precision: the random audit items are not the queue.
+    from relabel.demo import _queue_precision
+    fake = FakeLabelStudio(n_items=120)
+    loop = make_loop(tmp_path, fake)
+    loop.round()
+    answer_everything(loop, fake, 1)
+    ranked = {r["item_id"] for r in loop.store.selection(1) if not r["audit"]}
+    decided = [d for d in loop.store.decisions() if d["item_id"] in ranked]
+    truth = fake.truth
+    wrong = sum(d["previous_label"] != truth[d["item_id"]] for d in decided)
+    assert len(decided) == 10 and _queue_precision(loop.store, truth)[1] == (10, wrong)

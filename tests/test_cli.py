@@ -96,11 +96,13 @@ def test_round_status_push_collect_annotators_export(runner, tmp_path):
     result = run(runner, fake, "round", "--budget", "10")
     assert result.exit_code == 0, result.output
     assert "Round 1 scored (model-dawid-skene)" in result.output
-    assert "10 new review tasks (project), 10 in total" in result.output    # audits are off by default
+    # the budget's 10 ranked items plus the audit on top of it ([review] audit: 10%, at least 10 items)
+    assert "20 new review tasks (project), 20 in total" in result.output
+    assert "10 of them are audit items" in result.output
 
     again = run(runner, fake, "push")
-    assert again.exit_code == 0 and "0 new review tasks" in again.output and "10 in total" in again.output
-    assert len(fake.review_tasks) == 10
+    assert again.exit_code == 0 and "0 new review tasks" in again.output and "20 in total" in again.output
+    assert len(fake.review_tasks) == 20
 
     status = json.loads(run(runner, fake, "status", "--json").output)
     assert list(status) == ["rounds", "wrong_labels_left"] and len(status["rounds"]) == 1
@@ -111,7 +113,7 @@ def test_round_status_push_collect_annotators_export(runner, tmp_path):
                         "batch_high", "batch_evidence", "stop_reason", "overrides"]
     assert r1["expected_low"] <= r1["expected_remaining_errors"] <= r1["expected_high"] and r1["stop_reason"] is None
     assert r1["batch_low"] <= r1["batch_expected"] <= r1["batch_high"] <= 10
-    assert (r1["round"], r1["status"], r1["items"], r1["annotations"], r1["pushed"]) == (1, "pushed", 60, 180, 10)
+    assert (r1["round"], r1["status"], r1["items"], r1["annotations"], r1["pushed"]) == (1, "pushed", 60, 180, 20)
 
     task_ids = sorted(fake.review_tasks.values())
     fake.answer(task_ids[0], "eve@x", "tech")
@@ -122,7 +124,7 @@ def test_round_status_push_collect_annotators_export(runner, tmp_path):
     table = run(runner, fake, "status").output.splitlines()
     assert table[0].split() == ["round", "status", "items", "annotations", "pushed", "reviewed", "corrected",
                                 "expected_remaining_errors", "wrong_in_batch"]
-    assert table[2].split()[:5] == ["1", "pushed", "60", "180", "10"]
+    assert table[2].split()[:5] == ["1", "pushed", "60", "180", "20"]      # 10 ranked + 10 audit items
 
     ann = json.loads(run(runner, fake, "annotators", "--json").output)["annotators"]
     assert {a["annotator"] for a in ann} == set(ANNOTATORS)
@@ -271,8 +273,8 @@ def test_round_json_and_pull_counts_name_the_skips(runner):
     result = run(runner, fake, "round", "--budget", "5", "--json")
     summary = json.loads(result.output)
     assert summary["round"] == 1 and summary["steps"] == ["pull", "score", "select", "push"]
-    assert (summary["pull"]["pulled"], summary["pull"]["new"], summary["push"]["new"]) == (1, 1, 5)
-    assert summary["push"]["audit"] == 0                 # audits are off by default
+    assert (summary["pull"]["pulled"], summary["pull"]["new"], summary["push"]["new"]) == (1, 1, 15)
+    assert summary["push"]["audit"] == 10                # on top of the budget
     batch = summary["push"]["batch"]         # the stop signal's figures, in JSON too
     assert batch["items"] == 5 and batch["low"] <= batch["expected"] <= batch["high"] and batch["source"] == "posterior"
     assert batch["evidence"] == {"round": None, "decided": 0, "corrected": 0}
@@ -288,7 +290,7 @@ def test_a_round_off_a_terminal_prints_a_line_per_step(runner):
     assert lines[4].startswith("model: ") and "out-of-fold log-loss" in lines[4]   # the chosen pipeline
     assert lines[5].startswith("Overrides earned: the model may change final labels; the model agrees with an "
                                "item's annotators")                             # the override regime (issue 20)
-    assert lines[6] == "Selecting and pushing review tasks..." and lines[7].startswith("Round 1: 5 new review tasks")
+    assert lines[6] == "Selecting and pushing review tasks..." and lines[7].startswith("Round 1: 15 new review tasks")
     quiet = run(runner, fake, "--quiet", "round", "--budget", "5").output
     assert "..." not in quiet and "Collected 0 decisions" in quiet
 

@@ -122,6 +122,9 @@ def _template(base: Path, proxy_url: str, project_id: int, *extra) -> dict[str, 
     # Every round here must push (the faults are in the push): the stop rule on expected errors is not the subject.
     config.write_text(config.read_text().replace("[review]\n", "[review]\nmin_expected_errors = 0\n"))
     assert "min_expected_errors = 0" in config.read_text()
+    # Audit items (on by default) are off here so that a batch is exactly the budget these tests count; audits
+    # against a real Label Studio: test_loop_integration.test_audit_items_two_rounds_against_label_studio.
+    config.write_text(config.read_text().replace("[review]\n", "[review]\naudit = 0\n"))
     shutil.copytree(fresh, scored)
     ok(relabel(scored, "pull"))
     ok(relabel(scored, "score"))

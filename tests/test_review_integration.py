@@ -39,9 +39,11 @@ def init(url, project_id, *extra, review: str = ""):
     # Settings init has no option for, written into [review]. The stop signal keeps its default: round 1 always
     # pushes, and each later round here follows a round whose reviewers corrected what they decided (or decided
     # nothing), so it pushes too (test_loop_integration tests the stop signal).
-    if review:
-        config = Path("relabel.toml")
-        config.write_text(config.read_text().replace("[review]\n", f"[review]\n{review}\n"))
+    # Audit items (on by default) are off unless a test asks: a batch is then exactly the budget these tests count
+    # (audits against a real Label Studio: test_loop_integration.test_audit_items_two_rounds_against_label_studio).
+    review = review if "audit" in review else "\n".join(filter(None, [review, "audit = 0"]))
+    config = Path("relabel.toml")
+    config.write_text(config.read_text().replace("[review]\n", f"[review]\n{review}\n"))
     return result
 
 

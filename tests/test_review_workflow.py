@@ -263,8 +263,8 @@ def test_cli_round_twice_with_nothing_new_says_why_and_exits_0(tmp_path, monkeyp
     assert run("round", "--budget", "5").exit_code == 0
     second = run("round", "--budget", "5")
     assert second.exit_code == 0
-    # the 5 the budget bought (audits are off by default)
-    assert "Nothing changed since round 1; 5 review tasks still open; no new round" in second.output
+    # 5 ranked + 10 audit items ([review] audit's minimum, on top of the budget)
+    assert "Nothing changed since round 1; 15 review tasks still open; no new round" in second.output
     assert "scored" not in second.output
     with Store(tmp_path / "relabel.db") as store:
         assert len(store.rounds()) == 1

@@ -40,8 +40,9 @@ def audited_estimate(store, p_wrong: dict[str, float], before_round: int | None 
         return None
     decided = store.decided_item_ids() if before_round is None else set()
     target = np.array([p for item, p in p_wrong.items() if item not in decided and p is not None], dtype=float)
-    _, _, ap, pi, wrong = zip(*outcomes)
-    return estimate_wrong_labels(target, np.array(ap), np.array(pi), np.array(wrong, dtype=bool))
+    _, rounds, ap, pi, wrong = zip(*outcomes)
+    return estimate_wrong_labels(target, np.array(ap), np.array(pi), np.array(wrong, dtype=bool),
+                                 audit_round=np.array(rounds))
 
 
 def wrong_labels_left(store, round_row: dict | None = None) -> dict:
