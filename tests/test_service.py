@@ -136,7 +136,9 @@ def env(tmp_path_factory, label_studio):
     # Stop signal off: these tests are about the service, and need every round it starts to push, also after a
     # round whose reviewer confirmed everything (which the default would rightly call done).
     config = root / "relabel.toml"
-    config.write_text(config.read_text().replace("[review]\n", "[review]\nmin_expected_errors = 0\n"))
+    # Audits off too: a batch is then exactly the budget these tests count (audits through a real Label Studio:
+    # test_loop_integration.test_audit_items_two_rounds_against_label_studio).
+    config.write_text(config.read_text().replace("[review]\n", "[review]\nmin_expected_errors = 0\naudit = 0\n"))
     with open(root / "relabel.toml", "a") as f:
         f.write(f"\n[serve]\nport = {e.port}\ntrigger = \"drained\"\nreconcile_seconds = 3\n"
                 f"retry_max_seconds = 2\n")

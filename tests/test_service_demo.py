@@ -25,12 +25,17 @@ def test_demo_serve_runs_rounds_started_by_the_service(tmp_path):
         rounds = store.rounds()
         events = [e["step"] for e in store.events()]
         decisions = store.decisions()
+        answered_rounds = range(1, min(len(figures), 2) + 1)
+        pushed_tasks = sum(len(store.review_tasks(r)) for r in answered_rounds)
+        ranked = [sum(not s["audit"] for s in store.selection(r)) for r in answered_rounds]
     pushed = [r["round"] for r in rounds if r["status"] == "pushed"]
     assert pushed == list(range(1, len(figures) + 1)), rounds
     if len(figures) < 3:        # the stop signal ended it: round 3 was scored, pushed nothing and said why
         assert [r["status"] for r in rounds][-1] == "stopped" and "stopped the loop" in output, output
-    # the expert answers every pushed round but the third
-    assert len(decisions) == 12 * min(len(figures), 2) and "register" in events and "unregister" in events
+    # the expert answers every pushed round but the third: the budget's 12 ranked items and the audit items
+    # ([review] audit, on by default) on top of them
+    assert ranked == [12] * len(ranked) and pushed_tasks > 12 * len(ranked), (ranked, pushed_tasks)
+    assert len(decisions) == pushed_tasks and "register" in events and "unregister" in events
     # measured against the hidden truth: reviewing fixes labels, it never adds wrong ones
     errors = [f["wrong_final_labels"] for f in figures]
     assert errors == sorted(errors, reverse=True), errors

@@ -116,6 +116,17 @@ def _batch_estimate(loop: LoopState, rnd: int) -> tuple[BatchEstimate, ExpectedE
     else:
         loop.store.save_batch_estimate(rnd, audited.expected, audited.low, audited.high,
                                        f"from {audited.audited} audited items ({audited.found} corrected)")
+        row = next(r for r in loop.store.rounds() if r["round"] == rnd)
+        if row["expected_remaining_errors"] is not None and (
+                audited.expected > row["expected_remaining_errors"] or audited.low > row["expected_low"]
+                or audited.high > row["expected_high"]):
+            # The batch is part of the items left, so the round's total (the posterior's) is restated to hold at
+            # least what the audits found among the batch's items: the whole never shows less than a part.
+            total = ExpectedErrors(max(float(row["expected_remaining_errors"]), float(audited.expected)),
+                                   max(int(row["expected_low"]), int(audited.low)),
+                                   max(int(row["expected_high"]), int(audited.high)))
+            loop.store.save_expected_total(rnd, total.expected, total.low, total.high)
+            return batch, total, audited
     if batch.source != "reviewers":
         return batch, None, audited
     columns = loop.store.score_columns(rnd, ("item_id", "p_wrong"))
