@@ -127,6 +127,9 @@ def _batch_estimate(loop: LoopState, rnd: int) -> tuple[BatchEstimate, ExpectedE
                                    max(int(row["expected_high"]), int(audited.high)))
             loop.store.save_expected_total(rnd, total.expected, total.low, total.high)
             return batch, total, audited
+        # The audits decide once there are any: the reviewers' rate on the ranked batch (the worst items, not a
+        # sample) is not carried to the whole, which showed 3.8 wrong labels left beside an audited 0.1 (demo).
+        return batch, None, audited
     if batch.source != "reviewers":
         return batch, None, audited
     columns = loop.store.score_columns(rnd, ("item_id", "p_wrong"))
