@@ -102,8 +102,9 @@ def _batch_estimate(loop: LoopState, rnd: int) -> tuple[BatchEstimate, ExpectedE
     items of earlier rounds were decided, the audited estimate for the same items (relabel/scoring/audit.py),
     which then decides. The one that decides is recorded in the round row.
 
-    When the reviewers' rate raised the batch's estimate above the posterior's, the round's total left is
-    restated with it (stop_signal.total_with_batch) and returned, so the batch never holds more than the total."""
+    Without audits, when the reviewers' rate raised the batch's estimate above the posterior's, the round's total
+    left is restated with it (stop_signal.total_with_batch) and returned; with audits, the total is raised only as
+    far as the audited batch needs. Either way the batch never holds more than the total."""
     selected = {r["item_id"] for r in loop.store.selection(rnd) if not r.get("audit")}
     scores = loop.store.scores_of(rnd, selected)
     p_wrong = [r["p_wrong"] for r in scores.values() if r["p_wrong"] is not None]
