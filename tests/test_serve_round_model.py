@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 from collections import Counter
 
+from relabel.loop.store import Store
 from test_rounds import CLASSES, FakeLabelStudio, make_loop
 
 REUSED = "re-scored without refitting"
@@ -36,6 +38,15 @@ def notes(loop, summary) -> str:
 def changed_in_note(text: str) -> int:
     return int(re.search(r"differ from this round's in (\d+) items", text).group(1))
 
+
+
+def wait_for_rounds(worker, rounds: int = 1, timeout: float = 120) -> None:
+    """Until the worker has started ``rounds`` rounds and is idle again (fails with its snapshot after
+    ``timeout`` s)."""
+    deadline = time.monotonic() + timeout
+    while worker.snapshot()["rounds_started"] < rounds or worker.snapshot()["state"] != "idle":
+        assert time.monotonic() < deadline, worker.snapshot()
+        time.sleep(0.1)
 
 def test_serve_rescores_with_the_last_rounds_model_when_nothing_changed(tmp_path):
     fake = FakeLabelStudio()
@@ -87,8 +98,6 @@ def test_changes_are_counted_from_the_labels_the_held_model_was_fitted_on(tmp_pa
 
 
 def test_the_worker_asks_its_loop_to_keep_round_models(tmp_path):
-    import time
-
     from relabel.config import parse_config
     from relabel.service.worker import Worker
 
@@ -101,10 +110,7 @@ def test_the_worker_asks_its_loop_to_keep_round_models(tmp_path):
     worker = Worker(config, loop_factory=factory)
     worker.start()
     try:
-        deadline = time.monotonic() + 120
-        while worker.snapshot()["rounds_started"] < 1 or worker.snapshot()["state"] != "idle":
-            assert time.monotonic() < deadline, worker.snapshot()
-            time.sleep(0.1)
+        wait_for_rounds(worker)
     finally:
         worker.stop(timeout=60)
     assert worker.snapshot()["last_error"] is None
@@ -126,8 +132,6 @@ def test_a_round_handed_a_fresh_collect_does_not_collect_again(tmp_path):
 
 
 def test_the_worker_hands_its_collect_to_the_round_it_starts(tmp_path):
-    import time
-
     from relabel.config import parse_config
     from relabel.service.worker import Worker
 
@@ -147,18 +151,13 @@ def test_the_worker_hands_its_collect_to_the_round_it_starts(tmp_path):
     worker = Worker(config, loop_factory=factory)
     worker.start()
     try:
-        deadline = time.monotonic() + 120
-        while worker.snapshot()["rounds_started"] < 1 or worker.snapshot()["state"] != "idle":
-            assert time.monotonic() < deadline, worker.snapshot()
-            time.sleep(0.1)
-        with __import__("relabel.loop.store", fromlist=["Store"]).Store(tmp_path / "relabel.db") as store:
+        wait_for_rounds(worker)
+        with Store(tmp_path / "relabel.db") as store:
             tasks = store.review_tasks(1)
         for t in tasks:             # the whole batch answered at once: the queue drains
             fake.answer(t["task_id"], "rev@x", fake.truth[t["item_id"]], at="2026-02-02T00:00:00")
         worker.reconcile_soon()
-        while worker.snapshot()["rounds_started"] < 2 or worker.snapshot()["state"] != "idle":
-            assert time.monotonic() < deadline, worker.snapshot()
-            time.sleep(0.1)
+        wait_for_rounds(worker, 2)
     finally:
         worker.stop(timeout=60)
     assert worker.snapshot()["last_error"] is None

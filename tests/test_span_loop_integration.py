@@ -14,26 +14,16 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+import test_span_integration as span_integration
 from label_studio_helpers import import_tasks, make_members
 from relabel.cli import cli
 from relabel.loop.store import Store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CONFIG = """<View>
-  <Text name="text" value="$body"/>
-  <Labels name="entity" toName="text"><Label value="PER"/><Label value="ORG"/><Label value="LOC"/></Labels>
-  <Labels name="phi" toName="text" choice="multiple"><Label value="NAME"/><Label value="ID"/></Labels>
-</View>"""
-
-SENTENCES = [("Alice joined Acme in Paris.", [("entity", 0, 5, "PER"), ("entity", 13, 17, "ORG"),
-                                              ("entity", 21, 26, "LOC"), ("phi", 0, 5, "NAME")]),
-             ("Bob left Initech for Berlin.", [("entity", 0, 3, "PER"), ("entity", 9, 16, "ORG"),
-                                               ("entity", 21, 27, "LOC"), ("phi", 0, 3, "NAME")]),
-             ("Carol met Dave at Globex.", [("entity", 0, 5, "PER"), ("entity", 10, 14, "PER"),
-                                            ("entity", 18, 24, "ORG")]),
-             ("Patient 4411 was seen by Eve.", [("phi", 8, 12, "ID"), ("entity", 25, 28, "PER"),
-                                                ("phi", 25, 28, "NAME")])]
+# The same two-control config (one with choice="multiple") and sentences as the SDK span test, once each.
+CONFIG = span_integration.CONFIG
+SENTENCES = span_integration.SENTENCES[:4]
 
 
 def relabel(*args):
