@@ -114,6 +114,9 @@ def compute_round_scores(table: Annotations, annotation_ids: np.ndarray, item_id
     # The override regime (relabel/scoring/override_evidence.py) is kept beside the class matrices in the round
     # row, for `relabel status` and the report.
     class_stats["override_evidence"] = res.override_evidence.as_dict() if res.override_evidence else None
+    if class_stats["override_evidence"] is not None and res.majority_evidence is not None:
+        # may the annotators' fitted weights overturn majorities (relabel/scoring/majority_evidence.py)
+        class_stats["override_evidence"]["majorities"] = res.majority_evidence.as_dict()
 
     unl = np.setdiff1d(np.arange(n), rows)
     active_lab = np.full(n, np.nan)

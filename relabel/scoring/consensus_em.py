@@ -18,19 +18,24 @@ only moves the quality score, i.e. the review queue. Without a model a label nob
 whose consensus no annotator gave, for the store, the export and the report; ``override_evidence`` says which
 regime the run is in and why.
 
+Majorities: the annotation-only labels overturn an item's strict plurality only when held-out annotations say the
+fitted annotator weights earned it (relabel.scoring.majority_evidence; on small projects they made labels worse
+than a majority vote); ``majority_evidence`` says which.
+
 Re-exported as :func:`relabel.scoring.consensus.consensus`; the cleanlab-named functions in :mod:`relabel.scoring.consensus`
 keep computing exactly what cleanlab computes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from relabel.scoring.annotations import Annotations, keep_best
 from relabel.results import ConsensusResult, with_names
 from relabel.errors import AnnotationError, ConfigError, preview
-from relabel.scoring.fitted_em import fitted_dawid_skene
+from relabel.scoring.fitted_em import annotation_only_posterior, fitted_dawid_skene
+from relabel.scoring.majority_evidence import MajorityEvidence, keep_majorities, majority_evidence
 from relabel.scoring.override_evidence import OverrideEvidence, override_evidence
 from relabel.scoring.validation import check_pred_probs
 
@@ -56,6 +61,7 @@ class EMConsensusResult(ConsensusResult):
     override: np.ndarray = None        # (items,) bool: the consensus is a label none of its annotators gave
     settings: dict = None              # the fitted settings: temperature, pool_strength, discount, class_prior
     override_evidence: OverrideEvidence = None   # may the model change labels here, and why
+    majority_evidence: MajorityEvidence = None   # may fitted annotator weights overturn majorities, and why
 
     @property
     def expected_errors(self):
@@ -110,7 +116,7 @@ def consensus(annotations: Annotations, pred_probs=None, *, known_labels=None, m
     em = fitted_dawid_skene(annotations, p, known_labels=known, max_iter=max_iter, discount=annotator_discount,
                             pool_strength=pool_strength, dtype=dtype)
     evidence = override_evidence(annotations, p, known, earned_before=earned_before)
-    labels_from = em
+    labels_from, label_scores, majority = em, em.posterior, None
     if allow_overrides == "earned":
         if p is not None and not evidence.allowed:
             # The model has not earned a say in the labels: they are the annotation-only consensus (reviewers'
@@ -118,10 +124,31 @@ def consensus(annotations: Annotations, pred_probs=None, *, known_labels=None, m
             labels_from = fitted_dawid_skene(annotations, None, known_labels=known, max_iter=max_iter,
                                              pool_strength=pool_strength, dtype=dtype)
         allow_overrides = "always" if p is not None and evidence.allowed else "never"
+        label_scores = labels_from.posterior
+        if allow_overrides == "never":
+            label_scores, majority = _earned_majorities(annotations, labels_from, known, max_iter, dtype)
     elif allow_overrides == "model":
         allow_overrides = "never" if p is None else "always"
-    return with_names(_result(annotations, em, "dawid-skene" if p is None else "model-dawid-skene", allow_overrides,
-                              known, labels_from.posterior, evidence), annotations)
+    result = _result(annotations, em, "dawid-skene" if p is None else "model-dawid-skene", allow_overrides, known,
+                     label_scores, evidence)
+    return with_names(replace(result, majority_evidence=majority), annotations)
+
+
+def _earned_majorities(a: Annotations, labels_from, known, max_iter: int, dtype):
+    """The annotation-only labels' scores, with every unreviewed strict plurality kept unless the fitted annotator
+    weights earned overturning them (relabel.scoring.majority_evidence), and that verdict."""
+    reviewed = np.zeros(a.n_items, bool) if known is None else known >= 0
+    labels = _restrict_to_given(a, labels_from.posterior, reviewed)
+
+    def refit(rest: Annotations, rest_known) -> np.ndarray:
+        posterior = annotation_only_posterior(rest, known_labels=rest_known, pool_strength=labels_from.pool_strength,
+                                              max_iter=max_iter, dtype=dtype)
+        return _restrict_to_given(rest, posterior, np.zeros(rest.n_items, bool) if rest_known is None
+                                  else rest_known >= 0)
+    verdict = majority_evidence(a, labels, known, refit)
+    if verdict.allowed:
+        return labels_from.posterior, verdict
+    return keep_majorities(a.vote_counts(), labels_from.posterior, ~reviewed), verdict
 
 
 def _restrict_to_given(a: Annotations, posterior: np.ndarray, allowed: np.ndarray) -> np.ndarray:

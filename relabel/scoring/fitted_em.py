@@ -47,7 +47,8 @@ held-out likelihood measures how well the fitted parts predict a label they did 
   errors are correlated (the product of their likelihoods overstates the evidence), a flatter T when the model
   is less sure than the EM made it. With one label per item d cannot be fitted and stays the EM's.
 
-The consensus labels still come from the EM posterior (the benchmarks' accuracy is fitted there); the
+The consensus labels still come from the EM posterior (the benchmarks' accuracy is fitted there; without an earning
+model, strict pluralities are kept unless relabel.scoring.majority_evidence grants overturning them); the
 confidence, the quality score and the expected wrong labels come from ``quality_posterior``. Ablations that fix
 ``discount`` get the EM posterior as their quality posterior.
 
@@ -215,6 +216,14 @@ def fitted_dawid_skene(annotations: Annotations, pred_probs: np.ndarray | None =
     em = _em(annotations, t, model, known_labels=known_labels, max_iter=max_iter, tol=tol, discount=discount,
              pool_strength=pool_strength, dtype=dtype, seed=seed)
     return _calibrated(annotations, em, model.log_p, known_labels, _HeldOut(t, seed))
+
+
+def annotation_only_posterior(annotations: Annotations, *, known_labels, pool_strength: float, max_iter: int = 50,
+                              tol: float = 1e-4, dtype=np.float32) -> np.ndarray:
+    """The annotation-only EM's posterior (items x K) at a fixed pooling strength, without the held-out quality
+    calibration: what relabel.scoring.majority_evidence refits on each held-out split."""
+    return _em(annotations, _Long(annotations), None, known_labels=known_labels, max_iter=max_iter, tol=tol,
+               discount=1.0, pool_strength=pool_strength, dtype=dtype).posterior
 
 
 def _em(annotations: Annotations, t: _Long, model: _Model | None, *, known_labels, max_iter: int, tol: float,

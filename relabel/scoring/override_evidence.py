@@ -166,9 +166,12 @@ def regime_sentence(evidence: dict | None) -> str:
     if not evidence:
         return "Overrides: not recorded for this round."
     regime, reason = evidence.get("regime"), evidence.get("reason", "")
+    majorities = evidence.get("majorities")
+    # the annotation-only consensus's own verdict (relabel/scoring/majority_evidence.py), when it had one to make
+    after = f" Majorities: {majorities['reason']}." if majorities and majorities.get("overturned") else ""
     if regime == EARNED:
-        return f"Overrides earned: the model may change final labels; {reason}."
+        return f"Overrides earned: the model may change final labels; {reason}.{after}"
     if regime == NO_MODEL:
-        return f"Overrides off: {reason}."
+        return f"Overrides off: {reason}.{after}"
     return (f"Overrides off ({regime}): the model reorders the review queue but changes no final label; "
-            f"{reason}.")
+            f"{reason}.{after}")
