@@ -15,13 +15,15 @@ def test_demo_with_simulated_review_lowers_the_measured_error_rate(tmp_path):
     output = "\n".join(lines)
     paths = DemoPaths(tmp_path / "demo")
     truth = json.loads(paths.truth.read_text())
-    assert len(truth) == 120 and len(figures) == 3
+    # up to 3 rounds: the stop signal may end the loop after round 2 (run_demo's docstring), and then says so
+    assert len(truth) == 120
+    assert len(figures) == 3 or (len(figures) == 2 and "nothing pushed" in output), output
     # measured, not typed: every figure is recomputed here from the exported labels and the hidden truth
     errors = [f["wrong_final_labels"] for f in figures]
     assert errors[0] > 0, "the simulated annotators should leave some wrong consensus labels"
-    assert errors[0] > errors[1] >= errors[2], errors
+    assert errors[0] > errors[1] >= errors[-1], errors
     # a round that fixed nothing more is one the stop signal ended: it says so (issue 10)
-    assert errors[1] > errors[2] or errors[2] == 0 or "nothing pushed" in output, (errors, output)
+    assert errors[1] > errors[-1] or errors[-1] == 0 or "nothing pushed" in output, (errors, output)
     assert all(f["wrong_final_labels"] <= f["majority_vote_wrong"] for f in figures)
     assert "review queue's precision" in output and "Round by round" in output
     # the key lives in a 0600 key file named by the config, never in the TOML
