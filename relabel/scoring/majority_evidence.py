@@ -2,9 +2,9 @@
 
 Dawid-Skene weighs each annotator by a confusion matrix estimated from the run, so it can label an item against
 its strict plurality of votes (3 votes against 2, or 2 against 1) when it believes the minority more reliable.
-On a large project that pays (the crowd sets: +0.3 to +7 points of accuracy over majority vote). On a small one the
-matrices are estimated from a handful of labels each, and overturning majorities on that evidence made labels
-*worse* than a majority vote: random 20- and 50-item subsets of trec_rf10 lost 2.8 and 2.6 points, of Snow's wsd
+On a large project that pays (all of trec_rf10: +4.2 points of accuracy over a majority vote, labelme +2.5,
+benchmarks/quality.py). On a small one the matrices are estimated from a handful of labels each, and overturning
+majorities on that evidence made labels *worse* than a majority vote: random 20- and 50-item subsets of trec_rf10 lost 2.8 and 2.6 points, of Snow's wsd
 2.3 and 0.7 (benchmarks/majority_guard.py). relabel promises final labels never less accurate than a majority
 vote, so the annotation-only consensus overturns majorities only when the run's own data say it is better at it.
 
