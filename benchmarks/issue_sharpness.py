@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from model_rounds import load  # noqa: E402
+from model_rounds import flag_scores, load  # noqa: E402
 from relabel.models.estimators import stratified_folds  # noqa: E402
 from relabel.models.fit import ModelSettings, cross_val_pred_probs, fit_predict_probs  # noqa: E402
 from relabel.models.model_cache import ModelCache  # noqa: E402
@@ -32,9 +32,7 @@ from relabel.scoring.confident import find_label_issues  # noqa: E402
 
 
 def f1(flagged: np.ndarray, wrong: np.ndarray) -> float:
-    hits = int((flagged & wrong).sum())
-    precision, recall = hits / max(int(flagged.sum()), 1), hits / max(int(wrong.sum()), 1)
-    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return flag_scores(flagged, wrong)[2]
 
 
 def measures(probs: np.ndarray, given: np.ndarray, truth: np.ndarray) -> tuple[float, ...]:

@@ -55,13 +55,17 @@ def load(texts_dir: Path, classes: int, size: int, seed: int) -> dict:
     return {"texts": [rows[i]["text"] for i in pick], "truth": truth, "given": given, "k": k, "what": what}
 
 
-def quality(probs: np.ndarray, labels: np.ndarray, truth: np.ndarray) -> dict:
-    flagged = find_label_issues(labels, probs)
-    wrong = labels != truth
+def flag_scores(flagged: np.ndarray, wrong: np.ndarray) -> tuple[float, float, float]:
+    """Precision, recall and F1 of the ``flagged`` mask against the ``wrong`` one."""
     hits = int((flagged & wrong).sum())
     precision = hits / max(int(flagged.sum()), 1)
     recall = hits / max(int(wrong.sum()), 1)
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, (2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+
+
+def quality(probs: np.ndarray, labels: np.ndarray, truth: np.ndarray) -> dict:
+    flagged = find_label_issues(labels, probs)
+    precision, recall, f1 = flag_scores(flagged, labels != truth)
     return {"accuracy": float(np.mean(probs.argmax(axis=1) == truth)), "precision": precision, "recall": recall,
             "f1": f1, "log_loss": log_loss(probs, labels), "flagged": flagged}
 

@@ -39,7 +39,6 @@ def changed_in_note(text: str) -> int:
     return int(re.search(r"differ from this round's in (\d+) items", text).group(1))
 
 
-
 def wait_for_rounds(worker, rounds: int = 1, timeout: float = 120) -> None:
     """Until the worker has started ``rounds`` rounds and is idle again (fails with its snapshot after
     ``timeout`` s)."""
@@ -47,6 +46,7 @@ def wait_for_rounds(worker, rounds: int = 1, timeout: float = 120) -> None:
     while worker.snapshot()["rounds_started"] < rounds or worker.snapshot()["state"] != "idle":
         assert time.monotonic() < deadline, worker.snapshot()
         time.sleep(0.1)
+
 
 def test_serve_rescores_with_the_last_rounds_model_when_nothing_changed(tmp_path):
     fake = FakeLabelStudio()

@@ -27,7 +27,7 @@ keep computing exactly what cleanlab computes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -116,8 +116,9 @@ def consensus(annotations: Annotations, pred_probs=None, *, known_labels=None, m
     em = fitted_dawid_skene(annotations, p, known_labels=known, max_iter=max_iter, discount=annotator_discount,
                             pool_strength=pool_strength, dtype=dtype)
     evidence = override_evidence(annotations, p, known, earned_before=earned_before)
-    labels_from, label_scores, majority = em, em.posterior, None
+    label_scores, majority = em.posterior, None
     if allow_overrides == "earned":
+        labels_from = em
         if p is not None and not evidence.allowed:
             # The model has not earned a say in the labels: they are the annotation-only consensus (reviewers'
             # decisions still final); the model-aware posterior keeps ordering the queue via the quality score.
@@ -129,9 +130,8 @@ def consensus(annotations: Annotations, pred_probs=None, *, known_labels=None, m
             label_scores, majority = _earned_majorities(annotations, labels_from, known, max_iter, dtype)
     elif allow_overrides == "model":
         allow_overrides = "never" if p is None else "always"
-    result = _result(annotations, em, "dawid-skene" if p is None else "model-dawid-skene", allow_overrides, known,
-                     label_scores, evidence)
-    return with_names(replace(result, majority_evidence=majority), annotations)
+    return with_names(_result(annotations, em, "dawid-skene" if p is None else "model-dawid-skene", allow_overrides,
+                              known, label_scores, evidence, majority), annotations)
 
 
 def _earned_majorities(a: Annotations, labels_from, known, max_iter: int, dtype):
@@ -160,7 +160,7 @@ def _restrict_to_given(a: Annotations, posterior: np.ndarray, allowed: np.ndarra
 
 
 def _result(a: Annotations, em, method: str, allow_overrides: str, known, label_posterior: np.ndarray,
-            evidence: OverrideEvidence) -> EMConsensusResult:
+            evidence: OverrideEvidence, majority: MajorityEvidence | None = None) -> EMConsensusResult:
     counts = a.num_annotations()
     allowed = np.full(a.n_items, allow_overrides == "always")
     if known is not None:
@@ -199,6 +199,7 @@ def _result(a: Annotations, em, method: str, allow_overrides: str, known, label_
                   "quality_discount": em.quality_discount, "quality_temperature": em.quality_temperature,
                   "class_prior": em.class_prior.tolist(), "iterations": em.n_iter},
         override_evidence=evidence,
+        majority_evidence=majority,
     )
 
 

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from relabel.scoring.annotations import Annotations
+from relabel.scoring.majority_evidence import strict_plurality
 
 # Items with two or more annotations needed before the agreement test may grant overrides: below ~30 paired
 # differences the normal interval of their mean is not trustworthy (the usual rule of thumb for the CLT).
@@ -145,7 +146,7 @@ def _reviewers(votes: np.ndarray, model_top: np.ndarray, known_labels) -> tuple[
         return 0, 0, None
     known = np.asarray(known_labels)
     majority = votes.argmax(axis=1)
-    strict = (votes == votes.max(axis=1, keepdims=True)).sum(axis=1) == 1   # a tie has no majority to flip
+    strict = strict_plurality(votes)   # a tie has no majority to flip
     look = (known >= 0) & strict & (model_top != majority)
     model_right = int((known[look] == model_top[look]).sum())
     majority_right = int((known[look] == majority[look]).sum())
