@@ -112,9 +112,11 @@ def collect_lines(s) -> list[str]:
 
 
 def collect_line(s) -> str:
-    return (f"Collected {s.decisions} decisions ({s.confirmed} confirmed, {s.corrected} corrected, "
-            f"{s.skipped} skipped, {s.disputed} disputed), {s.changed} changed, "
-            f"{s.ordinary} answers by non-reviewers kept as annotations.")
+    # The outcomes count new and changed decisions alike: "Collected 0 decisions (1 confirmed ...)" after a
+    # reviewer edited an answer read as a contradiction, so changed ones are named beside the new ones.
+    what = f"{s.decisions} decisions" if not s.changed else f"{s.decisions} new and {s.changed} changed decisions"
+    return (f"Collected {what} ({s.confirmed} confirmed, {s.corrected} corrected, {s.skipped} skipped, "
+            f"{s.disputed} disputed), {s.ordinary} answers by non-reviewers kept as annotations.")
 
 
 def step_lines(name: str, summary) -> list[str]:

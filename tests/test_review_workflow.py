@@ -142,6 +142,9 @@ def test_an_edited_answer_changes_the_decision_and_the_ledger_keeps_both(tmp_pat
     fake.answer(t["task_id"], REVIEWER, other(t["suggested"]), at="2026-02-02T00:00:00")
     s = loop.collect()
     assert (s.decisions, s.changed, s.corrected) == (0, 1, 1)
+    # the printed line names the changed decision its outcome counts (it read "Collected 0 decisions (1 corrected")
+    from relabel.cli_output import collect_line
+    assert collect_line(s).startswith("Collected 0 new and 1 changed decisions (0 confirmed, 1 corrected, "), s
     (d,) = loop.store.decisions()
     assert (d["label"], d["outcome"]) == (other(t["suggested"]), "corrected")
     assert [(v["label"], v["change"]) for v in loop.store.decision_log(t["item_id"])] == [
