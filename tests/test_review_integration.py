@@ -150,7 +150,7 @@ def test_reviewers_decide_edits_are_kept_and_disagreement_is_disputed(workdir, l
     ls_admin.annotations.update(id=edited, result=choice_result(other(t_edit["suggested"])),
                                 request_options={"max_retries": 0})
     second = ok("collect")
-    assert "0 decisions" in second.output and "1 changed" in second.output
+    assert "Collected 0 new and 1 changed decisions" in second.output
     with Store(workdir / "relabel.db") as store:
         decisions = {(d["item_id"], d["reviewer"]): d for d in store.decisions()}
         assert (t_out["item_id"], outsider_email) not in decisions                  # an annotation, not a decision
